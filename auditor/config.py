@@ -1,0 +1,256 @@
+"""Configuration: TOML (tomllib) validated with pydantic models.
+
+Every section forbids unknown keys. Errors name the file, the key path and what is allowed.
+Secrets never live in the config: keys ending in ``_env`` name environment variables.
+
+Section models live here so that ``config.example.toml`` and ``check-config`` have one source of
+truth. The ``source`` table is validated in two steps: ``type`` picks the connector, whose own
+options model (see ``connectors.registry``) validates the rest.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from auditor.errors import ConfigError
+from auditor.stages import STAGES
+
+Severity = Literal["error", "warning", "info"]
+StageName = Literal[
+    "lead", "contact", "qualification", "discovery", "solution", "proposal", "negotiation",
+    "closed_won", "closed_lost", "handoff",
+]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class AuditSection(Section):
+    #: the day the audit is "as of" (default: today, in ``timezone``)
+    as_of: date | None = None
+    #: IANA time zone used for "today" and for turning timestamps into calendar days
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name like 'Europe/Berlin')") from exc
+        return v
+
+
+DEFAULT_STAGE_LIMITS: dict[str, int] = {
+    "lead": 14,
+    "contact": 21,
+    "qualification": 30,
+    "discovery": 30,
+    "solution": 30,
+    "proposal": 30,
+    "negotiation": 45,
+}
+
+
+class ProcessSection(Section):
+    """The sales process: how long a deal may sit in each open stage, and exit criteria."""
+
+    stage_limits: dict[StageName, int] = Field(default_factory=lambda: dict(DEFAULT_STAGE_LIMITS))
+    #: fields that must be filled before an opportunity may be *past* a stage
+    exit_criteria: dict[StageName, list[str]] = Field(default_factory=dict)
+
+    @field_validator("stage_limits")
+    @classmethod
+    def _limits(cls, v: dict[str, int]) -> dict[str, int]:
+        for stage, days in v.items():
+            if days <= 0:
+                raise ValueError(f"stage limit for {stage} must be a positive number of days")
+        merged = dict(DEFAULT_STAGE_LIMITS)
+        merged.update(v)
+        return merged
+
+
+class RulesSection(BaseModel):
+    """Rule selection, severities, and one sub-table of parameters per rule (by code or name)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    select: list[str] = Field(default_factory=lambda: ["ALL"])
+    ignore: list[str] = Field(default_factory=list)
+    severity: dict[str, Severity] = Field(default_factory=dict)
+
+    def rule_params(self) -> dict[str, dict[str, Any]]:
+        """The per-rule parameter tables (``[rules.ST04]`` → ``{"ST04": {...}}``)."""
+        return dict(self.model_extra or {})
+
+
+class SuppressionEntry(Section):
+    rule: str
+    record: str
+    reason: str
+    expires: date | None = None
+    author: str | None = None
+
+
+class SuppressionsSection(Section):
+    #: a TOML file holding ``[[suppression]]`` entries (relative to the config file)
+    file: Path | None = None
+    items: list[SuppressionEntry] = Field(default_factory=list)
+
+
+class ReportSection(Section):
+    out_dir: Path = Path("audit-report")
+    formats: list[Literal["html", "md", "txt", "csv", "json"]] = Field(
+        default_factory=lambda: ["html", "md", "csv", "json"]
+    )
+    #: how many flagged deals the HTML / Markdown reports list (the CSV / JSON hold all)
+    max_deals: int = Field(default=50, ge=1)
+    #: folder with template overrides (a template may ``{% extends "default:report.html.j2" %}``)
+    template_dir: Path | None = None
+    title: str = "Pipeline hygiene audit"
+
+
+class HistorySection(Section):
+    enabled: bool = True
+    path: Path = Path("crm-audit-history.sqlite")
+    #: how many runs the trend covers
+    trend_runs: int = Field(default=14, ge=2)
+
+
+class SmtpSection(Section):
+    host: str
+    port: int = 587
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username_env: str | None = None
+    password_env: str | None = None
+    sender: str
+    timeout_s: float = 30.0
+
+
+class DeliverySection(Section):
+    smtp: SmtpSection | None = None
+    #: recipients of the manager report
+    managers: list[str] = Field(default_factory=list)
+    #: send each owner their digest (owner emails come from the CRM)
+    owner_digests: bool = False
+    #: send each team's manager a team roll-up
+    team_rollups: bool = False
+    attach_csv: bool = False
+    subject: str = "CRM hygiene audit {date}: score {score}"
+
+
+class ScheduleJob(Section):
+    name: str
+    cron: str
+    timezone: str = "UTC"
+    config: Path | None = None
+
+
+class ScheduleSection(Section):
+    jobs: list[ScheduleJob] = Field(default_factory=list)
+    misfire_grace_s: int = 3600
+    alert_emails: list[str] = Field(default_factory=list)
+
+
+class MetricsSection(Section):
+    #: periods: "last_quarter" and "current_quarter" by default
+    periods: list[Literal["last_quarter", "current_quarter", "last_month", "current_month",
+                          "year_to_date", "all"]] = Field(
+        default_factory=lambda: ["last_quarter", "current_quarter"]
+    )
+    #: pipeline targets per period label, e.g. {"2024-Q3" = 1_000_000}
+    targets: dict[str, float] = Field(default_factory=dict)
+    #: optional opportunity column used to split deal size (e.g. "segment")
+    segment_field: str | None = None
+
+
+class AuditConfig(Section):
+    audit: AuditSection = Field(default_factory=AuditSection)
+    source: dict[str, Any] = Field(default_factory=lambda: {"type": "demo"})
+    process: ProcessSection = Field(default_factory=ProcessSection)
+    rules: RulesSection = Field(default_factory=RulesSection)
+    suppressions: SuppressionsSection = Field(default_factory=SuppressionsSection)
+    metrics: MetricsSection = Field(default_factory=MetricsSection)
+    report: ReportSection = Field(default_factory=ReportSection)
+    history: HistorySection = Field(default_factory=HistorySection)
+    delivery: DeliverySection = Field(default_factory=DeliverySection)
+    schedule: ScheduleSection = Field(default_factory=ScheduleSection)
+
+    #: where the config came from (for messages and relative paths); not a config key
+    origin: str = Field(default="<defaults>", exclude=True)
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    def resolve(self, p: Path | str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        p = Path(p).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+
+def format_validation_error(exc: ValidationError, origin: str, prefix: str = "") -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(
+            str(x) for x in err["loc"] if not str(x).startswith("function-") and str(x) != "[key]"
+        )
+        key = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{origin}: unknown key `{key}`")
+        elif err["type"] == "literal_error":
+            lines.append(f"{origin}: key `{key}`: {err['msg']} (got {err.get('input')!r})")
+        elif err["type"] == "missing":
+            lines.append(f"{origin}: missing required key `{key}`")
+        else:
+            lines.append(f"{origin}: key `{key}`: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)
+
+
+def _reject_reserved(data: dict[str, Any], origin: str) -> None:
+    for key in ("origin", "base_dir"):
+        if key in data:
+            raise ConfigError(f"{origin}: unknown key `{key}`")
+
+
+def parse_config(data: dict[str, Any], origin: str = "<config>", base_dir: Path | None = None) -> AuditConfig:
+    _reject_reserved(data, origin)
+    try:
+        cfg = AuditConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, origin)) from None
+    cfg.origin = origin
+    cfg.base_dir = base_dir or Path(".")
+    if "type" not in cfg.source:
+        raise ConfigError(f"{origin}: missing required key `source.type`")
+    return cfg
+
+
+def load_config(path: str | Path) -> AuditConfig:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return parse_config(data, origin=str(path), base_dir=path.resolve().parent)
+
+
+def default_config() -> AuditConfig:
+    """The embedded default: audit the bundled demo organisation."""
+    return parse_config({"source": {"type": "demo"}}, origin="<built-in demo config>")
+
+
+__all__ = ["AuditConfig", "load_config", "parse_config", "default_config", "STAGES"]

@@ -1,0 +1,236 @@
+"""The Snapshot: what every connector produces and every rule / metric reads (DESIGN §4).
+
+One schema, one validator. Connectors build frames however they like, then call
+:func:`make_opportunities` / :func:`make_stage_history` / :func:`make_owners` to put them into the
+schema (missing optional columns become NA, dtypes are cast), and :meth:`Snapshot.validate` checks
+the result. Test fixtures go through the same path.
+
+Conventions:
+- strings: ``string[pyarrow]`` (missing = ``pd.NA``, never ``""``);
+- timestamps: tz-aware UTC (``datetime64[us, UTC]``);
+- calendar dates (close date, next-step due date): tz-naive ``datetime64[us]`` at midnight;
+- money: ``Float64`` amount plus a ``currency`` code; probability: ``Float64`` in 0..1;
+- ``stage``: the common stage model, an ordered categorical (:data:`auditor.stages.STAGE_DTYPE`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from auditor.errors import SnapshotSchemaError
+from auditor.stages import STAGE_DTYPE
+
+STR = pd.StringDtype("pyarrow")
+TS = pd.DatetimeTZDtype(unit="us", tz="UTC")
+DATE = "datetime64[us]"
+FLOAT = "Float64"
+INT = "Int64"
+BOOL = "boolean"
+
+#: Opportunity columns, their dtypes and meaning. ``id`` is the CRM record id.
+OPPORTUNITY_SCHEMA: dict[str, Any] = {
+    "id": STR,
+    "source": STR,
+    "url": STR,
+    "name": STR,
+    "account_id": STR,
+    "account_name": STR,
+    "owner_id": STR,
+    "pipeline": STR,
+    "stage": STAGE_DTYPE,
+    "source_stage": STR,
+    "is_closed": BOOL,
+    "is_won": BOOL,
+    "amount": FLOAT,
+    "currency": STR,
+    "probability": FLOAT,
+    "forecast_category": STR,
+    "close_date": DATE,
+    "created_at": TS,
+    "updated_at": TS,
+    "stage_entered_at": TS,
+    "last_activity_at": TS,
+    "next_step": STR,
+    "next_step_due": DATE,
+    "loss_reason": STR,
+    "lead_source": STR,
+    "close_date_changes": INT,
+    "handoff_at": TS,
+}
+STAGE_HISTORY_SCHEMA: dict[str, Any] = {
+    "opportunity_id": STR,
+    "stage": STAGE_DTYPE,
+    "source_stage": STR,
+    "entered_at": TS,
+}
+OWNER_SCHEMA: dict[str, Any] = {
+    "id": STR,
+    "name": STR,
+    "email": STR,
+    "active": BOOL,
+    "manager_id": STR,
+    "team": STR,
+}
+
+#: Forecast categories are normalised to these (Salesforce ForecastCategoryName / HubSpot).
+FORECAST_CATEGORIES = ("omitted", "pipeline", "best_case", "commit", "closed")
+
+
+@dataclass
+class RejectedRow:
+    """A source row or record that could not be used, and why."""
+
+    where: str  # e.g. "sales_pipeline.csv row 17" or "Opportunity 006A..."
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"where": self.where, "reason": self.reason}
+
+
+@dataclass
+class SnapshotMeta:
+    """Facts about a pull: where it came from, what it cost, what was odd about it."""
+
+    source: str
+    source_type: str
+    pulled_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: opportunity columns the source actually provides; a rule requiring a column the source
+    #: does not provide is "not evaluable" rather than flagging every record.
+    provided_fields: frozenset[str] = frozenset()
+    #: True when the source supplies stage history (even if some records have none)
+    has_stage_history: bool = False
+    #: common stages the source's stage map reaches (skipped-stage logic uses only these)
+    reached_stages: frozenset[str] = frozenset()
+    api_calls: int = 0
+    api_usage: dict[str, Any] = field(default_factory=dict)
+    unmapped_stages: dict[str, int] = field(default_factory=dict)
+    rejected: list[RejectedRow] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    loaded_rows: int = 0
+    incremental: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "source_type": self.source_type,
+            "pulled_at": self.pulled_at.isoformat(),
+            "provided_fields": sorted(self.provided_fields),
+            "has_stage_history": self.has_stage_history,
+            "reached_stages": sorted(self.reached_stages),
+            "api_calls": self.api_calls,
+            "api_usage": self.api_usage,
+            "unmapped_stages": self.unmapped_stages,
+            "rejected": [r.to_dict() for r in self.rejected],
+            "rejected_count": len(self.rejected),
+            "warnings": self.warnings,
+            "loaded_rows": self.loaded_rows,
+            "incremental": self.incremental,
+        }
+
+
+def _conform(df: pd.DataFrame, schema: dict[str, Any], what: str) -> pd.DataFrame:
+    """Add missing schema columns as NA, cast schema columns to their dtypes, keep extras after."""
+    out = pd.DataFrame(index=pd.RangeIndex(len(df)))
+    src = df.reset_index(drop=True)
+    for col, dtype in schema.items():
+        if col in src.columns:
+            try:
+                out[col] = _cast(src[col], dtype)
+            except (TypeError, ValueError) as exc:
+                raise SnapshotSchemaError(
+                    f"{what}: column {col!r} cannot be cast to {dtype}: {exc}"
+                ) from exc
+        else:
+            out[col] = pd.Series(pd.NA, index=out.index, dtype=object).astype(dtype)
+    for col in src.columns:
+        if col not in schema:
+            out[col] = src[col]
+    return out
+
+
+def _cast(s: pd.Series, dtype: Any) -> pd.Series:
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        if isinstance(s.dtype, pd.DatetimeTZDtype):
+            return s.dt.tz_convert("UTC").astype(dtype)
+        return pd.to_datetime(s, utc=True).astype(dtype)
+    if dtype == DATE:
+        if isinstance(s.dtype, pd.DatetimeTZDtype):
+            s = s.dt.tz_localize(None)
+        return pd.to_datetime(s).dt.normalize().astype(DATE)
+    if dtype is STR or dtype == STR:
+        # empty / whitespace-only strings are missing values, never ""
+        s = s.astype(STR)
+        return s.where(s.str.strip().str.len() > 0)
+    return s.astype(dtype)
+
+
+def make_opportunities(df: pd.DataFrame) -> pd.DataFrame:
+    return _conform(df, OPPORTUNITY_SCHEMA, "opportunities")
+
+
+def make_stage_history(df: pd.DataFrame | None = None) -> pd.DataFrame:
+    if df is None:
+        df = pd.DataFrame()
+    return _conform(df, STAGE_HISTORY_SCHEMA, "stage_history")
+
+
+def make_owners(df: pd.DataFrame | None = None) -> pd.DataFrame:
+    if df is None:
+        df = pd.DataFrame()
+    return _conform(df, OWNER_SCHEMA, "owners")
+
+
+def _check_frame(df: pd.DataFrame, schema: dict[str, Any], what: str) -> list[str]:
+    problems = []
+    for col, dtype in schema.items():
+        if col not in df.columns:
+            problems.append(f"{what}: missing column {col!r}")
+        elif df[col].dtype != dtype:
+            problems.append(f"{what}.{col}: dtype {df[col].dtype}, expected {dtype}")
+    return problems
+
+
+@dataclass
+class Snapshot:
+    """One pull of one source, in the common model."""
+
+    opportunities: pd.DataFrame
+    stage_history: pd.DataFrame
+    owners: pd.DataFrame
+    meta: SnapshotMeta
+    #: cache for derived frames shared by rules and metrics (see auditor.derived)
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def validate(self) -> Snapshot:
+        """Check the schema; raise SnapshotSchemaError listing every problem. Returns self."""
+        problems = _check_frame(self.opportunities, OPPORTUNITY_SCHEMA, "opportunities")
+        problems += _check_frame(self.stage_history, STAGE_HISTORY_SCHEMA, "stage_history")
+        problems += _check_frame(self.owners, OWNER_SCHEMA, "owners")
+        opp = self.opportunities
+        if "id" in opp.columns:
+            if opp["id"].isna().any():
+                problems.append(f"opportunities.id: {int(opp['id'].isna().sum())} missing ids")
+            dup = opp["id"].duplicated()
+            if dup.any():
+                sample = ", ".join(opp.loc[dup, "id"].astype(str).head(5))
+                problems.append(f"opportunities.id: {int(dup.sum())} duplicate ids (e.g. {sample})")
+        if not isinstance(opp.index, pd.RangeIndex) or opp.index.start != 0:
+            problems.append("opportunities: index must be a RangeIndex from 0")
+        if "probability" in opp.columns:
+            p = opp["probability"].dropna()
+            if len(p) and ((p < 0) | (p > 1)).any():
+                problems.append("opportunities.probability: values must be within 0..1")
+        if problems:
+            raise SnapshotSchemaError(
+                "Snapshot does not match the schema:\n  " + "\n  ".join(problems)
+            )
+        return self
+
+    @property
+    def source(self) -> str:
+        return self.meta.source

@@ -1,0 +1,66 @@
+"""The connector contract and the source options every connector shares."""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from auditor.config import Section
+from auditor.snapshot import Snapshot
+
+
+class SourceOptions(Section):
+    """Keys every ``[source]`` table accepts (besides ``type``)."""
+
+    #: display name of the source (default: the type); part of every violation fingerprint
+    name: str | None = None
+    #: source stage (id or label, case-insensitive) → common stage; merged over the default map
+    stage_map: dict[str, str] = Field(default_factory=dict)
+
+
+class Connector(ABC):
+    """Pulls one source into a Snapshot.
+
+    Subclasses set ``type_name`` and ``Options`` (a :class:`SourceOptions` subclass). ``pull``
+    either returns a complete, validated Snapshot or raises an ``AuditorError``: it never
+    returns a partial pull.
+    """
+
+    type_name: ClassVar[str]
+    Options: ClassVar[type[SourceOptions]] = SourceOptions
+
+    def __init__(
+        self,
+        options: SourceOptions,
+        *,
+        base_dir: Path = Path("."),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.options = options
+        self.base_dir = base_dir
+        self.env = os.environ if env is None else env
+
+    @property
+    def source_name(self) -> str:
+        return self.options.name or self.type_name
+
+    def resolve(self, p: str | Path) -> Path:
+        p = Path(p).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    @abstractmethod
+    def pull(self, since: datetime | None = None) -> Snapshot:
+        """Pull everything (``since=None``) or only records changed since ``since``."""
+
+    def check(self) -> dict[str, Any]:
+        """Connect and read metadata without auditing (``crm-audit check-config``).
+
+        Returns facts to print (e.g. unmapped stages, API usage). Default: nothing to check.
+        """
+        return {}
