@@ -100,8 +100,7 @@ def select_rules(config: AuditConfig, available: list[type[Rule]] | None = None)
             )
         if not isinstance(table, dict):
             raise ConfigError(
-                f"{config.origin}: key `rules.{key}`: expected a table of parameters, "
-                f"got {table!r}"
+                f"{config.origin}: key `rules.{key}`: expected a table of parameters, got {table!r}"
             )
         for pname, value in table.items():
             where = f"{config.origin}: key `rules.{key}.{pname}`"
@@ -238,7 +237,9 @@ def run_audit(
     if parts:
         violations = pd.concat(parts, ignore_index=True)
     else:
-        violations = pd.DataFrame({c: pd.Series(dtype="string[pyarrow]") for c in VIOLATION_COLUMNS})
+        violations = pd.DataFrame(
+            {c: pd.Series(dtype="string[pyarrow]") for c in VIOLATION_COLUMNS}
+        )
         violations["stage"] = violations["stage"].astype(opp["stage"].dtype)
         violations["amount"] = violations["amount"].astype("Float64")
     for col in ("rule_code", "rule_name", "severity"):

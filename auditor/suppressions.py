@@ -61,9 +61,7 @@ def apply_suppressions(
         rows.append((i, code, e.record, expired))
     table = pd.DataFrame(rows, columns=["entry", "rule_code", "opportunity_id", "expired"])
     active = table[~table["expired"] & table["rule_code"].notna()]
-    keyed = violations.reset_index().merge(
-        active, on=["rule_code", "opportunity_id"], how="left"
-    )
+    keyed = violations.reset_index().merge(active, on=["rule_code", "opportunity_id"], how="left")
     hit = keyed["entry"].notna().to_numpy()
     used = set(keyed.loc[hit, "entry"].astype(int))
     kept = violations[~hit]

@@ -47,29 +47,122 @@ _FINAL_STAGE_WEIGHTS = {
     "handoff": 0.04,
 }
 _PROBABILITY = {
-    "lead": 0.05, "contact": 0.1, "qualification": 0.2, "discovery": 0.3, "solution": 0.4,
-    "proposal": 0.6, "negotiation": 0.8, "closed_won": 1.0, "closed_lost": 0.0, "handoff": 1.0,
+    "lead": 0.05,
+    "contact": 0.1,
+    "qualification": 0.2,
+    "discovery": 0.3,
+    "solution": 0.4,
+    "proposal": 0.6,
+    "negotiation": 0.8,
+    "closed_won": 1.0,
+    "closed_lost": 0.0,
+    "handoff": 1.0,
 }
 _FORECAST = {
-    "lead": "omitted", "contact": "pipeline", "qualification": "pipeline", "discovery": "pipeline",
-    "solution": "pipeline", "proposal": "best_case", "negotiation": "commit",
-    "closed_won": "closed", "closed_lost": "omitted", "handoff": "closed",
+    "lead": "omitted",
+    "contact": "pipeline",
+    "qualification": "pipeline",
+    "discovery": "pipeline",
+    "solution": "pipeline",
+    "proposal": "best_case",
+    "negotiation": "commit",
+    "closed_won": "closed",
+    "closed_lost": "omitted",
+    "handoff": "closed",
 }
 _LEAD_SOURCES = np.array(["Inbound", "Outbound", "Referral", "Partner", "Event"])
 _LOSS_REASONS = np.array(["Price", "Competitor", "No decision", "Timing", "Product fit"])
 _NEXT_STEPS = np.array(
-    ["Send proposal", "Schedule demo", "Call with CFO", "Security review", "Follow-up call",
-     "Workshop with IT", "Send contract", "Reference call"]
+    [
+        "Send proposal",
+        "Schedule demo",
+        "Call with CFO",
+        "Security review",
+        "Follow-up call",
+        "Workshop with IT",
+        "Send contract",
+        "Reference call",
+    ]
 )
 _PRODUCTS = np.array(["Platform", "Analytics", "Add-on", "Services", "Enterprise Suite"])
-_SYL_A = np.array(["Acme", "Nordic", "Blue", "Vertex", "Apex", "Silver", "Quantum", "Granite",
-                   "Harbor", "Summit", "Pioneer", "Cobalt", "Orchid", "Falcon", "Meridian"])
-_SYL_B = np.array(["Logistics", "Health", "Foods", "Energy", "Robotics", "Finance", "Retail",
-                   "Media", "Labs", "Systems", "Textiles", "Motors", "Pharma", "Insurance"])
-_FIRST = np.array(["Ann", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hugo", "Ines",
-                   "Jonas", "Kira", "Liam", "Maya", "Noah", "Olga", "Pedro", "Quinn", "Rosa"])
-_LAST = np.array(["Lee", "Novak", "Garcia", "Schmidt", "Okafor", "Rossi", "Tanaka", "Dubois",
-                  "Kowalski", "Silva", "Berg", "Murphy", "Haddad", "Jensen", "Moreau"])
+_SYL_A = np.array(
+    [
+        "Acme",
+        "Nordic",
+        "Blue",
+        "Vertex",
+        "Apex",
+        "Silver",
+        "Quantum",
+        "Granite",
+        "Harbor",
+        "Summit",
+        "Pioneer",
+        "Cobalt",
+        "Orchid",
+        "Falcon",
+        "Meridian",
+    ]
+)
+_SYL_B = np.array(
+    [
+        "Logistics",
+        "Health",
+        "Foods",
+        "Energy",
+        "Robotics",
+        "Finance",
+        "Retail",
+        "Media",
+        "Labs",
+        "Systems",
+        "Textiles",
+        "Motors",
+        "Pharma",
+        "Insurance",
+    ]
+)
+_FIRST = np.array(
+    [
+        "Ann",
+        "Ben",
+        "Chloe",
+        "Dev",
+        "Elena",
+        "Farid",
+        "Grace",
+        "Hugo",
+        "Ines",
+        "Jonas",
+        "Kira",
+        "Liam",
+        "Maya",
+        "Noah",
+        "Olga",
+        "Pedro",
+        "Quinn",
+        "Rosa",
+    ]
+)
+_LAST = np.array(
+    [
+        "Lee",
+        "Novak",
+        "Garcia",
+        "Schmidt",
+        "Okafor",
+        "Rossi",
+        "Tanaka",
+        "Dubois",
+        "Kowalski",
+        "Silva",
+        "Berg",
+        "Murphy",
+        "Haddad",
+        "Jensen",
+        "Moreau",
+    ]
+)
 _TEAMS = np.array(["Enterprise", "Mid-Market", "SMB", "Public Sector"])
 
 #: share of eligible records that get each violation planted
@@ -172,8 +265,9 @@ def generate_demo_org(n: int = 2000, seed: int = 7, as_of: date | None = None) -
     age = rev[:-1] - rev[end_of_opp[opp_of_row] + 1]
     entered_day = today - _days(age)
     # a realistic time of day, so timestamps are not all midnight
-    entered_at = entered_day + (rng.integers(8 * 3600, 18 * 3600, row_stage.size) *
-                                1_000_000).astype("timedelta64[us]")
+    entered_at = entered_day + (
+        rng.integers(8 * 3600, 18 * 3600, row_stage.size) * 1_000_000
+    ).astype("timedelta64[us]")
 
     first_row = start
     last_row = start + path_len - 1
@@ -190,9 +284,11 @@ def generate_demo_org(n: int = 2000, seed: int = 7, as_of: date | None = None) -
     )
     acct_names = np.char.add(
         acct_names,
-        np.where(np.arange(n_accounts) >= len(_SYL_A) * len(_SYL_B),
-                 np.char.add(" ", (np.arange(n_accounts) // (len(_SYL_A) * len(_SYL_B))).astype(str)),
-                 ""),
+        np.where(
+            np.arange(n_accounts) >= len(_SYL_A) * len(_SYL_B),
+            np.char.add(" ", (np.arange(n_accounts) // (len(_SYL_A) * len(_SYL_B))).astype(str)),
+            "",
+        ),
     )
     product = rng.choice(_PRODUCTS, n)
     opp_names = np.char.add(np.char.add(acct_names[acct_idx], " – "), product)
@@ -216,7 +312,9 @@ def generate_demo_org(n: int = 2000, seed: int = 7, as_of: date | None = None) -
     next_step = np.where(open_, rng.choice(_NEXT_STEPS, n), None)
     next_due = np.where(open_, today + _days(rng.integers(1, 15, n)), np.datetime64("NaT", "us"))
     loss_reason = np.where(is_lost, rng.choice(_LOSS_REASONS, n), None)
-    handoff_at = np.where(final_stage == "handoff", entered_at[last_row], np.datetime64("NaT", "us"))
+    handoff_at = np.where(
+        final_stage == "handoff", entered_at[last_row], np.datetime64("NaT", "us")
+    )
 
     opp = pd.DataFrame(
         {
@@ -333,8 +431,13 @@ def _plant(
     # edge cases: long in stage but recently active; quiet but recently entered
     busy = _pick(rng, late & ~st04, 0.2)
     quiet_new = _pick(rng, late & ~st04 & ~busy, 0.2)
-    in_stage = np.where(st04 | busy, rng.integers(22, 29, n), opp["stage_entered_at"].pipe(
-        lambda s: (pd.Timestamp(today, tz="UTC") - s.dt.floor("D")).dt.days).to_numpy())
+    in_stage = np.where(
+        st04 | busy,
+        rng.integers(22, 29, n),
+        opp["stage_entered_at"]
+        .pipe(lambda s: (pd.Timestamp(today, tz="UTC") - s.dt.floor("D")).dt.days)
+        .to_numpy(),
+    )
     idle = np.where(st04 | quiet_new, rng.integers(15, 21, n), -1)
     new_entered = pd.Timestamp(today, tz="UTC") - pd.to_timedelta(in_stage, unit="D")
     moved = st04 | busy
@@ -378,7 +481,7 @@ def _move_current_stage(
     # earlier entries must stay earlier than the moved one: walk back, squeezing as needed
     prev = rows - 1
     while prev.size:
-        ok = (prev >= 0)
+        ok = prev >= 0
         prev = prev[ok]
         same = hist_opp_pos[prev] == hist_opp_pos[prev + 1]
         prev = prev[same]

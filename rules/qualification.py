@@ -32,7 +32,11 @@ class SkippedQualification(Rule):
     def not_evaluable(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
         if "qualification" not in snap.meta.reached_stages:
             # the source's pipeline has no qualification stage: nothing can be skipped
-            return {"pipeline has no qualification stage": pd.Series(True, index=snap.opportunities.index)}
+            return {
+                "pipeline has no qualification stage": pd.Series(
+                    True, index=snap.opportunities.index
+                )
+            }
         return {}
 
     def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:

@@ -24,7 +24,9 @@ class StaleProposal(Rule):
     severity = "warning"
     requires = ("stage", "stage_entered_at", "last_activity_at")
     params = {
-        "max_days": Param(int, 21, "days in proposal/negotiation before the deal may be stale", min=0),
+        "max_days": Param(
+            int, 21, "days in proposal/negotiation before the deal may be stale", min=0
+        ),
         "idle_days": Param(int, 14, "days without any activity that make it stale", min=0),
     }
 
@@ -50,7 +52,14 @@ class StaleProposal(Rule):
         stage = snap.opportunities.loc[rows, "stage"].astype("string")
         idle_txt = idle.loc[rows].astype("string").fillna("?")
         return (
-            stage + " for " + in_stage.loc[rows].astype("string") + " days (limit "
-            + str(self.p["max_days"]) + "), no activity for " + idle_txt + " days (limit "
-            + str(self.p["idle_days"]) + ")"
+            stage
+            + " for "
+            + in_stage.loc[rows].astype("string")
+            + " days (limit "
+            + str(self.p["max_days"])
+            + "), no activity for "
+            + idle_txt
+            + " days (limit "
+            + str(self.p["idle_days"])
+            + ")"
         )
