@@ -69,13 +69,22 @@ DEFAULT_STAGE_LIMITS: dict[str, int] = {
     "negotiation": 45,
 }
 
+#: BANT: budget, authority, need, timeline must be captured before a deal leaves qualification
+DEFAULT_EXIT_CRITERIA: dict[str, list[str]] = {
+    "qualification": ["budget", "authority", "need", "timeline"],
+}
+
 
 class ProcessSection(Section):
     """The sales process: how long a deal may sit in each open stage, and exit criteria."""
 
     stage_limits: dict[StageName, int] = Field(default_factory=lambda: dict(DEFAULT_STAGE_LIMITS))
-    #: fields that must be filled before an opportunity may be *past* a stage
-    exit_criteria: dict[StageName, list[str]] = Field(default_factory=dict)
+    #: fields that must be filled before an opportunity may be *past* a stage (rule QL02).
+    #: Default: BANT for qualification; a source without those columns makes QL02 "not
+    #: evaluable" (the coverage note names the missing fields) rather than flagging everything.
+    exit_criteria: dict[StageName, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_EXIT_CRITERIA.items()}
+    )
 
     @field_validator("stage_limits")
     @classmethod

@@ -77,6 +77,10 @@ class Rule:
     #: opportunity columns the rule needs from the source, plus STAGE_HISTORY if it needs history
     requires: ClassVar[tuple[str, ...]] = ()
     params: ClassVar[dict[str, Param]] = {}
+    #: a flagged record for the docs (``crm-audit rules CODE``), checked by the test suite:
+    #: {"as_of": "YYYY-MM-DD", "record": {column: value}, optional "history": [[stage, date]],
+    #: optional "owners": [{...}], "message": the text the rule produces for it}
+    example: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **values: Any) -> None:
         self.p: dict[str, Any] = {k: param.default for k, param in self.params.items()}
@@ -127,6 +131,7 @@ class Rule:
             "why": cls.why(),
             "fix": cls.fix(),
             "doc": inspect.cleandoc(cls.__doc__ or ""),
+            "example": cls.example or None,
         }
 
     # -- evaluation ---------------------------------------------------------------------
@@ -162,3 +167,34 @@ def stage_at_least(snap: Snapshot, stage: str) -> pd.Series:
 
 def stage_in(snap: Snapshot, stages: tuple[str, ...] | list[str]) -> pd.Series:
     return snap.opportunities["stage"].isin(stages)
+
+
+def is_won(snap: Snapshot) -> pd.Series:
+    """Won = ``is_won`` when known, else the common stage (closed_won or handoff)."""
+    opp = snap.opportunities
+    by_stage = opp["stage"].isin(["closed_won", "handoff"])
+    return opp["is_won"].fillna(by_stage).astype(bool)
+
+
+def all_records(snap: Snapshot) -> pd.Series:
+    """A mask that is True for every record (for source-level not-evaluable reasons)."""
+    return pd.Series(True, index=snap.opportunities.index)
+
+
+def text(values: pd.Series | str) -> pd.Series | str:
+    """A column as nullable text for message building (NA shows as "?")."""
+    if isinstance(values, str):
+        return values
+    return values.astype("string[pyarrow]").fillna("?")
+
+
+def check_stage(rule: type[Rule] | Rule, param: str, value: str) -> str:
+    """Validate a parameter that names a common stage; the error names ``rules.CODE.param``."""
+    from auditor.stages import STAGES
+
+    if value not in STAGES:
+        raise ConfigError(
+            f"key `rules.{rule.code}.{param}`: unknown stage {value!r}; "
+            f"allowed: {', '.join(STAGES)}"
+        )
+    return value
