@@ -34,7 +34,8 @@ def history_positions(snap: Snapshot) -> pd.DataFrame:
             {
                 "row": pos,
                 "code": hist["stage"].cat.codes.to_numpy(),
-                "entered_at": hist["entered_at"].to_numpy(),
+                # tz-naive UTC: a tz-aware .to_numpy() would build one Timestamp object per row
+                "entered_at": hist["entered_at"].dt.tz_localize(None).to_numpy(),
             }
         )
         out = out[(out["row"] >= 0) & (out["code"] >= 0)]

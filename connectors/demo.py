@@ -28,7 +28,7 @@ from auditor.snapshot import (
     make_owners,
     make_stage_history,
 )
-from auditor.stages import STAGE_ORDER, STAGES
+from auditor.stages import STAGE_DTYPE, STAGE_ORDER, STAGES
 from connectors.base import Connector, SourceOptions
 
 DEMO_SOURCE = "demo"
@@ -400,15 +400,25 @@ def generate_demo_org(n: int = 2000, seed: int = 7, as_of: date | None = None) -
             **bant,
         }
     )
+    # history stays numpy (opportunity position, stage code, naive UTC time) while planting
+    h = {"opp": opp_of_row, "code": row_stage, "at": entered_at.astype("datetime64[us]")}
+    truth, h, unmapped = _plant(opp, h, owners, rng, today, is_open=open_, stage_code=code_final)
+    order = np.lexsort((h["at"], h["opp"]))
+    code = h["code"][order]
+    # ids and stage labels are taken by position (pyarrow / categorical), not built as millions
+    # of Python strings
+    id_array = pd.array(ids, dtype=pd.StringDtype("pyarrow"))
+    labels = pd.Categorical.from_codes(
+        np.where(code < 0, len(STAGES), code), categories=[*STAGES, _LEGACY_STAGE]
+    )
     hist = pd.DataFrame(
         {
-            "opportunity_id": ids[opp_of_row],
-            "stage": np.array(STAGES)[row_stage],
-            "source_stage": np.array(STAGES)[row_stage],
-            "entered_at": entered_at,  # naive UTC while planting; made tz-aware below
+            "opportunity_id": id_array.take(h["opp"][order]),
+            "stage": pd.Categorical.from_codes(code, dtype=STAGE_DTYPE),
+            "source_stage": labels,
+            "entered_at": pd.to_datetime(h["at"][order], utc=True),
         }
     )
-    truth, hist, unmapped = _plant(opp, hist, owners, rng, today, is_open=open_)
     meta = SnapshotMeta(
         source=DEMO_SOURCE,
         source_type="demo",
@@ -421,7 +431,7 @@ def generate_demo_org(n: int = 2000, seed: int = 7, as_of: date | None = None) -
     )
     snap = Snapshot(
         make_opportunities(opp),
-        make_stage_history(hist.reset_index(drop=True)),
+        make_stage_history(hist),
         make_owners(owners),
         meta,
     ).validate()
@@ -444,21 +454,25 @@ def _ts(day: np.ndarray | np.datetime64, hours: int) -> pd.DatetimeIndex:
 
 def _plant(
     opp: pd.DataFrame,
-    hist: pd.DataFrame,
+    h: dict[str, np.ndarray],
     owners: pd.DataFrame,
     rng: np.random.Generator,
     today: np.datetime64,
     is_open: np.ndarray,
-) -> tuple[dict[str, set[str]], pd.DataFrame, dict[str, int]]:
+    stage_code: np.ndarray,
+) -> tuple[dict[str, set[str]], dict[str, np.ndarray], dict[str, int]]:
     """Plant violations in ``opp`` (in place) and the history; return (truth, history, unmapped).
+
+    ``h`` is the stage history as numpy arrays: ``opp`` (opportunity position, rows grouped per
+    opportunity in path order), ``code`` (stage order; -1 = unmapped) and ``at`` (naive UTC).
 
     Each record gets at most one planted violation or edge case (``taken``), so no plant can
     trip another rule by accident; the clean baseline trips none. Edge cases (records that look
     close to a violation but are not one) are planted too and must stay unflagged.
     """
     ids = opp["id"].to_numpy()
-    stage = opp["stage"].to_numpy().astype(str)
-    code = np.array([STAGE_ORDER[s] for s in stage])
+    code = stage_code.copy()
+    stage = np.array(STAGES)[code]
     n = len(opp)
     won = np.isin(stage, ["closed_won", "handoff"])
     lost = stage == "closed_lost"
@@ -472,9 +486,8 @@ def _plant(
         return m
 
     # ---- history ------------------------------------------------------------------------------
-    hist_opp = pd.Index(ids).get_indexer(hist["opportunity_id"])
-    hist_codes = np.array([STAGE_ORDER[s] for s in hist["stage"].to_numpy()])
-    n_rows = hist_codes.size
+    hist_opp = h["opp"]
+    hist_codes = h["code"].copy()
     same_next = np.r_[hist_opp[1:] == hist_opp[:-1], False]
     same_prev = np.r_[False, hist_opp[1:] == hist_opp[:-1]]
     next_code = np.r_[hist_codes[1:], -1]
@@ -521,7 +534,7 @@ def _plant(
     in_stage = np.where(at_limit, limit, in_stage)
     moved = st04 | busy | st03 | at_limit
     new_entered = pd.Timestamp(today, tz="UTC") - pd.to_timedelta(in_stage, unit="D")
-    _move_current_stage(opp, hist, moved, new_entered, hist_opp)
+    _move_current_stage(opp, h, moved, new_entered)
     quiet = st04 | quiet_new
     opp.loc[quiet, "last_activity_at"] = _ts(today - days_(15, 20), 10)[quiet]
     opp.loc[busy, "last_activity_at"] = _ts(today - days_(2, 2), 10)[busy]
@@ -550,8 +563,8 @@ def _plant(
     opp.loc[never, "last_activity_at"] = pd.NaT
     opp.loc[idle30, "last_activity_at"] = _ts(today - days_(30, 30), 10)[idle30]
     # nobody logs activity before the deal exists: created at least a day before going quiet
-    created = opp["created_at"].to_numpy()
-    floor = (quiet_since - pd.Timedelta(days=1)).to_numpy()
+    created = opp["created_at"].dt.tz_localize(None).to_numpy()
+    floor = (quiet_since - pd.Timedelta(days=1)).tz_localize(None).to_numpy()
     opp["created_at"] = pd.to_datetime(
         np.where(fu03 | idle30, np.minimum(created, floor), created), utc=True
     )
@@ -620,10 +633,8 @@ def _plant(
     opp["stage"] = opp["stage"].astype(object)
     opp.loc[dq03, "stage"] = None
     opp.loc[dq03, "source_stage"] = _LEGACY_STAGE
-    last_row = ~pd.Series(hist_opp).duplicated(keep="last").to_numpy()
-    hist["stage"] = hist["stage"].astype(object)
-    hist["source_stage"] = hist["source_stage"].astype(object)
-    hist.loc[last_row & dq03[hist_opp], ["stage", "source_stage"]] = [None, _LEGACY_STAGE]
+    last_row = ~same_next
+    hist_codes[last_row & dq03[hist_opp]] = -1  # its history ends in the legacy stage too
     unmapped = {_LEGACY_STAGE: int(dq03.sum())}
     truth["DQ03"] = set(ids[dq03])
 
@@ -678,43 +689,39 @@ def _plant(
     back = st02 | st02_closed
     k_row = start + 1 + (rng.random(n) * np.maximum(max_k, 1)).astype(int)
     k_row = k_row[back]
-    ent = hist["entered_at"].to_numpy().astype("datetime64[us]")
+    ent = h["at"]
     gap = ent[k_row + 1] - ent[k_row]
-    extra = pd.DataFrame(
-        {
-            "opportunity_id": np.repeat(ids[back], 2),
-            "stage": np.column_stack(
-                [hist["stage"].to_numpy()[k_row - 1], hist["stage"].to_numpy()[k_row]]
-            ).ravel(),
-            "entered_at": np.column_stack([ent[k_row] + gap // 3, ent[k_row] + 2 * (gap // 3)])
-            .ravel(),
-        }
-    )
-    extra["source_stage"] = extra["stage"]
+    extra_opp = np.repeat(np.flatnonzero(back), 2)
+    extra_code = np.column_stack([hist_codes[k_row - 1], hist_codes[k_row]]).ravel()
+    extra_at = np.column_stack([ent[k_row] + gap // 3, ent[k_row] + 2 * (gap // 3)]).ravel()
     truth["ST02"] = set(ids[st02])
-    assert n_rows == len(hist)
 
-    hist = hist[~drop]
-    hist = pd.concat([hist, extra], ignore_index=True)
-    hist = hist.sort_values(["opportunity_id", "entered_at"], kind="stable")
-    opp["updated_at"] = opp[["updated_at", "last_activity_at"]].max(axis=1)
-    return truth, hist.reset_index(drop=True), unmapped
+    keep = ~drop
+    out = {
+        "opp": np.r_[hist_opp[keep], extra_opp],
+        "code": np.r_[hist_codes[keep], extra_code],
+        "at": np.r_[ent[keep], extra_at],
+    }
+    opp["updated_at"] = opp["updated_at"].where(
+        opp["updated_at"] >= opp["last_activity_at"], opp["last_activity_at"]
+    ).fillna(opp["updated_at"])
+    return truth, out, unmapped
 
 
 def _move_current_stage(
     opp: pd.DataFrame,
-    hist: pd.DataFrame,
+    h: dict[str, np.ndarray],
     mask: np.ndarray,
     new_entered: pd.DatetimeIndex,
-    hist_opp_pos: np.ndarray,
 ) -> None:
     """Set when the current stage was entered (deal and its last history row) for ``mask``."""
+    hist_opp_pos = h["opp"]
     entered = pd.DatetimeIndex(new_entered) + pd.Timedelta(hours=9)
     opp.loc[mask, "stage_entered_at"] = entered[mask]
     naive = entered.tz_convert("UTC").tz_localize(None).to_numpy().astype("datetime64[us]")
-    ent = hist["entered_at"].to_numpy().astype("datetime64[us]").copy()
-    # the last history row of each opportunity is its current stage
-    last_of_opp = ~pd.Series(hist_opp_pos).duplicated(keep="last").to_numpy()
+    ent = h["at"].copy()
+    # the last history row of each opportunity is its current stage (rows are in path order)
+    last_of_opp = np.r_[hist_opp_pos[1:] != hist_opp_pos[:-1], True]
     rows = np.flatnonzero(last_of_opp & mask[hist_opp_pos])
     ent[rows] = naive[hist_opp_pos[rows]]
     # earlier entries must stay earlier than the moved one: walk back, squeezing as needed
@@ -728,12 +735,12 @@ def _move_current_stage(
         prev = prev[too_late]
         ent[prev] = ent[prev + 1] - np.timedelta64(1, "D")
         prev = prev - 1
-    hist["entered_at"] = ent
-    # created_at must not be later than the first history entry
-    first = pd.Series(ent).groupby(hist_opp_pos).min()
+    h["at"] = ent
+    # created_at must not be later than the first history entry (entries rise within a deal)
+    first_row = np.flatnonzero(np.r_[True, hist_opp_pos[1:] != hist_opp_pos[:-1]])
     created = opp["created_at"].dt.tz_localize(None).to_numpy().astype("datetime64[us]").copy()
-    pos = first.index.to_numpy()
-    created[pos] = np.minimum(created[pos], first.to_numpy().astype("datetime64[us]"))
+    pos = hist_opp_pos[first_row]
+    created[pos] = np.minimum(created[pos], ent[first_row])
     opp["created_at"] = pd.to_datetime(created, utc=True)
 
 

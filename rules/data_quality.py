@@ -149,12 +149,14 @@ class UnmappedStage(Rule):
 def normalise_name(names: pd.Series) -> pd.Series:
     """Comparable form of a deal or account name (vectorized).
 
-    Case-folded; the words "copy" / "copy of" removed; every character that is not a letter or
+    Lower-cased; the words "copy" / "copy of" removed; every character that is not a letter or
     a digit removed (spaces, punctuation, dashes). "Acme – Platform", "ACME: platform (copy)"
     and "Copy of acme platform" all become "acmeplatform". Empty results are NA.
     """
-    s = names.astype(STR).str.casefold().astype(STR)
-    s = s.str.replace(r"\bcopy\b(\s+of\b)?", "", regex=True)
+    # lower() and these patterns run in pyarrow (RE2); \b or casefold() would fall back to a
+    # per-row Python loop
+    s = names.astype(STR).str.lower()
+    s = s.str.replace(r"(^|[^\pL\pN])copy([^\pL\pN]+of)?([^\pL\pN]|$)", " ", regex=True)
     s = s.str.replace(r"[^\pL\pN]+", "", regex=True)
     return s.where(s.str.len() > 0).astype(STR)
 
