@@ -506,9 +506,14 @@ def _plant(
     # ST01: drop one intermediate entry (contact, discovery .. negotiation) followed by an open
     # stage or closed_won, so the move around it jumps over a stage the deal never visited
     cand = (
-        np.isin(hist_codes, [S_[s] for s in ("contact", "discovery", "solution", "proposal")])
-        | (hist_codes == S_["negotiation"])
-    ) & same_prev & same_next & (next_code <= S_["closed_won"])
+        (
+            np.isin(hist_codes, [S_[s] for s in ("contact", "discovery", "solution", "proposal")])
+            | (hist_codes == S_["negotiation"])
+        )
+        & same_prev
+        & same_next
+        & (next_code <= S_["closed_won"])
+    )
     has_cand = np.zeros(n, dtype=bool)
     has_cand[hist_opp[cand]] = True
     st01 = pick("ST01", has_cand & with_hist)
@@ -519,8 +524,8 @@ def _plant(
 
     # ---- current-stage timing: ST04 and ST03 (+ edge cases) ----------------------------------
     in_stage_now = (
-        (pd.Timestamp(today, tz="UTC") - opp["stage_entered_at"].dt.floor("D")).dt.days.to_numpy()
-    )
+        pd.Timestamp(today, tz="UTC") - opp["stage_entered_at"].dt.floor("D")
+    ).dt.days.to_numpy()
     in_stage = in_stage_now.copy()
     late = is_open & np.isin(stage, ["proposal", "negotiation"])
     st04 = pick("ST04", late)
@@ -702,9 +707,11 @@ def _plant(
         "code": np.r_[hist_codes[keep], extra_code],
         "at": np.r_[ent[keep], extra_at],
     }
-    opp["updated_at"] = opp["updated_at"].where(
-        opp["updated_at"] >= opp["last_activity_at"], opp["last_activity_at"]
-    ).fillna(opp["updated_at"])
+    opp["updated_at"] = (
+        opp["updated_at"]
+        .where(opp["updated_at"] >= opp["last_activity_at"], opp["last_activity_at"])
+        .fillna(opp["updated_at"])
+    )
     return truth, out, unmapped
 
 

@@ -95,16 +95,23 @@ class Rule:
     def _doc_sections(cls) -> dict[str, str]:
         doc = inspect.cleandoc(cls.__doc__ or "")
         parts = re.split(r"^(Why it matters|How to fix):\s*", doc, flags=re.M)
-        out = {"summary": parts[0].strip(), "why": "", "fix": ""}
+        # first paragraph = summary; any further paragraphs before "Why it matters" = the exact
+        # semantics (details)
+        head, _, details = parts[0].strip().partition("\n\n")
+        out = {"summary": " ".join(head.split()), "details": " ".join(details.split())}
+        out["why"] = out["fix"] = ""
         for label, text in zip(parts[1::2], parts[2::2], strict=True):
             key = "why" if label.startswith("Why") else "fix"
             out[key] = " ".join(text.split())
-        out["summary"] = " ".join(out["summary"].split())
         return out
 
     @classmethod
     def summary(cls) -> str:
         return cls._doc_sections()["summary"]
+
+    @classmethod
+    def details(cls) -> str:
+        return cls._doc_sections()["details"]
 
     @classmethod
     def why(cls) -> str:
@@ -128,6 +135,7 @@ class Rule:
                 for k, p in cls.params.items()
             },
             "summary": cls.summary(),
+            "details": cls.details(),
             "why": cls.why(),
             "fix": cls.fix(),
             "doc": inspect.cleandoc(cls.__doc__ or ""),
