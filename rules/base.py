@@ -52,6 +52,8 @@ class Param:
     default: Any
     help: str
     min: float | None = None
+    #: allowed values (e.g. the common stages for a stage parameter)
+    choices: tuple[Any, ...] | None = None
 
     def coerce(self, value: Any, where: str) -> Any:
         ok = isinstance(value, self.type) and not (self.type is int and isinstance(value, bool))
@@ -65,6 +67,9 @@ class Param:
             )
         if self.min is not None and value < self.min:
             raise ConfigError(f"{where}: must be at least {self.min}, got {value!r}")
+        if self.choices is not None and value not in self.choices:
+            allowed = ", ".join(map(str, self.choices))
+            raise ConfigError(f"{where}: {value!r} is not allowed; allowed: {allowed}")
         return value
 
 
@@ -131,7 +136,12 @@ class Rule:
             "group": cls.group(),
             "requires": list(cls.requires),
             "params": {
-                k: {"type": p.type.__name__, "default": p.default, "help": p.help}
+                k: {
+                    "type": p.type.__name__,
+                    "default": p.default,
+                    "help": p.help,
+                    **({"choices": list(p.choices)} if p.choices else {}),
+                }
                 for k, p in cls.params.items()
             },
             "summary": cls.summary(),
@@ -194,15 +204,3 @@ def text(values: pd.Series | str) -> pd.Series | str:
     if isinstance(values, str):
         return values
     return values.astype("string[pyarrow]").fillna("?")
-
-
-def check_stage(rule: type[Rule] | Rule, param: str, value: str) -> str:
-    """Validate a parameter that names a common stage; the error names ``rules.CODE.param``."""
-    from auditor.stages import STAGES
-
-    if value not in STAGES:
-        raise ConfigError(
-            f"key `rules.{rule.code}.{param}`: unknown stage {value!r}; "
-            f"allowed: {', '.join(STAGES)}"
-        )
-    return value

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 
 from auditor.context import AuditContext
 from auditor.snapshot import Snapshot
-from rules.base import Param, Rule, all_records, check_stage, is_open
+from auditor.stages import STAGES
+from rules.base import Param, Rule, all_records, is_open
 
 
 class CloseDatePast(Rule):
@@ -115,7 +114,9 @@ class ForecastStageMismatch(Rule):
     params = {
         "min_probability": Param(float, 0.7, "probability (0..1) that counts as high", min=0),
         "categories": Param(list, ["commit"], "forecast categories that count as committed"),
-        "before_stage": Param(str, "proposal", "deals before this stage may not be committed"),
+        "before_stage": Param(
+            str, "proposal", "deals before this stage may not be committed", choices=STAGES
+        ),
     }
     example = {
         "as_of": "2026-03-31",
@@ -127,10 +128,6 @@ class ForecastStageMismatch(Rule):
         },
         "message": "forecast commit at 80% while in discovery (before proposal)",
     }
-
-    def __init__(self, **values: Any) -> None:
-        super().__init__(**values)
-        check_stage(self, "before_stage", self.p["before_stage"])
 
     def not_evaluable(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
         if not ({"forecast_category", "probability"} & snap.meta.provided_fields):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
 from auditor.context import AuditContext
 from auditor.snapshot import Snapshot
-from rules.base import Param, Rule, check_stage, is_open
+from auditor.stages import STAGES
+from rules.base import Param, Rule, is_open
 
 STR = "string[pyarrow]"
 
@@ -31,16 +30,14 @@ class MissingAmount(Rule):
     name = "missing-amount"
     severity = "error"
     requires = ("stage", "amount")
-    params = {"from_stage": Param(str, "proposal", "first stage that needs an amount")}
+    params = {
+        "from_stage": Param(str, "proposal", "first stage that needs an amount", choices=STAGES)
+    }
     example = {
         "as_of": "2026-03-31",
         "record": {"id": "OPP-16", "stage": "proposal", "amount": None},
         "message": "open in proposal with no amount",
     }
-
-    def __init__(self, **values: Any) -> None:
-        super().__init__(**values)
-        check_stage(self, "from_stage", self.p["from_stage"])
 
     def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
         opp = snap.opportunities
