@@ -54,6 +54,8 @@ class RawOrg:
     deleted_ids: list[str] = field(default_factory=list)
     #: labels used in messages, e.g. {"opportunities": "Opportunity.csv"}
     where: dict[str, str] = field(default_factory=dict)
+    #: number of the first data row in messages: 1 = record number, 2 = CSV line (after header)
+    row_base: int = 1
 
 
 @dataclass
@@ -230,7 +232,8 @@ def build_snapshot(
     dup = ids.duplicated(keep="first") & ~no_id
     for i in src.index[no_id | dup]:  # rejected rows are rare; a loop over them is fine
         reason = "no Id" if no_id[i] else f"duplicate Id {ids[i]}"
-        rejected.append(RejectedRow(f"{w_opp} row {i + 1}", reason))
+        unit = "line" if raw.row_base == 2 else "record"
+        rejected.append(RejectedRow(f"{w_opp} {unit} {i + raw.row_base}", reason))
     keep = ~(no_id | dup)
     src, ids = src[keep].reset_index(drop=True), ids[keep].reset_index(drop=True)
 
