@@ -19,7 +19,8 @@ HOST = "acme.my.salesforce.com"
 INSTANCE_URL = f"https://{HOST}"
 BASE = f"{INSTANCE_URL}/services/data/v59.0"
 LIMIT = "api-usage=1200/15000"
-Reply = tuple[int, dict[str, str], str]
+#: a reply, or an exception the "network" raises (timeouts, resets)
+Reply = tuple[int, dict[str, str], str] | Exception
 
 #: the org-specific options the fixtures were made for
 FIELD_OPTIONS: dict[str, Any] = {
@@ -41,6 +42,10 @@ def bulk_pages() -> dict[str, list[str]]:
     for p in sorted((DATA / "bulk").glob("*.csv")):
         out.setdefault(p.stem.rsplit("_", 1)[0], []).append(p.read_text())
     return out
+
+
+def login_reply(name: str) -> str:
+    return (DATA / "login" / name).read_text()
 
 
 def sf_error(status: int, code: str, message: str,
@@ -86,7 +91,10 @@ class FakeOrg:
 
     def _fault(self, key: str) -> Reply | None:
         queue = self.faults.get(key)
-        return queue.pop(0) if queue else None
+        reply = queue.pop(0) if queue else None
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
 
     def _ok(self, body: Any, content_type: str = "application/json",
             extra: dict[str, str] | None = None) -> Reply:
