@@ -83,7 +83,8 @@ class FakeOrg:
         self._job_obj: dict[str, str] = {}
 
     def fail(self, key: str, *replies: Reply) -> None:
-        """key: an object name (its first page), a nextRecordsUrl, or "job:<Object>"."""
+        """key: an object name (its first page), a nextRecordsUrl, "job:<Object>" (job
+        creation), "state:<Object>" (job polls) or "results:<Object>" (result pages)."""
         self.faults.setdefault(key, []).extend(replies)
 
     def page_key(self, obj: str, n: int) -> str:
@@ -118,7 +119,7 @@ class FakeOrg:
         fault = self._fault(f"job:{obj}")
         if fault:
             return fault
-        job_id = f"7508d0000Job{len(self.jobs):03d}AAA"
+        job_id = f"7508d0000Job{len(self.jobs) - 1:03d}AAA"
         self._job_obj[job_id] = obj
         return self._ok({"id": job_id, "operation": body["operation"],
                          "object": obj, "state": "UploadComplete", "concurrencyMode": "Parallel",
@@ -130,6 +131,9 @@ class FakeOrg:
 
     def _job_state(self, request: Any) -> Reply:
         job_id = urlparse(request.url).path.rsplit("/", 1)[1]
+        fault = self._fault(f"state:{self._obj(job_id)}")
+        if fault:
+            return fault
         self._polls[job_id] = self._polls.get(job_id, 0) + 1
         state = "InProgress" if self._polls[job_id] == 1 else "JobComplete"
         return self._ok({"id": job_id, "operation": "query", "object": self._obj(job_id),
@@ -138,6 +142,9 @@ class FakeOrg:
     def _results(self, request: Any) -> Reply:
         url = urlparse(request.url)
         job_id = url.path.split("/")[-2]
+        fault = self._fault(f"results:{self._obj(job_id)}")
+        if fault:
+            return fault
         pages = self.bulk[self._obj(job_id)]
         locator = parse_qs(url.query).get("locator", ["0"])[0]
         i = int(locator)
