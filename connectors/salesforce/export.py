@@ -144,11 +144,11 @@ class SalesforceExportConnector(Connector):
             gone = parse_column(opps["IsDeleted"], "bool").fillna(False).astype(bool)
             deleted = parse_column(opps.loc[gone, "Id"], "id").dropna().tolist() if (
                 "Id" in opps.columns) else []
-            opps = opps[~gone].reset_index(drop=True)
+            opps = opps[~gone]
         if since is not None and "SystemModstamp" in opps.columns:
             stamp = parse_column(opps["SystemModstamp"], "datetime", tz=opts.timezone)
             cut = pd.Timestamp(since if since.tzinfo else since.replace(tzinfo=UTC))
-            opps = opps[(stamp > cut).fillna(False).astype(bool)].reset_index(drop=True)
+            opps = opps[(stamp > cut).fillna(False).astype(bool)]
 
         facts = PullFacts(
             source=self.source_name, source_type=self.type_name,

@@ -221,6 +221,9 @@ def build_snapshot(
     rejected: list[RejectedRow] = []
     stage_map = StageMap.build("salesforce", opts.stage_map, name="source.stage_map")
     w_opp = raw.where.get("opportunities", "Opportunity")
+    # the index holds each record's position in its file / pull (rows filtered out before,
+    # e.g. deleted ones, keep their numbers), used to name rejected rows
+    position = raw.opportunities.index.to_numpy()
     src = raw.opportunities.reset_index(drop=True)
     for required in ("Id", "StageName"):
         if required not in src.columns:
@@ -233,7 +236,7 @@ def build_snapshot(
     for i in src.index[no_id | dup]:  # rejected rows are rare; a loop over them is fine
         reason = "no Id" if no_id[i] else f"duplicate Id {ids[i]}"
         unit = "line" if raw.row_base == 2 else "record"
-        rejected.append(RejectedRow(f"{w_opp} {unit} {i + raw.row_base}", reason))
+        rejected.append(RejectedRow(f"{w_opp} {unit} {position[i] + raw.row_base}", reason))
     keep = ~(no_id | dup)
     src, ids = src[keep].reset_index(drop=True), ids[keep].reset_index(drop=True)
 
