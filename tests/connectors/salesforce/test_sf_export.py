@@ -1,4 +1,4 @@
-"""Export connector: a weekly-export folder / zip / Data Loader files → the same Snapshot as live."""
+"""Export connector: weekly-export folder, zip, Data Loader files → the Snapshot live gives."""
 
 from __future__ import annotations
 

@@ -164,3 +164,20 @@ def test_missing_secret_env_names_the_key(org, make_connector) -> None:
         make_connector(env={}).pull()
     assert str(err.value) == ("config key source.session_id_env names environment variable "
                               "SF_SESSION, which is not set or empty")
+
+
+def test_documented_config_example_is_valid() -> None:
+    import tomllib
+    from pathlib import Path
+
+    from connectors.salesforce.export import SalesforceExportConnector
+
+    text = (Path(__file__).parents[3] / "docs/config/source-salesforce.toml").read_text()
+    live = tomllib.loads(text)["source"]
+    assert live.pop("type") == "salesforce"
+    SalesforceConnector.Options.model_validate(live)
+    offline_part = text.split("# type = \"salesforce_export\"")[1]
+    offline = tomllib.loads("\n".join(line.removeprefix("# ").split("  #")[0]
+                                      for line in offline_part.splitlines()
+                                      if line.startswith("# ") and "=" in line))
+    SalesforceExportConnector.Options.model_validate(offline)
