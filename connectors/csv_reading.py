@@ -72,10 +72,10 @@ def read_table(
         raise SourceDataError(f"{what} file {path} is a folder, not a CSV file") from None
     except pd.errors.EmptyDataError:
         raise SourceDataError(f"{label}: the file is empty (expected a header row)") from None
-    except UnicodeDecodeError as exc:
+    except UnicodeDecodeError:
         raise SourceDataError(
-            f"{label}: not valid {encoding} text at byte {exc.start}; set `source.encoding` "
-            f"(e.g. \"cp1252\" or \"latin-1\")"
+            f"{label}: row {_bad_line(path, encoding)} is not valid {encoding} text; set "
+            f"`source.encoding` (e.g. \"cp1252\" or \"latin-1\")"
         ) from None
     except pd.errors.ParserError as exc:
         raise SourceDataError(f"{label}: not readable as CSV: {exc}") from None
@@ -88,6 +88,17 @@ def read_table(
     cells = cells.where(~cells.isin(na))
     blank = cells.isna().all(axis=1)
     return CsvTable(path, label, cells[~blank], blank_rows=int(blank.sum()))
+
+
+def _bad_line(path: Path, encoding: str) -> int | str:
+    """The first line that does not decode (error path only, so a plain loop is fine)."""
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            try:
+                line.decode(encoding)
+            except UnicodeDecodeError:
+                return number
+    return "?"
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from auditor.errors import SourceDataError
+from auditor.errors import ConfigError, SourceDataError
 from auditor.snapshot import (
     DATE,
     OPPORTUNITY_SCHEMA,
@@ -68,6 +68,12 @@ class CsvConnector(Connector):
         """Read the files in full (CSV has no incremental mode; ``since`` is ignored)."""
         o = self.opts
         stage_map = StageMap.build(o.stage_map_default, o.stage_map, name="source.stage_map")
+        if not stage_map.mapping:
+            raise ConfigError(
+                "source: no stage map, so no stage could be understood; set "
+                "`source.stage_map_default` (\"salesforce\" or \"hubspot\") and/or "
+                "`source.stage_map` (source stage = common stage)"
+            )
         meta = SnapshotMeta(
             source=self.source_name,
             source_type=self.type_name,
