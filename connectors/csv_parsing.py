@@ -132,13 +132,15 @@ def parse_amounts(
 
     Returns (Float64 amount, currency code found in the text or NA, failed mask). A thousands
     separator must group digits in threes, so ``1.200,50`` with decimal "." fails instead of
-    silently becoming 1.2005. Spaces, no-break spaces and apostrophes always count as grouping.
+    silently becoming 1.2005. Spaces, no-break spaces and apostrophes group digits as well
+    (``1 200,50``, ``1'200.50``) under the same rule.
     """
     if thousands is None:
         thousands = "," if decimal == "." else "."
     present = s.notna()
     parts = s.str.extract(_AMOUNT_RE)
-    num = parts["num"].str.replace(r"[ '\u00a0\u202f]", "", regex=True)
+    # spaces and apostrophes group digits too, so they must group in threes like `thousands`
+    num = parts["num"].str.strip().str.replace(r"[ '\u00a0\u202f]+", thousands, regex=True)
     t, d = re.escape(thousands), re.escape(decimal)
     grouped = num.str.fullmatch(rf"(?:\d+|\d{{1,3}}(?:{t}\d{{3}})+)(?:{d}\d+)?|{d}\d+", na=False)
     plain = num.str.replace(thousands, "", regex=False).str.replace(decimal, ".", regex=False)
