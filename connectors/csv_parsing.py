@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 
 DEFAULT_TRUE = ("true", "yes", "y", "1", "t")
@@ -99,7 +100,11 @@ def parse_dates(
             naive.loc[rest] = pd.to_datetime(s[rest], format="ISO8601", errors="coerce")
             _fill(naive, s, rest & naive.isna(), list(_UNAMBIGUOUS_FORMATS))
     if aware:
-        local = naive.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward")
+        # a wall time that occurs twice (DST ends) is read as standard time; one that never
+        # occurs (DST starts) is moved forward: both are real times, not parse failures
+        local = naive.dt.tz_localize(
+            tz, ambiguous=np.zeros(len(naive), dtype=bool), nonexistent="shift_forward"
+        )
         out = utc.where(utc.notna(), local.dt.tz_convert("UTC"))
     else:
         from_utc = utc.dt.tz_convert(tz).dt.tz_localize(None).astype("datetime64[us]")

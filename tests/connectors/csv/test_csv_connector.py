@@ -389,3 +389,28 @@ def test_paths_relative_to_config_folder() -> None:
     snap = build_connector(cfg).pull()
     assert snap.meta.loaded_rows == 3
     assert snap.meta.source == "csv"
+
+
+def test_name_template_with_unknown_header() -> None:
+    with pytest.raises(SourceDataError) as err:
+        pull_good(name_template="{Account} – {Product}")
+    assert str(err.value).startswith(
+        "deals_good.csv: column 'Product' (mapped by `source.name_template`) is not in the header"
+    )
+
+
+def test_name_template_leaves_out_missing_parts() -> None:
+    snap = pull_good(name_template="{Account} – {Deal Name}")
+    assert values(snap.opportunities["name"]) == [
+        "Acme – Acme renewal", "Beta – Beta expansion", "Gamma – Gamma deal", "Delta",
+    ]
+
+
+def test_check_summarises_the_files() -> None:
+    opts = CsvOptions.model_validate({"opportunities": "deals_bad.csv",
+                                      "stage_map_default": "salesforce"})
+    facts = CsvConnector(opts, base_dir=DATA).check()
+    assert facts["opportunities"] == 3
+    assert facts["rejected_rows"] == 7
+    assert facts["unmapped_stages"] == {"Demo Booked": 1}
+    assert facts["owners"] == 2
