@@ -414,3 +414,23 @@ def test_check_summarises_the_files() -> None:
     assert facts["rejected_rows"] == 7
     assert facts["unmapped_stages"] == {"Demo Booked": 1}
     assert facts["owners"] == 2
+
+
+def test_currency_probability_and_forecast_checks() -> None:
+    snap = pull(opportunities="deals_misc.csv", stage_map_default="salesforce")
+    assert messages(snap) == [
+        "deals_misc.csv row 2: column amount: amount '€ 5' is in EUR but column currency says USD",
+        "deals_misc.csv row 3: column probability: probability '150%' is outside 0..1 "
+        "(or 0..100%)",
+        "deals_misc.csv row 4: column probability: cannot parse 'x' as a probability",
+    ]
+    o = snap.opportunities
+    assert list(o["id"]) == ["M4", "M5"]
+    assert values(o["currency"]) == ["EUR", "GBP"]
+    assert values(o["probability"]) == [None, 0.25]
+    assert values(o["forecast_category"]) == [None, "best_case"]
+    assert snap.meta.warnings == [
+        "deals_misc.csv: column forecast_category: forecast category 'Maybe' (1 records) is not "
+        "one of omitted, pipeline, best case, commit, closed; left empty",
+        "deals_misc.csv: 3 of 5 rows rejected",
+    ]
