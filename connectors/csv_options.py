@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from auditor.config import Section
 from auditor.snapshot import OPPORTUNITY_SCHEMA, OWNER_SCHEMA, STAGE_HISTORY_SCHEMA
 from connectors.base import SourceOptions
 from connectors.csv_parsing import DEFAULT_FALSE, DEFAULT_TRUE
@@ -20,6 +21,29 @@ from connectors.csv_parsing import DEFAULT_FALSE, DEFAULT_TRUE
 MAPPABLE_OPPORTUNITY = (set(OPPORTUNITY_SCHEMA) - {"source", "stage"}) | {"stage"}
 HISTORY_KEYS = set(STAGE_HISTORY_SCHEMA) - {"source_stage"}
 DEFAULT_NA = ["", "NA", "N/A", "n/a", "#N/A", "null", "NULL", "None", "none", "nan", "NaN"]
+
+
+class CsvLookup(Section):
+    """Another CSV joined onto the opportunities (e.g. an accounts file giving the sector)."""
+
+    #: the lookup file (relative to the config file)
+    file: Path
+    #: header in the lookup file holding the key
+    key: str
+    #: opportunity column (Snapshot or extra column) matched against ``key``
+    on: str
+    #: new extra column name → header in the lookup file
+    columns: dict[str, str]
+
+    @field_validator("columns")
+    @classmethod
+    def _new_columns(cls, v: dict[str, str]) -> dict[str, str]:
+        clash = sorted(set(v) & set(OPPORTUNITY_SCHEMA))
+        if clash:
+            raise ValueError(f"{', '.join(clash)} is a Snapshot column; a lookup adds new columns")
+        if not v:
+            raise ValueError("name at least one column to take from the lookup file")
+        return v
 
 
 class CsvOptions(SourceOptions):
@@ -36,6 +60,8 @@ class CsvOptions(SourceOptions):
     owner_columns: dict[str, str] = Field(default_factory=dict)
     #: custom fields to carry as extra opportunity columns: column name → CSV header
     extra_columns: dict[str, str] = Field(default_factory=dict)
+    #: other CSVs joined on a column, adding extra columns (e.g. account sector)
+    lookups: list[CsvLookup] = Field(default_factory=list)
     #: compose the name from headers, e.g. "{account} – {product}" (missing parts left out)
     name_template: str | None = None
     #: link to the record, e.g. "https://crm.example.com/deals/{id}" (any header may be used)
@@ -121,6 +147,21 @@ class CsvOptions(SourceOptions):
         if v is not None and not (len(v) == 3 and v.isalpha()):
             raise ValueError("must be a three-letter ISO 4217 code like 'USD'")
         return v.upper() if v else v
+
+    @model_validator(mode="after")
+    def _lookup_names(self) -> CsvOptions:
+        known = set(OPPORTUNITY_SCHEMA) | set(self.extra_columns)
+        for i, lookup in enumerate(self.lookups):
+            if lookup.on not in known:
+                raise ValueError(
+                    f"lookups[{i}].on = {lookup.on!r} is neither a Snapshot column nor an "
+                    f"earlier extra column"
+                )
+            dup = sorted(set(lookup.columns) & (known - set(OPPORTUNITY_SCHEMA)))
+            if dup:
+                raise ValueError(f"lookups[{i}].columns: {', '.join(dup)} is already a column")
+            known |= set(lookup.columns)
+        return self
 
     @model_validator(mode="after")
     def _separators(self) -> CsvOptions:

@@ -30,7 +30,7 @@ from auditor.snapshot import (
 )
 from auditor.stages import CLOSED_STAGES, WON_STAGES, StageMap
 from connectors.base import Connector, SourceOptions
-from connectors.csv_options import CsvOptions
+from connectors.csv_options import CsvLookup, CsvOptions
 from connectors.csv_parsing import (
     DateOrderUnknown,
     parse_amounts,
@@ -256,8 +256,38 @@ class CsvConnector(Connector):
             frame[name] = cells.astype(STR)  # text, NA when empty (like Snapshot strings)
         frame = frame[keep]
         meta.extra["rows_read"] = {table.label: n_rows}
+        for lookup in o.lookups:
+            self._join(frame, lookup, meta)
         meta.extra["blank_rows"] = {table.label: table.blank_rows}
         return make_opportunities(frame), provided
+
+    def _join(self, frame: pd.DataFrame, lookup: CsvLookup, meta: SnapshotMeta) -> None:
+        """Add a lookup file's columns to ``frame`` (in place), matching ``on`` to ``key``."""
+        table = self._read(lookup.file, "lookup")
+        keys = table.column(lookup.key, "source.lookups.key")
+        take = {n: table.column(h, f"source.lookups.columns.{n}")
+                for n, h in lookup.columns.items()}
+        dup = keys.notna() & keys.duplicated()
+        if dup.any():
+            sample = ", ".join(repr(k) for k in keys[dup].drop_duplicates().head(3))
+            meta.warnings.append(
+                f"{table.label}: {int(dup.sum())} rows repeat a key in column {lookup.key} "
+                f"(e.g. {sample}); the first row of each key is used"
+            )
+        first = keys.notna() & ~keys.duplicated()
+        on = frame[lookup.on].astype(object)
+        for name, cells in take.items():
+            frame[name] = on.map(pd.Series(cells[first].values, index=keys[first].values))
+            frame[name] = frame[name].astype(STR)
+        unmatched = on.notna() & ~on.isin(keys[first])
+        if unmatched.any():
+            sample = ", ".join(repr(k) for k in on[unmatched].drop_duplicates().head(3))
+            meta.warnings.append(
+                f"{table.label}: {int(unmatched.sum())} opportunities have a value in "
+                f"{lookup.on} that is not in column {lookup.key} (e.g. {sample}); their "
+                f"{', '.join(lookup.columns)} stay empty"
+            )
+        meta.extra.setdefault("rows_read", {})[table.label] = len(table.frame)
 
     def _money(self, cols: dict[str, pd.Series], headers: dict[str, str],
                out: dict[str, pd.Series], rej: Rejections, provided: set[str]) -> None:

@@ -434,3 +434,27 @@ def test_currency_probability_and_forecast_checks() -> None:
         "one of omitted, pipeline, best case, commit, closed; left empty",
         "deals_misc.csv: 3 of 5 rows rejected",
     ]
+
+
+def test_lookup_adds_columns_and_reports_gaps() -> None:
+    snap = pull_good(lookups=[{"file": "accounts_lookup.csv", "key": "Account Name",
+                               "on": "account_name", "columns": {"industry": "Industry"}}])
+    o = snap.opportunities
+    assert values(o["industry"]) == ["Software", "Retail", None, None]
+    assert o["industry"].dtype == "string[pyarrow]"
+    assert snap.meta.warnings == [
+        "accounts_lookup.csv: 1 rows repeat a key in column Account Name (e.g. 'Beta'); "
+        "the first row of each key is used",
+        "accounts_lookup.csv: 1 opportunities have a value in account_name that is not in "
+        "column Account Name (e.g. 'Gamma'); their industry stay empty",
+    ]
+
+
+def test_lookup_config_errors() -> None:
+    with pytest.raises(ConfigError, match=r"lookups\[0\]\.on = 'segment' is neither a Snapshot "
+                       r"column nor an earlier extra column"):
+        _build({"opportunities": "x.csv", "lookups": [
+            {"file": "a.csv", "key": "k", "on": "segment", "columns": {"x": "y"}}]})
+    with pytest.raises(ConfigError, match=r"amount is a Snapshot column; a lookup adds new "):
+        _build({"opportunities": "x.csv", "lookups": [
+            {"file": "a.csv", "key": "k", "on": "account_name", "columns": {"amount": "y"}}]})

@@ -22,6 +22,6 @@ def test_example_validates() -> None:
 def test_example_mentions_every_option() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
     keys = set(re.findall(r"^#?\s*\[?(?:source\.)?([a-z_]+)\]?\s*=?", text, flags=re.M))
-    keys |= set(re.findall(r"^\[source\.([a-z_]+)\]", text, flags=re.M))
+    keys |= set(re.findall(r"^\[\[?source\.([a-z_]+)\]", text, flags=re.M))
     missing = sorted(set(CsvOptions.model_fields) - keys)
     assert missing == []

@@ -29,7 +29,7 @@ def test_everything_loads(snap: Snapshot) -> None:
     assert snap.meta.rejected == []
     assert snap.meta.unmapped_stages == {}
     assert snap.meta.warnings == []
-    assert snap.meta.extra["rows_read"] == {"sales_pipeline.csv": 8800}
+    assert snap.meta.extra["rows_read"] == {"sales_pipeline.csv": 8800, "accounts.csv": 85}
     assert snap.meta.source == "maven-sample"
     snap.validate()
 
@@ -79,6 +79,18 @@ def test_values_and_ranges(snap: Snapshot) -> None:
     assert o.loc[o["account_name"].isna(), "name"].iloc[0] == "MG Advanced"
     assert o["name"].notna().all()
     assert int((o["product"] == "GTXPro").sum()) > 0  # dirt kept as it is
+
+
+def test_accounts_lookup_adds_sector(snap: Snapshot) -> None:
+    o = snap.opportunities
+    assert list(o.columns[-3:]) == ["product", "sector", "office_location"]
+    assert o["sector"].dtype == "string[pyarrow]"
+    assert int(o["sector"].isna().sum()) == 1425  # exactly the rows without account
+    assert o.loc[0, "sector"] == "retail" and o.loc[0, "account_name"] == "Cancity"
+    # the source's typo is data, not ours to fix
+    assert o.loc[o["account_name"] == "Acme Corporation", "sector"].unique().tolist() == [
+        "technolgy"
+    ]
 
 
 def test_owners_are_agents_plus_managers(snap: Snapshot) -> None:

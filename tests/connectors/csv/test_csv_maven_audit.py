@@ -59,6 +59,7 @@ def dirty_config(tmp_path: Path) -> tuple[Path, dict]:
     data = tomllib.loads(CONFIG.read_text(encoding="utf-8"))
     data["source"]["opportunities"] = "sales_pipeline.csv"
     data["source"]["owners"] = "sales_teams.csv"
+    data["source"]["lookups"][0]["file"] = str(MAVEN / "accounts.csv")
     return tmp_path, data
 
 
