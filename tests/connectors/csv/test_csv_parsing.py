@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectors.csv_parsing import DateOrderUnknown, parse_amounts, parse_bools, parse_dates
 
@@ -86,3 +88,28 @@ def test_booleans_case_insensitive() -> None:
     assert out.tolist()[:6] == [True, False, True, False, True, False]
     assert out.isna().tolist() == [False] * 6 + [True, True]
     assert failed.tolist() == [False] * 6 + [True, False]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cents=st.integers(min_value=-10**12, max_value=10**12),
+    european=st.booleans(),
+    wrap=st.sampled_from(["{}", "$ {}", "{} EUR", "€{}", "({})"]),
+)
+def test_amount_round_trip(cents: int, european: bool, wrap: str) -> None:
+    """Any amount written with grouping and either convention parses back exactly."""
+    value = abs(cents) / 100
+    text = f"{value:,.2f}"
+    if european:
+        text = text.replace(",", "_").replace(".", ",").replace("_", ".")
+    if cents < 0 and wrap == "({})":
+        wrap = "{}"  # "(-5)" is refused on purpose; write a plain minus instead
+    negative = cents < 0 or wrap == "({})"
+    if cents < 0:
+        text = "-" + text
+    amount, _, failed = parse_amounts(
+        _one(wrap.format(text)), decimal="," if european else ".", thousands=None
+    )
+    assert failed.tolist() == [False]
+    expected = -value if negative and value else value
+    assert amount.iloc[0] == pytest.approx(expected, abs=1e-9)
