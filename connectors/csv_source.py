@@ -304,9 +304,10 @@ class CsvConnector(Connector):
         if "currency" in cols:
             given = cols["currency"].str.upper().astype("string")
             clash = (given.notna() & code.notna() & (given != code)).fillna(False)
-            rej.add(clash, f"column {headers['amount']}: amount " + quoted(cols["amount"])
-                    + " is in " + code.astype(str) + f" but column {headers['currency']} says "
-                    + given.astype(str))
+            if clash.any():
+                rej.add(clash, f"column {headers['amount']}: amount " + quoted(cols["amount"])
+                        + " is in " + code.astype(str) + f" but column {headers['currency']} "
+                        "says " + given.astype(str))
             currency = given.fillna(code)
         if o.currency:
             currency = currency.fillna(o.currency)
@@ -414,6 +415,8 @@ class CsvConnector(Connector):
         keep = ~rej.mask
         meta.rejected.extend(rej.rows())
         frame = pd.DataFrame(out)[keep]
+        # reports show owner names: an owner without one is shown by id
+        frame["name"] = frame.get("name", frame["id"]).fillna(frame["id"])
         if o.managers_as_owners and "manager_id" in frame.columns:
             frame = _add_managers(frame)
         owners = make_owners(frame)

@@ -346,6 +346,16 @@ def test_managers_not_added_when_switched_off() -> None:
     snap = pull_good(owners="owners.csv", managers_as_owners=False,
                      owner_columns={"id": "user_id", "manager_id": "boss"})
     assert values(snap.owners["id"]) == ["u1", "u2"]
+    assert values(snap.owners["name"]) == ["u1", "u2"]  # no name column: shown by id
+
+
+def test_currency_column_without_amount(tmp_path: Path) -> None:
+    (tmp_path / "c.csv").write_text("id,stage,currency\nC1,Prospecting,eur\nC2,Prospecting,\n")
+    opts = CsvOptions.model_validate({"opportunities": "c.csv", "stage_map_default": "salesforce",
+                                      "currency": "USD"})
+    snap = CsvConnector(opts, base_dir=tmp_path).pull()
+    assert values(snap.opportunities["currency"]) == ["EUR", "USD"]
+    assert snap.meta.rejected == []
 
 
 # -- config validation (through the registry, as the CLI does) ---------------------------------
