@@ -184,30 +184,10 @@ class CsvConnector(Connector):
                     + " is not in the stage map")
         out["source_stage"], out["stage"] = raw_stage, stage
 
+        special = {"id", "source_stage", "amount", "currency", "probability", "forecast_category"}
         for col, cells in cols.items():
-            h = headers[col]
-            dtype = OPPORTUNITY_SCHEMA[col]
-            if col in ("id", "source_stage", "amount", "currency", "probability",
-                       "forecast_category"):
-                continue
-            if dtype == DATE:
-                out[col] = self._dates(table, cells, h, aware=False, rej=rej)
-            elif dtype == TS:
-                out[col] = self._dates(table, cells, h, aware=True, rej=rej)
-            elif dtype == "boolean":
-                val, bad = parse_bools(cells, true_values=o.true_values,
-                                       false_values=o.false_values)
-                rej.add(bad, f"column {h}: cannot parse " + quoted(cells)
-                        + " as true/false")
-                out[col] = val
-            elif dtype == "Int64":
-                num, bad = parse_numbers(cells, decimal=o.decimal)
-                bad |= num.notna() & ((num < 0) | (num % 1 != 0)).fillna(False)
-                rej.add(bad, f"column {h}: cannot parse " + quoted(cells)
-                        + " as a whole number ≥ 0")
-                out[col] = num.where(~bad).round().astype("Int64")
-            else:
-                out[col] = cells
+            if col not in special:
+                out[col] = self._typed(table, cells, headers[col], OPPORTUNITY_SCHEMA[col], rej)
 
         self._money(cols, headers, out, rej, provided)
         if "probability" in cols:
@@ -232,8 +212,7 @@ class CsvConnector(Connector):
             provided.add("url")
         out["source"] = pd.Series(self.source_name, index=table.frame.index)
 
-        keep = ~rej.mask
-        meta.rejected.extend(rej.rows())
+        keep = _record_rejections(table, rej, meta)
         n_rows, n_rej = len(table.frame), int((~keep).sum())
         if n_rows and (n_rej == n_rows or n_rej / n_rows > o.max_rejected_share):
             sample = "\n  ".join(f"{r.where}: {r.reason}" for r in meta.rejected[:5])
@@ -241,8 +220,6 @@ class CsvConnector(Connector):
                 f"{table.label}: {n_rej} of {n_rows} rows rejected (more than "
                 f"source.max_rejected_share = {o.max_rejected_share}); first reasons:\n  {sample}"
             )
-        if n_rej:
-            meta.warnings.append(f"{table.label}: {n_rej} of {n_rows} rows rejected")
 
         kept_unknown = raw_stage[unknown & keep].value_counts()
         meta.unmapped_stages = {str(k): int(v) for k, v in kept_unknown.items()}
@@ -260,6 +237,23 @@ class CsvConnector(Connector):
             self._join(frame, lookup, meta)
         meta.extra["blank_rows"] = {table.label: table.blank_rows}
         return make_opportunities(frame), provided
+
+    def _typed(self, table: CsvTable, cells: pd.Series, h: str, dtype: Any,
+               rej: Rejections) -> pd.Series:
+        """Parse one mapped column by its Snapshot dtype; failures become row rejections."""
+        o = self.opts
+        if dtype in (DATE, TS):
+            return self._dates(table, cells, h, aware=dtype == TS, rej=rej)
+        if dtype == "boolean":
+            val, bad = parse_bools(cells, true_values=o.true_values, false_values=o.false_values)
+            rej.add(bad, f"column {h}: cannot parse " + quoted(cells) + " as true/false")
+            return val
+        if dtype == "Int64":
+            num, bad = parse_numbers(cells, decimal=o.decimal)
+            bad |= num.notna() & ((num < 0) | (num % 1 != 0)).fillna(False)
+            rej.add(bad, f"column {h}: cannot parse " + quoted(cells) + " as a whole number ≥ 0")
+            return num.where(~bad).round().astype("Int64")
+        return cells
 
     def _join(self, frame: pd.DataFrame, lookup: CsvLookup, meta: SnapshotMeta) -> None:
         """Add a lookup file's columns to ``frame`` (in place), matching ``on`` to ``key``."""
@@ -368,11 +362,7 @@ class CsvConnector(Connector):
         entered = self._dates(table, cols["entered_at"], headers["entered_at"], aware=True,
                               rej=rej)
         rej.add(cols["entered_at"].isna(), f"column {headers['entered_at']}: the date is empty")
-        keep = ~rej.mask
-        meta.rejected.extend(rej.rows())
-        if int((~keep).sum()):
-            meta.warnings.append(f"{table.label}: {int((~keep).sum())} of {len(keep)} rows "
-                                 f"rejected")
+        keep = _record_rejections(table, rej, meta)
         for name, count in raw_stage[unknown & keep].value_counts().items():
             meta.warnings.append(
                 f"{table.label}: stage {name!r} ({count} records) is not in the stage map; "
@@ -412,8 +402,7 @@ class CsvConnector(Connector):
                                              false_values=o.false_values)
             rej.add(bad, f"column {headers['active']}: cannot parse " + quoted(cols["active"])
                     + " as true/false")
-        keep = ~rej.mask
-        meta.rejected.extend(rej.rows())
+        keep = _record_rejections(table, rej, meta)
         frame = pd.DataFrame(out)[keep]
         # reports show owner names: an owner without one is shown by id
         frame["name"] = frame.get("name", frame["id"]).fillna(frame["id"])
@@ -429,6 +418,16 @@ class CsvConnector(Connector):
                 f"file: {names}"
             )
         return owners
+
+
+def _record_rejections(table: CsvTable, rej: Rejections, meta: SnapshotMeta) -> pd.Series:
+    """Put a file's rejected rows into meta (with one summary warning); returns the keep mask."""
+    keep = ~rej.mask
+    meta.rejected.extend(rej.rows())
+    n_rej = int((~keep).sum())
+    if n_rej:
+        meta.warnings.append(f"{table.label}: {n_rej} of {len(keep)} rows rejected")
+    return keep
 
 
 def _add_managers(frame: pd.DataFrame) -> pd.DataFrame:

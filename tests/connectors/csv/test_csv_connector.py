@@ -304,8 +304,11 @@ def test_stage_history() -> None:
         "opportunities",
         "history.csv row 7: column entered_at: cannot parse 'not a date' as a date and time",
     ]
-    assert "history.csv: stage 'Mystery' (1 records) is not in the stage map; add it to " \
-           "`source.stage_map`" in snap.meta.warnings
+    assert snap.meta.warnings == [
+        "history.csv: 2 of 8 rows rejected",
+        "history.csv: stage 'Mystery' (1 records) is not in the stage map; add it to "
+        "`source.stage_map`",
+    ]
     # stage_entered_at comes from the history: last entry into the current stage
     assert values(snap.opportunities["stage_entered_at"]) == [
         pd.Timestamp("2024-01-05 09:30", tz="UTC"),
@@ -337,7 +340,8 @@ def test_owners_file_with_managers() -> None:
         "owners.csv row 5: column user_id: the owner id is empty",
     ]
     assert snap.meta.warnings == [
-        "owners.csv: 1 opportunities have an owner that is not in this file: 'u3' (1)"
+        "owners.csv: 2 of 4 rows rejected",
+        "owners.csv: 1 opportunities have an owner that is not in this file: 'u3' (1)",
     ]
     snap.validate()
 
