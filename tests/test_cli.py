@@ -15,7 +15,10 @@ from auditor.cli import main
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "auditor.cli", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=300,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PATH": "/usr/bin:/bin"},
     )
 
@@ -29,8 +32,16 @@ def test_run_without_config_audits_the_demo(tmp_path: Path) -> None:
     assert proc.stdout.startswith("Audited 2000 opportunities from demo as of 2026-06-30:")
     assert "Traceback" not in proc.stderr
     data = json.loads((out / "violations.json").read_text())
-    assert data and {"rule_code", "rule_name", "severity", "opportunity_id", "opportunity_name",
-                     "owner_id", "message", "fingerprint"} <= set(data[0])
+    assert data and {
+        "rule_code",
+        "rule_name",
+        "severity",
+        "opportunity_id",
+        "opportunity_name",
+        "owner_id",
+        "message",
+        "fingerprint",
+    } <= set(data[0])
 
 
 def test_bad_config_gives_one_paragraph_and_exit_2(tmp_path: Path) -> None:

@@ -9,7 +9,13 @@ import pytest
 
 from auditor.config import parse_config
 from auditor.engine import VIOLATION_COLUMNS, fingerprints, run_audit
-from auditor.snapshot import Snapshot, SnapshotMeta, make_opportunities, make_owners, make_stage_history
+from auditor.snapshot import (
+    Snapshot,
+    SnapshotMeta,
+    make_opportunities,
+    make_owners,
+    make_stage_history,
+)
 from connectors.demo import generate_demo_org
 
 AS_OF = date(2026, 6, 30)
@@ -40,7 +46,10 @@ def small_snapshot(provided: set[str], has_history: bool = True) -> Snapshot:
         )
     )
     meta = SnapshotMeta(
-        "t", "test", provided_fields=frozenset(provided), has_stage_history=has_history,
+        "t",
+        "test",
+        provided_fields=frozenset(provided),
+        has_stage_history=has_history,
         reached_stages=frozenset({"contact", "qualification", "proposal", "closed_lost"}),
     )
     return Snapshot(opp, hist, make_owners(), meta).validate()
@@ -56,7 +65,9 @@ def test_violation_rows_and_columns() -> None:
     assert list(res.violations.columns) == VIOLATION_COLUMNS
     assert res.violations[["rule_code", "opportunity_id", "opportunity_name", "owner_id"]].to_dict(
         "records"
-    ) == [{"rule_code": "CL01", "opportunity_id": "a", "opportunity_name": "Alpha", "owner_id": "u1"}]
+    ) == [
+        {"rule_code": "CL01", "opportunity_id": "a", "opportunity_name": "Alpha", "owner_id": "u1"}
+    ]
     assert res.violations["message"].tolist() == ["closed lost with no loss reason"]
 
 
