@@ -123,3 +123,12 @@ def test_relative_paths_resolve_against_config_folder(tmp_path: Path) -> None:
     p = write(tmp_path, '[report]\nout_dir = "out"\n')
     cfg = load_config(p)
     assert cfg.resolve(cfg.report.out_dir) == tmp_path / "out"
+
+
+def test_config_example_is_valid() -> None:
+    from connectors.registry import build_connector
+
+    path = Path(__file__).resolve().parents[2] / "config.example.toml"
+    cfg = load_config(path)
+    select_rules(cfg)
+    build_connector(cfg)

@@ -19,16 +19,31 @@ from auditor.stages import STAGES, StageMap
 
 def test_stage_order_is_the_reference_process() -> None:
     assert STAGES == (
-        "lead", "contact", "qualification", "discovery", "solution", "proposal",
-        "negotiation", "closed_won", "closed_lost", "handoff",
+        "lead",
+        "contact",
+        "qualification",
+        "discovery",
+        "solution",
+        "proposal",
+        "negotiation",
+        "closed_won",
+        "closed_lost",
+        "handoff",
     )
 
 
 def test_salesforce_default_map_and_unmapped_counts() -> None:
     sm = StageMap.build("salesforce", {"Contracting": "negotiation"})
     src = pd.Series(
-        ["Prospecting", "needs  analysis", "Perception Analysis", "Contracting", "Legal", "Legal",
-         None],
+        [
+            "Prospecting",
+            "needs  analysis",
+            "Perception Analysis",
+            "Contracting",
+            "Legal",
+            "Legal",
+            None,
+        ],
         dtype="string",
     )
     mapped, unmapped = sm.map_series(src)
