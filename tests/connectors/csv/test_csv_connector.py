@@ -472,3 +472,25 @@ def test_lookup_config_errors() -> None:
     with pytest.raises(ConfigError, match=r"amount is a Snapshot column; a lookup adds new "):
         _build({"opportunities": "x.csv", "lookups": [
             {"file": "a.csv", "key": "k", "on": "account_name", "columns": {"amount": "y"}}]})
+
+
+def test_excel_export_with_bom_crlf_and_semicolons(tmp_path: Path) -> None:
+    text = "\ufeffid;stage;amount\r\nX1;Closed Won;1.234,50\r\n\r\nX2;Closed Lost;0\r\n"
+    (tmp_path / "excel.csv").write_bytes(text.encode("utf-8"))
+    opts = CsvOptions.model_validate({"opportunities": "excel.csv", "delimiter": ";",
+                                      "decimal": ",", "stage_map_default": "salesforce"})
+    snap = CsvConnector(opts, base_dir=tmp_path).pull()
+    assert list(snap.opportunities.columns[:1]) == ["id"]
+    assert values(snap.opportunities["id"]) == ["X1", "X2"]
+    assert values(snap.opportunities["amount"]) == [1234.5, 0.0]
+    assert snap.meta.extra["blank_rows"] == {"excel.csv": 1}
+
+
+def test_row_with_too_many_fields(tmp_path: Path) -> None:
+    (tmp_path / "ragged.csv").write_text("id,stage\nR1,Prospecting\nR2,Prospecting,extra\n")
+    opts = CsvOptions.model_validate({"opportunities": "ragged.csv",
+                                      "stage_map_default": "salesforce"})
+    with pytest.raises(SourceDataError) as err:
+        CsvConnector(opts, base_dir=tmp_path).pull()
+    assert str(err.value).startswith("ragged.csv: not readable as CSV: ")
+    assert "Expected 2 fields in line 3, saw 3" in str(err.value)

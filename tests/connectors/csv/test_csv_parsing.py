@@ -113,3 +113,10 @@ def test_amount_round_trip(cents: int, european: bool, wrap: str) -> None:
     assert failed.tolist() == [False]
     expected = -value if negative and value else value
     assert amount.iloc[0] == pytest.approx(expected, abs=1e-9)
+
+
+def test_date_format_with_offset() -> None:
+    s = pd.Series(["2024-03-01 10:00:00+0200", "2024-03-01"], dtype="str")
+    out, failed = parse_dates(s, fmt="%Y-%m-%d %H:%M:%S%z", dayfirst=None, tz="UTC", aware=True)
+    assert out.iloc[0] == pd.Timestamp("2024-03-01 08:00", tz="UTC")
+    assert failed.tolist() == [False, True]
