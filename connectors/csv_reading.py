@@ -7,7 +7,9 @@ the numbering.
 
 from __future__ import annotations
 
+import csv
 import difflib
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +28,7 @@ class CsvTable:
     label: str  # how messages name the file (its file name)
     frame: pd.DataFrame
     blank_rows: int = 0
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def headers(self) -> list[str]:
@@ -81,13 +84,27 @@ def read_table(
         raise SourceDataError(f"{label}: not readable as CSV: {exc}") from None
     except LookupError:
         raise SourceDataError(f"{label}: unknown encoding {encoding!r} (source.encoding)") from None
+    warnings = _repeated_headers(path, label, encoding, delimiter)
     raw.columns = [str(c).strip() for c in raw.columns]
     raw.index = pd.RangeIndex(2, len(raw) + 2)
     na = [v.strip() for v in na_values]
     cells = raw.apply(lambda c: c.str.strip())
     cells = cells.where(~cells.isin(na))
     blank = cells.isna().all(axis=1)
-    return CsvTable(path, label, cells[~blank], blank_rows=int(blank.sum()))
+    return CsvTable(path, label, cells[~blank], blank_rows=int(blank.sum()), warnings=warnings)
+
+
+def _repeated_headers(path: Path, label: str, encoding: str, delimiter: str) -> list[str]:
+    """pandas renames a repeated header to "X.1"; say so, since a mapping to "X" takes the first."""
+    with path.open(encoding=encoding, newline="") as fh:
+        header = next(csv.reader(fh, delimiter=delimiter), [])
+    counts = Counter(h.strip() for h in header)
+    return [
+        f"{label}: header {name!r} appears {n} times; mappings use the first, the others are "
+        f"named {', '.join(repr(f'{name}.{i}') for i in range(1, n))}"
+        for name, n in counts.items()
+        if n > 1
+    ]
 
 
 def _bad_line(path: Path, encoding: str) -> int | str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import string
 from datetime import datetime
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pandas as pd
@@ -106,12 +107,14 @@ class CsvConnector(Connector):
 
     # -- files --------------------------------------------------------------------------------
 
-    def _read(self, path: Any, what: str) -> CsvTable:
+    def _read(self, path: Path, what: str, meta: SnapshotMeta) -> CsvTable:
         o = self.opts
-        return read_table(
+        table = read_table(
             self.resolve(path), what=what, encoding=o.encoding, delimiter=o.delimiter,
             na_values=o.na_values,
         )
+        meta.warnings.extend(table.warnings)
+        return table
 
     def _mapping(self, table: CsvTable, explicit: dict[str, str], schema_cols: set[str],
                  option: str) -> dict[str, pd.Series]:
@@ -142,7 +145,7 @@ class CsvConnector(Connector):
     def _opportunities(self, stage_map: StageMap,
                        meta: SnapshotMeta) -> tuple[pd.DataFrame, set[str]]:
         o = self.opts
-        table = self._read(o.opportunities, "opportunities")
+        table = self._read(o.opportunities, "opportunities", meta)
         cols = self._mapping(table, o.columns, set(OPPORTUNITY_SCHEMA) - {"stage", "source"},
                              "source.columns")
         headers = o.columns or {c: c for c in cols}
@@ -257,7 +260,7 @@ class CsvConnector(Connector):
 
     def _join(self, frame: pd.DataFrame, lookup: CsvLookup, meta: SnapshotMeta) -> None:
         """Add a lookup file's columns to ``frame`` (in place), matching ``on`` to ``key``."""
-        table = self._read(lookup.file, "lookup")
+        table = self._read(lookup.file, "lookup", meta)
         keys = table.column(lookup.key, "source.lookups.key")
         take = {n: table.column(h, f"source.lookups.columns.{n}")
                 for n, h in lookup.columns.items()}
@@ -341,7 +344,7 @@ class CsvConnector(Connector):
                  meta: SnapshotMeta) -> pd.DataFrame:
         o = self.opts
         assert o.stage_history is not None
-        table = self._read(o.stage_history, "stage history")
+        table = self._read(o.stage_history, "stage history", meta)
         explicit = {k: v for k, v in o.history_columns.items()}
         cols = {k: table.column(explicit.get(k, k), f"source.history_columns.{k}")
                 for k in ("opportunity_id", "stage", "entered_at")}
@@ -383,7 +386,7 @@ class CsvConnector(Connector):
             ids = opps["owner_id"].dropna().drop_duplicates().sort_values()
             meta.extra["owners_derived"] = True
             return make_owners(pd.DataFrame({"id": ids, "name": ids}))
-        table = self._read(o.owners, "owners")
+        table = self._read(o.owners, "owners", meta)
         cols = self._mapping(table, o.owner_columns, set(OWNER_SCHEMA), "source.owner_columns")
         headers = o.owner_columns or {c: c for c in cols}
         if "id" not in cols:

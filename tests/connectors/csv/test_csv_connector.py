@@ -494,3 +494,15 @@ def test_row_with_too_many_fields(tmp_path: Path) -> None:
         CsvConnector(opts, base_dir=tmp_path).pull()
     assert str(err.value).startswith("ragged.csv: not readable as CSV: ")
     assert "Expected 2 fields in line 3, saw 3" in str(err.value)
+
+
+def test_repeated_header_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "rep.csv").write_text("id,stage,amount,amount\nP1,Prospecting,5,7\n")
+    opts = CsvOptions.model_validate({"opportunities": "rep.csv",
+                                      "stage_map_default": "salesforce"})
+    snap = CsvConnector(opts, base_dir=tmp_path).pull()
+    assert values(snap.opportunities["amount"]) == [5.0]
+    assert snap.meta.warnings == [
+        "rep.csv: header 'amount' appears 2 times; mappings use the first, the others are named "
+        "'amount.1'"
+    ]
