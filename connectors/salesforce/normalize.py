@@ -240,8 +240,14 @@ def build_snapshot(
     keep = ~(no_id | dup)
     src, ids = src[keep].reset_index(drop=True), ids[keep].reset_index(drop=True)
 
-    if "Account.Name" not in src.columns and raw.accounts is not None and "AccountId" in src:
-        names = raw.accounts.assign(Id=parse_column(raw.accounts["Id"], "id"))
+    warnings = list(facts.warnings)
+    accounts = raw.accounts
+    if accounts is not None and not {"Id", "Name"} <= set(accounts.columns):
+        warnings.append(f"{raw.where.get('accounts', 'Account')}: no Id and Name columns; "
+                        "account names not read")
+        accounts = None
+    if "Account.Name" not in src.columns and accounts is not None and "AccountId" in src:
+        names = accounts.assign(Id=parse_column(accounts["Id"], "id"))
         names = names.dropna(subset=["Id"]).drop_duplicates("Id").set_index("Id")["Name"]
         src["Account.Name"] = parse_column(src["AccountId"], "id").map(names)
 
@@ -257,11 +263,16 @@ def build_snapshot(
         opp["currency"] = opts.currency
         provided.add("currency")
 
+    if "probability" in opp:  # a percentage outside 0..100 is a data error, not a 0..1 value
+        bad = (opp["probability"] < 0) | (opp["probability"] > 1)
+        notes.bad_values(w_opp, "Probability", "a percentage from 0 to 100",
+                         src["Probability"], bad.fillna(False).astype(bool), ids)
+        opp["probability"] = opp["probability"].mask(bad)
+
     opp["stage"], unmapped = stage_map.map_series(opp["source_stage"])
     provided.add("stage")
 
     # -- closed / won: the record's own flags, else stage metadata, else the common stage
-    warnings = list(facts.warnings)
     meta_stages = _stage_metadata(raw.stages, notes)
     for flag, col, fallback in (("IsClosed", "is_closed", CLOSED_STAGES),
                                 ("IsWon", "is_won", WON_STAGES)):
@@ -301,6 +312,8 @@ def build_snapshot(
     owners = make_owners()
     if raw.users is not None:
         w_user = raw.where.get("users", "User")
+        if "Id" not in raw.users.columns:
+            raise SourceDataError(f"{w_user}: required field Id is missing")
         uids = parse_column(raw.users["Id"], "id") if "Id" in raw.users else None
         users, _ = _parse_frame(raw.users.reset_index(drop=True), user_specs(opts), tz=tz,
                                 notes=notes, where=w_user, ids=uids)

@@ -91,6 +91,23 @@ def test_bad_rows_are_rejected_or_warned_with_their_place(tmp_path) -> None:
     assert len(snap.opportunities) == 6
 
 
+def test_out_of_range_probability_and_odd_account_file(tmp_path) -> None:
+    shutil.copytree(EXPORT, tmp_path / "x")
+    opp = tmp_path / "x" / "Opportunity.csv"
+    opp.write_text(opp.read_text(encoding="utf-8-sig").replace('"90","Commit"', '"150","Commit"'),
+                   encoding="utf-8-sig")
+    (tmp_path / "x" / "Account.csv").write_text('"Id","Type"\n"0018d0000002AcmAAA","Customer"\n')
+    snap = export_connector(tmp_path / "x").pull()
+    row = snap.opportunities.set_index("id").loc["0068d00000OpA01AAA"]
+    assert pd.isna(row["probability"]) and pd.isna(row["account_name"])
+    assert snap.meta.warnings == [
+        "Account.csv: no Id and Name columns; account names not read",
+        expected.UNMAPPED_WARNING,
+        "Opportunity.csv: 1 value(s) of Probability could not be read as a percentage from 0 "
+        "to 100 (e.g. '150' in record 0068d00000OpA01AAA); treated as missing",
+    ]
+
+
 def test_only_opportunity_csv_is_required(tmp_path) -> None:
     shutil.copy(EXPORT / "Opportunity.csv", tmp_path)
     snap = export_connector(tmp_path, instance_url=None).pull()
@@ -102,6 +119,13 @@ def test_only_opportunity_csv_is_required(tmp_path) -> None:
     # closed / won still come from the records themselves
     assert snap.opportunities["is_won"].tolist() == [False, True, False, False, False, False,
                                                      False]
+
+
+def test_user_file_without_id_is_a_clear_error(tmp_path) -> None:
+    shutil.copy(EXPORT / "Opportunity.csv", tmp_path)
+    (tmp_path / "User.csv").write_text('"Name","Email"\n"Ann Lee","ann@acme.example"\n')
+    with pytest.raises(SourceDataError, match=r"^User.csv: required field Id is missing$"):
+        export_connector(tmp_path).pull()
 
 
 @pytest.mark.parametrize(("setup", "error", "message"), [
