@@ -59,9 +59,16 @@ def bulk_query_frames(
                      f"{base}/{job_id}/results", params=params,
                      headers={"Accept": "text/csv"})
         text = resp.content.decode("utf-8-sig").replace("\x00", "")
-        if text.strip():
-            # every value as text, empty = missing: normalize parses by field kind
-            yield pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+        # every value as text, empty = missing: normalize parses by field kind
+        frame = (pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+                 if text.strip() else pd.DataFrame())
+        announced = resp.headers.get("Sforce-NumberOfRecords")
+        if announced is not None and announced.isdigit() and int(announced) != len(frame):
+            raise ConnectorError(
+                f"Salesforce {what}: Bulk 2.0 results page {page} of job {job_id} announced "
+                f"{announced} records but {len(frame)} could be read from its CSV")
+        if len(frame):
+            yield frame
         locator = resp.headers.get("Sforce-Locator", "")
         if not locator or locator == "null":
             return

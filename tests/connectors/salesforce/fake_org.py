@@ -81,6 +81,8 @@ class FakeOrg:
                           callback=self._results)
         self._polls: dict[str, int] = {}
         self._job_obj: dict[str, str] = {}
+        #: Sforce-NumberOfRecords to announce instead of the page's real count
+        self.bulk_counts: dict[str, int] = {}
 
     def fail(self, key: str, *replies: Reply) -> None:
         """key: an object name (its first page), a nextRecordsUrl, "job:<Object>" (job
@@ -149,7 +151,7 @@ class FakeOrg:
         locator = parse_qs(url.query).get("locator", ["0"])[0]
         i = int(locator)
         nxt = str(i + 1) if i + 1 < len(pages) else "null"
-        n = pages[i].count("\n") - 1
+        n = self.bulk_counts.get(self._obj(job_id), pages[i].count("\n") - 1)
         return self._ok(pages[i], "text/csv",
                         {"Sforce-Locator": nxt, "Sforce-NumberOfRecords": str(n)})
 

@@ -93,3 +93,14 @@ def test_results_page_429_is_retried(org, make_connector, sleeps) -> None:
     snap = make_connector(bulk="always").pull()
     pdt.assert_frame_equal(snap.stage_history, expected.stage_history())
     assert sleeps == [2.0, 2.0, 3.0]
+
+
+def test_results_page_with_fewer_rows_than_announced_is_an_error(org, make_connector) -> None:
+    page = org.bulk["OpportunityHistory"][0]
+    org.bulk["OpportunityHistory"] = [page.rsplit("\n", 2)[0] + "\n"]  # last row cut off
+    org.bulk_counts = {"OpportunityHistory": 17}
+    with pytest.raises(ConnectorError) as err:
+        make_connector(bulk="always").pull()
+    assert str(err.value) == (
+        "Salesforce OpportunityHistory query: Bulk 2.0 results page 1 of job 7508d0000Job001AAA "
+        "announced 17 records but 16 could be read from its CSV")

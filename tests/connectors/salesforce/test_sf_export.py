@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import zipfile
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -64,6 +64,14 @@ def test_data_loader_style_headers_and_values(tmp_path) -> None:
                 df[col] = df[col].str.replace(" ", "T") + ".000Z"
         df.to_csv(tmp_path / p.name.lower(), index=False)
     assert_same_as_live(export_connector(tmp_path).pull())
+
+
+def test_since_keeps_records_changed_after_it() -> None:
+    snap = export_connector(EXPORT).pull(since=datetime(2024, 4, 1))
+    assert snap.meta.incremental is True
+    assert snap.opportunities["id"].tolist() == [
+        "0068d00000OpA01AAA", "0068d00000OpA04AAA", "0068d00000OpA05AAA", "0068d00000OpA06AAA",
+        "0068d00000OpA07AAA"]
 
 
 def test_naive_datetimes_are_read_in_the_configured_zone() -> None:
