@@ -27,6 +27,7 @@ from connectors.base import Connector, SourceOptions
 from connectors.salesforce.bulk import bulk_query_frames
 from connectors.salesforce.fields import (
     HISTORY_FIELDS,
+    OPPORTUNITY_EXTRA_FIELDS,
     STAGE_FIELDS,
     opportunity_specs,
     select_list,
@@ -98,7 +99,8 @@ class SalesforceConnector(Connector):
         users = self._query_frame(t, "User", [s.sf_field for s in user_specs(opts)],
                                   _where(opts.owner_filter))
         since_cond = f"SystemModstamp > {soql_datetime(since)}" if since else None
-        opp_fields = [s.sf_field for s in opportunity_specs(opts)] + ["SystemModstamp"]
+        opp_fields = [s.sf_field for s in opportunity_specs(opts)] + [
+            *OPPORTUNITY_EXTRA_FIELDS, "SystemModstamp"]
         if opts.include_deleted:
             opp_fields.append("IsDeleted")
         paths: dict[str, str] = {}

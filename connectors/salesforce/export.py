@@ -24,6 +24,7 @@ from connectors.base import Connector, SourceOptions
 from connectors.salesforce.fields import (
     ACCOUNT_FIELDS,
     HISTORY_FIELDS,
+    OPPORTUNITY_EXTRA_FIELDS,
     STAGE_FIELDS,
     SalesforceFieldOptions,
     opportunity_specs,
@@ -123,7 +124,7 @@ class SalesforceExportConnector(Connector):
         opts = self.options
         files = _ExportFiles(self.resolve(opts.path))
         opp_fields = [s.sf_field for s in opportunity_specs(opts)] + [
-            "SystemModstamp", "IsDeleted"]
+            *OPPORTUNITY_EXTRA_FIELDS, "SystemModstamp", "IsDeleted"]
         wanted = {
             "opportunities": opp_fields,
             "history": list(HISTORY_FIELDS),

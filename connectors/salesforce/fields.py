@@ -53,6 +53,10 @@ OPPORTUNITY_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("LeadSource", "lead_source", "text"),
 )
 
+#: Read with opportunities but not Snapshot columns: the owner's name fills in owners that the
+#: User query did not return (e.g. excluded by ``owner_filter``).
+OPPORTUNITY_EXTRA_FIELDS: tuple[str, ...] = ("Owner.Name",)
+
 #: OpportunityHistory: one row per change of stage, amount, probability or close date.
 HISTORY_FIELDS: tuple[str, ...] = (
     "Id", "OpportunityId", "StageName", "CloseDate", "PrevCloseDate", "CreatedDate",

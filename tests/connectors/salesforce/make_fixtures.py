@@ -28,6 +28,7 @@ USERS = [
     {"Id": "0058d0000001CarAAA", "Name": "Cara Diaz", "Email": "cara.diaz@acme.example",
      "IsActive": True, "ManagerId": None, "Department": None},
 ]
+OWNERS = {u["Id"]: u["Name"] for u in USERS}
 ACCOUNTS = {"0018d0000002AcmAAA": "Acme Corp", "0018d0000002GloAAA": "Globex"}
 
 _O = ("Id", "Name", "AccountId", "OwnerId", "StageName", "IsClosed", "IsWon", "Amount",
@@ -151,6 +152,9 @@ def rest_opportunity(o: dict) -> dict:
                 "attributes": {"type": "Account",
                                "url": f"/services/data/{V}/sobjects/Account/{o['AccountId']}"},
                 "Name": ACCOUNTS[o["AccountId"]]}
+        elif f == "OwnerId":
+            rec["OwnerId"] = o["OwnerId"]
+            rec["Owner"] = {**attrs("User", o["OwnerId"]), "Name": OWNERS[o["OwnerId"]]}
         else:
             rec[f] = rest_dt(o[f]) if f in _DT else o[f]
     return rec
@@ -228,8 +232,10 @@ def main() -> None:
         (rest / f"{obj}.json").write_text(json.dumps(pages, indent=1) + "\n")
 
     # Bulk 2.0 result pages: same records, CSV, header row on each page
-    opp_cols = ["Id", "Name", "AccountId", "Account.Name", "OwnerId", *_O[4:]]
-    opp_rows = [[bulk_value(ACCOUNTS.get(o["AccountId"]) if f == "Account.Name" else o[f], f)
+    opp_cols = ["Id", "Name", "AccountId", "Account.Name", "OwnerId", "Owner.Name", *_O[4:]]
+    related = {"Account.Name": lambda o: ACCOUNTS.get(o["AccountId"]),
+               "Owner.Name": lambda o: OWNERS[o["OwnerId"]]}
+    opp_rows = [[bulk_value(related[f](o) if f in related else o[f], f)
                  for f in opp_cols] for o in OPPORTUNITIES]
     (bulk / "Opportunity_1.csv").write_text(csv_text(opp_cols, opp_rows[:4]))
     (bulk / "Opportunity_2.csv").write_text(csv_text(opp_cols, opp_rows[4:]))

@@ -181,3 +181,15 @@ def test_documented_config_example_is_valid() -> None:
                                       for line in offline_part.splitlines()
                                       if line.startswith("# ") and "=" in line))
     SalesforceExportConnector.Options.model_validate(offline)
+
+
+def test_owner_outside_the_user_query_comes_from_the_opportunity(org, make_connector) -> None:
+    users = org.pages["User"][0]
+    users["records"] = [u for u in users["records"] if u["Name"] != "Bob Stone"]
+    snap = make_connector().pull()
+    bob = snap.owners.set_index("id").loc["0058d0000001BobAAA"]
+    assert bob["name"] == "Bob Stone"
+    assert bob[["email", "active", "manager_id", "team"]].isna().all()
+    assert snap.meta.warnings[-1] == (
+        "1 opportunity owner(s) not among the users read (e.g. 0058d0000001BobAAA); their names "
+        "come from the opportunities, their active flag and manager are unknown")
