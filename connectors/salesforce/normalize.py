@@ -143,6 +143,10 @@ def parse_datetime(t: pd.Series, tz: str) -> pd.Series:
     naive = ~zoned & t.notna()
     if naive.any():
         local = pd.to_datetime(t[naive], format="ISO8601", errors="coerce")
+        rest = local.isna()
+        if rest.any():  # a spreadsheet round trip: "10/28/2023 8:45 PM", month first as in SF
+            local[rest] = pd.to_datetime(t[naive][rest], format="mixed", dayfirst=False,
+                                         errors="coerce")
         local = local.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
         out[naive] = local.dt.tz_convert("UTC")
     return out
