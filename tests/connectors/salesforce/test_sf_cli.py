@@ -60,3 +60,35 @@ formats = ["json"]
     assert {(v["rule_code"], v["opportunity_id"]) for v in data} >= {
         ("QL01", "0068d00000OpA02AAA"), ("ST04", "0068d00000OpA01AAA")}
     assert all(v["opportunity_id"] != "0068d00000OpA99AAA" for v in data)  # recycle bin
+
+
+def test_live_run_and_export_run_write_the_same_violations(org, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("SF_SESSION", SESSION_ENV["SF_SESSION"])
+    common = """
+loss_reason_field = "Loss_Reason__c"
+next_step_due_field = "Next_Step_Date__c"
+team_field = "Department"
+currency = "USD"
+custom_fields = { budget = "Budget__c" }
+[audit]
+as_of = 2024-05-15
+[history]
+enabled = false
+"""
+    live = CONFIG.split("loss_reason_field")[0] + common
+    offline = f"""
+[source]
+type = "salesforce_export"
+name = "acme"
+path = "{DATA / 'export'}"
+instance_url = "https://acme.my.salesforce.com"
+""" + common
+    out = {}
+    for name, text in (("live", live), ("offline", offline)):
+        cfg = tmp_path / f"{name}.toml"
+        cfg.write_text(text + f'[report]\nout_dir = "{tmp_path / name}"\nformats = ["json"]\n')
+        result = CliRunner().invoke(main, ["run", "--config", str(cfg)])
+        assert result.exit_code == 0, result.output
+        out[name] = json.loads((tmp_path / name / "violations.json").read_text())
+    assert len(out["live"]) > 0
+    assert out["live"] == out["offline"]
