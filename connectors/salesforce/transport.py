@@ -217,9 +217,10 @@ class CountingSession(requests.Session):
             status = resp.status_code
             if status == 429 or status >= 500 or status == 403:
                 code, msg = error_detail(resp)
-                # a SOAP login fault (INVALID_LOGIN ...) arrives as HTTP 500: never retry it
-                soap_fault = kind == "login" and code is not None
-                if status == 403 and code != "REQUEST_LIMIT_EXCEEDED" or soap_fault:
+                # a refused login (SOAP INVALID_LOGIN arrives as HTTP 500) is final: retrying
+                # a wrong password only locks the user out
+                refused_login = kind == "login" and status != 429 and code is not None
+                if status == 403 and code != "REQUEST_LIMIT_EXCEEDED" or refused_login:
                     return resp
                 self.counter.transient_failures += 1
                 detail = f"HTTP {status}" + (f" {code}" if code else "") + (
