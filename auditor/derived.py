@@ -34,7 +34,9 @@ def history_positions(snap: Snapshot) -> pd.DataFrame:
             {
                 "row": pos,
                 "code": hist["stage"].cat.codes.to_numpy(),
-                "entered_at": hist["entered_at"].to_numpy(),
+                # .array keeps the tz-aware datetimes as they are; .to_numpy() would build an
+                # object array of Timestamps (seconds on millions of rows)
+                "entered_at": hist["entered_at"].array,
             }
         )
         out = out[(out["row"] >= 0) & (out["code"] >= 0)]
@@ -90,8 +92,43 @@ def transitions(snap: Snapshot) -> pd.DataFrame:
                 "row": hp["row"].to_numpy()[1:][keep],
                 "from_code": frm[keep],
                 "to_code": to[keep],
-                "at": hp["entered_at"].to_numpy()[1:][keep],
+                "at": hp["entered_at"].array[1:][keep],
             }
         )
 
     return _cached(snap, "transitions", build)
+
+
+def stage_spans(snap: Snapshot) -> pd.DataFrame:
+    """Stays in a stage: ``row``, ``code``, ``entered_at``, ``left_at``, ``first``.
+
+    One row per history entry that starts a stay (a repeated entry of the stage the opportunity
+    is already in is not a new stay). ``left_at`` is the next stay's ``entered_at`` (NaT for the
+    opportunity's last stay: it is still there, or that is its final closed stage). ``first``
+    is True for the opportunity's first stay in that stage (re-entries after a regression are
+    later stays).
+    """
+
+    def build() -> pd.DataFrame:
+        hp = history_positions(snap)
+        row = hp["row"].to_numpy()
+        code = hp["code"].to_numpy()
+        at = hp["entered_at"].to_numpy(dtype="datetime64[us]")  # UTC, without the tz
+        starts = np.ones(len(hp), dtype=bool)
+        starts[1:] = (row[1:] != row[:-1]) | (code[1:] != code[:-1])
+        row, code, at = row[starts], code[starts], at[starts]
+        left = np.full(len(row), np.datetime64("NaT"), dtype=at.dtype)
+        same_next = row[1:] == row[:-1]
+        left[:-1] = np.where(same_next, at[1:], left[:-1])
+        out = pd.DataFrame(
+            {
+                "row": row,
+                "code": code,
+                "entered_at": pd.DatetimeIndex(at).tz_localize("UTC"),
+                "left_at": pd.DatetimeIndex(left).tz_localize("UTC"),
+            }
+        )
+        out["first"] = ~out.duplicated(["row", "code"])
+        return out
+
+    return _cached(snap, "stage_spans", build)
