@@ -59,9 +59,7 @@ def _groups(pen: np.ndarray, key: pd.Series) -> pd.DataFrame:
 def _detail(g: pd.DataFrame) -> dict[str, dict[str, Any]]:
     return {
         str(k): {"score": float(s), "opportunities": int(n), "flagged": int(f)}
-        for k, s, n, f in zip(
-            g.index, g["score"], g["opportunities"], g["flagged"], strict=True
-        )
+        for k, s, n, f in zip(g.index, g["score"], g["opportunities"], g["flagged"], strict=True)
     }
 
 

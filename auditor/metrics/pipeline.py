@@ -88,8 +88,8 @@ def follow_up_discipline(mi: MetricInputs) -> dict[str, Any]:
             name, FOLLOW_UP, "not available: source does not provide next_step or next_step_due"
         )
     code = mi.stage_code
-    eligible = mi.open & (code >= STAGE_ORDER["qualification"]) & (
-        code <= STAGE_ORDER["negotiation"]
+    eligible = (
+        mi.open & (code >= STAGE_ORDER["qualification"]) & (code <= STAGE_ORDER["negotiation"])
     )
     text = mi.opp["next_step"].notna().to_numpy() if has_text else np.zeros(mi.n, dtype=bool)
     if has_due:
