@@ -102,10 +102,10 @@ def stage_conversion(mi: MetricInputs, periods: list[Period]) -> dict[str, Any]:
     if not mi.has_stage_history:
         return unavailable(name, STAGE_CONVERSION, NO_HISTORY)
     sp = mi.spans
-    first = sp[sp["first"].to_numpy() & (sp["code"].to_numpy() <= OPEN_CODES[-1])]
-    rows = first["row"].to_numpy()
-    codes = first["code"].to_numpy().astype(np.int64)
-    days = first["entered_day"].to_numpy()
+    sel = sp["first"].to_numpy() & (sp["code"].to_numpy() <= OPEN_CODES[-1])
+    rows = sp["row"].to_numpy()[sel]
+    codes = sp["code"].to_numpy()[sel].astype(np.int64)
+    days = sp["entered_day"].to_numpy()[sel]
     advanced = _advanced_matrix(mi)[rows, codes]
     still = mi.open[rows] & (mi.stage_code[rows] == codes)
     k = len(OPEN_CODES)
@@ -129,13 +129,9 @@ def stage_conversion(mi: MetricInputs, periods: list[Period]) -> dict[str, Any]:
 
 
 def _per_stage(codes: np.ndarray, days: np.ndarray, stages: list[str]) -> dict[str, Any]:
-    order = np.lexsort((days, codes))
-    codes, days = codes[order], days[order]
-    bounds = np.searchsorted(codes, np.arange(len(OPEN_CODES) + 1))
     out = {}
     for s in stages:
-        c = STAGE_ORDER[s]
-        d = days[bounds[c] : bounds[c + 1]]
+        d = days[codes == STAGE_ORDER[s]]
         out[s] = {
             "stays": int(len(d)),
             "median_days": median_or_none(d),

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from auditor.derived import id_index
 from auditor.engine import AuditResult
 from auditor.snapshot import Snapshot
 
@@ -37,7 +38,7 @@ def opportunity_penalty(snap: Snapshot, result: AuditResult) -> np.ndarray:
             .fillna(UNKNOWN_SEVERITY_WEIGHT)
             .to_numpy(dtype=float)
         )
-        pos = pd.Index(opp["id"].astype(str)).get_indexer(v["opportunity_id"].astype(str))
+        pos = id_index(snap).get_indexer(v["opportunity_id"].astype(object))
         ok = pos >= 0
         np.maximum.at(pen, pos[ok], w[ok])
     return pen
@@ -47,37 +48,45 @@ def _score(mean_penalty: float) -> float:
     return round(100.0 * (1.0 - float(mean_penalty)), 1)
 
 
-def _groups(pen: np.ndarray, key: pd.Series) -> pd.DataFrame:
-    frame = pd.DataFrame({"key": key.to_numpy(), "pen": pen, "flagged": pen > 0})
-    g = frame.groupby("key", sort=True).agg(
-        opportunities=("pen", "size"), flagged=("flagged", "sum"), mean=("pen", "mean")
-    )
-    g["score"] = (100.0 * (1.0 - g["mean"])).round(1)
-    return g
-
-
-def _detail(g: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    return {
-        str(k): {"score": float(s), "opportunities": int(n), "flagged": int(f)}
-        for k, s, n, f in zip(g.index, g["score"], g["opportunities"], g["flagged"], strict=True)
-    }
+def _groups(pen: np.ndarray, codes: np.ndarray, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """Score, size and flagged count per group; ``codes`` index into ``keys`` (bincount)."""
+    k = len(keys)
+    size = np.bincount(codes, minlength=k)
+    flagged = np.bincount(codes, weights=pen > 0, minlength=k)
+    total = np.bincount(codes, weights=pen, minlength=k)
+    out = {}
+    for i in np.argsort(np.asarray(keys, dtype=object), kind="stable"):
+        if size[i]:
+            out[keys[i]] = {
+                "score": _score(total[i] / size[i]),
+                "opportunities": int(size[i]),
+                "flagged": int(flagged[i]),
+            }
+    return out
 
 
 def hygiene_scores(snap: Snapshot, result: AuditResult) -> dict[str, Any]:
     """Org, team and owner hygiene scores; ``org`` is None for an empty Snapshot."""
     opp = snap.opportunities
     pen = opportunity_penalty(snap, result)
-    owner = opp["owner_id"].astype("string").fillna(NO_OWNER)
+    # factorize the owner column once; teams are looked up per distinct owner, not per row
+    owner_codes, owner_keys = pd.factorize(opp["owner_id"].astype(object), use_na_sentinel=False)
+    owner_keys = [NO_OWNER if pd.isna(k) else str(k) for k in owner_keys]
     o = snap.owners.drop_duplicates("id")
-    o = o.set_index(o["id"].astype("string"))
-    team = owner.map(o["team"].astype("string")).astype("string").fillna(NO_TEAM)
-    teams = _detail(_groups(pen, team))
-    owners = _detail(_groups(pen, owner))
-    names = o["name"].astype("string").dropna().astype(str).to_dict()
-    owner_team = o["team"].astype("string").dropna().astype(str).to_dict()
+    o = o[o["id"].notna()]
+    team_of = dict(zip(o["id"].astype(str), o["team"].astype(object), strict=True))
+    name_of = dict(zip(o["id"].astype(str), o["name"].astype(object), strict=True))
+    team_per_owner = [team_of.get(k) for k in owner_keys]
+    team_names = [NO_TEAM if t is None or pd.isna(t) else str(t) for t in team_per_owner]
+    team_keys = sorted(set(team_names))
+    position = {t: i for i, t in enumerate(team_keys)}
+    team_idx = np.array([position[t] for t in team_names], dtype=np.int64)
+    teams = _groups(pen, team_idx[owner_codes], team_keys)
+    owners = _groups(pen, owner_codes, owner_keys)
     for k, d in owners.items():
-        d["name"] = names.get(k)
-        d["team"] = owner_team.get(k)
+        name, team = name_of.get(k), team_of.get(k)
+        d["name"] = None if name is None or pd.isna(name) else str(name)
+        d["team"] = None if team is None or pd.isna(team) else str(team)
     return {
         "name": "hygiene_score",
         "definition": HYGIENE_DEFINITION,
