@@ -32,17 +32,17 @@ def history_positions(snap: Snapshot) -> pd.DataFrame:
     """Stage history joined to opportunity row positions, sorted by (row, entered_at).
 
     Columns: ``row`` (position in ``snap.opportunities``), ``code`` (stage order, -1 unknown),
-    ``entered_at``. Rows whose opportunity is not in the Snapshot are dropped.
+    ``entered_at`` (naive UTC). Rows whose opportunity is not in the Snapshot are dropped.
     """
 
     def build() -> pd.DataFrame:
         hist = snap.stage_history
         pos = id_index(snap).get_indexer(hist["opportunity_id"].astype(object))
         code = hist["stage"].cat.codes.to_numpy()
-        # .array keeps the tz-aware datetimes; .to_numpy() would build an object array of
-        # Timestamps (seconds on millions of rows). Sorting works on the int64 microseconds.
-        at = hist["entered_at"].array
-        us = hist["entered_at"].to_numpy(dtype="datetime64[us]").view(np.int64)
+        # naive UTC: a tz-aware column would become an object array of Timestamps (seconds on
+        # millions of rows). Sorting works on the int64 microseconds.
+        at = hist["entered_at"].to_numpy(dtype="datetime64[us]")
+        us = at.view(np.int64)
         us = np.where(us == np.iinfo(np.int64).min, np.iinfo(np.int64).max, us)  # NaT last
         keep = (pos >= 0) & (code >= 0)
         pos, code, at, us = pos[keep], code[keep], at[keep], us[keep]
@@ -103,7 +103,7 @@ def transitions(snap: Snapshot) -> pd.DataFrame:
                 "row": hp["row"].to_numpy()[1:][keep],
                 "from_code": frm[keep],
                 "to_code": to[keep],
-                "at": hp["entered_at"].array[1:][keep],
+                "at": hp["entered_at"].to_numpy()[1:][keep],
             }
         )
 
@@ -111,7 +111,7 @@ def transitions(snap: Snapshot) -> pd.DataFrame:
 
 
 def stage_spans(snap: Snapshot) -> pd.DataFrame:
-    """Stays in a stage: ``row``, ``code``, ``entered_at``, ``left_at``, ``first``.
+    """Stays in a stage: ``row``, ``code``, ``entered_at``, ``left_at`` (tz-aware UTC), ``first``.
 
     One row per history entry that starts a stay (a repeated entry of the stage the opportunity
     is already in is not a new stay). ``left_at`` is the next stay's ``entered_at`` (NaT for the

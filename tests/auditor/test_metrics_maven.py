@@ -25,10 +25,12 @@ from auditor.snapshot import (
 )
 
 _REL = Path("shared/datasets/maven-crm-sales-opportunities/sales_pipeline.csv")
-# ../shared next to the checkout (main at /work/main, worktrees one level deeper)
+_IN_REPO = Path(__file__).resolve().parents[1] / "data/maven/sales_pipeline.csv"
+# ../shared next to the checkout (main at /work/main, worktrees one level deeper), else the
+# copy vendored under tests/data/maven
 CSV = next(
     (p / _REL for p in Path(__file__).resolve().parents if (p / _REL).exists()),
-    Path("..") / _REL,
+    _IN_REPO,
 )
 
 pytestmark = pytest.mark.skipif(
