@@ -445,3 +445,13 @@ def test_history_order_does_not_matter(metrics: dict) -> None:
     ctx = AuditContext.create(AS_OF)
     cfg = MetricsSection(targets=TARGETS, segment_field="segment")
     assert compute_metrics(snap2, _result(ctx), ctx, cfg) == metrics
+
+
+def test_days_are_calendar_days_in_the_audit_time_zone() -> None:
+    # 10:00 UTC is midnight of the *next* day at UTC+14, so every creation day moves one day
+    # later while close dates (plain dates) stay: each cycle is one day shorter
+    snap = _snapshot()
+    ctx = AuditContext.create(AS_OF, "Pacific/Kiritimati")
+    cl = compute_metrics(snap, _result(ctx), ctx, MetricsSection())["cycle_length"]
+    assert cl["by_period"][Q3]["won"] == {"count": 2, "median_days": 58.0}  # 61, 55
+    assert cl["by_period"][Q3]["lost"] == {"count": 1, "median_days": 16.0}
