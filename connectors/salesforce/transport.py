@@ -16,6 +16,7 @@ import email.utils
 import logging
 import re
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -305,7 +306,11 @@ class SalesforceTransport:
         )
         self.session.step = f"login ({creds.flow}, domain {opts.domain})"
         try:
-            self.sf = Salesforce(session=self.session, **creds.kwargs)
+            # simple-salesforce warns with the consumer key in the text when an app is not
+            # approved: catch such warnings and log them redacted instead
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                self.sf = Salesforce(session=self.session, **creds.kwargs)
         except ConnectorError:
             raise
         except SalesforceAuthenticationFailed as exc:
@@ -318,6 +323,9 @@ class SalesforceTransport:
                 f"Salesforce login ({creds.flow}, domain {opts.domain!r}) failed: "
                 f"{type(exc).__name__}: {exc}"
             )) from None
+        finally:
+            for w in caught:
+                log.warning("Salesforce login: %s", redact(" ".join(str(w.message).split())))
 
     @property
     def counter(self) -> CallCounter:

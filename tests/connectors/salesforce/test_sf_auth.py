@@ -181,3 +181,17 @@ def requests_error() -> Exception:
     import requests
 
     return requests.exceptions.ConnectionError("connection reset by peer")
+
+
+def test_unapproved_app_is_clear_and_its_warning_redacted(rsps, rsa_key, caplog, recwarn) -> None:
+    pem, _ = rsa_key
+    rsps.add(responses.POST, "https://login.salesforce.com/services/oauth2/token", status=400,
+             body=login_reply("oauth_token_error.json"), content_type="application/json")
+    key = "3MVG9UnapprovedAppKey"
+    with pytest.raises(ConnectorError) as err:
+        connector({"SF_CONSUMER_KEY": key, "SF_PRIVATE_KEY": pem}, **JWT_OPTS).pull()
+    assert str(err.value) == ("Salesforce login (jwt, domain 'login') was refused: "
+                              "invalid_grant: user hasn't approved this consumer")
+    logged = [r.getMessage() for r in caplog.records if r.name.endswith("transport")]
+    assert len(logged) == 1 and "client_id=***" in logged[0]
+    assert key not in caplog.text and not [w for w in recwarn if key in str(w.message)]
