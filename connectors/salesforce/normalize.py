@@ -346,8 +346,9 @@ def build_snapshot(
     extra = dict(facts.extra)
     if meta_stages is not None:
         extra["stage_metadata"] = [
-            {"stage": str(r.stage), "is_closed": _b(r.IsClosed), "is_won": _b(r.IsWon),
-             "active": _b(r.IsActive), "common_stage": stage_map.lookup(r.stage)}
+            {"stage": str(r.stage), "order": None if pd.isna(r.SortOrder) else int(r.SortOrder),
+             "is_closed": _b(r.IsClosed), "is_won": _b(r.IsWon), "active": _b(r.IsActive),
+             "common_stage": stage_map.lookup(r.stage)}
             for r in meta_stages.itertuples(index=False)
         ]
     if raw.deleted_ids:

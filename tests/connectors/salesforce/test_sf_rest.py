@@ -35,6 +35,9 @@ def test_rest_pull_gives_the_exact_snapshot(org, make_connector) -> None:
     assert m.extra["api_paths"] == {"Opportunity": "rest", "OpportunityHistory": "rest"}
     assert [s["stage"] for s in m.extra["stage_metadata"] if s["common_stage"] is None] == [
         "Discovery Call", "Legacy Stage"]
+    assert m.extra["stage_metadata"][2] == {
+        "stage": "Discovery Call", "order": 3, "is_closed": False, "is_won": False,
+        "active": True, "common_stage": None}
 
 
 def test_three_pages_followed_by_nextrecordsurl(org, rsps, make_connector) -> None:
