@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _casekit import DEFAULT_AS_OF, build_config, build_snapshot
 
 from auditor.engine import _coverage_masks, run_audit
+from rules.testing import DEFAULT_AS_OF, build_config, build_snapshot
 
 CASE_DIR = Path(__file__).parent / "cases"
 

@@ -7,13 +7,13 @@ import re
 from pathlib import Path
 
 import pytest
-from _casekit import build_config, build_snapshot
 
 from auditor.engine import run_audit
 from auditor.snapshot import OPPORTUNITY_SCHEMA
 from rules.base import GROUPS, SEVERITIES, STAGE_HISTORY, Param
 from rules.catalogue import ALL_RULES
 from rules.registry import all_rules
+from rules.testing import build_config, build_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 CASE_DIR = Path(__file__).parent / "cases"

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from _casekit import build_config, build_snapshot
-
 from auditor.engine import run_audit
 from auditor.stages import StageMap
+from rules.testing import build_config, build_snapshot
 
 # HubSpot's default pipeline: qualifiedtobuy → presentationscheduled (qualification → solution)
 CASE = {

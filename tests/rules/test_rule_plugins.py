@@ -8,7 +8,6 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
-from _casekit import build_snapshot
 from click.testing import CliRunner
 
 from auditor.cli import main
@@ -17,6 +16,7 @@ from auditor.engine import run_audit
 from auditor.errors import AuditorError
 from rules.catalogue import ALL_RULES
 from rules.registry import ENTRY_POINT_GROUP, all_rules
+from rules.testing import build_snapshot
 
 PLUGIN_MODULE = '''
 """A tiny third-party rule distribution."""

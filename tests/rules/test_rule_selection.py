@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from _casekit import build_snapshot
 
 from auditor.config import parse_config
 from auditor.engine import run_audit, select_rules
 from auditor.errors import ConfigError
 from rules.catalogue import ALL_RULES
+from rules.testing import build_snapshot
 
 ALL = [r.code for r in ALL_RULES]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _casekit import build_snapshot
 
 from auditor.config import parse_config
 from auditor.engine import run_audit
 from auditor.errors import ConfigError
+from rules.testing import build_snapshot
 
 SNAP_CASE = {
     "opportunities": [

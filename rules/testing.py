@@ -1,4 +1,11 @@
-"""Build Snapshots from the small JSON rule cases (tests/rules/cases/*.json, see README.md)."""
+"""Test a rule on a handful of records: build a Snapshot and a config from a small case dict.
+
+Used by the built-in rule cases (tests/rules/cases/*.json, format in tests/rules/README.md) and
+meant for plugin authors too::
+
+    case = {"opportunities": [{"id": "A", "stage": "proposal", "amount": 900}]}
+    result = run_audit(build_snapshot(case), build_config("XP01", case), as_of="2026-03-31")
+"""
 
 from __future__ import annotations
 
@@ -56,6 +63,7 @@ def build_snapshot(case: dict[str, Any]) -> Snapshot:
 
 
 def build_config(code: str, case: dict[str, Any]) -> AuditConfig:
+    """A config selecting only rule ``code``, with the case's params / process / audit tables."""
     data: dict[str, Any] = {
         "source": {"type": "demo"},
         "rules": {"select": [code], code: case.get("params", {})},
