@@ -78,22 +78,19 @@ class OwnerMissingOrInactive(Rule):
 
     def _state(self, snap: Snapshot) -> pd.DataFrame:
         opp = snap.opportunities
-        owners = snap.owners
+        owners = snap.owners.drop_duplicates("id")
         owner = opp["owner_id"]
-        known_ids = pd.Index(owners["id"].dropna().astype(str))
-        lookup = owners.drop_duplicates("id").set_index("id")
-        active = owner.map(lookup["active"]).astype("boolean")
-        names = owner.map(lookup["name"]).astype(STR)
-        missing = owner.isna()
-        unknown = ~missing & (len(known_ids) > 0) & ~owner.isin(known_ids)
-        inactive = ~missing & (active == False).fillna(False)  # noqa: E712 - nullable bool
+        pos = pd.Index(owners["id"].astype(object)).get_indexer(owner.astype(object))
+        known = pos >= 0
+        active = owners["active"].to_numpy(dtype=object, na_value=None)
+        inactive = np.zeros(len(opp), dtype=bool)
+        inactive[known] = active[pos[known]] == False  # noqa: E712 - NA (None) is not False
+        names = pd.array(owners["name"], dtype=STR).take(np.where(known, pos, -1), allow_fill=True)
+        missing = owner.isna().to_numpy()
+        unknown = ~missing & ~known & (owners["id"].notna().sum() > 0)
         return pd.DataFrame(
-            {
-                "missing": missing.astype(bool),
-                "unknown": unknown.astype(bool),
-                "inactive": inactive.astype(bool),
-                "name": names,
-            }
+            {"missing": missing, "unknown": unknown, "inactive": inactive, "name": names},
+            index=opp.index,
         )
 
     def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
@@ -193,41 +190,64 @@ class PossibleDuplicate(Rule):
     }
 
     def _keys(self, snap: Snapshot) -> tuple[pd.Series, pd.Series]:
-        opp = snap.opportunities
-        acct = opp["account_id"].astype(STR)
-        acct = ("id:" + acct).fillna("name:" + normalise_name(opp["account_name"]))
-        return acct, normalise_name(opp["name"])
+        """(account key, normalised name) of the open deals; NA where not comparable."""
+
+        def build() -> tuple[pd.Series, pd.Series]:
+            opp = snap.opportunities.loc[is_open(snap)]
+            acct = ("id:" + opp["account_id"].astype(STR)).astype(STR)
+            by_name = acct.isna() & opp["account_name"].notna()
+            if by_name.any():  # normalise account names only where the id is missing
+                names = "name:" + normalise_name(opp.loc[by_name, "account_name"])
+                acct = acct.mask(by_name, names)
+            return acct, normalise_name(opp["name"])
+
+        key = "rules.DQ04.keys"
+        if key not in snap._cache:
+            snap._cache[key] = build()
+        return snap._cache[key]
 
     def not_evaluable(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
         acct, nm = self._keys(snap)
-        op = is_open(snap)
+        idx = snap.opportunities.index
         return {
-            "open deal without name": op & nm.isna(),
-            "open deal without account": op & acct.isna(),
+            "open deal without name": nm.isna().reindex(idx, fill_value=False),
+            "open deal without account": acct.isna().reindex(idx, fill_value=False),
         }
 
     def _groups(self, snap: Snapshot) -> pd.DataFrame:
-        """Open, comparable deals sorted by (account, name) with group size and a neighbour."""
+        """Open deals that share (account, name) with another: group size and a neighbour id.
+
+        Hash-based (factorize) over all open deals; only the few duplicates are sorted.
+        """
         acct, nm = self._keys(snap)
-        ok = is_open(snap) & acct.notna() & nm.notna()
+        ok = acct.notna() & nm.notna()
+        key = (acct[ok] + "\x1f" + nm[ok]).astype(STR)
+        codes, _ = pd.factorize(key)
+        size = np.bincount(codes)[codes]
+        many = size > 1
+        dup = key.index[many]
         sub = pd.DataFrame(
-            {"acct": acct[ok], "nm": nm[ok], "id": snap.opportunities.loc[ok, "id"]}
-        ).sort_values(["acct", "nm", "id"], kind="stable")
-        size = sub.groupby(["acct", "nm"], sort=False)["id"].transform("size")
-        key = (sub["acct"] + "\x1f" + sub["nm"]).to_numpy()
-        ids = sub["id"].to_numpy()
-        same_prev = np.r_[False, key[1:] == key[:-1]]
+            {
+                "k": codes[many],
+                "size": size[many],
+                "id": snap.opportunities["id"].to_numpy(dtype=object)[dup.to_numpy(dtype=np.int64)],
+            },
+            index=dup,
+        ).sort_values(["k", "id"], kind="stable")
+        if sub.empty:
+            return sub.assign(other=pd.Series(dtype=object))
+        k = sub["k"].to_numpy()
+        ids = sub["id"].to_numpy(dtype=object)
+        same_prev = np.r_[False, k[1:] == k[:-1]]
         prev_id = np.r_[[None], ids[:-1]]
         next_id = np.r_[ids[1:], [None]]
-        sub["size"] = size
         sub["other"] = np.where(same_prev, prev_id, next_id)
         return sub
 
     def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
-        g = self._groups(snap)
-        mask = pd.Series(False, index=snap.opportunities.index)
-        mask.loc[g.index[g["size"].to_numpy() > 1]] = True
-        return mask
+        mask = np.zeros(len(snap.opportunities), dtype=bool)
+        mask[self._groups(snap).index.to_numpy(dtype=np.int64)] = True
+        return pd.Series(mask, index=snap.opportunities.index)
 
     def message(self, snap: Snapshot, ctx: AuditContext, rows: pd.Index) -> pd.Series:
         g = self._groups(snap).loc[rows]

@@ -158,8 +158,10 @@ class StageAging(Rule):
 
     def _days_limit(self, snap: Snapshot, ctx: AuditContext) -> tuple[pd.Series, pd.Series]:
         opp = snap.opportunities
-        limits = {k: float(v) for k, v in ctx.process.stage_limits.items()}
-        limit = opp["stage"].astype("string").map(limits).astype("Float64")
+        # limit per stage code (categorical codes; -1 = unmapped → no limit)
+        by_code = np.array([ctx.process.stage_limits.get(s, np.nan) for s in STAGES] + [np.nan])
+        codes = opp["stage"].cat.codes.to_numpy()
+        limit = pd.Series(by_code[codes], index=opp.index).astype("Float64")
         return ctx.days_since(opp["stage_entered_at"]), limit
 
     def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
