@@ -19,6 +19,8 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from auditor.config import DEFAULT_STAGE_LIMITS
 from auditor.snapshot import (
@@ -31,6 +33,7 @@ from auditor.snapshot import (
 from auditor.stages import STAGE_DTYPE, STAGE_ORDER, STAGES
 from connectors.base import Connector, SourceOptions
 
+_STR = pd.StringDtype("pyarrow")
 DEMO_SOURCE = "demo"
 DEMO_URL = "https://demo-crm.invalid/opportunities/"
 
@@ -305,36 +308,35 @@ def generate_demo_org(n: int = 2000, seed: int = 7, as_of: date | None = None) -
     stage_entered_at = entered_at[last_row]
 
     # ---- fields --------------------------------------------------------------------------------
-    ids = np.char.add("OPP-", np.char.zfill(np.arange(1, n + 1).astype(str), 7))
+    # strings are built in pyarrow (joins, takes by position): millions of numpy unicode
+    # strings converted one by one would dominate the generation time
+    id_array = _join("OPP-", pc.utf8_lpad(_num(np.arange(1, n + 1)), width=7, padding="0"))
     n_accounts = max(10, n // 4)
     acct_idx = rng.integers(0, n_accounts, n)
-    acct_names = np.char.add(
-        np.char.add(_SYL_A[np.arange(n_accounts) % len(_SYL_A)], " "),
-        _SYL_B[(np.arange(n_accounts) // len(_SYL_A)) % len(_SYL_B)],
+    a = np.arange(n_accounts)
+    n_pairs = len(_SYL_A) * len(_SYL_B)
+    acct_names = _join(
+        _take(_SYL_A, a % len(_SYL_A)), " ", _take(_SYL_B, (a // len(_SYL_A)) % len(_SYL_B))
     )
-    acct_names = np.char.add(
-        acct_names,
-        np.where(
-            np.arange(n_accounts) >= len(_SYL_A) * len(_SYL_B),
-            np.char.add(" ", (np.arange(n_accounts) // (len(_SYL_A) * len(_SYL_B))).astype(str)),
-            "",
-        ),
+    acct_suffix = pc.if_else(
+        pa.array(a >= n_pairs), pa.array(_join(" ", _num(a // n_pairs))), _lstr("")
     )
-    product = rng.choice(_PRODUCTS, n)
-    opp_names = np.char.add(np.char.add(acct_names[acct_idx], " – "), product)
+    acct_names = _join(acct_names, acct_suffix)
+    acct_ids = _join("ACC-", pc.utf8_lpad(_num(a), width=6, padding="0"))
+    prod_idx = rng.integers(0, len(_PRODUCTS), n)
+    product = _take(_PRODUCTS, prod_idx)
     # a second deal for the same account and product is an expansion: names stay distinct, so
     # the only duplicates in the org are the planted ones (DQ04)
-    nth = pd.DataFrame({"a": acct_idx, "p": product}).groupby(["a", "p"]).cumcount().to_numpy()
-    opp_names = np.where(
-        nth > 0, np.char.add(np.char.add(opp_names, " expansion "), nth.astype(str)), opp_names
-    )
+    nth = pd.DataFrame({"a": acct_idx, "p": prod_idx}).groupby(["a", "p"]).cumcount().to_numpy()
+    expansion = pc.if_else(pa.array(nth > 0), pa.array(_join(" expansion ", _num(nth))), _lstr(""))
+    opp_names = _join(acct_names.take(acct_idx), " – ", product, expansion)
     rep_owner = n_teams + rng.integers(0, n_reps, n)
     active_reps = n_teams + np.flatnonzero(~left)
     reassign = ~is_closed & ~active[rep_owner]  # open deals belong to active reps
     rep_owner = np.where(reassign, active_reps[rng.integers(0, active_reps.size, n)], rep_owner)
     amount = np.round(rng.lognormal(mean=10.2, sigma=0.8, size=n), -2)
     prob = np.array([_PROBABILITY[s] for s in stages])[final]
-    forecast = np.array([_FORECAST[s] for s in stages])[final]
+    forecast = _take([_FORECAST[s] for s in stages], final)
     # for closed deals: close date = the day the closing stage was entered
     close_row = start + last_open + 1
     close_row = np.minimum(close_row, last_row)
@@ -348,9 +350,11 @@ def generate_demo_org(n: int = 2000, seed: int = 7, as_of: date | None = None) -
     last_act_ts = last_act + (rng.integers(9 * 3600, 17 * 3600, n) * 1_000_000).astype(
         "timedelta64[us]"
     )
-    next_step = np.where(open_, rng.choice(_NEXT_STEPS, n), None)
+    next_step = _take(_NEXT_STEPS, np.where(open_, rng.integers(0, len(_NEXT_STEPS), n), -1))
     next_due = np.where(open_, today + _days(rng.integers(1, 15, n)), np.datetime64("NaT", "us"))
-    loss_reason = np.where(is_lost, rng.choice(_LOSS_REASONS, n), None)
+    loss_reason = _take(
+        _LOSS_REASONS, np.where(is_lost, rng.integers(0, len(_LOSS_REASONS), n), -1)
+    )
     # won deals are handed over within 1-25 days (recorded in handoff_at); deals in the handoff
     # stage record it when they entered the stage
     handed = close_day + _days(rng.integers(1, 26, n)) + np.timedelta64(10, "h")
@@ -363,26 +367,26 @@ def generate_demo_org(n: int = 2000, seed: int = 7, as_of: date | None = None) -
     # past qualification, patchy before that
     early = code_final <= S["qualification"]
     bant = {
-        f: np.where(early & (rng.random(n) < 0.5), None, rng.choice(vals, n))
+        f: _take(vals, np.where(early & (rng.random(n) < 0.5), -1, rng.integers(0, len(vals), n)))
         for f, vals in _BANT.items()
     }
 
     opp = pd.DataFrame(
         {
-            "id": ids,
-            "source": DEMO_SOURCE,
-            "url": np.char.add(DEMO_URL, ids),
+            "id": id_array,
+            "source": _take([DEMO_SOURCE], np.zeros(n, dtype=int)),
+            "url": _join(DEMO_URL, id_array),
             "name": opp_names,
-            "account_id": np.char.add("ACC-", np.char.zfill(acct_idx.astype(str), 6)),
-            "account_name": acct_names[acct_idx],
-            "owner_id": owner_ids[rep_owner],
-            "pipeline": "default",
-            "stage": final_stage,
-            "source_stage": final_stage,
+            "account_id": acct_ids.take(acct_idx),
+            "account_name": acct_names.take(acct_idx),
+            "owner_id": _take(owner_ids, rep_owner),
+            "pipeline": _take(["default"], np.zeros(n, dtype=int)),
+            "stage": pd.Categorical.from_codes(code_final, dtype=STAGE_DTYPE),
+            "source_stage": _take(STAGES, code_final),
             "is_closed": is_closed,
             "is_won": is_won,
             "amount": amount,
-            "currency": "USD",
+            "currency": _take(["USD"], np.zeros(n, dtype=int)),
             "probability": prob,
             "forecast_category": forecast,
             "close_date": close_day,
@@ -393,7 +397,7 @@ def generate_demo_org(n: int = 2000, seed: int = 7, as_of: date | None = None) -
             "next_step": next_step,
             "next_step_due": next_due,
             "loss_reason": loss_reason,
-            "lead_source": rng.choice(_LEAD_SOURCES, n),
+            "lead_source": _take(_LEAD_SOURCES, rng.integers(0, len(_LEAD_SOURCES), n)),
             "close_date_changes": np.zeros(n, dtype=np.int64),
             "handoff_at": pd.to_datetime(handoff_at, utc=True),
             "product": product,
@@ -407,7 +411,6 @@ def generate_demo_org(n: int = 2000, seed: int = 7, as_of: date | None = None) -
     code = h["code"][order]
     # ids and stage labels are taken by position (pyarrow / categorical), not built as millions
     # of Python strings
-    id_array = pd.array(ids, dtype=pd.StringDtype("pyarrow"))
     labels = pd.Categorical.from_codes(
         np.where(code < 0, len(STAGES), code), categories=[*STAGES, _LEGACY_STAGE]
     )
@@ -436,6 +439,34 @@ def generate_demo_org(n: int = 2000, seed: int = 7, as_of: date | None = None) -
         meta,
     ).validate()
     return DemoOrg(snap, truth)
+
+
+def _take(
+    vocab: np.ndarray | list[str] | tuple[str, ...], codes: np.ndarray
+) -> pd.api.extensions.ExtensionArray:
+    """Text column from a small vocabulary by position (code -1 = NA), in pyarrow."""
+    base = pd.array(np.asarray(vocab, dtype=object), dtype=_STR)
+    return base.take(np.asarray(codes, dtype=np.int64), allow_fill=True)
+
+
+def _num(values: np.ndarray) -> pa.Array:
+    return pc.cast(pa.array(np.asarray(values, dtype=np.int64)), pa.string())
+
+
+def _join(*parts: object) -> pd.api.extensions.ExtensionArray:
+    """Element-wise concatenation of pyarrow / pandas text arrays and scalars."""
+    arrays = []
+    for p in parts:
+        if isinstance(p, pd.api.extensions.ExtensionArray):
+            p = pa.array(p)
+        if isinstance(p, pa.ChunkedArray):
+            p = p.combine_chunks()
+        arrays.append(p.cast(pa.large_string()) if isinstance(p, pa.Array) else _lstr(p))
+    return pd.arrays.ArrowStringArray(pc.binary_join_element_wise(*arrays, _lstr("")))
+
+
+def _lstr(value: object) -> pa.Scalar:
+    return pa.scalar(str(value), pa.large_string())
 
 
 def _pick(rng: np.random.Generator, eligible: np.ndarray, rate: float) -> np.ndarray:
@@ -635,8 +666,7 @@ def _plant(
     truth["DQ02"] = set(ids[dq02])
 
     dq03 = pick("DQ03", is_open)
-    opp["stage"] = opp["stage"].astype(object)
-    opp.loc[dq03, "stage"] = None
+    opp["stage"] = opp["stage"].where(~dq03)
     opp.loc[dq03, "source_stage"] = _LEGACY_STAGE
     last_row = ~same_next
     hist_codes[last_row & dq03[hist_opp]] = -1  # its history ends in the legacy stage too
@@ -649,8 +679,8 @@ def _plant(
     n_pairs = max(1, int(pool.size * PLANT_RATES["DQ04"] / 2)) if pool.size >= 2 else 0
     x, y = pool[:n_pairs], pool[n_pairs : 2 * n_pairs]
     for col in ("account_id", "account_name"):
-        opp.loc[y, col] = opp[col].to_numpy()[x]
-    base = opp["name"].to_numpy()[x].astype(str)
+        opp.loc[y, col] = opp[col].iloc[x].to_numpy()
+    base = opp["name"].iloc[x].to_numpy().astype(str)
     variant = np.where(
         np.arange(n_pairs) % 2 == 0,
         np.char.replace(np.char.upper(base), " – ", ": "),
@@ -662,7 +692,7 @@ def _plant(
     w = rng.permutation(np.flatnonzero(~is_open & ~taken))[: v.size]
     v = v[: w.size]
     for col in ("account_id", "account_name", "name"):
-        opp.loc[w, col] = opp[col].to_numpy()[v]
+        opp.loc[w, col] = opp[col].iloc[v].to_numpy()
     dq04 = np.zeros(n, dtype=bool)
     dq04[np.r_[x, y]] = True
     taken[np.r_[x, y, v, w]] = True
@@ -676,10 +706,8 @@ def _plant(
     first = rng.integers(0, len(fields), n)
     second = rng.integers(0, len(fields), n)
     for i, f in enumerate(fields):
-        col = opp[f].to_numpy(dtype=object).copy()
         blank = (ql02 | lost_blank) & ((first == i) | ((second == i) & (rng.random(n) < 0.5)))
-        col[blank] = np.where(rng.random(n) < 0.7, None, " ")[blank]  # NA, or whitespace text
-        opp[f] = col
+        opp.loc[blank, f] = np.where(rng.random(n) < 0.7, None, " ")[blank]  # NA, or blank text
     truth["QL02"] = set(ids[ql02])
 
     # ST02: open deals move back one stage and forward again (two inserted history entries);
