@@ -80,7 +80,10 @@ class OwnerMissingOrInactive(Rule):
         opp = snap.opportunities
         owners = snap.owners.drop_duplicates("id")
         owner = opp["owner_id"]
-        pos = pd.Index(owners["id"].astype(object)).get_indexer(owner.astype(object))
+        # look up the few distinct owner ids, not every row
+        codes, uniques = pd.factorize(owner)
+        pos_u = pd.Index(owners["id"].astype(object)).get_indexer(np.asarray(uniques, dtype=object))
+        pos = np.where(codes >= 0, pos_u[codes] if len(pos_u) else -1, -1)
         known = pos >= 0
         active = owners["active"].to_numpy(dtype=object, na_value=None)
         inactive = np.zeros(len(opp), dtype=bool)
@@ -150,7 +153,12 @@ def normalise_name(names: pd.Series) -> pd.Series:
     # lower() and these patterns run in pyarrow (RE2); \b or casefold() would fall back to a
     # per-row Python loop
     s = names.astype(STR).str.lower()
-    s = s.str.replace(r"(^|[^\pL\pN])copy([^\pL\pN]+of)?([^\pL\pN]|$)", " ", regex=True)
+    has_copy = s.str.contains("copy", regex=False).fillna(False).astype(bool)
+    if has_copy.any():  # the word regex only where it can match
+        cleaned = s[has_copy].str.replace(
+            r"(^|[^\pL\pN])copy([^\pL\pN]+of)?([^\pL\pN]|$)", " ", regex=True
+        )
+        s = s.mask(has_copy, cleaned)
     s = s.str.replace(r"[^\pL\pN]+", "", regex=True)
     return s.where(s.str.len() > 0).astype(STR)
 
@@ -221,11 +229,13 @@ class PossibleDuplicate(Rule):
         """
         acct, nm = self._keys(snap)
         ok = acct.notna() & nm.notna()
-        key = (acct[ok] + "\x1f" + nm[ok]).astype(STR)
-        codes, _ = pd.factorize(key)
-        size = np.bincount(codes)[codes]
+        # hash each part once (pyarrow), then combine the two codes into one int64 key
+        acct_code, _ = pd.factorize(acct[ok])
+        nm_code, nm_uniques = pd.factorize(nm[ok])
+        codes, _ = pd.factorize(acct_code.astype(np.int64) * (len(nm_uniques) + 1) + nm_code)
+        size = np.bincount(codes)[codes] if len(codes) else codes
         many = size > 1
-        dup = key.index[many]
+        dup = acct[ok].index[many]
         sub = pd.DataFrame(
             {
                 "k": codes[many],
