@@ -56,8 +56,16 @@ class SkippedQualification(Rule):
         return v[_PAST_QUALIFICATION].any(axis=1) & ~v["qualification"]
 
     def message(self, snap: Snapshot, ctx: AuditContext, rows: pd.Index) -> pd.Series:
-        stage = snap.opportunities.loc[rows, "stage"].astype("string")
-        return "reached " + stage + " without a qualification stage in its history"
+        # name the furthest stage past qualification the deal reached (a lost deal's current
+        # stage, closed_lost, would say nothing)
+        reached = visited(snap).loc[rows, _PAST_QUALIFICATION].to_numpy()
+        furthest = len(_PAST_QUALIFICATION) - 1 - reached[:, ::-1].argmax(axis=1)
+        stage = np.array(_PAST_QUALIFICATION, dtype=object)[furthest]
+        return pd.Series(
+            "reached " + stage + " without a qualification stage in its history",
+            index=rows,
+            dtype="string[pyarrow]",
+        )
 
 
 def _empty(col: pd.Series) -> pd.Series:
