@@ -1,14 +1,18 @@
 """A deterministic demo organisation: a realistic B2B pipeline with planted process violations.
 
-``generate_demo_org(n, seed, as_of)`` builds owners (reps with managers and teams),
-opportunities across every common stage with a full stage history, amounts, close dates, next
-steps, activity dates and loss reasons. Every record starts *clean* (it follows the reference
-process) and then a seeded share of records get a violation planted. The planted ground truth
-(rule code → set of opportunity ids) is returned with the Snapshot so tests can measure each
-rule's precision and recall exactly.
+``generate_demo_org(n, seed, as_of)`` builds owners (reps with managers and teams, a few who
+have left), opportunities across every common stage with a full stage history, amounts, close
+dates, next steps, activity dates, loss reasons, handoffs and BANT qualification fields. Every
+record starts *clean* (it follows the reference process and trips no rule); then a seeded share
+of records get one violation of one rule planted, and others get an *edge case* that looks close
+to a violation but is not one (due today, exactly at a limit, a closed twin of an open deal,
+...). Each record carries at most one plant, so plants cannot trip other rules by accident. The
+planted ground truth (rule code → set of opportunity ids, for every rule of the catalogue) is
+returned with the Snapshot so tests measure each rule's precision and recall exactly; records
+imported without stage history (3%) never count for the history rules.
 
-Everything is vectorized with numpy, so 1,000,000 opportunities (about five history rows each)
-take seconds, which the benchmarks rely on.
+Everything is vectorized with numpy and pyarrow, so 1,000,000 opportunities (about five
+history rows each) take seconds, which the benchmarks rely on.
 """
 
 from __future__ import annotations
@@ -563,7 +567,7 @@ def _plant(
     busy = pick("ST04", late, 0.2)  # edge: long in stage but recently active
     quiet_new = pick("ST04", late, 0.2)  # edge: quiet, but entered the stage recently
     in_stage = np.where(st04 | busy, rng.integers(22, 29, n), in_stage)
-    limit = np.array([_STAGE_LIMIT.get(s, 10_000) for s in stage])
+    limit = np.array([_STAGE_LIMIT.get(s, 10_000) for s in STAGES])[code]  # by stage code
     st03 = pick("ST03", is_open)
     at_limit = pick("ST03", is_open, 0.03)  # edge: exactly at the limit is not over it
     in_stage = np.where(st03, limit + rng.integers(1, 21, n), in_stage)
