@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from reports_fixture import HISTORY, make_run
 
 from auditor.run import AuditRun
+from tests.reports.reports_fixture import HISTORY, make_run
 
 
 @pytest.fixture
