@@ -15,7 +15,7 @@ import numpy as np
 from auditor.engine import SEVERITY_RANK
 from auditor.run import AuditRun
 from reports.context import by_owner, by_team, owner_table
-from reports.format import is_number, money, number, oneline, pct, sentence
+from reports.format import is_number, money, number, oneline, pct, plural, sentence
 
 PRIORITY_ORDER = {"High": 0, "Medium": 1, "Low": 2}
 
@@ -80,8 +80,8 @@ def recommendations(run: AuditRun, ctx: dict[str, Any], found: list[dict]) -> li
                 "title": f"{f['code']} {f['name']}: {sentence(f['summary']) or 'fix the findings'}",
                 "action": sentence(f["fix"]) or "Fix the flagged deals in the CRM.",
                 "why": sentence(f["why"]),
-                "evidence": f"{number(f['count'])} findings on {number(f['evaluated'])} "
-                f"evaluated records ({pct(f['rate'])}).",
+                "evidence": f"{plural(f['count'], 'finding')} on "
+                f"{plural(f['evaluated'], 'evaluated record')} ({pct(f['rate'])}).",
             }
         )
     for g in ctx["coverage"]["gaps"]:
@@ -108,7 +108,7 @@ def recommendations(run: AuditRun, ctx: dict[str, Any], found: list[dict]) -> li
                 "action": f"Add these stages to the source's stage_map: {names}.",
                 "why": "Deals in unmapped stages cannot be placed in the process, so stage rules "
                 "and conversion metrics skip them.",
-                "evidence": f"{number(sum(facts['unmapped_stages'].values()))} records.",
+                "evidence": f"{plural(sum(facts['unmapped_stages'].values()), 'record')}.",
             }
         )
     if facts.get("rejected_rows"):
@@ -118,7 +118,7 @@ def recommendations(run: AuditRun, ctx: dict[str, Any], found: list[dict]) -> li
                 "title": "Fix the source rows that could not be read",
                 "action": "Correct the rejected rows listed in the run facts at the source.",
                 "why": "Rejected rows are left out of the audit and the metrics entirely.",
-                "evidence": f"{number(facts['rejected_rows'])} rows rejected.",
+                "evidence": f"{plural(facts['rejected_rows'], 'row')} rejected.",
             }
         )
     score = ctx["score"]
@@ -144,7 +144,7 @@ def recommendations(run: AuditRun, ctx: dict[str, Any], found: list[dict]) -> li
                 "title": "Keep the process as it is",
                 "action": "Run the audit nightly and send owner digests so it stays clean.",
                 "why": "No rule found a problem in this snapshot.",
-                "evidence": f"{number(facts.get('records'))} records audited.",
+                "evidence": f"{plural(facts.get('records'), 'record')} audited.",
             }
         )
     recs.sort(key=lambda r: PRIORITY_ORDER[r["priority"]])

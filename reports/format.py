@@ -129,7 +129,14 @@ def text_bar(percent: Any, width: int = 20, char: str = "#", empty: str = ".") -
     return char * n + empty * (width - n)
 
 
+def plural(n: Any, word: str, words: str | None = None) -> str:
+    """``3 | plural("deal")`` → "3 deals"; 1 → "1 deal"."""
+    text = number(n)
+    return f"{text} {word if n == 1 else (words or word + 's')}"
+
+
 FILTERS = {
+    "plural": plural,
     "money": money,
     "number": number,
     "pct": pct,

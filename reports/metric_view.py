@@ -55,11 +55,15 @@ def _label(key: Any, labels: dict[str, str]) -> str:
     return labels.get(str(key), oneline(key))
 
 
-def _chart(title: str, data: dict[Any, Any], percent: bool, labels: dict[str, str]) -> dict:
+def _chart(
+    title: str, data: dict[Any, Any], percent: bool, labels: dict[str, str], score: bool = False
+) -> dict:
     items = list(data.items())
     nums = [float(v) for _, v in items if is_number(v)]
     percent = percent and all(0.0 <= x <= 1.0 for x in nums)
     top = 1.0 if percent else max((abs(x) for x in nums), default=0.0)
+    if score and not percent and all(0.0 <= x <= 100.0 for x in nums):
+        top = 100.0  # a 0..100 score: bars on the absolute scale, not relative to the best
     rows = []
     for k, v in items[:MAX_ROWS]:
         width = 0.0
@@ -146,7 +150,8 @@ def metric_view(key: str, metric: dict[str, Any], labels: dict[str, str] | None 
                 is_number(x) or is_missing(x) for x in v.values()
             ):
                 share = _hint(k, PERCENT_HINTS) or metric_is_share
-                view["charts"].append(_chart(name, v, share, labels))
+                score = _hint(k, ("score",)) or _hint(key, ("score",))
+                view["charts"].append(_chart(name, v, share, labels, score))
             else:
                 rows = [(kk, {"value": vv}) for kk, vv in v.items()]
                 view["tables"].append(_table(name, rows, None, labels))

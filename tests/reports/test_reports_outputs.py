@@ -196,7 +196,7 @@ def test_owner_digest_has_only_that_owners_deals(out: Path) -> None:
     assert "Umbrella" not in alice and "alert(1)" not in alice and "Initech" not in alice
     team = (out / "digests" / "manager-M1.txt").read_text(encoding="utf-8")
     assert "TEAM ROLL-UP: MARIA MANAGER'S TEAM" in team
-    assert "Alice Owner                       3 findings on     2 deals, score 50.0" in team
+    assert "Alice Owner                      3 findings on    2 deals, score 50.0" in team
     assert "Umbrella" not in team  # Carol is not in Maria's team
 
 
