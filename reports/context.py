@@ -29,18 +29,13 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def owner_table(run: AuditRun) -> pd.DataFrame:
     """Owners indexed by id (str): name, email, team, manager_id, active; NA → None."""
     owners = run.snapshot.owners
+    cols = ("name", "email", "team", "manager_id", "active")
+    # object dtype on purpose: pandas would infer "str" and turn None back into NaN
+    data = {c: [None if pd.isna(x) else x for x in owners[c].tolist()] for c in cols}
     out = pd.DataFrame(
-        {
-            "name": owners["name"].astype(object).values,
-            "email": owners["email"].astype(object).values,
-            "team": owners["team"].astype(object).values,
-            "manager_id": owners["manager_id"].astype(object).values,
-            "active": owners["active"].astype(object).values,
-        },
-        index=pd.Index(owners["id"].astype(str).values, name="id"),
+        data, index=pd.Index(owners["id"].astype(str).tolist(), name="id"), dtype=object
     )
-    out = out[~out.index.duplicated()]
-    return out.where(out.notna(), None)
+    return out[~out.index.duplicated()]
 
 
 def labels(run: AuditRun) -> dict[str, str]:
