@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from auditor.engine import SEVERITY_RANK
@@ -19,6 +20,8 @@ from reports.metric_view import metric_views
 
 NO_OWNER = "(none)"
 NO_TEAM = "(no team)"
+#: owners listed in the manager report (all are in violations.csv)
+MAX_OWNERS = 50
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -26,7 +29,23 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return obj.where(obj.notna(), None).to_dict(orient="records")
 
 
+def _cached(run: AuditRun, key: str, build):  # noqa: ANN001, ANN202 - tiny memo helper
+    """Memoize per run: digests for a thousand owners must not rebuild shared tables."""
+    store = run.__dict__.setdefault("_report_cache", {})
+    if key not in store:
+        store[key] = build()
+    return store[key]
+
+
+def rule_docs(run: AuditRun) -> dict[str, dict[str, Any]]:
+    return _cached(run, "rule_docs", lambda: {r.code: r.describe() for r in run.result.rules})
+
+
 def owner_table(run: AuditRun) -> pd.DataFrame:
+    return _cached(run, "owner_table", lambda: _owner_table(run))
+
+
+def _owner_table(run: AuditRun) -> pd.DataFrame:
     """Owners indexed by id (str): name, email, team, manager_id, active; NA → None."""
     owners = run.snapshot.owners
     cols = ("name", "email", "team", "manager_id", "active")
@@ -57,26 +76,21 @@ def worst_deals(run: AuditRun, v: pd.DataFrame, limit: int) -> tuple[list[dict],
     """
     if not len(v):
         return [], 0
-    docs = {r.code: r.describe() for r in run.result.rules}
+    docs = rule_docs(run)
     new_fps = _new_fingerprints(run)
-    key = v["opportunity_id"].astype(str)
-    per = pd.DataFrame(
-        {"deal": key, "rank": _severity_rank(v), "amount": v["amount"].astype("Float64")}
+    keys = _deal_keys(run).loc[v.index]
+    order = keys.drop_duplicates("deal").sort_values(
+        ["deal_rank", "deal_n", "deal_amount", "deal"],
+        ascending=[True, False, False, True],
+        kind="stable",
     )
-    agg = per.groupby("deal", sort=False).agg(
-        rank=("rank", "min"), n=("rank", "size"), amount=("amount", "max")
-    )
-    agg["amount"] = agg["amount"].fillna(0.0)
-    agg = agg.reset_index().sort_values(
-        ["rank", "n", "amount", "deal"], ascending=[True, False, False, True], kind="stable"
-    )
-    top = agg["deal"].head(limit).tolist()
-    order = {d: i for i, d in enumerate(top)}
-    sub = v[key.isin(order)].assign(_rank=_severity_rank(v))
-    sub = sub.sort_values("_rank", kind="stable")
+    top = order["deal"].head(limit).tolist()
+    chosen = keys["deal"].isin(set(top))
+    sub = v[chosen.to_numpy()]
+    sub = sub.iloc[np.argsort(keys.loc[chosen, "rank"].to_numpy(), kind="stable")]
     owners = owner_table(run)
     deals: dict[str, dict[str, Any]] = {}
-    for row in _records(sub.drop(columns="_rank")):
+    for row in _records(sub):
         did = str(row["opportunity_id"])
         deal = deals.get(did)
         if deal is None:
@@ -105,7 +119,30 @@ def worst_deals(run: AuditRun, v: pd.DataFrame, limit: int) -> tuple[list[dict],
                 "new": row["fingerprint"] in new_fps,
             }
         )
-    return [deals[d] for d in top if d in deals], int(len(agg))
+    return [deals[d] for d in top if d in deals], int(len(order))
+
+
+def _deal_keys(run: AuditRun) -> pd.DataFrame:
+    """Per violation row: its severity rank and its deal's worst rank, finding count, amount."""
+
+    def build() -> pd.DataFrame:
+        v = run.result.violations
+        deal = v["opportunity_id"].astype(str)
+        rank = _severity_rank(v)
+        amount = v["amount"].astype("Float64").fillna(0.0).astype(float)
+        g = pd.DataFrame({"deal": deal, "rank": rank, "amount": amount}).groupby("deal")
+        return pd.DataFrame(
+            {
+                "deal": deal,
+                "rank": rank,
+                "deal_rank": g["rank"].transform("min"),
+                "deal_n": g["rank"].transform("size"),
+                "deal_amount": g["amount"].transform("max"),
+            },
+            index=v.index,
+        )
+
+    return _cached(run, "deal_keys", build)
 
 
 def _new_fingerprints(run: AuditRun) -> set[str]:
@@ -292,6 +329,7 @@ def report_context(run: AuditRun) -> dict[str, Any]:
     facts = run.facts()
     score = run.score
     counts = run.metrics.get("counts") if isinstance(run.metrics.get("counts"), dict) else {}
+    owners_rows = by_owner(run)
     return {
         "title": run.config.report.title,
         "facts": facts,
@@ -301,7 +339,8 @@ def report_context(run: AuditRun) -> dict[str, Any]:
         "flagged_deals": n_deals,
         "open": counts.get("open"),
         "by_rule": by_rule(run),
-        "by_owner": by_owner(run),
+        "by_owner": owners_rows[:MAX_OWNERS],
+        "owners_total": len(owners_rows),
         "by_team": by_team(run),
         "deals": deals,
         "deals_shown": len(deals),
@@ -323,10 +362,26 @@ def owners_with_findings(run: AuditRun) -> list[str]:
     return sorted(v["owner_id"].dropna().astype(str).unique().tolist())
 
 
-def digest_context(run: AuditRun, owner_id: str, limit: int | None = None) -> dict[str, Any]:
-    """One owner's digest: only that owner's flagged deals, worst first."""
+def rows_by_owner(run: AuditRun) -> dict[str, pd.DataFrame]:
+    """Violation rows split by owner id, in one pass."""
     v = run.result.violations
-    mine = v[v["owner_id"].astype(str) == str(owner_id)] if len(v) else v
+    if not len(v):
+        return {}
+    return {str(k): g for k, g in v.groupby(v["owner_id"].astype(str), sort=True)}
+
+
+def digest_context(
+    run: AuditRun, owner_id: str, rows: pd.DataFrame | None = None, limit: int | None = None
+) -> dict[str, Any]:
+    """One owner's digest: only that owner's flagged deals, worst first.
+
+    ``rows`` (that owner's violation rows, same index as the run's) saves a scan per owner.
+    """
+    v = run.result.violations
+    if rows is not None:
+        mine = rows
+    else:
+        mine = v[v["owner_id"].astype(str) == str(owner_id)] if len(v) else v
     limit = limit or run.config.report.max_deals
     deals, n_deals = worst_deals(run, mine, limit)
     owners = owner_table(run)

@@ -34,6 +34,7 @@ from reports.context import (
     owner_table,
     owners_with_findings,
     report_context,
+    rows_by_owner,
     team_context,
     team_group,
 )
@@ -152,8 +153,9 @@ def plan(run: AuditRun, config: AuditConfig) -> tuple[list[Outgoing], list[dict]
 
     owners = owner_table(run)
     if d.owner_digests:
+        split = rows_by_owner(run)
         for oid in owners_with_findings(run):
-            ctx = digest_context(run, oid)
+            ctx = digest_context(run, oid, split.get(oid))
             subject = format_subject(
                 d.digest_subject,
                 {
@@ -167,7 +169,7 @@ def plan(run: AuditRun, config: AuditConfig) -> tuple[list[Outgoing], list[dict]
             )
             email = ctx["email"]
             active = owners.at[oid, "active"] if oid in owners.index else None
-            mine = v[v["owner_id"].astype(str) == oid]
+            mine = split[oid]
             item = Outgoing(
                 "owner",
                 oid,

@@ -24,6 +24,7 @@ from reports.context import (
     manager_groups,
     owners_with_findings,
     report_context,
+    rows_by_owner,
     team_context,
 )
 from reports.format import FILTERS
@@ -123,8 +124,9 @@ def write_digests(run: AuditRun, env: jinja2.Environment, folder: Path) -> list[
     """One digest per owner with findings and one roll-up per manager, as HTML and text."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
+    split = rows_by_owner(run)
     for oid in owners_with_findings(run):
-        ctx = digest_context(run, oid)
+        ctx = digest_context(run, oid, split.get(oid))
         stem = f"owner-{safe_name(oid)}"
         written.append(_write(folder / f"{stem}.html", render(env, "digest.html.j2", ctx)))
         written.append(_write(folder / f"{stem}.txt", render(env, "digest.txt.j2", ctx)))
