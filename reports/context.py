@@ -398,7 +398,10 @@ def digest_context(
         "band": score_band(score),
         "total": int(len(mine)),
         "flagged_deals": n_deals,
-        "new": sum(1 for d in deals for f in d["findings"] if f["new"]),
+        # None without history: "0 new" would claim a comparison that was not made
+        "new": sum(1 for d in deals for f in d["findings"] if f["new"])
+        if isinstance(run.history, dict)
+        else None,
         "deals": deals,
         "deals_shown": len(deals),
     }

@@ -39,10 +39,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "manager-report.png")
     ap.add_argument("--width", type=int, default=760)
-    ap.add_argument("--height", type=int, default=2200)
+    ap.add_argument("--height", type=int, default=2400)
     args = ap.parse_args()
     config = parse_config(
-        {"source": {"type": "demo"}, "report": {"max_deals": 8, "digests": False}},
+        {"source": {"type": "demo"}, "report": {"max_deals": 4, "digests": False}},
         origin="<screenshot>",
     )
     with tempfile.TemporaryDirectory() as tmp:
