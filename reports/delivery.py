@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import smtplib
 import ssl
 from collections.abc import Mapping
@@ -232,6 +233,20 @@ def plan(run: AuditRun, config: AuditConfig) -> tuple[list[Outgoing], list[dict]
 
 
 # -- sending ------------------------------------------------------------------------------
+_LOCAL = ("localhost", "127.0.0.1", "::1")
+
+
+def _read_username(env_name: str, env: Mapping[str, str] | None) -> str:
+    """The login name is not a secret (it is often the sender address): read, not registered."""
+    value = (os.environ if env is None else env).get(env_name)
+    if not value:
+        raise ConfigError(
+            f"config key delivery.smtp.username_env names environment variable {env_name}, "
+            "which is not set or empty"
+        )
+    return value
+
+
 class SmtpSession:
     """One SMTP connection, opened lazily and re-opened after a drop."""
 
@@ -242,11 +257,12 @@ class SmtpSession:
             if cfg.password_env
             else None
         )
-        self.username = (
-            read_secret(cfg.username_env, "delivery.smtp.username_env", env)
-            if cfg.username_env
-            else None
-        )
+        self.username = _read_username(cfg.username_env, env) if cfg.username_env else None
+        if self.password is not None and cfg.security == "none" and cfg.host not in _LOCAL:
+            raise ConfigError(
+                "key `delivery.smtp.security`: refusing to send the SMTP password to "
+                f'{cfg.host} without TLS; use "starttls" or "ssl"'
+            )
         self.ca_file = (base_dir / cfg.ca_file) if cfg.ca_file else None
         self.conn: smtplib.SMTP | None = None
 

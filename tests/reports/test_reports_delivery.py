@@ -346,6 +346,14 @@ def test_missing_password_variable_names_the_key(tmp_path: Path) -> None:
         deliver(run, run.config, dry_run=False, out_dir=tmp_path, env={})
 
 
+def test_no_password_over_plain_text_to_a_remote_host(tmp_path: Path) -> None:
+    cfg = delivery_config(25, managers=["boss@example.com"])
+    cfg["delivery"]["smtp"].update(host="smtp.example.com", password_env="PW")
+    run = make_run(tmp_path, cfg)
+    with pytest.raises(ConfigError, match="refusing to send the SMTP password to smtp.example.com"):
+        deliver(run, run.config, dry_run=False, out_dir=tmp_path, env={"PW": "hunter22"})
+
+
 # -- the CLI -------------------------------------------------------------------------------
 def test_cli_exit_status_4_when_a_recipient_fails(smtp_server, tmp_path: Path) -> None:
     from auditor.cli import main
