@@ -16,7 +16,7 @@ from auditor.engine import SEVERITY_RANK
 from auditor.run import AuditRun
 from auditor.stages import STAGE_LABELS
 from reports.format import is_number, oneline
-from reports.metric_view import metric_views
+from reports.metric_view import metric_views, periods_line
 
 NO_OWNER = "(none)"
 NO_TEAM = "(no team)"
@@ -350,6 +350,7 @@ def report_context(run: AuditRun) -> dict[str, Any]:
         "suppressions": res.suppressions,
         "history": history_view(run, score),
         "metrics": metric_views(run.metrics, labels(run)),
+        "periods": periods_line(run.metrics),
         "generated_on": facts.get("as_of") or date.today().isoformat(),
     }
 

@@ -21,7 +21,10 @@ from typing import Any
 from reports.format import humanize, is_missing, is_number, number, oneline, pct
 
 META_KEYS = ("name", "definition", "title", "unit", "description")
-SKIP_TOP = ("as_of",)
+#: top-level keys that describe the metrics rather than being one
+SKIP_TOP = ("as_of", "schema_version", "timezone", "periods", "metric_names")
+#: keys inside a metric that only steer its computation or display
+SKIP_KEYS = ("stages", "weights")
 PERCENT_HINTS = ("rate", "share", "ratio", "conversion", "percent", "pct", "fraction")
 BAR_HINTS = (*PERCENT_HINTS, "score", "median", "mean", "count", "coverage")
 MAX_ROWS = 40
@@ -121,6 +124,104 @@ def _table(title: str, rows_in: list[tuple[Any, dict]], key_title: str | None, l
     }
 
 
+MAX_COLUMNS = 8  # wider than this, a table of dicts is split into one table per row key
+FLAGS = ("available", "reason")
+
+
+def _flatten(row: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
+    """One table row: nested dicts of scalars become "parent · child" columns; deeper
+    structures (dicts of dicts, lists of dicts) are returned to be shown as their own tables."""
+    flat: dict[str, Any] = {}
+    subs: list[tuple[str, Any]] = []
+    for c, x in row.items():
+        if _is_scalar(x):
+            flat[c] = x
+        elif isinstance(x, list | tuple) and all(_is_scalar(i) for i in x):
+            flat[c] = ", ".join(oneline(i) for i in x)
+        elif isinstance(x, dict) and x and all(_is_scalar(i) for i in x.values()):
+            for cc, xx in x.items():
+                flat[f"{c} · {cc}"] = xx
+        elif isinstance(x, dict | list | tuple) and not x:
+            flat[c] = None
+        else:
+            subs.append((c, x))
+    return flat, subs
+
+
+def _transpose(table: dict, outer: list[str], flat_rows: list[dict], columns: list[str]) -> dict:
+    """A wide table with few rows (e.g. two periods × ten figures) reads better turned."""
+    rows = [
+        {"key": humanize(c), "cells": [_cell(c, r.get(c)) for r in flat_rows], "width": 0.0}
+        for c in columns
+    ]
+    return {**table, "key_title": "", "columns": outer, "bar_column": None, "rows": rows}
+
+
+def _blocks(
+    view: dict,
+    title: str,
+    value: Any,
+    labels: dict[str, str],
+    share: bool,
+    depth: int = 0,
+    score: bool = False,
+) -> None:
+    """Append facts / charts / tables for one value of a metric to ``view``."""
+    if _is_scalar(value):
+        shown = pct(value) if share and _is_share(value) else number(value)
+        view["facts"].append({"label": title, "value": shown})
+        return
+    if isinstance(value, list | tuple):
+        if value and all(isinstance(x, dict) for x in value):
+            rows = [_flatten(x)[0] for x in value]
+            view["tables"].append(_table(title, [(None, r) for r in rows], None, labels))
+        else:
+            view["facts"].append({"label": title, "value": ", ".join(_cell("", x) for x in value)})
+        return
+    if not isinstance(value, dict):
+        view["facts"].append({"label": title, "value": _cell("", value)})
+        return
+    if not value:
+        view["facts"].append({"label": title, "value": "—"})
+        return
+    if all(_is_scalar(x) for x in value.values()):
+        if any(is_number(x) for x in value.values()) and all(
+            is_number(x) or is_missing(x) for x in value.values()
+        ):
+            score = score or "score" in title.lower()
+            view["charts"].append(_chart(title, value, share, labels, score))
+        else:
+            rows = [(k, {"value": x}) for k, x in value.items()]
+            view["tables"].append(_table(title, rows, None, labels))
+        return
+    # a mapping of rows: flatten each; split per key when it would be too wide
+    flat_rows, subs = [], []
+    for k, row in value.items():
+        flat, nested = _flatten(row if isinstance(row, dict) else {"value": row})
+        flat_rows.append((k, flat))
+        subs += [(k, name, x) for name, x in nested]
+    columns: list[str] = []
+    for _, r in flat_rows:
+        columns += [c for c in r if c not in columns]
+    if len(columns) > MAX_COLUMNS and depth < 3:
+        for k, row in value.items():
+            _blocks(view, f"{title}: {_label(k, labels)}", row, labels, share, depth + 1, score)
+        return
+    if columns:
+        table = _table(title, flat_rows, "", labels)
+        if len(columns) > 5 and len(columns) > len(flat_rows):
+            outer = [_label(k, labels) for k, _ in flat_rows]
+            table = _transpose(table, outer, [r for _, r in flat_rows], columns)
+        view["tables"].append(table)
+    for k, name, x in subs:
+        if depth < 3:
+            sub_title = f"{humanize(name)}: {_label(k, labels)}"
+            sub_share = share or _hint(name, PERCENT_HINTS)
+            _blocks(view, sub_title, x, labels, sub_share, depth + 1, score)
+        else:
+            view["facts"].append({"label": humanize(name), "value": _cell(name, x)})
+
+
 def metric_view(key: str, metric: dict[str, Any], labels: dict[str, str] | None = None) -> dict:
     """One metric as {key, title, definition, facts, charts, tables}."""
     labels = labels or {}
@@ -133,9 +234,27 @@ def metric_view(key: str, metric: dict[str, Any], labels: dict[str, str] | None 
         "charts": [],
         "tables": [],
     }
+    if metric.get("available") is False:
+        view["facts"].append(
+            {"label": "Not available", "value": oneline(metric.get("reason")) or "—"}
+        )
+        return view
     metric_is_share = _hint(key, PERCENT_HINTS)
     for k, v in metric.items():
-        if k in META_KEYS:
+        if k in META_KEYS or k in FLAGS or k in SKIP_KEYS:
+            continue
+        if k.endswith("_available") and v is not False:
+            continue
+        if k.endswith("_reason"):
+            continue
+        if k.endswith("_available"):  # a part of the metric that could not be computed
+            why = metric.get(k[: -len("_available")] + "_reason")
+            view["facts"].append(
+                {
+                    "label": humanize(k[: -len("_available")]),
+                    "value": "not available" + (f" ({oneline(why)})" if why else ""),
+                }
+            )
             continue
         name = humanize(k)
         if _is_scalar(v):
@@ -143,36 +262,35 @@ def metric_view(key: str, metric: dict[str, Any], labels: dict[str, str] | None 
             view["facts"].append(
                 {"label": name, "value": pct(v) if share and _is_share(v) else number(v)}
             )
-        elif isinstance(v, dict) and not v:
-            view["facts"].append({"label": name, "value": "—"})
-        elif isinstance(v, dict) and all(_is_scalar(x) for x in v.values()):
-            if any(is_number(x) for x in v.values()) and all(
-                is_number(x) or is_missing(x) for x in v.values()
-            ):
-                share = _hint(k, PERCENT_HINTS) or metric_is_share
-                score = _hint(k, ("score",)) or _hint(key, ("score",))
-                view["charts"].append(_chart(name, v, share, labels, score))
-            else:
-                rows = [(kk, {"value": vv}) for kk, vv in v.items()]
-                view["tables"].append(_table(name, rows, None, labels))
-        elif isinstance(v, dict):
-            rows = [(kk, vv if isinstance(vv, dict) else {"value": vv}) for kk, vv in v.items()]
-            view["tables"].append(_table(name, rows, "", labels))
-        elif isinstance(v, list | tuple):
-            if v and all(isinstance(x, dict) for x in v):
-                view["tables"].append(_table(name, [(None, x) for x in v], None, labels))
-            else:
-                view["facts"].append({"label": name, "value": ", ".join(_cell(k, x) for x in v)})
         else:
-            view["facts"].append({"label": name, "value": _cell(k, v)})
+            share = _hint(k, PERCENT_HINTS) or metric_is_share
+            _blocks(view, name, v, labels, share, 0, _hint(key, ("score",)))
     return view
 
 
+def periods_line(metrics: dict[str, Any]) -> str:
+    """ "2026-Q3 (2026-07-01 – 2026-09-30) · 2026-Q4 (...)" from metrics["periods"], if any."""
+    out = []
+    for p in (metrics or {}).get("periods") or []:
+        if isinstance(p, dict):
+            span = (
+                f" ({oneline(p.get('start'))} – {oneline(p.get('end'))})" if p.get("start") else ""
+            )
+            out.append(f"{oneline(p.get('label') or p.get('key'))}{span}")
+    return " · ".join(out)
+
+
 def metric_views(metrics: dict[str, Any], labels: dict[str, str] | None = None) -> list[dict]:
-    """Every metric in the dict, in its order; loose top-level values gathered under "Other"."""
+    """Every metric, in ``metric_names`` order when given; loose top-level values under "Other"."""
+    metrics = metrics or {}
+    order = [n for n in (metrics.get("metric_names") or []) if n in metrics]
+    keys = list(
+        dict.fromkeys([*(k for k in metrics if k not in order and k == "counts"), *order, *metrics])
+    )
     views = []
     loose: dict[str, Any] = {}
-    for key, m in (metrics or {}).items():
+    for key in keys:
+        m = metrics[key]
         if key in SKIP_TOP:
             continue
         if isinstance(m, dict):

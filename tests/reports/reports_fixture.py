@@ -158,6 +158,10 @@ def make_snapshot(owner_names: dict[str, str] | None = None) -> Snapshot:
 
 METRICS = {
     "as_of": AS_OF,
+    "periods": [
+        {"key": "last_quarter", "label": "2026-Q3", "start": "2026-07-01", "end": "2026-09-30"},
+        {"key": "current_quarter", "label": "2026-Q4", "start": "2026-10-01", "end": "2026-12-31"},
+    ],
     "counts": {"opportunities": 6, "open": 5, "open_amount": 167000.0},
     "hygiene_score": {
         "name": "hygiene_score",
@@ -178,6 +182,25 @@ METRICS = {
         "name": "stage_conversion",
         "definition": "Share of opportunities that entered a stage and went on.",
         "by_stage": {"lead": 0.8, "qualification": 0.6, "proposal": None},
+    },
+    "stage_velocity": {
+        "name": "stage_velocity",
+        "definition": "Median days spent in each open stage.",
+        "available": True,
+        "reason": None,
+        "by_period": {
+            "2026-Q3": {
+                "lead": {"stays": 4, "median_days": 7.0, "mean_days": 6.5},
+                "proposal": {"stays": 2, "median_days": 21.0, "mean_days": 24.0},
+                "negotiation": {"stays": 1, "median_days": 30.0, "mean_days": 30.0},
+            }
+        },
+    },
+    "pipeline_coverage": {
+        "name": "pipeline_coverage",
+        "definition": "Open amount closing in the period ÷ target.",
+        "available": False,
+        "reason": "no targets configured (metrics.targets)",
     },
     "sales_cycle": {
         "name": "sales_cycle",
