@@ -26,7 +26,7 @@ SKIP_TOP = ("as_of", "schema_version", "timezone", "periods", "metric_names")
 #: keys inside a metric that only steer its computation or display
 SKIP_KEYS = ("stages", "weights")
 PERCENT_HINTS = ("rate", "share", "ratio", "conversion", "percent", "pct", "fraction")
-BAR_HINTS = (*PERCENT_HINTS, "score", "median", "mean", "count", "coverage")
+BAR_HINTS = (*PERCENT_HINTS, "score")
 MAX_ROWS = 40
 
 
@@ -114,9 +114,13 @@ def _table(title: str, rows_in: list[tuple[Any, dict]], key_title: str | None, l
                 "width": width,
             }
         )
+    numeric = [
+        all(is_number(r.get(c)) or is_missing(r.get(c)) for _, r in rows_in) for c in columns
+    ]
     return {
         "title": title,
         "key_title": key_title,
+        "numeric": numeric,
         "columns": [humanize(c) for c in columns],
         "bar_column": humanize(bar_col) if bar_col else None,
         "rows": rows,
@@ -154,7 +158,14 @@ def _transpose(table: dict, outer: list[str], flat_rows: list[dict], columns: li
         {"key": humanize(c), "cells": [_cell(c, r.get(c)) for r in flat_rows], "width": 0.0}
         for c in columns
     ]
-    return {**table, "key_title": "", "columns": outer, "bar_column": None, "rows": rows}
+    return {
+        **table,
+        "key_title": "",
+        "columns": outer,
+        "numeric": [True] * len(outer),
+        "bar_column": None,
+        "rows": rows,
+    }
 
 
 def _blocks(
@@ -203,7 +214,9 @@ def _blocks(
     columns: list[str] = []
     for _, r in flat_rows:
         columns += [c for c in r if c not in columns]
-    if len(columns) > MAX_COLUMNS and depth < 3:
+    # flattened nested dicts ("lead · stays") read better as one table per row key
+    nested_cols = any(" · " in c for c in columns)
+    if len(columns) > MAX_COLUMNS and nested_cols and depth < 3:
         for k, row in value.items():
             _blocks(view, f"{title}: {_label(k, labels)}", row, labels, share, depth + 1, score)
         return
