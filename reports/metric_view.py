@@ -187,7 +187,8 @@ def _blocks(
             rows = [_flatten(x)[0] for x in value]
             view["tables"].append(_table(title, [(None, r) for r in rows], None, labels))
         else:
-            view["facts"].append({"label": title, "value": ", ".join(_cell("", x) for x in value)})
+            text = ", ".join(_cell("", x) for x in value)
+            view["facts"].append({"label": title, "value": text or "—"})
         return
     if not isinstance(value, dict):
         view["facts"].append({"label": title, "value": _cell("", value)})
