@@ -66,6 +66,11 @@ class AuditRun:
             "suppressed": int(len(self.result.suppressed)),
             "duration_s": round(self.duration_s, 3),
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
+            # per status count of the emails (sent / dry-run / failed / skipped), once delivered
+            "delivery": {
+                s: sum(1 for d in self.delivery if d.get("status") == s)
+                for s in dict.fromkeys(d.get("status") for d in self.delivery)
+            },
         }
 
 

@@ -412,3 +412,43 @@ def deliver(
     assert smtp is not None
     session = SmtpSession(smtp, config.base_dir, env)
     return results + send_all(session, built)
+
+
+def send_plain(
+    config: AuditConfig,
+    recipients: list[str],
+    subject: str,
+    text: str,
+    env: Mapping[str, str] | None = None,
+) -> list[dict]:
+    """A plain-text message to each address (e.g. the scheduler's failure alerts).
+
+    Same SMTP settings, header safety and per-recipient outcomes as :func:`deliver`.
+    """
+    smtp = config.delivery.smtp
+    if smtp is None:
+        raise ConfigError(f"{config.origin}: sending email needs a [delivery.smtp] table")
+    try:
+        sender = parse_address(smtp.sender)
+    except ValueError as exc:
+        raise ConfigError(f"{config.origin}: key `delivery.smtp.sender`: {exc}") from None
+    built: list[tuple[Outgoing, EmailMessage]] = []
+    results: list[dict] = []
+    for addr in recipients:
+        out = Outgoing("alert", addr, addr, None, format_subject(subject, {}), text, "")
+        try:
+            msg = EmailMessage(policy=policy.SMTP)
+            msg["From"] = sender
+            msg["To"] = parse_address(addr)
+            msg["Subject"] = out.subject
+            msg["Date"] = format_datetime(datetime.now(UTC))
+            msg["Message-ID"] = make_msgid(domain=sender.domain or None)
+            msg["Auto-Submitted"] = "auto-generated"
+            msg.set_content(text, subtype="plain", charset="utf-8")
+        except ValueError as exc:
+            results.append(out.result("failed", redact(str(exc))))
+            continue
+        built.append((out, msg))
+    if not built:
+        return results
+    return results + send_all(SmtpSession(smtp, config.base_dir, env), built)

@@ -392,6 +392,7 @@ sender = "audit@example.com"
         ("bounce@example.com", "failed"),
     ]
     assert run["finished_at"] is not None and "delivery" in run["facts"]["timings_s"]
+    assert run["facts"]["delivery"] == {"sent": 1, "failed": 1}
 
     res = CliRunner().invoke(
         main, ["run", "-c", str(tmp_path / "audit.toml"), "-o", str(out), "--dry-run"]
@@ -399,3 +400,20 @@ sender = "audit@example.com"
     assert res.exit_code == 0, res.output
     assert "Emails written to outbox/: 2" in res.output
     assert len(list((out / "outbox").glob("*.eml"))) == 2 and len(box.messages) == 1
+
+
+def test_send_plain_for_alerts(smtp_server, tmp_path: Path) -> None:
+    from reports.delivery import send_plain
+
+    box, port = smtp_server
+    run = make_run(tmp_path, delivery_config(port))
+    results = send_plain(
+        run.config, ["ops@example.com", "bad address"], "Audit failed:\nsource", "details"
+    )
+    assert [(r["recipient"], r["status"]) for r in results] == [
+        ("bad address", "failed"),
+        ("ops@example.com", "sent"),
+    ]
+    ((rcpts, msg),) = box.messages
+    assert rcpts == ["ops@example.com"] and msg["Subject"] == "Audit failed: source"
+    assert msg.get_content_type() == "text/plain" and msg.get_content().strip() == "details"

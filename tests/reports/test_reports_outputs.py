@@ -103,6 +103,9 @@ def test_first_report_acceptance_content(out: Path) -> None:
         "opportunities.csv row 8 stage 'Zombie' is not mapped",
     ]:
         assert needle in text, needle
+    assert text.startswith(
+        "Pipeline hygiene audit Hygiene score 58.3 · 5 findings · 4 deals to fix"
+    )
     md = (out / "report.md").read_text(encoding="utf-8")
     assert "| TS01 test-no-next-step | error | 3 |" in md
     assert "- Records: 6 opportunities, 0 stage-history rows; rejected rows: 1" in md
