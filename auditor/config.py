@@ -170,9 +170,10 @@ class DeliverySection(Section):
     teams: dict[str, list[str]] = Field(default_factory=dict)
     #: attach violations.csv (digests and roll-ups attach only their own rows)
     attach_csv: bool = False
-    #: subjects; fields: {date} {score} {findings} {deals} {source} {title} {owner} {team}
+    #: subjects; fields: {date} {score} {findings} {deals} {source} {title} {owner} {team};
+    #: {findings} and {deals} include the noun ("1 deal", "5 deals")
     subject: str = "CRM hygiene audit {date}: score {score}"
-    digest_subject: str = "{owner}: {deals} deals to fix in the CRM ({date})"
+    digest_subject: str = "{owner}: {deals} to fix in the CRM ({date})"
     team_subject: str = "Team {team}: CRM hygiene {date}, score {score}"
 
     @field_validator("subject", "digest_subject", "team_subject")

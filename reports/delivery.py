@@ -39,7 +39,7 @@ from reports.context import (
     team_context,
     team_group,
 )
-from reports.format import number, oneline
+from reports.format import number, oneline, plural
 from reports.machine import violations_csv_bytes
 from reports.render import render, run_environment, safe_name
 
@@ -142,8 +142,8 @@ def plan(run: AuditRun, config: AuditConfig) -> tuple[list[Outgoing], list[dict]
             {
                 **base,
                 "score": number(run.score) if run.score is not None else "n/a",
-                "findings": len(v),
-                "deals": ctx["flagged_deals"],
+                "findings": plural(len(v), "finding"),
+                "deals": plural(ctx["flagged_deals"], "deal"),
                 "owner": "",
                 "team": "",
             },
@@ -162,8 +162,8 @@ def plan(run: AuditRun, config: AuditConfig) -> tuple[list[Outgoing], list[dict]
                 {
                     **base,
                     "score": number(ctx["score"]) if ctx["score"] is not None else "n/a",
-                    "findings": ctx["total"],
-                    "deals": ctx["flagged_deals"],
+                    "findings": plural(ctx["total"], "finding"),
+                    "deals": plural(ctx["flagged_deals"], "deal"),
                     "owner": ctx["owner"],
                     "team": owners.at[oid, "team"] if oid in owners.index else "",
                 },
@@ -203,8 +203,8 @@ def plan(run: AuditRun, config: AuditConfig) -> tuple[list[Outgoing], list[dict]
             {
                 **base,
                 "score": number(ctx["score"]) if ctx["score"] is not None else "n/a",
-                "findings": ctx["total"],
-                "deals": ctx["flagged_deals"],
+                "findings": plural(ctx["total"], "finding"),
+                "deals": plural(ctx["flagged_deals"], "deal"),
                 "owner": "",
                 "team": ctx["label"],
             },

@@ -144,6 +144,9 @@ def test_one_message_per_recipient_with_text_html_and_attachment(smtp_server, tm
     rows = csv_part.get_content().splitlines()[1:]
     assert sorted(r.split(",")[3] for r in rows) == ["D1", "D1", "D3"]  # only Alice's rows
 
+    assert mail["Bob Owner <bob@example.com>"]["Subject"] == (
+        "Bob Owner: 1 deal to fix in the CRM (2026-11-20)"
+    )
     bob = text_of(mail["Bob Owner <bob@example.com>"], "plain")
     assert "<script>alert(1)</script>" in bob and "Acme" not in bob
     team = mail["Maria Manager <maria@example.com>"]
