@@ -139,8 +139,9 @@ class ReportSection(Section):
     assessment: bool = True
     #: how many findings the assessment appendix lists (violations.csv holds all)
     appendix_max_rows: int = Field(default=5000, ge=0)
-    #: also write owner digests and manager roll-ups into digests/
-    digests: bool = True
+    #: also write owner digests and manager roll-ups into digests/ (one file pair per owner:
+    #: off by default so large orgs stay fast; e-mail delivery renders its own digests)
+    digests: bool = False
 
 
 class HistorySection(Section):
@@ -311,7 +312,10 @@ def load_config(path: str | Path) -> AuditConfig:
 
 def default_config() -> AuditConfig:
     """The embedded default: audit the bundled demo organisation."""
-    return parse_config({"source": {"type": "demo"}}, origin="<built-in demo config>")
+    return parse_config(
+        {"source": {"type": "demo"}, "report": {"digests": True}},
+        origin="<built-in demo config>",
+    )
 
 
 __all__ = ["AuditConfig", "load_config", "parse_config", "default_config", "STAGES"]
