@@ -142,7 +142,7 @@ class ForecastStageMismatch(Rule):
         return is_open(snap) & early & (committed | high).astype(bool)
 
     def message(self, snap: Snapshot, ctx: AuditContext, rows: pd.Index) -> pd.Series:
-        opp = snap.opportunities.loc[rows]
+        opp = snap.opportunities.loc[rows, ["forecast_category", "probability", "stage"]]
         fc = opp["forecast_category"].astype("string").fillna("no category")
         pct = (opp["probability"] * 100).round().astype("Int64").astype("string")
         pct = (" at " + pct + "%").fillna("")

@@ -46,7 +46,7 @@ class MissingAmount(Rule):
         return is_open(snap) & late & no_amount.astype(bool)
 
     def message(self, snap: Snapshot, ctx: AuditContext, rows: pd.Index) -> pd.Series:
-        opp = snap.opportunities.loc[rows]
+        opp = snap.opportunities.loc[rows, ["stage", "amount"]]
         stage = opp["stage"].astype("string")
         what = (" with amount " + opp["amount"].astype("string")).fillna(" with no amount")
         return "open in " + stage + what
@@ -201,7 +201,7 @@ class PossibleDuplicate(Rule):
         """(account key, normalised name) of the open deals; NA where not comparable."""
 
         def build() -> tuple[pd.Series, pd.Series]:
-            opp = snap.opportunities.loc[is_open(snap)]
+            opp = snap.opportunities.loc[is_open(snap), ["account_id", "account_name", "name"]]
             acct = ("id:" + opp["account_id"].astype(STR)).astype(STR)
             by_name = acct.isna() & opp["account_name"].notna()
             if by_name.any():  # normalise account names only where the id is missing
@@ -226,7 +226,14 @@ class PossibleDuplicate(Rule):
         """Open deals that share (account, name) with another: group size and a neighbour id.
 
         Hash-based (factorize) over all open deals; only the few duplicates are sorted.
+        Computed once per snapshot: evaluate and message both need it.
         """
+        key = "rules.DQ04.groups"
+        if key not in snap._cache:
+            snap._cache[key] = self._build_groups(snap)
+        return snap._cache[key]
+
+    def _build_groups(self, snap: Snapshot) -> pd.DataFrame:
         acct, nm = self._keys(snap)
         ok = acct.notna() & nm.notna()
         # hash each part once (pyarrow), then combine the two codes into one int64 key
