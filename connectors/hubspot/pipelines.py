@@ -81,9 +81,12 @@ def catalogue_from_labels(pairs: pd.DataFrame) -> pd.DataFrame:
 def map_catalogue(cat: pd.DataFrame, stage_map: StageMap) -> pd.DataFrame:
     """Add the common stage of each catalogue stage: by stage id first, then by label."""
     out = cat.copy()
-    ids = out["stage_id"].map(lambda v: stage_map.lookup(v) if pd.notna(v) else None)
-    labels = out["stage_label"].map(lambda v: stage_map.lookup(v) if pd.notna(v) else None)
-    out["common"] = ids.fillna(labels).astype(STAGE_DTYPE)
+    common = [
+        (stage_map.lookup(i) if pd.notna(i) else None)
+        or (stage_map.lookup(label) if pd.notna(label) else None)
+        for i, label in zip(out["stage_id"], out["stage_label"], strict=True)
+    ]  # one lookup per pipeline stage, not per deal
+    out["common"] = pd.Series(common, index=out.index, dtype=object).astype(STAGE_DTYPE)
     return out
 
 
