@@ -22,8 +22,16 @@ from auditor.stages import STAGES
 
 Severity = Literal["error", "warning", "info"]
 StageName = Literal[
-    "lead", "contact", "qualification", "discovery", "solution", "proposal", "negotiation",
-    "closed_won", "closed_lost", "handoff",
+    "lead",
+    "contact",
+    "qualification",
+    "discovery",
+    "solution",
+    "proposal",
+    "negotiation",
+    "closed_won",
+    "closed_lost",
+    "handoff",
 ]
 
 
@@ -45,7 +53,9 @@ class AuditSection(Section):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {v!r} (use an IANA name like 'Europe/Berlin')") from exc
+            raise ValueError(
+                f"unknown time zone {v!r} (use an IANA name like 'Europe/Berlin')"
+            ) from exc
         return v
 
 
@@ -162,10 +172,11 @@ class ScheduleSection(Section):
 
 class MetricsSection(Section):
     #: periods: "last_quarter" and "current_quarter" by default
-    periods: list[Literal["last_quarter", "current_quarter", "last_month", "current_month",
-                          "year_to_date", "all"]] = Field(
-        default_factory=lambda: ["last_quarter", "current_quarter"]
-    )
+    periods: list[
+        Literal[
+            "last_quarter", "current_quarter", "last_month", "current_month", "year_to_date", "all"
+        ]
+    ] = Field(default_factory=lambda: ["last_quarter", "current_quarter"])
     #: pipeline targets per period label, e.g. {"2024-Q3" = 1_000_000}
     targets: dict[str, float] = Field(default_factory=dict)
     #: optional opportunity column used to split deal size (e.g. "segment")
@@ -218,7 +229,9 @@ def _reject_reserved(data: dict[str, Any], origin: str) -> None:
             raise ConfigError(f"{origin}: unknown key `{key}`")
 
 
-def parse_config(data: dict[str, Any], origin: str = "<config>", base_dir: Path | None = None) -> AuditConfig:
+def parse_config(
+    data: dict[str, Any], origin: str = "<config>", base_dir: Path | None = None
+) -> AuditConfig:
     _reject_reserved(data, origin)
     try:
         cfg = AuditConfig.model_validate(data)

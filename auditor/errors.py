@@ -14,7 +14,7 @@ class AuditorError(Exception):
 
 
 class ConfigError(AuditorError):
-    """A config file or key is wrong: the message names the file, the key path and what is allowed."""
+    """A config file or key is wrong: the message names the file, key path and what is allowed."""
 
 
 class SourceDataError(AuditorError):

@@ -111,7 +111,10 @@ class StageMap:
 
     @classmethod
     def build(
-        cls, default: str | None, overrides: Mapping[str, str] | None = None, name: str = "stage map"
+        cls,
+        default: str | None,
+        overrides: Mapping[str, str] | None = None,
+        name: str = "stage map",
     ) -> StageMap:
         """A shipped default map (``"salesforce"``, ``"hubspot"`` or None) with config overrides."""
         base = dict(DEFAULT_MAPS.get(default or "", {}))

@@ -34,9 +34,7 @@ def connector_class(type_name: str, origin: str = "<config>") -> type[Connector]
     return getattr(importlib.import_module(module), cls)
 
 
-def build_connector(
-    config: AuditConfig, env: Mapping[str, str] | None = None
-) -> Connector:
+def build_connector(config: AuditConfig, env: Mapping[str, str] | None = None) -> Connector:
     raw = dict(config.source)
     type_name = str(raw.pop("type", ""))
     cls = connector_class(type_name, config.origin)

@@ -60,8 +60,14 @@ def call_with_retries(
         ra = exc.retry_after if isinstance(exc, Retryable) else None
         d = policy.delay(state.attempt_number, ra)
         if state.attempt_number < policy.attempts:
-            log.warning("%s failed (%s); retry %d/%d in %.1fs", what, redact(exc),
-                        state.attempt_number, policy.attempts - 1, d)
+            log.warning(
+                "%s failed (%s); retry %d/%d in %.1fs",
+                what,
+                redact(exc),
+                state.attempt_number,
+                policy.attempts - 1,
+                d,
+            )
         return d
 
     retrying = Retrying(

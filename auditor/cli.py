@@ -1,0 +1,185 @@
+"""The ``crm-audit`` command line (click)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import textwrap
+from datetime import date
+from pathlib import Path
+
+import click
+
+from auditor import __version__
+from auditor.config import AuditConfig, default_config, load_config
+from auditor.errors import AuditorError
+from auditor.secrets import install_log_redaction, redact
+
+log = logging.getLogger("auditor")
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    install_log_redaction()
+
+
+def _fail(exc: AuditorError) -> None:
+    click.echo(f"error: {redact(exc)}", err=True)
+    sys.exit(exc.exit_code)
+
+
+def _load(config_path: Path | None) -> AuditConfig:
+    return load_config(config_path) if config_path else default_config()
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):  # noqa: ANN201 - click's signature
+        try:
+            return super().invoke(ctx)
+        except AuditorError as exc:
+            _fail(exc)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="crm-audit")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """Audit a B2B sales pipeline against a defined sales process.
+
+    Pulls opportunities from Salesforce, HubSpot or CSV exports, maps them onto one common stage
+    model, flags process violations, computes pipeline-health metrics and writes reports.
+    Start with `crm-audit run` to audit the bundled demo organisation.
+    """
+    _setup_logging(verbose)
+
+
+@main.command()
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="TOML config file. Without one, the bundled demo organisation is audited.",
+)
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    help="Output folder (default: report.out_dir from the config, else ./audit-report).",
+)
+@click.option(
+    "--as-of",
+    "as_of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Audit as of this day (YYYY-MM-DD); default: today in the configured time zone.",
+)
+@click.option("--full", is_flag=True, help="Force a full pull instead of an incremental one.")
+def run(config_path: Path | None, out_dir: Path | None, as_of, full: bool) -> None:  # noqa: ANN001
+    """Pull the source, audit it and write the reports.
+
+    Writes report.html, report.md, violations.csv, violations.json and metrics.json into the
+    output folder, and prints a short summary. Exit status 0 on success; 2 on a user error
+    (config, input data); 3 when the CRM could not be read.
+    """
+    from auditor.run import execute
+
+    config = _load(config_path)
+    day: date | None = as_of.date() if as_of else None
+    result = execute(config, out_dir=out_dir, as_of=day, full=full)
+    facts = result.facts()
+    counts = result.result.violations["rule_code"].value_counts()
+    click.echo(
+        f"Audited {facts['records']} opportunities from {facts['source']} as of {facts['as_of']}: "
+        f"{facts['violations']} findings, hygiene score {result.score}."
+    )
+    for r in result.result.rules:
+        n = int(counts.get(r.code, 0))
+        if n:
+            click.echo(f"  {r.code} {r.name:<32} {n:>6}")
+    if facts["rejected_rows"]:
+        click.echo(f"  {facts['rejected_rows']} source rows rejected (see the report).")
+    for w in facts["warnings"]:
+        click.echo(f"  warning: {w}")
+    out = result.outputs[0].parent if result.outputs else out_dir
+    click.echo(f"Reports written to {out}/")
+
+
+@main.command()
+@click.argument("code", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of text.")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="Show parameters as configured in this file.",
+)
+def rules(code: str | None, as_json: bool, config_path: Path | None) -> None:
+    """Document every rule, or one rule by CODE or name."""
+    from rules.registry import all_rules
+
+    classes = all_rules()
+    if code:
+        key = code.casefold()
+        classes = [r for r in classes if key in (r.code.casefold(), r.name.casefold())]
+        if not classes:
+            raise AuditorError(f"no rule has code or name {code!r} (see `crm-audit rules`)")
+    docs = [r.describe() for r in classes]
+    if as_json:
+        click.echo(json.dumps(docs, indent=2, default=str))
+        return
+    for d in docs:
+        click.echo(f"{d['code']}  {d['name']}  [{d['severity']}, {d['group']}]")
+        click.echo(textwrap.indent(textwrap.fill(d["summary"], 88), "    "))
+        if code:
+            for label in ("why", "fix"):
+                title = "Why it matters" if label == "why" else "How to fix"
+                click.echo(f"\n    {title}:")
+                click.echo(textwrap.indent(textwrap.fill(d[label], 84), "      "))
+            if d["requires"]:
+                click.echo(f"\n    Needs from the source: {', '.join(d['requires'])}")
+        if d["params"]:
+            click.echo(
+                "    Parameters:"
+                if code
+                else "    params: "
+                + ", ".join(f"{k}={v['default']}" for k, v in d["params"].items())
+            )
+            if code:
+                for k, v in d["params"].items():
+                    click.echo(f"      {k} ({v['type']}, default {v['default']!r}): {v['help']}")
+        click.echo()
+
+
+@main.command("check-config")
+@click.argument("config_file", type=click.Path(path_type=Path))
+@click.option("--offline", is_flag=True, help="Validate the file only; do not contact the source.")
+def check_config(config_file: Path, offline: bool) -> None:
+    """Validate a config file and the source connection, without auditing.
+
+    Checks every key, the rule parameters and selections, the suppressions file, and (unless
+    --offline) connects to the source and reports what it finds (unmapped stages, API usage).
+    """
+    from auditor.engine import select_rules
+    from auditor.suppressions import load_suppressions
+    from connectors.registry import build_connector
+
+    config = load_config(config_file)
+    selected = select_rules(config)
+    load_suppressions(config)
+    connector = build_connector(config)
+    click.echo(f"{config_file}: configuration is valid; {len(selected)} rules selected.")
+    if not offline:
+        facts = connector.check()
+        for k, v in facts.items():
+            click.echo(f"  {k}: {v}")
+        click.echo(f"  source {connector.source_name}: reachable")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,273 @@
+"""The rule engine: selects and configures rules, runs them, and builds the violations table.
+
+Duties done here once, never in a rule: selection (code, name, code prefix, group), parameter
+config merged over declared defaults (unknown keys rejected), severity overrides, coverage (what
+each rule could not evaluate, and why), suppressions, and the long violations table with a stable
+fingerprint per (source, rule, record).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from auditor.config import AuditConfig
+from auditor.context import AuditContext
+from auditor.derived import has_history
+from auditor.errors import AuditorError, ConfigError
+from auditor.snapshot import Snapshot
+from auditor.suppressions import apply_suppressions, load_suppressions
+from rules.base import GROUPS, STAGE_HISTORY, Rule
+from rules.registry import all_rules
+
+VIOLATION_COLUMNS = [
+    "rule_code",
+    "rule_name",
+    "severity",
+    "opportunity_id",
+    "opportunity_name",
+    "owner_id",
+    "account_name",
+    "stage",
+    "amount",
+    "url",
+    "message",
+    "fingerprint",
+]
+SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
+
+
+@dataclass
+class AuditResult:
+    violations: pd.DataFrame
+    suppressed: pd.DataFrame
+    coverage: pd.DataFrame
+    suppressions: list[dict[str, Any]]
+    rules: list[Rule]
+    context: AuditContext
+    duration_s: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _matches(rule: type[Rule], token: str) -> bool:
+    t = token.strip()
+    tl = t.casefold()
+    if tl == "all":
+        return True
+    if tl == rule.name.casefold() or tl == rule.group().casefold():
+        return True
+    return rule.code.upper().startswith(t.upper())
+
+
+def _check_tokens(tokens: list[str], rules: list[type[Rule]], key: str, origin: str) -> None:
+    for t in tokens:
+        if not any(_matches(r, t) for r in rules):
+            raise ConfigError(
+                f"{origin}: key `{key}`: {t!r} matches no rule (use a code like ST04, a prefix "
+                f"like ST, a name like stale-proposal, a group ({', '.join(GROUPS.values())}) "
+                "or ALL)"
+            )
+
+
+def select_rules(config: AuditConfig, available: list[type[Rule]] | None = None) -> list[Rule]:
+    """Selected rule instances with their configured parameters and severities."""
+    available = all_rules() if available is None else available
+    rc = config.rules
+    _check_tokens(rc.select, available, "rules.select", config.origin)
+    _check_tokens(rc.ignore, available, "rules.ignore", config.origin)
+    chosen = [
+        r
+        for r in available
+        if any(_matches(r, t) for t in rc.select) and not any(_matches(r, t) for t in rc.ignore)
+    ]
+    by_key: dict[str, type[Rule]] = {}
+    for r in available:
+        by_key[r.code.casefold()] = r
+        by_key[r.name.casefold()] = r
+
+    params: dict[str, dict[str, Any]] = {}
+    for key, table in rc.rule_params().items():
+        rule = by_key.get(key.casefold())
+        if rule is None:
+            raise ConfigError(
+                f"{config.origin}: unknown key `rules.{key}`: no rule has that code or name "
+                "(see `crm-audit rules`)"
+            )
+        if not isinstance(table, dict):
+            raise ConfigError(
+                f"{config.origin}: key `rules.{key}`: expected a table of parameters, got {table!r}"
+            )
+        for pname, value in table.items():
+            where = f"{config.origin}: key `rules.{key}.{pname}`"
+            if pname not in rule.params:
+                allowed = ", ".join(rule.params) or "none"
+                raise ConfigError(
+                    f"{config.origin}: unknown key `rules.{key}.{pname}`: rule {rule.code} "
+                    f"({rule.name}) has parameters: {allowed}"
+                )
+            params.setdefault(rule.code, {})[pname] = rule.params[pname].coerce(value, where)
+
+    severities: dict[str, str] = {}
+    for key, sev in rc.severity.items():
+        rule = by_key.get(key.casefold())
+        if rule is None:
+            raise ConfigError(
+                f"{config.origin}: key `rules.severity.{key}`: no rule has that code or name"
+            )
+        severities[rule.code] = sev
+
+    out = []
+    for r in chosen:
+        inst = r(**params.get(r.code, {}))
+        if r.code in severities:
+            inst.severity = severities[r.code]  # instance attribute shadows the class default
+        out.append(inst)
+    return out
+
+
+def fingerprints(source: str, codes: pd.Series, ids: pd.Series) -> pd.Series:
+    """Stable 16-hex-digit hash of (source, rule code, record id), vectorized.
+
+    pandas' hash_pandas_object uses a fixed key, so the same triple hashes the same across runs
+    and machines; that is what lets history diff runs.
+    """
+    key = (source + "\x1f" + codes.astype(str) + "\x1f" + ids.astype(str)).astype(object)
+    h = pd.util.hash_pandas_object(key, index=False).to_numpy(dtype=np.uint64)
+    return pd.Series(np.char.mod("%016x", h), index=codes.index, dtype="string[pyarrow]")
+
+
+def _coverage_masks(
+    rule: Rule, snap: Snapshot, ctx: AuditContext
+) -> list[tuple[str, pd.Series | bool]]:
+    reasons: list[tuple[str, pd.Series | bool]] = []
+    meta = snap.meta
+    for col in rule.requires:
+        if col == STAGE_HISTORY:
+            if not meta.has_stage_history:
+                reasons.append(("source has no stage history", True))
+            else:
+                reasons.append(("record has no stage history", ~has_history(snap)))
+        elif col not in meta.provided_fields:
+            reasons.append((f"source does not provide {col}", True))
+    reasons.extend(rule.not_evaluable(snap, ctx).items())
+    return reasons
+
+
+def run_audit(
+    snap: Snapshot,
+    config: AuditConfig,
+    as_of: date | str | None = None,
+    rules: list[Rule] | None = None,
+) -> AuditResult:
+    """Run the selected rules over a validated Snapshot."""
+    t0 = time.perf_counter()
+    ctx = AuditContext.create(
+        as_of if as_of is not None else config.audit.as_of,
+        config.audit.timezone,
+        config.process,
+    )
+    rules = select_rules(config) if rules is None else rules
+    opp = snap.opportunities
+    n = len(opp)
+    parts: list[pd.DataFrame] = []
+    cov_rows: list[dict[str, Any]] = []
+    timings: dict[str, float] = {}
+    for rule in rules:
+        tr = time.perf_counter()
+        blocked = np.zeros(n, dtype=bool)
+        reason_counts: dict[str, int] = {}
+        for reason, mask in _coverage_masks(rule, snap, ctx):
+            m = np.ones(n, dtype=bool) if mask is True else np.asarray(mask, dtype=bool)
+            new = m & ~blocked
+            if new.any():
+                reason_counts[reason] = int(new.sum())
+            blocked |= m
+        if blocked.all():
+            flagged = np.zeros(n, dtype=bool)
+        else:
+            try:
+                mask = rule.evaluate(snap, ctx)
+            except AuditorError:
+                raise
+            except Exception as exc:
+                raise AuditorError(
+                    f"rule {rule.code} ({rule.name}) failed on this snapshot: {exc}"
+                ) from exc
+            flagged = np.asarray(pd.Series(mask).fillna(False), dtype=bool) & ~blocked
+        cov_rows.append(
+            {
+                "rule_code": rule.code,
+                "rule_name": rule.name,
+                "severity": rule.severity,
+                "records": n,
+                "evaluated": int(n - blocked.sum()),
+                "not_evaluable": int(blocked.sum()),
+                "reasons": reason_counts,
+                "flagged": int(flagged.sum()),
+            }
+        )
+        if flagged.any():
+            rows = opp.index[flagged]
+            sub = opp.loc[rows]
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "rule_code": rule.code,
+                        "rule_name": rule.name,
+                        "severity": rule.severity,
+                        "opportunity_id": sub["id"],
+                        "opportunity_name": sub["name"],
+                        "owner_id": sub["owner_id"],
+                        "account_name": sub["account_name"],
+                        "stage": sub["stage"],
+                        "amount": sub["amount"],
+                        "url": sub["url"],
+                        "message": rule.message(snap, ctx, rows).astype("string[pyarrow]"),
+                    },
+                    index=rows,
+                )
+            )
+        timings[rule.code] = time.perf_counter() - tr
+
+    if parts:
+        violations = pd.concat(parts, ignore_index=True)
+    else:
+        violations = pd.DataFrame(
+            {c: pd.Series(dtype="string[pyarrow]") for c in VIOLATION_COLUMNS}
+        )
+        violations["stage"] = violations["stage"].astype(opp["stage"].dtype)
+        violations["amount"] = violations["amount"].astype("Float64")
+    for col in ("rule_code", "rule_name", "severity"):
+        violations[col] = violations[col].astype("string[pyarrow]")
+    violations["fingerprint"] = fingerprints(
+        snap.meta.source, violations["rule_code"], violations["opportunity_id"]
+    )
+    violations = violations[VIOLATION_COLUMNS]
+
+    rule_keys = {}
+    for r in all_rules():
+        rule_keys[r.code.casefold()] = r.code
+        rule_keys[r.name.casefold()] = r.code
+    kept, suppressed, status = apply_suppressions(
+        violations, load_suppressions(config), ctx.as_of, rule_keys
+    )
+    coverage = pd.DataFrame(cov_rows)
+    if len(coverage):
+        sup_counts = suppressed["rule_code"].value_counts()
+        coverage["suppressed"] = coverage["rule_code"].map(sup_counts).fillna(0).astype(int)
+        coverage["flagged"] = coverage["flagged"] - coverage["suppressed"]
+    return AuditResult(
+        violations=kept.reset_index(drop=True),
+        suppressed=suppressed.reset_index(drop=True),
+        coverage=coverage,
+        suppressions=status,
+        rules=rules,
+        context=ctx,
+        duration_s=time.perf_counter() - t0,
+        timings=timings,
+    )

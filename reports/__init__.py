@@ -1,0 +1,1 @@
+"""Reports: Jinja2 templates, rendering and delivery (files, SMTP)."""

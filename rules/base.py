@@ -1,0 +1,164 @@
+"""The rule contract: small classes with stable metadata and one vectorized ``evaluate``.
+
+A rule says *which* opportunities break the process (a boolean mask) and *how* to describe each
+finding (a vectorized message). Everything else — selection, parameter config, coverage,
+suppressions, turning masks into rows, fingerprints — is the engine's job (auditor/engine.py).
+
+Docstring convention (it is the rule's documentation, shown by ``crm-audit rules``)::
+
+    One-line summary of what is flagged.
+
+    Why it matters: ...
+
+    How to fix: ...
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import pandas as pd
+
+from auditor.errors import ConfigError
+
+if TYPE_CHECKING:
+    from auditor.context import AuditContext
+    from auditor.snapshot import Snapshot
+
+SEVERITIES = ("error", "warning", "info")
+
+#: code prefix → group name (select/ignore accept either)
+GROUPS: dict[str, str] = {
+    "QL": "qualification",
+    "ST": "stages",
+    "FU": "follow-up",
+    "CD": "close-dates",
+    "CL": "closing",
+    "DQ": "data-quality",
+}
+
+#: pseudo-column for rules that need stage history
+STAGE_HISTORY = "stage_history"
+
+
+@dataclass(frozen=True)
+class Param:
+    """A declared rule parameter: type, default, help text and optional bounds."""
+
+    type: type
+    default: Any
+    help: str
+    min: float | None = None
+
+    def coerce(self, value: Any, where: str) -> Any:
+        ok = isinstance(value, self.type) and not (self.type is int and isinstance(value, bool))
+        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if self.type is list and isinstance(value, list | tuple):
+            value, ok = list(value), True
+        if not ok:
+            raise ConfigError(
+                f"{where}: expected {self.type.__name__}, got {type(value).__name__} {value!r}"
+            )
+        if self.min is not None and value < self.min:
+            raise ConfigError(f"{where}: must be at least {self.min}, got {value!r}")
+        return value
+
+
+class Rule:
+    """Base class for every rule. Subclasses set the class attributes and ``evaluate``."""
+
+    code: ClassVar[str]
+    name: ClassVar[str]
+    severity: ClassVar[str] = "warning"
+    #: opportunity columns the rule needs from the source, plus STAGE_HISTORY if it needs history
+    requires: ClassVar[tuple[str, ...]] = ()
+    params: ClassVar[dict[str, Param]] = {}
+
+    def __init__(self, **values: Any) -> None:
+        self.p: dict[str, Any] = {k: param.default for k, param in self.params.items()}
+        self.p.update(values)
+
+    # -- metadata -----------------------------------------------------------------------
+    @classmethod
+    def group(cls) -> str:
+        return GROUPS.get(cls.code[:2], "other")
+
+    @classmethod
+    def _doc_sections(cls) -> dict[str, str]:
+        doc = inspect.cleandoc(cls.__doc__ or "")
+        parts = re.split(r"^(Why it matters|How to fix):\s*", doc, flags=re.M)
+        out = {"summary": parts[0].strip(), "why": "", "fix": ""}
+        for label, text in zip(parts[1::2], parts[2::2], strict=True):
+            key = "why" if label.startswith("Why") else "fix"
+            out[key] = " ".join(text.split())
+        out["summary"] = " ".join(out["summary"].split())
+        return out
+
+    @classmethod
+    def summary(cls) -> str:
+        return cls._doc_sections()["summary"]
+
+    @classmethod
+    def why(cls) -> str:
+        return cls._doc_sections()["why"]
+
+    @classmethod
+    def fix(cls) -> str:
+        return cls._doc_sections()["fix"]
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """Machine-readable documentation (``crm-audit rules --json``)."""
+        return {
+            "code": cls.code,
+            "name": cls.name,
+            "severity": cls.severity,
+            "group": cls.group(),
+            "requires": list(cls.requires),
+            "params": {
+                k: {"type": p.type.__name__, "default": p.default, "help": p.help}
+                for k, p in cls.params.items()
+            },
+            "summary": cls.summary(),
+            "why": cls.why(),
+            "fix": cls.fix(),
+            "doc": inspect.cleandoc(cls.__doc__ or ""),
+        }
+
+    # -- evaluation ---------------------------------------------------------------------
+    def not_evaluable(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
+        """Record-level reasons the rule cannot judge a record: {reason: mask}.
+
+        Source-level gaps (a required column the source does not provide, no stage history at
+        all) are handled by the engine from ``requires``; override this for per-record gaps.
+        """
+        return {}
+
+    def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        """Boolean mask aligned to ``snap.opportunities``: True = violation."""
+        raise NotImplementedError
+
+    def message(self, snap: Snapshot, ctx: AuditContext, rows: pd.Index) -> pd.Series:
+        """Per-finding text for the flagged ``rows`` (vectorized); default: the summary."""
+        return pd.Series(self.summary(), index=rows, dtype="string[pyarrow]")
+
+
+def is_open(snap: Snapshot) -> pd.Series:
+    """Open = not closed. Uses ``is_closed`` when known, else the common stage."""
+    opp = snap.opportunities
+    by_stage = opp["stage"].isin(["closed_won", "closed_lost", "handoff"])
+    return ~opp["is_closed"].fillna(by_stage).astype(bool)
+
+
+def stage_at_least(snap: Snapshot, stage: str) -> pd.Series:
+    """Current stage is ``stage`` or later in the common order (NA stage → False)."""
+    s = snap.opportunities["stage"]
+    return (s >= stage).fillna(False).astype(bool)
+
+
+def stage_in(snap: Snapshot, stages: tuple[str, ...] | list[str]) -> pd.Series:
+    return snap.opportunities["stage"].isin(stages)
