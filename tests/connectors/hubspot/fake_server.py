@@ -30,6 +30,8 @@ class Recorded:
     body: Any
     headers: dict[str, str]
     url_length: int
+    status: int = 0
+    response: Any = None
 
 
 @dataclass
@@ -129,20 +131,24 @@ class FakeHubSpot:
                 h.close_connection = True
                 h.connection.close()
                 return
+            rec.status = fault.status
             self._send(h, fault.status, fault.body or {"status": "error", "message": "fault"},
                        fault.headers)
             return
         if h.headers.get("Authorization") != f"Bearer {self.token}":
+            rec.status = 401
             self._send(h, 401, {"status": "error", "category": "INVALID_AUTHENTICATION",
                                 "message": "Authentication credentials not found."})
             return
         if self.max_url_length is not None and len(h.path) > self.max_url_length:
+            rec.status = 414
             self._send(h, 414, {"status": "error", "message": "URI Too Long"})
             return
         try:
             status, payload = self._route(method, parts.path, rec.query, body)
         except KeyError as exc:
             status, payload = 400, {"status": "error", "message": f"bad request: {exc}"}
+        rec.status, rec.response = status, payload
         self._send(h, status, payload)
 
     def _send(self, h: BaseHTTPRequestHandler, status: int, payload: dict[str, Any],
