@@ -37,6 +37,7 @@ from connectors.retrying import RetryPolicy
 log = logging.getLogger(__name__)
 
 Record = dict[str, Any]
+PIPELINES = "GET /crm/v3/pipelines/deals"
 
 
 class HubSpotConnector(Connector):
@@ -72,8 +73,7 @@ class HubSpotConnector(Connector):
         o = self.options
         t = self.transport()
         stage_map = StageMap.build("hubspot", o.stage_map, name="source.stage_map")
-        cat = map_catalogue(catalogue_from_pipelines(t.get_pipelines(), "GET /crm/v3/pipelines/deals"),
-                            stage_map)
+        cat = map_catalogue(catalogue_from_pipelines(t.get_pipelines(), PIPELINES), stage_map)
         ctx = PullContext(source=self.source_name, source_type=self.type_name,
                           portal_id=o.portal_id, portal_tz=o.portal_timezone or "UTC",
                           incremental=since is not None)
@@ -100,8 +100,7 @@ class HubSpotConnector(Connector):
     def check(self) -> dict[str, Any]:
         t = self.transport()
         stage_map = StageMap.build("hubspot", self.options.stage_map, name="source.stage_map")
-        cat = map_catalogue(catalogue_from_pipelines(t.get_pipelines(), "GET /crm/v3/pipelines/deals"),
-                            stage_map)
+        cat = map_catalogue(catalogue_from_pipelines(t.get_pipelines(), PIPELINES), stage_map)
         t.list_owners(after=None, archived=False)
         unmapped = cat[cat["common"].isna()]
         return {

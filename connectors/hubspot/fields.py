@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from typing import Literal
-
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator

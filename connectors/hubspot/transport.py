@@ -8,6 +8,7 @@ documented JSON, so the normaliser sees the same shapes the docs and the test fa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 SCOPES = ("crm.objects.deals.read", "crm.objects.owners.read")
 
 
+DEFAULT_POLICY = RetryPolicy()
+
+
 class UriTooLong(Exception):
     """HTTP 414: the caller splits its property list and tries again."""
 
@@ -45,7 +49,7 @@ class HubSpotTransport:
         *,
         host: str = "https://api.hubapi.com",
         token_env: str = "HUBSPOT_ACCESS_TOKEN",
-        policy: RetryPolicy = RetryPolicy(),
+        policy: RetryPolicy = DEFAULT_POLICY,
         timeout_s: float = 30.0,
         search_min_interval_s: float = 0.25,
         sleep: Callable[[float], None] = time.sleep,
@@ -196,17 +200,13 @@ class HubSpotTransport:
                           ("x-hubspot-ratelimit-remaining", "rolling_remaining"),
                           ("x-hubspot-ratelimit-interval-milliseconds", "interval_ms")):
             if name in h:
-                try:
+                with contextlib.suppress(ValueError):
                     self.usage[key] = int(h[name])
-                except ValueError:
-                    pass
         remaining = h.get("x-hubspot-ratelimit-remaining")
         interval = h.get("x-hubspot-ratelimit-interval-milliseconds")
         if remaining is not None and interval is not None and remaining.strip() == "0":
-            try:
+            with contextlib.suppress(ValueError):
                 self._pause_s = min(self.policy.max_delay_s, int(interval) / 1000)
-            except ValueError:
-                pass
 
 
 def _reason(exc: BaseException) -> str:

@@ -33,7 +33,8 @@ def parse_timestamps(s: pd.Series, naive_tz: str) -> tuple[pd.Series, pd.Series]
         ms = pd.to_numeric(s[epoch])
         out[epoch] = pd.to_datetime(ms, unit="ms", utc=True).astype(TS)
     if zoned.any():
-        out[zoned] = pd.to_datetime(s[zoned], utc=True, format="ISO8601", errors="coerce").astype(TS)
+        parsed = pd.to_datetime(s[zoned], utc=True, format="ISO8601", errors="coerce")
+        out[zoned] = parsed.astype(TS)
     if naive.any():
         local = pd.to_datetime(s[naive], format="ISO8601", errors="coerce")
         out[naive] = (
@@ -81,7 +82,9 @@ def parse_forecast(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     return out, s.notna() & out.isna()
 
 
-def convert(s: pd.Series, kind: Kind, *, portal_tz: str, naive_tz: str) -> tuple[pd.Series, pd.Series]:
+def convert(
+    s: pd.Series, kind: Kind, *, portal_tz: str, naive_tz: str
+) -> tuple[pd.Series, pd.Series]:
     """Convert one property column by its kind (see :data:`connectors.hubspot.fields.Kind`)."""
     if kind == "str":
         out = _text(s)

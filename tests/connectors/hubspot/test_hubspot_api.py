@@ -28,7 +28,8 @@ def test_snapshot_exact(fake, make_connector) -> None:
     assert_frame_equal(snap.stage_history, exp["stage_history"])
     assert_frame_equal(snap.owners, exp["owners"])
     m = snap.meta
-    assert (m.source, m.source_type, m.loaded_rows, m.incremental) == ("hubspot", "hubspot", 7, False)
+    assert (m.source, m.source_type, m.loaded_rows) == ("hubspot", "hubspot", 7)
+    assert m.incremental is False
     assert m.has_stage_history is True
     assert m.reached_stages == DEFAULT_STAGES | {"discovery"}
     assert m.extra["reached_stages_by_pipeline"] == {
