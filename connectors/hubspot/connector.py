@@ -259,7 +259,8 @@ def raw_from_records(records: list[Record]) -> RawDeals:
     props = pd.DataFrame.from_records([r.get("properties") or {} for r in records])
     props.insert(0, "id", pd.Series([str(r["id"]) for r in records], dtype=STR))
     props = props.astype({c: STR for c in props.columns})
-    present = frozenset(k for r in records for k in (r.get("properties") or {}))
+    # from_records makes a column for every key any record has: the properties returned
+    present = frozenset(props.columns) - {"id"}
     rows = [
         {"deal_id": str(r["id"]), "property": prop, "value": v.get("value"),
          "timestamp": v.get("timestamp")}

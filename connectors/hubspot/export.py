@@ -160,7 +160,7 @@ class HubSpotExportConnector(Connector):
                 if col in owners.columns:
                     lookup.update({_fold(k): v for k, v in zip(owners[col], owners["id"],
                                                                strict=True) if pd.notna(k)})
-            folded = names.map(lambda v: _fold(v) if pd.notna(v) else v)
+            folded = names.str.strip().str.replace(r"\s+", " ", regex=True).str.casefold()
             ids = folded.map(lookup).astype(STR)
             unknown = names[names.notna() & ids.isna()]
             if len(unknown):

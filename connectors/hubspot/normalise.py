@@ -30,9 +30,9 @@ log = logging.getLogger(__name__)
 
 RECORD_URL = "https://app.hubspot.com/contacts/{portal_id}/record/0-3/"
 
-#: Columns every HubSpot deal has (derived from the record itself and the pipelines).
-ALWAYS_PROVIDED = frozenset({"id", "source", "name", "pipeline", "stage", "source_stage",
-                             "is_closed", "is_won", "created_at", "updated_at"})
+#: Columns every HubSpot deal has (the record id, and what the pipelines' stages give).
+ALWAYS_PROVIDED = frozenset({"id", "source", "pipeline", "stage", "source_stage",
+                             "is_closed", "is_won"})
 
 
 @dataclass

@@ -148,18 +148,18 @@ class HubSpotTransport:
             except OSError as exc:
                 raise Retryable(f"cannot reach HubSpot at {self.host}: {exc}") from None
             except Exception as exc:
-                status = getattr(exc, "status", None)
-                if status is None:
+                # each sub-package has its own ApiException class: recognise them by `status`
+                if getattr(exc, "status", None) is None:
                     raise
-                self._classify(what, exc)
+                raise self._classify(what, exc) from None
             self._note_limits(getattr(resp, "headers", {}) or {})
             return _json(what, resp.data)
 
         return call_with_retries(attempt, what=f"HubSpot {what}", policy=self.policy,
                                  sleep=self.sleep)
 
-    def _classify(self, what: str, exc: Any) -> None:
-        """Turn an ApiException (any sub-package's) into a retry or a clear error."""
+    def _classify(self, what: str, exc: Any) -> Exception:
+        """The exception to raise for an ApiException: a retry, a 414 split or a clear error."""
         status = int(exc.status)
         headers = dict(getattr(exc, "headers", None) or {})
         self._note_limits(headers)
@@ -168,29 +168,29 @@ class HubSpotTransport:
         if status == 429:
             policy = str(body.get("policyName") or "").upper()
             if policy == "DAILY" or "DAILY" in message.upper():
-                raise ConnectorError(
+                return ConnectorError(
                     f"HubSpot {what}: the portal's DAILY API limit is used up ({message}); "
                     "stopped without passing on a partial pull. Try again after the daily "
                     "reset (midnight in the portal's time zone)."
-                ) from None
-            raise Retryable(f"rate limited (429 {policy or 'rate limit'}): {message}",
-                            retry_after=_retry_after(headers))
+                )
+            return Retryable(f"rate limited (429 {policy or 'rate limit'}): {message}",
+                             retry_after=_retry_after(headers))
         if status >= 500:
-            raise Retryable(f"HTTP {status} from HubSpot: {message}",
-                            retry_after=_retry_after(headers, interval=False))
+            return Retryable(f"HTTP {status} from HubSpot: {message}",
+                             retry_after=_retry_after(headers, interval=False))
         if status == 414:
-            raise UriTooLong(what)
+            return UriTooLong(what)
         if status == 401:
-            raise ConnectorError(
+            return ConnectorError(
                 f"HubSpot {what}: 401 unauthorized: the access token in environment variable "
                 f"{self.token_env} was refused ({message}); check the private app's token"
-            ) from None
+            )
         if status == 403:
-            raise ConnectorError(
+            return ConnectorError(
                 f"HubSpot {what}: 403 forbidden ({message}); the private app needs the scopes "
                 f"{', '.join(SCOPES)}"
-            ) from None
-        raise ConnectorError(f"HubSpot {what}: HTTP {status}: {message}") from None
+            )
+        return ConnectorError(f"HubSpot {what}: HTTP {status}: {message}")
 
     def _note_limits(self, headers: Any) -> None:
         h = {str(k).lower(): v for k, v in dict(headers).items()}
