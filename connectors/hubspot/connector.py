@@ -1,10 +1,11 @@
 """HubSpot CRM API connector: pipelines, owners and deals → Snapshot.
 
 API cost of a full pull of N deals (O active owners, A archived owners), one property pass:
-``ceil(N/100)`` list calls (``ceil(N/50)`` with ``stage_history = "full"``) + 1 pipelines call
-+ ``max(1, ceil(O/100)) + max(1, ceil(A/100))`` owner pages (+ 1 account-info call when
-``portal_id`` or ``portal_timezone`` is not configured). Each extra property pass (very long
-property lists, see ``max_url_length``) adds ``ceil(N/100)``. See docs/connectors/hubspot.md.
+``max(1, ceil(N/100))`` list calls (``ceil(N/50)`` with ``stage_history = "full"``) + 1
+pipelines call + ``max(1, ceil(O/100)) + max(1, ceil(A/100))`` owner pages (+ 1 account-info
+call when ``portal_id`` or ``portal_timezone`` is not configured). Each extra property pass
+(very long property lists, see ``max_url_length``) adds ``max(1, ceil(N/100))``. Retries count.
+See docs/connectors/hubspot.md.
 """
 
 from __future__ import annotations

@@ -143,6 +143,8 @@ class HubSpotTransport:
             self.calls_by_endpoint[what] += 1
             try:
                 resp = fn()
+                data = resp.data  # read inside the try: a connection can drop mid-body
+                resp.release_conn()
             except urllib3.exceptions.HTTPError as exc:
                 raise Retryable(f"cannot reach HubSpot at {self.host}: {_reason(exc)}") from None
             except OSError as exc:
@@ -153,7 +155,7 @@ class HubSpotTransport:
                     raise
                 raise self._classify(what, exc) from None
             self._note_limits(getattr(resp, "headers", {}) or {})
-            return _json(what, resp.data)
+            return _json(what, data)
 
         return call_with_retries(attempt, what=f"HubSpot {what}", policy=self.policy,
                                  sleep=self.sleep)

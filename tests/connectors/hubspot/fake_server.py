@@ -41,6 +41,7 @@ class Fault:
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     method: str | None = None
+    truncate: bool = False  # announce a body, send half of it, hang up
 
 
 def rate_limit_body(policy: str) -> dict[str, Any]:
@@ -100,9 +101,9 @@ class FakeHubSpot:
     # -- test helpers ------------------------------------------------------------------------
     def fail(self, path: str, status: int | None, body: dict[str, Any] | None = None,
              headers: dict[str, str] | None = None, times: int = 1,
-             method: str | None = None) -> None:
+             method: str | None = None, truncate: bool = False) -> None:
         for _ in range(times):
-            self.faults.append(Fault(path, status, body, headers or {}, method))
+            self.faults.append(Fault(path, status, body, headers or {}, method, truncate))
 
     def calls(self, path: str | None = None, method: str | None = None) -> list[Recorded]:
         return [r for r in self.requests
@@ -132,6 +133,14 @@ class FakeHubSpot:
                 h.connection.close()
                 return
             rec.status = fault.status
+            if fault.truncate:
+                data = json.dumps(fault.body or {}).encode()
+                h.send_response(fault.status)
+                h.send_header("Content-Length", str(len(data) * 2))
+                h.end_headers()
+                h.wfile.write(data)
+                h.close_connection = True
+                return
             self._send(h, fault.status, fault.body or {"status": "error", "message": "fault"},
                        fault.headers)
             return

@@ -74,6 +74,14 @@ def test_dropped_connection_then_success(fake, make_connector, sleeps) -> None:
     assert len(snap.owners) == 3
 
 
+def test_body_cut_short_then_success(fake, make_connector, sleeps) -> None:
+    fake.fail("/crm/v3/pipelines/deals", 200, {"results": []}, truncate=True)
+    snap = make_connector(portal_id=4242, portal_timezone="America/New_York").pull()
+    assert sleeps == [1.0]
+    assert len(fake.calls("/crm/v3/pipelines/deals")) == 2
+    assert_frame_equal(snap.opportunities, expected_frames()["opportunities"])
+
+
 def test_5xx_bounded_then_clear_error_and_no_snapshot(fake, make_connector, sleeps) -> None:
     fake.fail(DEALS, 503, {"status": "error", "message": "Service Unavailable"}, times=10)
     c = make_connector(portal_id=1, portal_timezone="UTC", retry_attempts=3)
