@@ -53,7 +53,11 @@ class HubSpotExportConnector(Connector):
         if o.portal_id is None:
             ctx.warnings.append("source.portal_id is not set: deals carry no record links")
         frame = self._read(path)
-        props, entered, rejected = self._properties(frame, path)
+        props, entered, rejected, mapped = self._properties(frame, path)
+        used = set(mapped) | {c for c, _, _ in entered}
+        ignored = [c for c in frame.columns if c not in used]
+        if ignored:
+            ctx.extra["ignored_columns"] = ignored
         stage_map = StageMap.build("hubspot", o.stage_map, name="source.stage_map")
         cat = self._catalogue(props, entered)
         cat = map_catalogue(cat, stage_map)
@@ -77,6 +81,17 @@ class HubSpotExportConnector(Connector):
         ctx.extra["reached_stages_by_pipeline"] = reached_by_pipeline(cat)
         return normalise(raw, cat, owners, o, stage_map, ctx)
 
+    def check(self) -> dict[str, Any]:
+        """Read the export and report what an audit would work with."""
+        snap = self.pull()
+        return {
+            "deals": len(snap.opportunities),
+            "rejected_rows": len(snap.meta.rejected),
+            "unmapped_stages": dict(snap.meta.unmapped_stages),
+            "ignored_columns": snap.meta.extra.get("ignored_columns", []),
+            "warnings": list(snap.meta.warnings),
+        }
+
     # -- reading -----------------------------------------------------------------------------
     def _read(self, path: Path) -> pd.DataFrame:
         try:
@@ -90,7 +105,8 @@ class HubSpotExportConnector(Connector):
 
     def _properties(
         self, frame: pd.DataFrame, path: Path
-    ) -> tuple[pd.DataFrame, list[tuple[str, str, str]], list[RejectedRow]]:
+    ) -> tuple[pd.DataFrame, list[tuple[str, str, str]], list[RejectedRow], list[str]]:
+        """Property columns (renamed), date-entered headers, rejected rows, headers used."""
         labels = {_fold(k): v for k, v in {**EXPORT_LABELS, **self.options.export_columns}.items()}
         columns: dict[str, str] = {}
         entered: list[tuple[str, str, str]] = []
@@ -113,7 +129,7 @@ class HubSpotExportConnector(Connector):
         for n, rid in zip(row_no[bad], props.loc[bad, "hs_object_id"], strict=True):
             reason = "no Record ID" if pd.isna(rid) else f"duplicate Record ID {rid}"
             rejected.append(RejectedRow(f"{path.name} row {n}", reason))
-        return props[~bad].reset_index(drop=True), entered, rejected
+        return props[~bad].reset_index(drop=True), entered, rejected, list(columns)
 
     def _catalogue(self, props: pd.DataFrame, entered: list[tuple[str, str, str]]) -> pd.DataFrame:
         o = self.options

@@ -75,6 +75,18 @@ def test_label_only_export_without_pipelines_file(make_connector) -> None:
         "107": False}
 
 
+def test_check_summarises_the_export(tmp_path) -> None:
+    p = tmp_path / "deals.csv"
+    p.write_text("Record ID,Deal Name,Deal Stage,Pipeline,Favourite colour\n"
+                 "1,A,Closed Won,Sales Pipeline,blue\n2,B,Parked,Sales Pipeline,red\n")
+    facts = export(path=p, owners_path=None, pipelines_path=None).check()
+    assert facts == {
+        "deals": 2, "rejected_rows": 0, "unmapped_stages": {"Parked": 1},
+        "ignored_columns": ["Favourite colour"],
+        "warnings": ["stage 'Parked' is not in the stage map; 1 deal(s) are in it "
+                     "(add it to source.stage_map)"]}
+
+
 def test_without_owners_file_names_are_owner_ids() -> None:
     snap = export(owners_path=None).pull()
     assert snap.opportunities.set_index("id")["owner_id"].dropna().to_dict() == {
