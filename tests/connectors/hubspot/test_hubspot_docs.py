@@ -22,3 +22,25 @@ def test_example_mentions_every_option() -> None:
     for model in (HubSpotOptions, HubSpotExportOptions):
         missing = [k for k in model.model_fields if k not in text]
         assert missing == [], f"{model.__name__}: {missing}"
+
+
+def test_config_builds_the_connector_and_rejects_unknown_keys() -> None:
+    import pytest
+
+    from auditor.config import parse_config
+    from auditor.errors import ConfigError
+    from connectors.hubspot.connector import HubSpotConnector
+    from connectors.registry import build_connector
+
+    cfg = parse_config({"source": {"type": "hubspot", "portal_id": 7,
+                                   "stage_map": {"1234": "discovery"}}}, origin="a.toml")
+    conn = build_connector(cfg, env={})
+    assert isinstance(conn, HubSpotConnector)
+    assert conn.options.portal_id == 7 and conn.options.stage_map == {"1234": "discovery"}
+    bad = parse_config({"source": {"type": "hubspot", "acess_token_env": "X"}}, origin="a.toml")
+    with pytest.raises(ConfigError, match="a.toml: unknown key `source.acess_token_env`"):
+        build_connector(bad, env={})
+    tz = parse_config({"source": {"type": "hubspot", "portal_timezone": "Mars/Base"}},
+                      origin="a.toml")
+    with pytest.raises(ConfigError, match="source.portal_timezone.*unknown time zone 'Mars/Base'"):
+        build_connector(tz, env={})
