@@ -189,7 +189,7 @@ def normalise(
         provided.add("stage_entered_at")
         cur = pd.DataFrame({"opportunity_id": ids, "cur": pos})
         h = history.merge(cur, on="opportunity_id", how="inner")
-        h = h[h["_pos"].astype("Int64") == h["cur"]]
+        h = h[(h["_pos"].astype("Int64") == h["cur"]).fillna(False).astype(bool)]
         entered = h.groupby("opportunity_id")["entered_at"].max()
         data["stage_entered_at"] = ids.map(entered)
     if full_history:

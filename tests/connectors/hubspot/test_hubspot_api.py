@@ -156,6 +156,16 @@ def test_url_budget_splits_up_front_without_414(fake, make_connector) -> None:
     assert_frame_equal(snap.opportunities, expected_frames()["opportunities"])
 
 
+def test_deal_with_every_property_null(fake, make_connector) -> None:
+    fake.deals.append({"id": "109", "properties": {}})
+    snap = make_connector(portal_id=1, portal_timezone="UTC").pull()
+    row = snap.opportunities.set_index("id").loc["109"]
+    assert row[["stage", "source_stage", "pipeline", "is_closed", "amount",
+                "stage_entered_at"]].isna().all()
+    assert snap.meta.unmapped_stages == {"On hold": 1}  # a missing stage is not "unmapped"
+    assert "109" not in set(snap.stage_history["opportunity_id"])
+
+
 def test_missing_token_env_is_a_config_error(fake) -> None:
     from connectors.hubspot.connector import HubSpotConnector
     from connectors.hubspot.options import HubSpotOptions
