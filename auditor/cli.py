@@ -79,18 +79,25 @@ def main(verbose: int) -> None:
     help="Audit as of this day (YYYY-MM-DD); default: today in the configured time zone.",
 )
 @click.option("--full", is_flag=True, help="Force a full pull instead of an incremental one.")
-def run(config_path: Path | None, out_dir: Path | None, as_of, full: bool) -> None:  # noqa: ANN001
-    """Pull the source, audit it and write the reports.
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Write the configured emails as .eml files into <out>/outbox/ instead of sending.",
+)
+def run(config_path: Path | None, out_dir: Path | None, as_of, full: bool, dry_run: bool) -> None:  # noqa: ANN001
+    """Pull the source, audit it, write the reports and email them as configured.
 
-    Writes report.html, report.md, violations.csv, violations.json and metrics.json into the
-    output folder, and prints a short summary. Exit status 0 on success; 2 on a user error
-    (config, input data); 3 when the CRM could not be read.
+    Writes report.html/.md/.txt, assessment.html/.md, digests/, violations.csv/.json,
+    metrics.json and run.json into the output folder, sends the [delivery] emails (or writes
+    them as .eml with --dry-run) and prints a short summary. Exit status 0 on success; 2 on a
+    user error (config, input data); 3 when the CRM could not be read; 4 when the reports were
+    written but some recipient could not be sent to (listed in run.json).
     """
     from auditor.run import execute
 
     config = _load(config_path)
     day: date | None = as_of.date() if as_of else None
-    result = execute(config, out_dir=out_dir, as_of=day, full=full)
+    result = execute(config, out_dir=out_dir, as_of=day, full=full, dry_run=dry_run)
     facts = result.facts()
     counts = result.result.violations["rule_code"].value_counts()
     click.echo(
@@ -107,6 +114,23 @@ def run(config_path: Path | None, out_dir: Path | None, as_of, full: bool) -> No
         click.echo(f"  warning: {w}")
     out = result.outputs[0].parent if result.outputs else out_dir
     click.echo(f"Reports written to {out}/")
+    failed = [d for d in result.delivery if d["status"] == "failed"]
+    for status, verb in (
+        ("sent", "sent"),
+        ("dry-run", "written to outbox/"),
+        ("skipped", "skipped"),
+    ):
+        n = sum(1 for d in result.delivery if d["status"] == status)
+        if n:
+            click.echo(f"Emails {verb}: {n}")
+    for d in result.delivery:
+        if d["status"] == "skipped":
+            click.echo(f"  skipped {d['kind']} {d['key']}: {d['error']}")
+    if failed:
+        for d in failed:
+            click.echo(f"  failed {d['kind']} {d['recipient']}: {d['error']}", err=True)
+        click.echo(f"error: {len(failed)} email(s) could not be sent (see run.json)", err=True)
+        sys.exit(4)
 
 
 @main.command()
@@ -137,6 +161,9 @@ def rules(code: str | None, as_json: bool, config_path: Path | None) -> None:
         click.echo(f"{d['code']}  {d['name']}  [{d['severity']}, {d['group']}]")
         click.echo(textwrap.indent(textwrap.fill(d["summary"], 88), "    "))
         if code:
+            if d.get("details"):
+                click.echo()
+                click.echo(textwrap.indent(textwrap.fill(d["details"], 84), "    "))
             for label in ("why", "fix"):
                 title = "Why it matters" if label == "why" else "How to fix"
                 click.echo(f"\n    {title}:")
@@ -153,7 +180,26 @@ def rules(code: str | None, as_json: bool, config_path: Path | None) -> None:
             if code:
                 for k, v in d["params"].items():
                     click.echo(f"      {k} ({v['type']}, default {v['default']!r}): {v['help']}")
+        if code and d.get("example"):
+            _echo_example(d["example"])
         click.echo()
+
+
+def _echo_example(ex: dict) -> None:
+    """A flagged record from the rule's documented example (checked by the test suite)."""
+    click.echo(f"\n    Example (audit as of {ex.get('as_of', '?')}):")
+    fields = ", ".join(f"{k}={v!r}" for k, v in ex.get("record", {}).items())
+    click.echo(textwrap.indent(textwrap.fill(f"record: {fields}", 84), "      "))
+    for other in ex.get("others", []):
+        more = ", ".join(f"{k}={v!r}" for k, v in other.items())
+        click.echo(textwrap.indent(textwrap.fill(f"other record: {more}", 84), "      "))
+    if ex.get("history"):
+        path = " → ".join(f"{st} ({day})" for st, day in ex["history"])
+        click.echo(textwrap.indent(textwrap.fill(f"stage history: {path}", 84), "      "))
+    for owner in ex.get("owners", []):
+        more = ", ".join(f"{k}={v!r}" for k, v in owner.items())
+        click.echo(f"      owner: {more}")
+    click.echo(f"      flagged: {ex.get('message', '')}")
 
 
 @main.command("check-config")

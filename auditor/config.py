@@ -69,13 +69,22 @@ DEFAULT_STAGE_LIMITS: dict[str, int] = {
     "negotiation": 45,
 }
 
+#: BANT: budget, authority, need, timeline must be captured before a deal leaves qualification
+DEFAULT_EXIT_CRITERIA: dict[str, list[str]] = {
+    "qualification": ["budget", "authority", "need", "timeline"],
+}
+
 
 class ProcessSection(Section):
     """The sales process: how long a deal may sit in each open stage, and exit criteria."""
 
     stage_limits: dict[StageName, int] = Field(default_factory=lambda: dict(DEFAULT_STAGE_LIMITS))
-    #: fields that must be filled before an opportunity may be *past* a stage
-    exit_criteria: dict[StageName, list[str]] = Field(default_factory=dict)
+    #: fields that must be filled before an opportunity may be *past* a stage (rule QL02).
+    #: Default: BANT for qualification; a source without those columns makes QL02 "not
+    #: evaluable" (the coverage note names the missing fields) rather than flagging everything.
+    exit_criteria: dict[StageName, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_EXIT_CRITERIA.items()}
+    )
 
     @field_validator("stage_limits")
     @classmethod
@@ -119,13 +128,20 @@ class SuppressionsSection(Section):
 class ReportSection(Section):
     out_dir: Path = Path("audit-report")
     formats: list[Literal["html", "md", "txt", "csv", "json"]] = Field(
-        default_factory=lambda: ["html", "md", "csv", "json"]
+        default_factory=lambda: ["html", "md", "txt", "csv", "json"]
     )
-    #: how many flagged deals the HTML / Markdown reports list (the CSV / JSON hold all)
+    #: how many flagged deals the HTML / Markdown / text reports list (the CSV / JSON hold all)
     max_deals: int = Field(default=50, ge=1)
     #: folder with template overrides (a template may ``{% extends "default:report.html.j2" %}``)
     template_dir: Path | None = None
     title: str = "Pipeline hygiene audit"
+    #: also write the consultant assessment (assessment.html / assessment.md)
+    assessment: bool = True
+    #: how many findings the assessment appendix lists (violations.csv holds all)
+    appendix_max_rows: int = Field(default=5000, ge=0)
+    #: also write owner digests and manager roll-ups into digests/ (one file pair per owner:
+    #: off by default so large orgs stay fast; e-mail delivery renders its own digests)
+    digests: bool = False
 
 
 class HistorySection(Section):
@@ -137,24 +153,54 @@ class HistorySection(Section):
 
 class SmtpSection(Section):
     host: str
-    port: int = 587
+    port: int = Field(default=587, ge=1, le=65535)
     security: Literal["starttls", "ssl", "none"] = "starttls"
+    #: environment variables holding the login (no login when password_env is unset)
     username_env: str | None = None
     password_env: str | None = None
+    #: From address, e.g. "CRM audit <crm-audit@example.com>"
     sender: str
-    timeout_s: float = 30.0
+    timeout_s: float = Field(default=30.0, gt=0)
+    #: PEM file of extra CA certificates to trust (a company relay with a private CA)
+    ca_file: Path | None = None
+
+
+SUBJECT_FIELDS = ("date", "score", "findings", "deals", "source", "title", "owner", "team")
 
 
 class DeliverySection(Section):
     smtp: SmtpSection | None = None
-    #: recipients of the manager report
+    #: recipients of the manager report (one message each)
     managers: list[str] = Field(default_factory=list)
-    #: send each owner their digest (owner emails come from the CRM)
+    #: send each owner with findings their digest (owner emails come from the CRM)
     owner_digests: bool = False
-    #: send each team's manager a team roll-up
+    #: send each manager (an owner others report to) a roll-up of their direct reports
     team_rollups: bool = False
+    #: extra roll-up recipients per team name (owners' ``team`` in the CRM): {team = [emails]}
+    teams: dict[str, list[str]] = Field(default_factory=dict)
+    #: attach violations.csv (digests and roll-ups attach only their own rows)
     attach_csv: bool = False
+    #: subjects; fields: {date} {score} {findings} {deals} {source} {title} {owner} {team};
+    #: {findings} and {deals} include the noun ("1 deal", "5 deals")
     subject: str = "CRM hygiene audit {date}: score {score}"
+    digest_subject: str = "{owner}: {deals} to fix in the CRM ({date})"
+    team_subject: str = "Team {team}: CRM hygiene {date}, score {score}"
+
+    @field_validator("subject", "digest_subject", "team_subject")
+    @classmethod
+    def _subject_fields(cls, v: str) -> str:
+        import string
+
+        try:
+            names = [f for _, f, _, _ in string.Formatter().parse(v) if f is not None]
+        except ValueError as exc:
+            raise ValueError(f"invalid subject template {v!r}: {exc}") from None
+        unknown = [n for n in names if n not in SUBJECT_FIELDS]
+        if unknown:
+            raise ValueError(
+                f"unknown field {{{unknown[0]}}} in subject; use {', '.join(SUBJECT_FIELDS)}"
+            )
+        return v
 
 
 class ScheduleJob(Section):
@@ -181,6 +227,9 @@ class MetricsSection(Section):
     targets: dict[str, float] = Field(default_factory=dict)
     #: optional opportunity column used to split deal size (e.g. "segment")
     segment_field: str | None = None
+    #: first month of the fiscal year (1 = calendar quarters, labels "2026-Q3"; otherwise
+    #: fiscal quarters labelled by the year the fiscal year ends in, "FY2027-Q1")
+    fiscal_year_start_month: int = Field(default=1, ge=1, le=12)
 
 
 class AuditConfig(Section):
@@ -263,7 +312,10 @@ def load_config(path: str | Path) -> AuditConfig:
 
 def default_config() -> AuditConfig:
     """The embedded default: audit the bundled demo organisation."""
-    return parse_config({"source": {"type": "demo"}}, origin="<built-in demo config>")
+    return parse_config(
+        {"source": {"type": "demo"}, "report": {"digests": True}},
+        origin="<built-in demo config>",
+    )
 
 
 __all__ = ["AuditConfig", "load_config", "parse_config", "default_config", "STAGES"]

@@ -66,6 +66,11 @@ class AuditRun:
             "suppressed": int(len(self.result.suppressed)),
             "duration_s": round(self.duration_s, 3),
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
+            # per status count of the emails (sent / dry-run / failed / skipped), once delivered
+            "delivery": {
+                s: sum(1 for d in self.delivery if d.get("status") == s)
+                for s in dict.fromkeys(d.get("status") for d in self.delivery)
+            },
         }
 
 
@@ -100,8 +105,14 @@ def execute(
     out_dir: Path | None = None,
     as_of: date | None = None,
     full: bool = False,
+    deliver: bool = True,
+    dry_run: bool = False,
 ) -> AuditRun:
-    """Run the configured audit and write the reports. Returns the finished run."""
+    """Run the configured audit, write the reports and deliver them. Returns the finished run.
+
+    Delivery outcomes land in ``run.delivery`` (one dict per recipient) and in run.json; a
+    failed recipient does not raise (the CLI turns it into exit status 4).
+    """
     from reports.render import write_reports
 
     t0 = time.perf_counter()
@@ -113,5 +124,15 @@ def execute(
     out = out_dir or config.resolve(config.report.out_dir)
     run.outputs = write_reports(run, out)
     run.timings["reports"] = time.perf_counter() - t2
+    if deliver:
+        from reports.delivery import deliver as send_reports
+
+        t3 = time.perf_counter()
+        run.delivery = send_reports(run, config, dry_run=dry_run, out_dir=Path(out))
+        run.timings["delivery"] = time.perf_counter() - t3
     run.finished_at = datetime.now(UTC)
+    if (Path(out) / "run.json").exists():
+        from reports.machine import write_run_json
+
+        write_run_json(run, Path(out) / "run.json")  # final: finish time, delivery outcomes
     return run
