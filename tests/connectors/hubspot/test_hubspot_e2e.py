@@ -49,6 +49,15 @@ def test_default_pipeline_has_no_skipped_discovery() -> None:
     v = run_audit(snap, cfg, as_of=date(2024, 3, 10)).violations
     assert not v["message"].str.contains("discovery", case=False).any()
     assert v[v["opportunity_id"] == "108"].empty  # a by-the-book deal is clean
-    assert set(v.loc[v["rule_code"] == "ST01", "opportunity_id"]) <= {"102", "107"}
-    # the real skips are still found: 102 and 107 jumped over qualification
+    st01 = v[v["rule_code"] == "ST01"]
+    # only real jumps over stages the default pipeline has
+    assert dict(zip(st01["opportunity_id"], st01["message"], strict=True)) == {
+        "102": "skipped negotiation (history jumps past them)",
+        "107": "skipped solution, proposal (history jumps past them)"}
     assert {"102", "107"} <= set(v.loc[v["rule_code"] == "QL01", "opportunity_id"])
+
+    # control: had the connector claimed discovery, the by-the-book deal would be flagged
+    snap.meta.reached_stages = snap.meta.reached_stages | {"discovery"}
+    snap._cache.clear()
+    wrong = run_audit(snap, cfg, as_of=date(2024, 3, 10)).violations
+    assert "108" in set(wrong.loc[wrong["rule_code"] == "ST01", "opportunity_id"])
