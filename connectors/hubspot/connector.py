@@ -135,11 +135,12 @@ class HubSpotConnector(Connector):
         rows: list[Record] = []
         for archived in (False, True):
             after: str | None = None
+            pages = _Pages("GET /crm/v3/owners/" + ("?archived=true" if archived else ""))
             while True:
                 page = t.list_owners(after=after, archived=archived)
                 rows += [{**r, "archived": archived or bool(r.get("archived"))}
-                         for r in page.get("results", [])]
-                after = _next_after(page)
+                         for r in pages.results(page)]
+                after = pages.next_after(page)
                 if after is None:
                     break
         return owners_frame(rows)
@@ -186,11 +187,12 @@ class HubSpotConnector(Connector):
         limit = min(self.options.page_size, 50) if hist else self.options.page_size
         out: list[Record] = []
         after: str | None = None
+        pages = _Pages("GET /crm/v3/objects/deals")
         while True:
             page = t.list_deals(limit=limit, after=after, properties=props,
                                 properties_with_history=hist or None)
-            out += [r for r in page.get("results", []) if not r.get("archived")]
-            after = _next_after(page)
+            out += [r for r in pages.results(page) if not r.get("archived")]
+            after = pages.next_after(page)
             if after is None:
                 return out
 
@@ -217,12 +219,13 @@ class HubSpotConnector(Connector):
                 windows.extendleft([(mid, hi), (lo, mid)])
                 continue
             slices += 1
-            results = list(page.get("results", []))
-            after = _next_after(page)
+            pages = _Pages("POST /crm/v3/objects/deals/search")
+            results = list(pages.results(page))
+            after = pages.next_after(page)
             while after is not None:
                 page = t.search_deals({**body, "after": after})
-                results += page.get("results", [])
-                after = _next_after(page)
+                results += pages.results(page)
+                after = pages.next_after(page)
             for r in results:  # a deal modified during the pull may show in two slices
                 found[str(r["id"])] = r
         log.info("incremental search: %d deals in %d time slices", len(found), slices)
@@ -236,18 +239,20 @@ class HubSpotConnector(Connector):
         for i in range(0, len(ids), 50):
             body = {"properties": [], "propertiesWithHistory": hist,
                     "inputs": [{"id": x} for x in ids[i:i + 50]]}
-            extra += t.batch_read_deals(body).get("results", [])
+            extra += _Pages("POST /crm/v3/objects/deals/batch/read").results(
+                t.batch_read_deals(body))
         by_id = {str(r["id"]): r.get("propertiesWithHistory", {}) for r in extra}
         return [{**r, "propertiesWithHistory": by_id.get(str(r["id"]), {})} for r in records]
 
     def _archived_since(self, t: HubSpotTransport, since: datetime) -> list[str]:
         out: list[str] = []
         after: str | None = None
+        pages = _Pages("GET /crm/v3/objects/deals?archived=true")
         while True:
             page = t.list_deals(limit=100, after=after, properties=["hs_object_id"], archived=True)
-            out += [str(r["id"]) for r in page.get("results", [])
+            out += [str(r["id"]) for r in pages.results(page)
                     if _archived_at(r) is not None and _archived_at(r) >= since]
-            after = _next_after(page)
+            after = pages.next_after(page)
             if after is None:
                 return sorted(out, key=lambda x: (len(x), x))
 
@@ -307,6 +312,40 @@ def _merge(merged: dict[str, Record], records: list[Record]) -> None:
         cur["properties"].update(r.get("properties") or {})
         if r.get("propertiesWithHistory"):
             cur["propertiesWithHistory"] = r["propertiesWithHistory"]
+
+
+class _Pages:
+    """Checks one paged listing: every page has a results list, and a cursor is never repeated
+    nor handed out by an empty page (either would mean looping or silently missing records)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.page = 0
+        self.seen: dict[str, int] = {}
+
+    def results(self, page: Record) -> list[Record]:
+        self.page += 1
+        results = page.get("results")
+        if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+            raise ConnectorError(
+                f"HubSpot {self.what}, page {self.page}: unexpected response shape (no "
+                "`results` list of records); stopped without passing on a partial pull")
+        return results
+
+    def next_after(self, page: Record) -> str | None:
+        after = _next_after(page)
+        if after is None:
+            return None
+        if not page.get("results"):
+            raise ConnectorError(
+                f"HubSpot {self.what}, page {self.page}: an empty page that points to a next "
+                "one; stopped without passing on a partial pull")
+        if after in self.seen:
+            raise ConnectorError(
+                f"HubSpot {self.what}, page {self.page}: paging cursor {after!r} repeats the one "
+                f"of page {self.seen[after]}; stopped rather than page in a loop")
+        self.seen[after] = self.page
+        return after
 
 
 def _next_after(page: Record) -> str | None:

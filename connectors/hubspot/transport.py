@@ -31,6 +31,8 @@ SCOPES = ("crm.objects.deals.read", "crm.objects.owners.read")
 
 
 DEFAULT_POLICY = RetryPolicy()
+#: the only POSTs the connector makes: they read (search, batch read), they never write
+READ_POSTS = ("POST /crm/v3/objects/deals/search", "POST /crm/v3/objects/deals/batch/read")
 
 
 class UriTooLong(Exception):
@@ -135,6 +137,9 @@ class HubSpotTransport:
         self._last_search = self.clock()
 
     def _call(self, what: str, fn: Callable[[], Any]) -> dict[str, Any]:
+        if not what.startswith("GET ") and what not in READ_POSTS:
+            raise ConnectorError(f"refused {what}: the HubSpot connector only reads")
+
         def attempt() -> dict[str, Any]:
             if self._pause_s > 0:  # the last response said the rolling window is used up
                 self.sleep(self._pause_s)

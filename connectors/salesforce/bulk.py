@@ -51,6 +51,7 @@ def bulk_query_frames(
         delay = min(delay * 2, 30.0)
 
     locator, page = "", 1
+    seen: dict[str, int] = {}  # locator -> the page that gave it: a repeat would loop forever
     while True:
         params: dict[str, str | int] = {"maxRecords": opts.bulk_page_size}
         if locator:
@@ -58,18 +59,33 @@ def bulk_query_frames(
         resp = t.raw(f"{what}: Bulk 2.0 results page {page}", "GET",
                      f"{base}/{job_id}/results", params=params,
                      headers={"Accept": "text/csv"})
-        text = resp.content.decode("utf-8-sig").replace("\x00", "")
-        # every value as text, empty = missing: normalize parses by field kind
-        frame = (pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-                 if text.strip() else pd.DataFrame())
+        try:
+            text = resp.content.decode("utf-8-sig").replace("\x00", "")
+            # every value as text, empty = missing: normalize parses by field kind
+            frame = (pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+                     if text.strip() else pd.DataFrame())
+        except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise ConnectorError(
+                f"Salesforce {what}: Bulk 2.0 results page {page} of job {job_id} is not a "
+                f"readable UTF-8 CSV ({type(exc).__name__}); stopped") from None
         announced = resp.headers.get("Sforce-NumberOfRecords")
         if announced is not None and announced.isdigit() and int(announced) != len(frame):
             raise ConnectorError(
                 f"Salesforce {what}: Bulk 2.0 results page {page} of job {job_id} announced "
                 f"{announced} records but {len(frame)} could be read from its CSV")
+        locator = resp.headers.get("Sforce-Locator", "")
+        last = not locator or locator == "null"
+        if not len(frame) and not last:
+            raise ConnectorError(
+                f"Salesforce {what}: Bulk 2.0 results page {page} of job {job_id} is empty but "
+                "not the last one; stopped rather than pass on a partial pull")
         if len(frame):
             yield frame
-        locator = resp.headers.get("Sforce-Locator", "")
-        if not locator or locator == "null":
+        if last:
             return
+        if locator in seen:
+            raise ConnectorError(
+                f"Salesforce {what}: Bulk 2.0 results page {page} of job {job_id} repeats the "
+                f"locator of page {seen[locator]}; stopped rather than page in a loop")
+        seen[locator] = page
         page += 1

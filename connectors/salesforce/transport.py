@@ -186,6 +186,24 @@ def error_detail(resp: requests.Response) -> tuple[str | None, str]:
     return None, str(body)[:200]
 
 
+def refuse_writes(method: str, url: str, body: Any) -> None:
+    """The auditor only reads: GET, logins, and Bulk 2.0 *query* jobs; anything else is a bug.
+
+    Checked on the one session every request goes through, so no option or code path can make
+    the connector change the org (run it as a read-only user too: see SECURITY.md).
+    """
+    m = method.upper()
+    if m in ("GET", "HEAD"):
+        return
+    path = urlparse(url).path
+    if m == "POST" and call_kind(url) == "login":
+        return
+    if (m == "POST" and path.rstrip("/").endswith("/jobs/query") and isinstance(body, Mapping)
+            and body.get("operation") in ("query", "queryAll")):
+        return
+    raise ConnectorError(f"refused {m} {path}: the Salesforce connector only reads")
+
+
 class CountingSession(requests.Session):
     """The one HTTP session every Salesforce call goes through (see module doc)."""
 
@@ -206,6 +224,7 @@ class CountingSession(requests.Session):
         url_s = url.decode() if isinstance(url, bytes) else url
         kind = call_kind(url_s)
         what = f"Salesforce {self.step} ({method_s} {urlparse(url_s).path})"
+        refuse_writes(method_s, url_s, kwargs.get("json"))
 
         def once() -> requests.Response:
             self.counter.by_kind[kind] += 1
@@ -369,6 +388,7 @@ class SalesforceTransport:
         ``totalSize`` is known before paying for the rest (used to switch to Bulk 2.0).
         """
         page = 1
+        seen: dict[str, int] = {}  # cursor -> the page that gave it: a repeat would loop forever
         result = self.call(f"{what}, page 1",
                            lambda: self.sf.query(soql, include_deleted=include_deleted))
         while True:
@@ -376,13 +396,24 @@ class SalesforceTransport:
                 raise ConnectorError(
                     f"Salesforce {what}, page {page}: unexpected response shape "
                     f"(no 'records' list)")
+            done = result.get("done", True)
+            if not result["records"] and not done:
+                # Salesforce never sends an empty page before the last one: records are missing
+                raise ConnectorError(
+                    f"Salesforce {what}, page {page}: an empty page that is not the last one; "
+                    "stopped rather than pass on a partial pull")
             yield result["records"], int(result.get("totalSize") or 0)
-            if result.get("done", True):
+            if done:
                 return
             nxt = result.get("nextRecordsUrl")
             if not nxt:
                 raise ConnectorError(
                     f"Salesforce {what}, page {page}: done is false but nextRecordsUrl is missing")
+            if nxt in seen:
+                raise ConnectorError(
+                    f"Salesforce {what}, page {page}: nextRecordsUrl repeats the cursor of page "
+                    f"{seen[nxt]}; stopped rather than page in a loop")
+            seen[nxt] = page
             page += 1
             result = self.call(f"{what}, page {page}",
                                lambda u=nxt: self.sf.query_more(u, identifier_is_url=True))
