@@ -59,6 +59,11 @@ def bulk_query_frames(
         resp = t.raw(f"{what}: Bulk 2.0 results page {page}", "GET",
                      f"{base}/{job_id}/results", params=params,
                      headers={"Accept": "text/csv"})
+        ctype = resp.headers.get("Content-Type", "")
+        if ctype and "csv" not in ctype.lower():  # e.g. a proxy's HTML error page
+            raise ConnectorError(
+                f"Salesforce {what}: Bulk 2.0 results page {page} of job {job_id} is not CSV "
+                f"(Content-Type {ctype.split(';')[0]}); stopped")
         try:
             text = resp.content.decode("utf-8-sig").replace("\x00", "")
             # every value as text, empty = missing: normalize parses by field kind

@@ -166,6 +166,17 @@ def retry_after_s(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def html_summary(text: str) -> str:
+    """A short plain-text account of a non-JSON body: an HTML page (a proxy's or load
+    balancer's error page) is named by its title, not dumped as markup."""
+    if re.search(r"<(!doctype\s+)?html", text[:500], re.IGNORECASE):
+        title = re.search(r"<title[^>]*>([^<]*)</title>", text, re.IGNORECASE)
+        body = title.group(1) if title and title.group(1).strip() else re.sub(
+            r"<[^>]+>", " ", text)
+        return "an HTML page instead of an API response: " + " ".join(body.split())[:150]
+    return " ".join(text.split())[:200]
+
+
 def error_detail(resp: requests.Response) -> tuple[str | None, str]:
     """(errorCode, message) from a Salesforce error body (JSON list / dict, or SOAP fault)."""
     try:
@@ -176,7 +187,7 @@ def error_detail(resp: requests.Response) -> tuple[str | None, str]:
         msg = re.search(r"<(?:sf:)?exceptionMessage>([^<]*)<", text)
         if code:
             return code.group(1), msg.group(1) if msg else ""
-        return None, " ".join(text.split())[:200]
+        return None, html_summary(text)
     if isinstance(body, list) and body and isinstance(body[0], Mapping):
         body = body[0]
     if isinstance(body, Mapping):

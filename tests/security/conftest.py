@@ -58,3 +58,28 @@ def make_hs(hs: FakeHubSpot, sleeps: list[float]) -> Callable[..., HubSpotConnec
         return HubSpotConnector(HubSpotOptions(**opts), env={"HUBSPOT_ACCESS_TOKEN": TOKEN},
                                 sleep=sleeps.append)
     return make
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With FAULT_MATRIX_DOC set (scripts/fault_matrix.py), write the results table there."""
+    import os
+    from pathlib import Path
+
+    target = os.environ.get("FAULT_MATRIX_DOC")
+    if not target:
+        return
+    from tests.security.matrix import write
+
+    failed = [r.nodeid for r in session.stash.get(_FAILED, [])]
+    write(Path(target), failed=failed)
+
+
+_FAILED = pytest.StashKey[list]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        item.session.stash.setdefault(_FAILED, []).append(rep)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,6 +43,9 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     method: str | None = None
     truncate: bool = False  # announce a body, send half of it, hang up
+    raw: bytes | None = None  # send these bytes as the body instead of JSON (e.g. a proxy page)
+    content_type: str = "application/json;charset=utf-8"
+    delay_s: float = 0.0  # wait before answering (client timeouts)
 
 
 def rate_limit_body(policy: str) -> dict[str, Any]:
@@ -101,9 +105,12 @@ class FakeHubSpot:
     # -- test helpers ------------------------------------------------------------------------
     def fail(self, path: str, status: int | None, body: dict[str, Any] | None = None,
              headers: dict[str, str] | None = None, times: int = 1,
-             method: str | None = None, truncate: bool = False) -> None:
+             method: str | None = None, truncate: bool = False, raw: bytes | None = None,
+             content_type: str = "application/json;charset=utf-8",
+             delay_s: float = 0.0) -> None:
         for _ in range(times):
-            self.faults.append(Fault(path, status, body, headers or {}, method, truncate))
+            self.faults.append(Fault(path, status, body, headers or {}, method, truncate, raw,
+                                     content_type, delay_s))
 
     def calls(self, path: str | None = None, method: str | None = None) -> list[Recorded]:
         return [r for r in self.requests
@@ -128,6 +135,8 @@ class FakeHubSpot:
                     self.faults[0].method in (None, method)):
                 fault = self.faults.popleft()
         if fault is not None:
+            if fault.delay_s:
+                time.sleep(fault.delay_s)
             if fault.status is None:
                 h.close_connection = True
                 h.connection.close()
@@ -140,6 +149,15 @@ class FakeHubSpot:
                 h.end_headers()
                 h.wfile.write(data)
                 h.close_connection = True
+                return
+            if fault.raw is not None:
+                h.send_response(fault.status)
+                h.send_header("Content-Type", fault.content_type)
+                h.send_header("Content-Length", str(len(fault.raw)))
+                for k, v in fault.headers.items():
+                    h.send_header(k, v)
+                h.end_headers()
+                h.wfile.write(fault.raw)
                 return
             self._send(h, fault.status, fault.body or {"status": "error", "message": "fault"},
                        fault.headers)

@@ -68,7 +68,8 @@ def _resp(body: str, status: int = 400) -> requests.Response:
             "</sf:exceptionMessage>",
             ("INVALID_LOGIN", "Bad"),
         ),
-        ("<html>\n  Service   Unavailable </html>", (None, "<html> Service Unavailable </html>")),
+        ("<html>\n  Service   Unavailable </html>",
+         (None, "an HTML page instead of an API response: Service Unavailable")),
     ],
 )
 def test_error_detail(body, expected) -> None:
