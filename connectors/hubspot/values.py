@@ -14,6 +14,8 @@ from connectors.hubspot.fields import BOOLEANS, FORECAST_CATEGORIES, Kind
 _ZONED = r"(?:Z|[+-]\d{2}:?\d{2})$"
 _EPOCH_MS = r"\d{11,}"
 _DATE_ONLY = r"\d{4}-\d{2}-\d{2}"
+#: epoch milliseconds past 2262-04-11 do not fit a timestamp: such a value is unreadable
+_MAX_EPOCH_MS = 9_223_372_036_854
 
 
 def _text(s: pd.Series) -> pd.Series:
@@ -30,8 +32,10 @@ def parse_timestamps(s: pd.Series, naive_tz: str) -> tuple[pd.Series, pd.Series]
     naive = present & ~epoch & ~zoned
     out = pd.Series(pd.NaT, index=s.index, dtype=TS)
     if epoch.any():
-        ms = pd.to_numeric(s[epoch])
-        out[epoch] = pd.to_datetime(ms, unit="ms", utc=True).astype(TS)
+        ms = pd.to_numeric(s[epoch], errors="coerce")
+        ms = ms[ms < _MAX_EPOCH_MS]
+        if len(ms):
+            out[ms.index] = pd.to_datetime(ms.astype("int64"), unit="ms", utc=True).astype(TS)
     if zoned.any():
         parsed = pd.to_datetime(s[zoned], utc=True, format="ISO8601", errors="coerce")
         out[zoned] = parsed.astype(TS)
