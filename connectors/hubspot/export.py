@@ -75,6 +75,7 @@ class HubSpotExportConnector(Connector):
         owners = self._owners(props, ctx)
         if "hs_deal_stage_probability" in props:
             props["hs_deal_stage_probability"] = _percent(props["hs_deal_stage_probability"])
+        props = props.reset_index(drop=True)
         present = frozenset(c for c in props.columns if c != "id")
         raw = RawDeals(props=props.rename(columns={"hs_object_id": "id"}), present=present,
                        rejected=rejected)
@@ -98,7 +99,13 @@ class HubSpotExportConnector(Connector):
             df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=self.options.encoding)
         except FileNotFoundError:
             raise SourceDataError(f"HubSpot export {path} does not exist") from None
-        except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+        except pd.errors.EmptyDataError:
+            raise SourceDataError(
+                f"HubSpot export {path} is empty (expected a header row)") from None
+        except LookupError:
+            raise SourceDataError(f"HubSpot export {path}: unknown encoding "
+                                  f"{self.options.encoding!r} (source.encoding)") from None
+        except (UnicodeError, pd.errors.ParserError) as exc:
             raise SourceDataError(f"HubSpot export {path} cannot be read as CSV: {exc}") from None
         df = df.astype(STR)
         return df.where(df.apply(lambda s: s.str.strip() != ""))
@@ -129,7 +136,8 @@ class HubSpotExportConnector(Connector):
         for n, rid in zip(row_no[bad], props.loc[bad, "hs_object_id"], strict=True):
             reason = "no Record ID" if pd.isna(rid) else f"duplicate Record ID {rid}"
             rejected.append(RejectedRow(f"{path.name} row {n}", reason))
-        return props[~bad].reset_index(drop=True), entered, rejected, list(columns)
+        # keep the file's row index: the date-entered columns are joined from the file by it
+        return props[~bad], entered, rejected, list(columns)
 
     def _catalogue(self, props: pd.DataFrame, entered: list[tuple[str, str, str]]) -> pd.DataFrame:
         o = self.options

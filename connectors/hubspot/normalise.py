@@ -15,6 +15,7 @@ import pandas as pd
 
 from auditor.snapshot import (
     STR,
+    TS,
     RejectedRow,
     Snapshot,
     SnapshotMeta,
@@ -191,7 +192,9 @@ def normalise(
         h = history.merge(cur, on="opportunity_id", how="inner")
         h = h[(h["_pos"].astype("Int64") == h["cur"]).fillna(False).astype(bool)]
         entered = h.groupby("opportunity_id")["entered_at"].max()
-        data["stage_entered_at"] = ids.map(entered)
+        # an empty map would make pandas cast the no-deal result to float (a TypeError)
+        data["stage_entered_at"] = (ids.map(entered) if len(entered)
+                                    else pd.Series(pd.NaT, index=ids.index, dtype=TS))
     if full_history:
         changes = _history_rows(raw, "closedate", ctx.naive_tz).groupby("deal_id").size()
         data["close_date_changes"] = (ids.map(changes).fillna(1).astype("Int64") - 1).clip(lower=0)
