@@ -75,7 +75,7 @@ def read_table(
         raise SourceDataError(f"{what} file {path} is a folder, not a CSV file") from None
     except pd.errors.EmptyDataError:
         raise SourceDataError(f"{label}: the file is empty (expected a header row)") from None
-    except UnicodeDecodeError:
+    except UnicodeError:  # a decode error, or a UTF-16 file without its byte order mark
         raise SourceDataError(
             f"{label}: row {_bad_line(path, encoding)} is not valid {encoding} text; set "
             f"`source.encoding` (e.g. \"cp1252\" or \"latin-1\")"
@@ -96,8 +96,11 @@ def read_table(
 
 def _repeated_headers(path: Path, label: str, encoding: str, delimiter: str) -> list[str]:
     """pandas renames a repeated header to "X.1"; say so, since a mapping to "X" takes the first."""
-    with path.open(encoding=encoding, newline="") as fh:
-        header = next(csv.reader(fh, delimiter=delimiter), [])
+    try:
+        with path.open(encoding=encoding, newline="") as fh:
+            header = next(csv.reader(fh, delimiter=delimiter), [])
+    except csv.Error:  # e.g. a header cell over the csv module's field size limit
+        return []  # pandas read the file; only this courtesy warning is skipped
     counts = Counter(h.strip() for h in header)
     return [
         f"{label}: header {name!r} appears {n} times; mappings use the first, the others are "
@@ -113,7 +116,7 @@ def _bad_line(path: Path, encoding: str) -> int | str:
         for number, line in enumerate(fh, start=1):
             try:
                 line.decode(encoding)
-            except UnicodeDecodeError:
+            except UnicodeError:
                 return number
     return "?"
 
