@@ -99,8 +99,11 @@ class _ExportFiles:
             # every value as text, empty = missing; normalize parses by field kind
             return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False,
                                encoding=encoding)
-        except UnicodeDecodeError:
+        except UnicodeError:  # a decode error, or a UTF-16 file without its byte order mark
             raise SourceDataError(f"{where}: not {encoding} text") from None
+        except LookupError:
+            raise SourceDataError(
+                f"{where}: unknown encoding {encoding!r} (source.encoding)") from None
         except pd.errors.EmptyDataError:
             raise SourceDataError(f"{where}: the file is empty (expected a header row)") from None
         except pd.errors.ParserError as exc:
