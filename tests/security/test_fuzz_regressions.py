@@ -1,0 +1,80 @@
+"""Bugs the fuzz tests found, pinned with exact expectations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from auditor.errors import SourceDataError
+from connectors.csv_source import CsvConnector, CsvOptions
+from connectors.hubspot.export import HubSpotExportConnector
+from connectors.hubspot.options import HubSpotExportOptions
+from connectors.hubspot.values import parse_timestamps
+from connectors.salesforce.export import SalesforceExportConnector
+
+
+def test_hubspot_export_dates_stay_with_their_deal_after_a_rejected_row(tmp_path: Path) -> None:
+    # row 2 has no Record ID and is rejected; the stage dates of rows 3 and 4 used to shift up
+    # one deal (joined by position after the rejected row was dropped)
+    (tmp_path / "deals.csv").write_text(
+        'Record ID,Deal Stage,Pipeline,"Date entered ""Won (Enterprise)"""\n'
+        ",Won,Enterprise,2024-01-01 00:00\n"
+        "11,Won,Enterprise,2024-02-02 00:00\n"
+        "12,Won,Enterprise,2024-03-03 00:00\n")
+    opts = HubSpotExportOptions(name="x", path=tmp_path / "deals.csv",
+                                stage_map={"Won": "closed_won"})
+    snap = HubSpotExportConnector(opts).pull()
+    assert [(r.where, r.reason) for r in snap.meta.rejected] == [("deals.csv row 2",
+                                                                   "no Record ID")]
+    got = snap.opportunities.set_index("id")["stage_entered_at"]
+    assert got.to_dict() == {"11": pd.Timestamp("2024-02-02", tz="UTC"),
+                             "12": pd.Timestamp("2024-03-03", tz="UTC")}
+
+
+def test_hubspot_export_with_a_header_and_no_rows(tmp_path: Path) -> None:
+    (tmp_path / "deals.csv").write_text('Record ID,Deal Stage,"Date entered ""Won (E)"""\n')
+    snap = HubSpotExportConnector(HubSpotExportOptions(name="x", path=tmp_path / "deals.csv")
+                                  ).pull()
+    assert len(snap.opportunities) == 0 and snap.meta.rejected == []
+
+
+def test_hubspot_export_empty_file_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "deals.csv").write_bytes(b"")
+    with pytest.raises(SourceDataError, match=r"deals.csv is empty \(expected a header row\)"):
+        HubSpotExportConnector(HubSpotExportOptions(name="x", path=tmp_path / "deals.csv")
+                               ).pull()
+
+
+def test_hubspot_epoch_ms_past_2262_is_unreadable_not_a_crash() -> None:
+    out, bad = parse_timestamps(pd.Series(["99999999999999999999", "1704067200000"]), "UTC")
+    assert out.tolist() == [pd.NaT, pd.Timestamp("2024-01-01", tz="UTC")]
+    assert bad.tolist() == [True, False]
+
+
+def test_csv_header_cell_over_the_csv_field_limit(tmp_path: Path) -> None:
+    path = tmp_path / "opportunities.csv"
+    path.write_text("id,stage," + "h" * 140_000 + "\n1,Prospecting,x\n")
+    snap = CsvConnector(CsvOptions(name="x", opportunities=path,
+                                   stage_map_default="salesforce")).pull()
+    assert snap.opportunities["id"].tolist() == ["1"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
+def test_utf16_without_bom_or_told_wrong_is_a_clear_error(tmp_path: Path, encoding) -> None:
+    data = "id,stage\n1,Prospecting\n".encode("utf-16")
+    if encoding == "utf-16":
+        data = data[2:]  # no byte order mark: Python's UnicodeError, not a UnicodeDecodeError
+    path = tmp_path / "opportunities.csv"
+    path.write_bytes(data)
+    opts = CsvOptions(name="x", opportunities=path, stage_map_default="salesforce",
+                      encoding=encoding)
+    with pytest.raises(SourceDataError, match=rf"opportunities.csv: row 1 is not valid "
+                                              rf"{encoding} text"):
+        CsvConnector(opts).pull()
+    (tmp_path / "Opportunity.csv").write_bytes(data)
+    sf = SalesforceExportConnector.Options.model_validate(
+        {"name": "x", "path": str(tmp_path), "encoding": encoding})
+    with pytest.raises(SourceDataError, match=rf"Opportunity.csv: not {encoding} text"):
+        SalesforceExportConnector(sf).pull()
