@@ -158,6 +158,10 @@ def normalise(
         if prop not in props.columns:
             continue
         values, bad = convert(props[prop], kind, portal_tz=ctx.portal_tz, naive_tz=ctx.naive_tz)
+        if column == "probability":  # a probability outside 0..1 is a data error
+            out_of_range = ((values < 0) | (values > 1)).fillna(False).astype(bool)
+            values, bad = values.mask(out_of_range), bad | out_of_range
+            kind = "probability from 0 to 1"
         if bad.any():
             _warn(ctx, _bad_value_warning(ids, props[prop], bad, prop, kind))
         data[column] = values
