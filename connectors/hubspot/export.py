@@ -71,7 +71,9 @@ class HubSpotExportConnector(Connector):
                                     f"pipeline {pipeline!r}, which the pipelines file lacks; "
                                     "ignored")
                 continue
-            props[DATE_ENTERED_PREFIX + str(sid)] = frame[col]
+            # by the file's row index (reindex: pandas would adopt frame's rows into an empty
+            # props)
+            props[DATE_ENTERED_PREFIX + str(sid)] = frame[col].reindex(props.index)
         owners = self._owners(props, ctx)
         if "hs_deal_stage_probability" in props:
             props["hs_deal_stage_probability"] = _percent(props["hs_deal_stage_probability"])

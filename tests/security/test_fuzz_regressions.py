@@ -33,11 +33,15 @@ def test_hubspot_export_dates_stay_with_their_deal_after_a_rejected_row(tmp_path
                              "12": pd.Timestamp("2024-03-03", tz="UTC")}
 
 
-def test_hubspot_export_with_a_header_and_no_rows(tmp_path: Path) -> None:
-    (tmp_path / "deals.csv").write_text('Record ID,Deal Stage,"Date entered ""Won (E)"""\n')
+@pytest.mark.parametrize("rows,rejected", [("", []), (",,\n", [("deals.csv row 2",
+                                                                   "no Record ID")])])
+def test_hubspot_export_with_no_usable_rows(tmp_path: Path, rows, rejected) -> None:
+    (tmp_path / "deals.csv").write_text(
+        'Record ID,Deal Stage,"Date entered ""Won (E)"""\n' + rows)
     snap = HubSpotExportConnector(HubSpotExportOptions(name="x", path=tmp_path / "deals.csv")
                                   ).pull()
-    assert len(snap.opportunities) == 0 and snap.meta.rejected == []
+    assert len(snap.opportunities) == 0
+    assert [(r.where, r.reason) for r in snap.meta.rejected] == rejected
 
 
 def test_hubspot_export_empty_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -78,3 +82,14 @@ def test_utf16_without_bom_or_told_wrong_is_a_clear_error(tmp_path: Path, encodi
         {"name": "x", "path": str(tmp_path), "encoding": encoding})
     with pytest.raises(SourceDataError, match=rf"Opportunity.csv: not {encoding} text"):
         SalesforceExportConnector(sf).pull()
+
+
+def test_hubspot_probability_outside_0_1_is_a_warning_not_a_schema_error(tmp_path: Path) -> None:
+    (tmp_path / "deals.csv").write_text("Record ID,Deal Stage,Deal probability\n"
+                                        "1,Won,40%\n2,Won,99999999999999999999\n3,Won,-0.5\n")
+    snap = HubSpotExportConnector(HubSpotExportOptions(name="x", path=tmp_path / "deals.csv")
+                                  ).pull()
+    assert snap.opportunities["probability"].tolist() == [0.4, pd.NA, pd.NA]
+    assert ("2 deal(s) have a `hs_deal_stage_probability` value that is not a valid probability "
+            "from 0 to 1 (e.g. deal 2: '99999999999999999999'); treated as missing"
+            ) in snap.meta.warnings
