@@ -75,6 +75,22 @@ class Outgoing:
         }
 
 
+def header_text(v: Any) -> str:
+    """Text for a header value: one line, and no RFC 2047 encoded word. The email package
+    decodes "=?utf-8?q?...=0D=0A...?=" in a value it is given, line breaks included, and would
+    write the decoded CR LF out as a new header line; a zero-width space after "=" keeps such
+    text literal."""
+    return oneline(v).replace("=?", "=\u200b?")
+
+
+def _no_line_breaks(msg: EmailMessage) -> EmailMessage:
+    """Last check before a message leaves: no header value holds a line break."""
+    for name, value in msg.items():
+        if any(c in str(value) for c in "\r\n\0"):
+            raise ValueError(f"header {name} would contain a line break")
+    return msg
+
+
 def format_subject(template: str, fields: Mapping[str, Any]) -> str:
     """The subject with its {fields} filled, on one line, at most MAX_SUBJECT characters."""
     safe = {k: oneline(v) for k, v in fields.items()}
@@ -82,7 +98,7 @@ def format_subject(template: str, fields: Mapping[str, Any]) -> str:
         text = template.format_map(safe)
     except (KeyError, ValueError, IndexError, AttributeError):
         text = template  # validated at config load; a bad format spec keeps the raw template
-    text = oneline(text)
+    text = header_text(text)
     return text if len(text) <= MAX_SUBJECT else text[: MAX_SUBJECT - 1] + "…"
 
 
@@ -95,7 +111,7 @@ def parse_address(text: str, name: str | None = None) -> Address:
     if not addr or "@" not in addr or addr.startswith("@") or addr.endswith("@"):
         raise ValueError(f"{oneline(raw)!r} is not an email address")
     try:
-        return Address(display_name=oneline(name or display), addr_spec=addr)
+        return Address(display_name=header_text(name or display), addr_spec=addr)
     except (ValueError, IndexError) as exc:
         raise ValueError(f"{oneline(raw)!r} is not an email address: {exc}") from None
 
@@ -105,7 +121,7 @@ def build_message(out: Outgoing, sender: Address, when: datetime | None = None) 
     msg = EmailMessage(policy=policy.SMTP)
     msg["From"] = sender
     msg["To"] = parse_address(out.to, out.name)
-    msg["Subject"] = oneline(out.subject)
+    msg["Subject"] = header_text(out.subject)
     msg["Date"] = format_datetime(when or datetime.now(UTC))
     msg["Message-ID"] = make_msgid(domain=sender.domain or None)
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to a report
@@ -115,7 +131,7 @@ def build_message(out: Outgoing, sender: Address, when: datetime | None = None) 
     if out.attachment is not None:
         filename, data = out.attachment
         msg.add_attachment(data, maintype="text", subtype="csv", filename=filename)
-    return msg
+    return _no_line_breaks(msg)
 
 
 # -- what to send to whom ------------------------------------------------------------------
@@ -445,6 +461,7 @@ def send_plain(
             msg["Message-ID"] = make_msgid(domain=sender.domain or None)
             msg["Auto-Submitted"] = "auto-generated"
             msg.set_content(text, subtype="plain", charset="utf-8")
+            _no_line_breaks(msg)
         except ValueError as exc:
             results.append(out.result("failed", redact(str(exc))))
             continue
