@@ -9,6 +9,7 @@ sleep, and every request is counted and retried like any other.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 
 import pandas as pd
@@ -31,6 +32,10 @@ def bulk_query_frames(
     job_id = job.get("id")
     if not job_id:
         raise ConnectorError(f"Salesforce {what}: Bulk 2.0 job creation returned no job id")
+    if not re.fullmatch(r"[A-Za-z0-9]{15,18}", str(job_id)):  # it goes into URL paths
+        raise ConnectorError(
+            f"Salesforce {what}: Bulk 2.0 job creation returned {str(job_id)[:40]!r}, which is "
+            "not a Salesforce id")
 
     waited, delay = 0.0, opts.bulk_poll_s
     while True:
