@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from auditor.snapshot import Snapshot, make_stage_history
@@ -106,15 +107,17 @@ def with_observed_history(snap: Snapshot, rows: pd.DataFrame) -> Snapshot:
     opp = snap.opportunities.copy()
     provided = set(snap.meta.provided_fields)
     last = rows.drop_duplicates("opportunity_id", keep="last")
-    exact = last[last["basis"].isin(["created", "change"])].set_index("opportunity_id")
-    ids = opp["id"].astype(str)
-    same_stage = ids.map(exact["stage"]).astype(object) == opp["stage"].astype(str).astype(object)
-    known = ids.map(exact["entered_at"])
-    fill = opp["stage_entered_at"].isna() & same_stage.fillna(False).astype(bool) & known.notna()
+    exact = last[last["basis"].isin(["created", "change"])].reset_index(drop=True)
+    pos = pd.Index(exact["opportunity_id"].astype(object)).get_indexer(opp["id"].astype(object))
+    hit = pos >= 0
+    exact_stage = exact["stage"].astype(object).to_numpy()
+    same_stage = np.zeros(len(opp), dtype=bool)
+    same_stage[hit] = exact_stage[pos[hit]] == opp["stage"].astype(str).to_numpy()[hit]
+    fill = opp["stage_entered_at"].isna().to_numpy() & same_stage
     if fill.any():
-        opp.loc[fill, "stage_entered_at"] = pd.to_datetime(known[fill], utc=True).astype(
-            opp["stage_entered_at"].dtype
-        )
+        entered = pd.to_datetime(exact["entered_at"], utc=True)
+        values = entered.iloc[pos[fill]].astype(opp["stage_entered_at"].dtype).to_numpy()
+        opp.loc[fill, "stage_entered_at"] = values
         provided.add("stage_entered_at")
 
     without = int(len(opp) - opp["id"].astype(str).isin(set(anchored_ids)).sum())
