@@ -256,7 +256,8 @@ def _history_diff(store: HistoryStore, run: AuditRun, trend_runs: int) -> dict[s
 
 def _run_summary(run: AuditRun) -> dict[str, Any]:
     v = run.result.violations
-    h = run.history or {}
+    # no previous run to compare with: new / resolved are unknown, not 0
+    h = run.history if run.history and run.history["previous_run"] else {}
     return {
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
         "as_of": run.result.context.as_of.date().isoformat(),
