@@ -34,7 +34,8 @@ def history_positions(snap: Snapshot) -> pd.DataFrame:
             {
                 "row": pos,
                 "code": hist["stage"].cat.codes.to_numpy(),
-                "entered_at": hist["entered_at"].to_numpy(),
+                # naive UTC: a tz-aware column would become an object array of Timestamps
+                "entered_at": hist["entered_at"].dt.tz_convert(None).to_numpy(),
             }
         )
         out = out[(out["row"] >= 0) & (out["code"] >= 0)]

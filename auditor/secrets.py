@@ -51,27 +51,51 @@ def redact(text: object) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Logging filter that masks registered secrets in the formatted message."""
+    """Logging filter that masks registered secrets (for handlers outside this process's
+    record factory, e.g. a handler that formats records created elsewhere)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if _secrets:
-            msg = record.getMessage()
-            clean = redact(msg)
-            if clean != msg:
-                record.msg, record.args = clean, None
-            if record.exc_info and record.exc_info[1] is not None:
-                exc = record.exc_info[1]
-                record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-                record.exc_info = (record.exc_info[0], exc, None)
+        _scrub(record)
         return True
 
 
+def _scrub(record: logging.LogRecord) -> None:
+    if not _secrets:
+        return
+    msg = record.getMessage()
+    clean = redact(msg)
+    if clean != msg:
+        record.msg, record.args = clean, None
+    if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+        record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+    if record.exc_text:
+        record.exc_text = redact(record.exc_text)
+
+
+_base_factory = logging.getLogRecordFactory()
+
+
+def _redacting_factory(*args, **kwargs) -> logging.LogRecord:  # noqa: ANN002, ANN003
+    record = _base_factory(*args, **kwargs)
+    _scrub(record)
+    return record
+
+
 def install_log_redaction(logger: logging.Logger | None = None) -> None:
-    """Attach the redacting filter to every handler of the root (or given) logger."""
+    """Mask secrets in every log record of the process.
+
+    A record factory catches records from every logger (filters on the root logger would miss
+    records propagated from child loggers); the handler filter covers handlers that format
+    records made before the factory was installed.
+    """
+    if logging.getLogRecordFactory() is not _redacting_factory:
+        logging.setLogRecordFactory(_redacting_factory)
     logger = logger or logging.getLogger()
-    flt = RedactingFilter()
-    if not any(isinstance(f, RedactingFilter) for f in logger.filters):
-        logger.addFilter(flt)
     for h in logger.handlers:
         if not any(isinstance(f, RedactingFilter) for f in h.filters):
-            h.addFilter(flt)
+            h.addFilter(RedactingFilter())
+
+
+# Redaction is on from the moment the package is imported: secrets are registered only through
+# read_secret / register_secret, so nothing is masked until a secret exists.
+install_log_redaction()

@@ -157,11 +157,18 @@ def _cast(s: pd.Series, dtype: Any) -> pd.Series:
     if isinstance(dtype, pd.DatetimeTZDtype):
         if isinstance(s.dtype, pd.DatetimeTZDtype):
             return s.dt.tz_convert("UTC").astype(dtype)
+        if s.dtype.kind in "OSU" or isinstance(s.dtype, pd.StringDtype):
+            return pd.to_datetime(s, utc=True, format="ISO8601").astype(dtype)
         return pd.to_datetime(s, utc=True).astype(dtype)
     if dtype == DATE:
         if isinstance(s.dtype, pd.DatetimeTZDtype):
             s = s.dt.tz_localize(None)
-        return pd.to_datetime(s).dt.normalize().astype(DATE)
+        if s.dtype.kind in "OSU" or isinstance(s.dtype, pd.StringDtype):
+            s = pd.to_datetime(s, format="ISO8601")
+        s = pd.to_datetime(s)
+        if isinstance(s.dtype, pd.DatetimeTZDtype):  # a UTC timestamp given for a date
+            s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+        return s.dt.normalize().astype(DATE)
     if dtype is STR or dtype == STR:
         # empty / whitespace-only strings are missing values, never ""
         s = s.astype(STR)

@@ -1,0 +1,155 @@
+"""Reading one CSV file as text, and collecting per-row rejections with their reasons.
+
+Row numbers: the header is row 1, so the first data row is row 2 — the line number a text editor
+shows, as long as no quoted cell spans several lines. Blank lines are skipped without shifting
+the numbering.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from auditor.errors import SourceDataError
+from auditor.snapshot import RejectedRow
+
+
+@dataclass
+class CsvTable:
+    """A CSV file as trimmed text cells (missing = NA), indexed by row number (header = 1)."""
+
+    path: Path
+    label: str  # how messages name the file (its file name)
+    frame: pd.DataFrame
+    blank_rows: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def headers(self) -> list[str]:
+        return list(self.frame.columns)
+
+    def column(self, header: str, option: str) -> pd.Series:
+        """The cells under ``header``; a missing header is a SourceDataError naming the option."""
+        if header not in self.frame.columns:
+            hint = difflib.get_close_matches(header, self.headers, n=1)
+            did = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise SourceDataError(
+                f"{self.label}: column {header!r} (mapped by `{option}`) is not in the header"
+                f"{did}; headers found: {', '.join(self.headers) or '(none)'}"
+            )
+        return self.frame[header]
+
+    def where(self, row: int) -> str:
+        return f"{self.label} row {row}"
+
+
+def read_table(
+    path: Path,
+    *,
+    what: str,
+    encoding: str,
+    delimiter: str,
+    na_values: Iterable[str],
+) -> CsvTable:
+    """Read every cell as text; trim spaces; cells in ``na_values`` become NA; drop blank rows."""
+    label = path.name
+    try:
+        raw = pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=False,
+            encoding=encoding,
+            sep=delimiter,
+        )
+    except FileNotFoundError:
+        raise SourceDataError(f"{what} file {path} does not exist") from None
+    except IsADirectoryError:
+        raise SourceDataError(f"{what} file {path} is a folder, not a CSV file") from None
+    except pd.errors.EmptyDataError:
+        raise SourceDataError(f"{label}: the file is empty (expected a header row)") from None
+    except UnicodeDecodeError:
+        raise SourceDataError(
+            f"{label}: row {_bad_line(path, encoding)} is not valid {encoding} text; set "
+            f"`source.encoding` (e.g. \"cp1252\" or \"latin-1\")"
+        ) from None
+    except pd.errors.ParserError as exc:
+        raise SourceDataError(f"{label}: not readable as CSV: {exc}") from None
+    except LookupError:
+        raise SourceDataError(f"{label}: unknown encoding {encoding!r} (source.encoding)") from None
+    warnings = _repeated_headers(path, label, encoding, delimiter)
+    raw.columns = [str(c).strip() for c in raw.columns]
+    raw.index = pd.RangeIndex(2, len(raw) + 2)
+    na = [v.strip() for v in na_values]
+    cells = raw.apply(lambda c: c.str.strip())
+    cells = cells.where(~cells.isin(na))
+    blank = cells.isna().all(axis=1)
+    return CsvTable(path, label, cells[~blank], blank_rows=int(blank.sum()), warnings=warnings)
+
+
+def _repeated_headers(path: Path, label: str, encoding: str, delimiter: str) -> list[str]:
+    """pandas renames a repeated header to "X.1"; say so, since a mapping to "X" takes the first."""
+    with path.open(encoding=encoding, newline="") as fh:
+        header = next(csv.reader(fh, delimiter=delimiter), [])
+    counts = Counter(h.strip() for h in header)
+    return [
+        f"{label}: header {name!r} appears {n} times; mappings use the first, the others are "
+        f"named {', '.join(repr(f'{name}.{i}') for i in range(1, n))}"
+        for name, n in counts.items()
+        if n > 1
+    ]
+
+
+def _bad_line(path: Path, encoding: str) -> int | str:
+    """The first line that does not decode (error path only, so a plain loop is fine)."""
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            try:
+                line.decode(encoding)
+            except UnicodeDecodeError:
+                return number
+    return "?"
+
+
+@dataclass
+class Rejections:
+    """Reasons collected per row (vectorized: one Series of texts per check)."""
+
+    table: CsvTable
+    _parts: list[pd.Series] = field(default_factory=list)
+
+    def add(self, mask: pd.Series, reason: pd.Series | str) -> None:
+        if not mask.any():
+            return
+        if isinstance(reason, str):
+            texts = pd.Series(reason, index=mask.index[mask], dtype=object)
+        else:
+            texts = reason[mask].astype(object)
+        self._parts.append(texts)
+
+    @property
+    def mask(self) -> pd.Series:
+        hit = pd.Series(False, index=self.table.frame.index)
+        for part in self._parts:
+            hit.loc[part.index] = True
+        return hit
+
+    def rows(self) -> list[RejectedRow]:
+        """One RejectedRow per rejected row, reasons in the order the checks ran."""
+        if not self._parts:
+            return []
+        joined = pd.concat(self._parts).groupby(level=0, sort=True).agg("; ".join)
+        return [RejectedRow(self.table.where(int(r)), str(t)) for r, t in joined.items()]
+
+
+def quoted(s: pd.Series, limit: int = 80) -> pd.Series:
+    """Cell text for messages: quoted, cut to ``limit`` characters."""
+    short = s.astype(object).where(s.str.len() <= limit, s.str.slice(0, limit - 1) + "…")
+    return "'" + short.astype(str) + "'"
