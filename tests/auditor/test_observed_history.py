@@ -170,3 +170,43 @@ def test_failed_run_does_not_store_its_observations(tmp_path, scripted):
         ["A", "contact", "first_seen"],
         ["A", "discovery", "change"],
     ]
+
+
+def test_real_csv_source_over_three_exports_flags_the_deal_that_skipped_qualification(tmp_path):
+    """Acceptance: the CSV connector, a nightly export rewritten between runs."""
+    from auditor.config import load_config
+
+    cfg_path = tmp_path / "audit.toml"
+    cfg_path.write_text(
+        '[source]\ntype = "csv"\nname = "client-export"\nopportunities = "deals.csv"\n'
+        "[source.stage_map]\n"
+        'Contact = "contact"\nQualification = "qualification"\nDiscovery = "discovery"\n'
+        'Proposal = "proposal"\n'
+        '[history]\npath = "history.sqlite"\n[report]\nformats = ["json"]\n'
+    )
+    exports = [
+        {"D1": "Contact", "D2": "Contact", "D3": "Discovery"},
+        {"D1": "Contact", "D2": "Qualification", "D3": "Discovery"},
+        {"D1": "Discovery", "D2": "Discovery", "D3": "Proposal"},
+    ]
+    flagged = []
+    for i, stages in enumerate(exports):
+        rows = "".join(
+            f"{d},Deal {d},u1,{s},2026-03-02T10:00:00Z,false,false,Call\n"
+            for d, s in stages.items()
+        )
+        (tmp_path / "deals.csv").write_text(
+            "id,name,owner_id,stage,created_at,is_closed,is_won,next_step\n" + rows
+        )
+        run = execute(
+            load_config(cfg_path), out_dir=tmp_path / "out", as_of=DAY1 + timedelta(days=i)
+        )
+        assert run.snapshot.meta.source_type == "csv"
+        flagged.append(_ql01(run))
+    assert flagged == [set(), set(), {"D1"}]
+    cov = _coverage(run, "QL01")
+    assert (cov["evaluated"], cov["not_evaluable"]) == (2, 1)  # D3 was first seen in discovery
+    v = run.result.violations
+    assert v.loc[v["rule_code"] == "QL01", "message"].tolist() == [
+        "reached discovery without a qualification stage in its history"
+    ]
