@@ -21,7 +21,7 @@ import socket
 import sqlite3
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,9 @@ RUN_COLUMNS = [
     "counts",
     "error",
 ]
+#: a ``running`` row from another host older than this is taken for dead
+STALE_AFTER = timedelta(hours=24)
+
 #: run columns a successful run's summary sets
 _SUMMARY_COLUMNS = [
     "finished_at",
@@ -170,19 +173,28 @@ class HistoryStore:
         return (str(self.path.resolve()), run_id)
 
     def mark_stale_runs(self) -> int:
-        """Mark ``running`` rows of dead processes on this host as ``interrupted``."""
+        """Mark ``running`` rows that cannot still be running as ``interrupted``.
+
+        On this host: the process is gone (or it is this process, which did not start it).
+        On another host (a Kubernetes pod has its own name): started more than
+        :data:`STALE_AFTER` ago, longer than any audit runs.
+        """
         host = socket.gethostname()
         rows = self.conn.execute(
-            "SELECT id, pid FROM runs WHERE status = 'running' AND host = ?", (host,)
+            "SELECT id, pid, host, started_at FROM runs WHERE status = 'running'"
         ).fetchall()
         with _active_lock:
             active = set(_active_runs)
-        stale = [
-            rid
-            for rid, pid in rows
-            if self._key(rid) not in active
-            and (pid is None or pid == os.getpid() or not _pid_alive(pid))
-        ]
+        cutoff = datetime.now(UTC) - STALE_AFTER
+        stale = []
+        for rid, pid, run_host, started in rows:
+            if self._key(rid) in active:
+                continue
+            if run_host == host:
+                if pid is None or pid == os.getpid() or not _pid_alive(pid):
+                    stale.append(rid)
+            elif datetime.fromisoformat(started) < cutoff:
+                stale.append(rid)
         for rid in stale:
             self.conn.execute(
                 "UPDATE runs SET status = 'interrupted', "

@@ -219,3 +219,23 @@ def _no_violations() -> pd.DataFrame:
     from auditor.history.store import STORED_VIOLATION_COLUMNS
 
     return pd.DataFrame({c: pd.Series(dtype="string") for c in STORED_VIOLATION_COLUMNS})
+
+
+def test_running_row_from_another_host_is_interrupted_only_when_old(tmp_path):
+    path = tmp_path / "h.sqlite"
+    with HistoryStore(path) as store:
+        old = store.begin_run("demo", "demo")
+        new = store.begin_run("demo", "demo")
+        store.conn.execute(
+            "UPDATE runs SET host = 'pod-1', started_at = '2026-01-01T02:30:00+00:00' WHERE id = ?",
+            (old,),
+        )
+        store.conn.execute("UPDATE runs SET host = 'pod-2' WHERE id = ?", (new,))
+        from auditor.history.store import _active_runs
+
+        _active_runs.difference_update({store._key(old), store._key(new)})  # "other processes"
+    with HistoryStore(path) as store:
+        assert {r["id"]: r["status"] for r in store.runs()} == {
+            old: "interrupted",
+            new: "running",
+        }
