@@ -156,13 +156,16 @@ def execute(
         run.timings = {"pull": t1 - t0, **run.timings}
         run.run_id = run_id
         if store is not None and run_id is not None:
+            th = time.perf_counter()
             run.finished_at = datetime.now(UTC)
             run.history = _history_diff(store, run, config.history.trend_runs)
+            run.timings["history_diff"] = time.perf_counter() - th
         t2 = time.perf_counter()
         run.outputs = write_reports(run, out)
         run.timings["reports"] = time.perf_counter() - t2
         run.finished_at = datetime.now(UTC)
         if store is not None and run_id is not None:
+            tc = time.perf_counter()
             store.commit_run(
                 run_id,
                 summary=_run_summary(run),
@@ -172,6 +175,8 @@ def execute(
                 pull_started_at=pull_started_at,
                 derived_rows=derived_rows,
             )
+            # after the commit, so not in the stored duration; the run facts show it
+            run.timings["history_store"] = time.perf_counter() - tc
         return run
     except BaseException as exc:
         if store is not None and run_id is not None:

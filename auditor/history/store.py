@@ -320,12 +320,12 @@ class HistoryStore:
         )
 
     def _insert_derived(self, source: str, run_id: int, rows: pd.DataFrame) -> None:
-        entered = rows["entered_at"].dt.tz_convert("UTC")
+        entered = rows["entered_at"].dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
         data = zip(
             rows["opportunity_id"].astype(object),
             rows["stage"].astype(str),
             rows["source_stage"].astype(object).where(rows["source_stage"].notna(), None),
-            [t.isoformat() for t in entered],
+            entered.astype(object),
             rows["basis"].astype(str),
             strict=True,
         )
