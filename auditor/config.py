@@ -181,6 +181,9 @@ class MetricsSection(Section):
     targets: dict[str, float] = Field(default_factory=dict)
     #: optional opportunity column used to split deal size (e.g. "segment")
     segment_field: str | None = None
+    #: first month of the fiscal year (1 = calendar quarters, labels "2026-Q3"; otherwise
+    #: fiscal quarters labelled by the year the fiscal year ends in, "FY2027-Q1")
+    fiscal_year_start_month: int = Field(default=1, ge=1, le=12)
 
 
 class AuditConfig(Section):

@@ -19,27 +19,39 @@ def _cached(snap: Snapshot, key: str, build):  # noqa: ANN001, ANN202 - tiny mem
     return snap._cache[key]
 
 
+def id_index(snap: Snapshot) -> pd.Index:
+    """Index of opportunity ids (row position = index position), hashed once and shared."""
+
+    def build() -> pd.Index:
+        return pd.Index(snap.opportunities["id"].astype(object))
+
+    return _cached(snap, "id_index", build)
+
+
 def history_positions(snap: Snapshot) -> pd.DataFrame:
     """Stage history joined to opportunity row positions, sorted by (row, entered_at).
 
     Columns: ``row`` (position in ``snap.opportunities``), ``code`` (stage order, -1 unknown),
-    ``entered_at``. Rows whose opportunity is not in the Snapshot are dropped.
+    ``entered_at`` (naive UTC). Rows whose opportunity is not in the Snapshot are dropped.
     """
 
     def build() -> pd.DataFrame:
         hist = snap.stage_history
-        ids = snap.opportunities["id"]
-        pos = pd.Index(ids.astype(object)).get_indexer(hist["opportunity_id"].astype(object))
-        out = pd.DataFrame(
-            {
-                "row": pos,
-                "code": hist["stage"].cat.codes.to_numpy(),
-                # naive UTC: a tz-aware column would become an object array of Timestamps
-                "entered_at": hist["entered_at"].dt.tz_convert(None).to_numpy(),
-            }
-        )
-        out = out[(out["row"] >= 0) & (out["code"] >= 0)]
-        return out.sort_values(["row", "entered_at"], kind="stable").reset_index(drop=True)
+        pos = id_index(snap).get_indexer(hist["opportunity_id"].astype(object))
+        code = hist["stage"].cat.codes.to_numpy()
+        # naive UTC: a tz-aware column would become an object array of Timestamps (seconds on
+        # millions of rows). Sorting works on the int64 microseconds.
+        at = hist["entered_at"].to_numpy(dtype="datetime64[us]")
+        us = at.view(np.int64)
+        us = np.where(us == np.iinfo(np.int64).min, np.iinfo(np.int64).max, us)  # NaT last
+        keep = (pos >= 0) & (code >= 0)
+        pos, code, at, us = pos[keep], code[keep], at[keep], us[keep]
+        # connectors usually deliver history grouped and in time order: then skip the sort
+        in_order = np.all((pos[1:] > pos[:-1]) | ((pos[1:] == pos[:-1]) & (us[1:] >= us[:-1])))
+        if not in_order:
+            order = np.lexsort((us, pos))  # stable: equal times keep their source order
+            pos, code, at = pos[order], code[order], at[order]
+        return pd.DataFrame({"row": pos, "code": code, "entered_at": at})
 
     return _cached(snap, "history_positions", build)
 
@@ -96,3 +108,46 @@ def transitions(snap: Snapshot) -> pd.DataFrame:
         )
 
     return _cached(snap, "transitions", build)
+
+
+def stage_spans(snap: Snapshot) -> pd.DataFrame:
+    """Stays in a stage: ``row``, ``code``, ``entered_at``, ``left_at`` (tz-aware UTC), ``first``.
+
+    One row per history entry that starts a stay (a repeated entry of the stage the opportunity
+    is already in is not a new stay). ``left_at`` is the next stay's ``entered_at`` (NaT for the
+    opportunity's last stay: it is still there, or that is its final closed stage). ``first``
+    is True for the opportunity's first stay in that stage (re-entries after a regression are
+    later stays).
+    """
+
+    def build() -> pd.DataFrame:
+        hp = history_positions(snap)
+        row = hp["row"].to_numpy()
+        code = hp["code"].to_numpy()
+        at = hp["entered_at"].to_numpy(dtype="datetime64[us]")  # UTC, without the tz
+        starts = np.ones(len(hp), dtype=bool)
+        starts[1:] = (row[1:] != row[:-1]) | (code[1:] != code[:-1])
+        row, code, at = row[starts], code[starts], at[starts]
+        left = np.full(len(row), np.datetime64("NaT"), dtype=at.dtype)
+        same_next = row[1:] == row[:-1]
+        left[:-1] = np.where(same_next, at[1:], left[:-1])
+        out = pd.DataFrame(
+            {
+                "row": row,
+                "code": code,
+                "entered_at": pd.DatetimeIndex(at).tz_localize("UTC"),
+                "left_at": pd.DatetimeIndex(left).tz_localize("UTC"),
+            }
+        )
+        # a repeated stage needs a stay whose stage is not above the previous one (a regression);
+        # only rows with one are checked, on one int64 key per (row, stage)
+        first = np.ones(len(row), dtype=bool)
+        back = (row[1:] == row[:-1]) & (code[1:] <= code[:-1])
+        if back.any():
+            irregular = np.isin(row, row[1:][back])
+            key = row[irregular] * 16 + code[irregular]
+            first[irregular] = ~pd.Series(key).duplicated().to_numpy()
+        out["first"] = first
+        return out
+
+    return _cached(snap, "stage_spans", build)

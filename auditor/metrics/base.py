@@ -1,0 +1,190 @@
+"""Shared inputs and helpers for the metric modules.
+
+:class:`MetricInputs` turns the opportunity columns every metric needs into plain numpy arrays
+once (day numbers in the audit time zone, closed / won / lost masks, "reached qualification"),
+so each metric is a handful of vectorized masks and sums. History frames come from
+:mod:`auditor.derived` (cached on the Snapshot and shared with the rules).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from auditor.context import AuditContext
+from auditor.derived import has_history, stage_spans, visited
+from auditor.metrics.periods import NAT_DAY, Period, day_number
+from auditor.snapshot import Snapshot
+from auditor.stages import STAGE_ORDER
+
+_US_PER_DAY = 86_400_000_000
+#: stage codes that count as "reached qualification": qualification, any later open stage, won
+QUALIFIED_CODES = [
+    STAGE_ORDER[s]
+    for s in (
+        "qualification",
+        "discovery",
+        "solution",
+        "proposal",
+        "negotiation",
+        "closed_won",
+        "handoff",
+    )
+]
+#: the open part of the process (lead .. negotiation) as stage codes
+OPEN_CODES = list(range(STAGE_ORDER["negotiation"] + 1))
+NO_HISTORY = "not available: source has no stage history"
+
+
+def day_numbers(col: pd.Series, timezone: str = "UTC") -> np.ndarray:
+    """Calendar day of each value as days since 1970-01-01 (int64; missing = NAT_DAY).
+
+    Tz-aware timestamps are taken in the audit time zone; naive dates are used as they are.
+    """
+    if isinstance(col.dtype, pd.DatetimeTZDtype):
+        if timezone != "UTC":
+            col = col.dt.tz_convert(timezone).dt.tz_localize(None)
+        else:
+            col = col.dt.tz_localize(None)
+    us = col.to_numpy(dtype="datetime64[us]").view(np.int64)
+    missing = us == np.iinfo(np.int64).min
+    days = np.floor_divide(us, _US_PER_DAY)
+    days[missing] = NAT_DAY
+    return days
+
+
+def ratio(num: float, den: float, digits: int = 4) -> float | None:
+    """num / den rounded, or None when the denominator is zero (never NaN / inf in JSON)."""
+    return None if den == 0 else round(float(num) / float(den), digits)
+
+
+def median_or_none(values: np.ndarray, digits: int = 1) -> float | None:
+    return None if len(values) == 0 else round(float(np.median(values)), digits)
+
+
+def mean_or_none(values: np.ndarray, digits: int = 2) -> float | None:
+    return None if len(values) == 0 else round(float(np.mean(values)), digits)
+
+
+def unavailable(name: str, definition: str, reason: str) -> dict[str, Any]:
+    """A metric the source cannot support: says why instead of reporting numbers from NA."""
+    return {"name": name, "definition": definition, "available": False, "reason": reason}
+
+
+def metric(name: str, definition: str, **values: Any) -> dict[str, Any]:
+    return {"name": name, "definition": definition, "available": True, "reason": None, **values}
+
+
+def floats(col: pd.Series) -> np.ndarray:
+    """A numeric column as float64 with NaN for missing."""
+    return col.to_numpy(dtype=float, na_value=np.nan)
+
+
+@dataclass
+class MetricInputs:
+    """Per-opportunity arrays shared by every metric of one run."""
+
+    snap: Snapshot
+    ctx: AuditContext
+
+    @property
+    def opp(self) -> pd.DataFrame:
+        return self.snap.opportunities
+
+    @property
+    def n(self) -> int:
+        return len(self.snap.opportunities)
+
+    def provides(self, *fields: str) -> bool:
+        """True when the source provides every one of ``fields``."""
+        return set(fields) <= set(self.snap.meta.provided_fields)
+
+    def missing(self, *fields: str) -> str | None:
+        """The "not available" reason for fields the source does not provide (None if all are)."""
+        absent = [f for f in fields if f not in self.snap.meta.provided_fields]
+        if not absent:
+            return None
+        return "not available: source does not provide " + ", ".join(absent)
+
+    @property
+    def has_stage_history(self) -> bool:
+        return bool(self.snap.meta.has_stage_history) and len(self.snap.stage_history) > 0
+
+    # -- outcome masks ------------------------------------------------------------------
+    @cached_property
+    def stage_code(self) -> np.ndarray:
+        return self.opp["stage"].cat.codes.to_numpy()
+
+    @cached_property
+    def closed(self) -> np.ndarray:
+        """Closed: ``is_closed`` where known, else a closed common stage (won, lost, handoff)."""
+        by_stage = np.isin(
+            self.stage_code, [STAGE_ORDER[s] for s in ("closed_won", "closed_lost", "handoff")]
+        )
+        return self.opp["is_closed"].to_numpy(dtype=bool, na_value=False) | (
+            self.opp["is_closed"].isna().to_numpy() & by_stage
+        )
+
+    @cached_property
+    def won(self) -> np.ndarray:
+        """Closed and won: ``is_won`` where known, else a won common stage (won, handoff)."""
+        by_stage = np.isin(self.stage_code, [STAGE_ORDER["closed_won"], STAGE_ORDER["handoff"]])
+        w = self.opp["is_won"]
+        known = w.to_numpy(dtype=bool, na_value=False)
+        return self.closed & (known | (w.isna().to_numpy() & by_stage))
+
+    @cached_property
+    def lost(self) -> np.ndarray:
+        return self.closed & ~self.won
+
+    @cached_property
+    def open(self) -> np.ndarray:
+        return ~self.closed
+
+    # -- days ---------------------------------------------------------------------------
+    @cached_property
+    def as_of_day(self) -> int:
+        return day_number(self.ctx.as_of)
+
+    @cached_property
+    def created_day(self) -> np.ndarray:
+        return day_numbers(self.opp["created_at"], self.ctx.timezone)
+
+    @cached_property
+    def close_day(self) -> np.ndarray:
+        return day_numbers(self.opp["close_date"], self.ctx.timezone)
+
+    @cached_property
+    def due_day(self) -> np.ndarray:
+        return day_numbers(self.opp["next_step_due"], self.ctx.timezone)
+
+    def closed_in(self, period: Period) -> np.ndarray:
+        return self.closed & period.contains(self.close_day)
+
+    # -- history ------------------------------------------------------------------------
+    @cached_property
+    def with_history(self) -> np.ndarray:
+        return has_history(self.snap).to_numpy()
+
+    @cached_property
+    def visited(self) -> np.ndarray:
+        """(opportunity × stage code) bool: history ∪ current stage (auditor.derived.visited)."""
+        return visited(self.snap).to_numpy()
+
+    @cached_property
+    def reached_qualification(self) -> np.ndarray:
+        """Was ever in qualification, a later open stage, or won (history ∪ current stage)."""
+        return self.visited[:, QUALIFIED_CODES].any(axis=1) | self.won
+
+    @cached_property
+    def spans(self) -> pd.DataFrame:
+        """Stage stays (auditor.derived.stage_spans) plus their entry / exit day numbers."""
+        sp = stage_spans(self.snap)
+        return sp.assign(
+            entered_day=day_numbers(sp["entered_at"], self.ctx.timezone),
+            left_day=day_numbers(sp["left_at"], self.ctx.timezone),
+        )
