@@ -15,15 +15,17 @@ Write discipline (what keeps the store intact when a run dies):
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -33,6 +35,8 @@ from auditor.history.frames import snapshot_from_blobs, snapshot_to_blobs
 from auditor.history.schema import SCHEMA_VERSION, migrate, schema_version
 from auditor.secrets import redact
 from auditor.snapshot import Snapshot
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: violation columns kept per run (the engine's VIOLATION_COLUMNS, stored as plain text/real)
 STORED_VIOLATION_COLUMNS = [
@@ -91,6 +95,22 @@ _active_runs: set[tuple[str, int]] = set()
 
 class HistoryError(AuditorError):
     """The history file cannot be opened, is damaged, or was written by a newer version."""
+
+
+def _sqlite_errors(what: str) -> Callable[[F], F]:
+    """Turn a SQLite failure (locked too long, disk full, damaged file) into a HistoryError."""
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def inner(self: HistoryStore, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(self, *args, **kwargs)
+            except sqlite3.Error as exc:
+                raise HistoryError(f"history store {self.path}: {what} failed: {exc}") from None
+
+        return inner  # type: ignore[return-value]
+
+    return wrap
 
 
 @dataclass
@@ -206,6 +226,7 @@ class HistoryStore:
 
     # -- writing a run ---------------------------------------------------------------------------
 
+    @_sqlite_errors("recording the run start")
     def begin_run(
         self,
         source: str,
@@ -234,6 +255,7 @@ class HistoryStore:
             _active_runs.add(self._key(run_id))
         return run_id
 
+    @_sqlite_errors("recording the failure")
     def fail_run(self, run_id: int, error: object, status: str = "failed") -> None:
         """Mark a run failed (its own transaction); the message is redacted."""
         try:
@@ -247,6 +269,7 @@ class HistoryStore:
             with _active_lock:
                 _active_runs.discard(self._key(run_id))
 
+    @_sqlite_errors("storing the run")
     def commit_run(
         self,
         run_id: int,
@@ -337,6 +360,7 @@ class HistoryStore:
 
     # -- reading -------------------------------------------------------------------------------
 
+    @_sqlite_errors("listing runs")
     def runs(self, *, source: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         """Most recent runs first."""
         where, args = ("WHERE source = ?", [source]) if source else ("", [])
@@ -362,6 +386,7 @@ class HistoryStore:
         d["counts"] = json.loads(d["counts"]) if d["counts"] else {}
         return d
 
+    @_sqlite_errors("reading the previous run")
     def last_successful_run(self, source: str) -> dict[str, Any] | None:
         r = self.conn.execute(
             "SELECT id FROM runs WHERE source = ? AND status = 'success' ORDER BY id DESC LIMIT 1",
@@ -369,6 +394,7 @@ class HistoryStore:
         ).fetchone()
         return self.run(r[0]) if r else None
 
+    @_sqlite_errors("reading the trend")
     def successful_runs(self, source: str, limit: int) -> list[dict[str, Any]]:
         """The last ``limit`` successful runs of ``source``, oldest first."""
         rows = self.conn.execute(
@@ -381,6 +407,7 @@ class HistoryStore:
             for i, f, s, v in reversed(rows)
         ]
 
+    @_sqlite_errors("reading findings")
     def violations(self, run_id: int) -> pd.DataFrame:
         cols = ", ".join(STORED_VIOLATION_COLUMNS)
         cur = self.conn.execute(
@@ -398,6 +425,7 @@ class HistoryStore:
         cur = self.conn.execute("SELECT name, value FROM metrics WHERE run_id = ?", (run_id,))
         return {n: json.loads(v) for n, v in cur.fetchall()}
 
+    @_sqlite_errors("reading the stored snapshot")
     def last_snapshot(self, source: str) -> StoredSnapshot | None:
         r = self.conn.execute(
             "SELECT run_id, pull_started_at, format, meta, opportunities, stage_history, owners "
@@ -415,6 +443,7 @@ class HistoryStore:
         snap = snapshot_from_blobs(meta, opp, hist, owners)
         return StoredSnapshot(snap, run_id, datetime.fromisoformat(started))
 
+    @_sqlite_errors("reading observed stage history")
     def derived_history(self, source: str) -> pd.DataFrame:
         """Derived stage history of ``source`` in insertion order (columns as stored)."""
         cur = self.conn.execute(
@@ -434,6 +463,7 @@ class HistoryStore:
 
     # -- deleting ------------------------------------------------------------------------------
 
+    @_sqlite_errors("deleting a source")
     def forget_source(self, source: str) -> int:
         """Delete every run, finding, snapshot and derived history row of ``source``."""
         self.conn.execute("BEGIN IMMEDIATE")

@@ -239,3 +239,22 @@ def test_running_row_from_another_host_is_interrupted_only_when_old(tmp_path):
             old: "interrupted",
             new: "running",
         }
+
+
+def test_store_locked_by_another_writer_is_a_clear_error(tmp_path):
+    path = tmp_path / "h.sqlite"
+    HistoryStore(path).close()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with (
+            HistoryStore(path, timeout_s=0.1) as store,
+            pytest.raises(HistoryError) as err,
+        ):
+            store.begin_run("demo", "demo")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert str(err.value) == (
+        f"history store {path}: recording the run start failed: database is locked"
+    )
