@@ -130,6 +130,7 @@ def execute(
     from connectors.registry import build_connector
     from reports.render import write_reports
 
+    started_at = datetime.now(UTC)
     out = out_dir or config.resolve(config.report.out_dir)
     connector = build_connector(config)
     day = AuditContext.create(as_of or config.audit.as_of, config.audit.timezone).as_of.date()
@@ -141,6 +142,7 @@ def execute(
             run_id = store.begin_run(
                 connector.source_name,
                 connector.type_name,
+                started_at=started_at,
                 as_of=day.isoformat(),
                 config_origin=config.origin,
             )
@@ -154,6 +156,7 @@ def execute(
         t1 = time.perf_counter()
         run = audit_snapshot(snap, config, as_of=day)
         run.timings = {"pull": t1 - t0, **run.timings}
+        run.started_at = started_at
         run.run_id = run_id
         if store is not None and run_id is not None:
             th = time.perf_counter()
@@ -177,6 +180,8 @@ def execute(
             )
             # after the commit, so not in the stored duration; the run facts show it
             run.timings["history_store"] = time.perf_counter() - tc
+        # delivery (emails) belongs here, after the commit: a run whose results could not be
+        # stored is a failed run, and nothing goes out for it
         return run
     except BaseException as exc:
         if store is not None and run_id is not None:
