@@ -1,0 +1,433 @@
+"""Raw Salesforce records → Snapshot. Shared by the REST, Bulk 2.0 and export paths.
+
+Input frames have Salesforce API field names as columns (relationship fields flattened as
+``Account.Name``) and raw values: JSON scalars from REST, strings from Bulk / export CSV. Every
+value is first turned into text, then parsed by the field's kind, so all three paths meet in the
+same representation and give identical Snapshots for the same data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from auditor.errors import SourceDataError
+from auditor.snapshot import (
+    STR,
+    RejectedRow,
+    Snapshot,
+    SnapshotMeta,
+    make_opportunities,
+    make_owners,
+    make_stage_history,
+)
+from auditor.stages import CLOSED_STAGES, WON_STAGES, StageMap
+from connectors.salesforce.fields import (
+    EMPTY_REFERENCE_IDS,
+    FORECAST_CATEGORIES,
+    FieldSpec,
+    SalesforceFieldOptions,
+    opportunity_specs,
+    user_specs,
+)
+
+_BOOLS = {"true": True, "1": True, "false": False, "0": False, "yes": True, "no": False}
+_ZONED = r"(?:Z|[+-]\d{2}:?\d{2})$"
+
+
+@dataclass
+class RawOrg:
+    """One org's records as pulled or exported, before mapping."""
+
+    opportunities: pd.DataFrame
+    users: pd.DataFrame | None = None
+    #: None = history was not pulled / not exported
+    history: pd.DataFrame | None = None
+    #: OpportunityStage metadata; None = not available
+    stages: pd.DataFrame | None = None
+    #: Account Id → Name, used when the opportunity frame has no ``Account.Name``
+    accounts: pd.DataFrame | None = None
+    #: ids of deleted opportunities (queryAll with ``include_deleted``)
+    deleted_ids: list[str] = field(default_factory=list)
+    #: labels used in messages, e.g. {"opportunities": "Opportunity.csv"}
+    where: dict[str, str] = field(default_factory=dict)
+    #: number of the first data row in messages: 1 = record number, 2 = CSV line (after header)
+    row_base: int = 1
+
+
+@dataclass
+class PullFacts:
+    """What the transport knows about the pull, copied into ``SnapshotMeta``."""
+
+    source: str
+    source_type: str
+    instance_url: str | None = None
+    api_calls: int = 0
+    api_usage: dict[str, Any] = field(default_factory=dict)
+    incremental: bool = False
+    warnings: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _Notes:
+    """Collects warnings about values that could not be read."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def bad_values(self, where: str, sf_field: str, kind: str, raw: pd.Series,
+                   bad: pd.Series, ids: pd.Series | None) -> None:
+        n = int(bad.sum())
+        if not n:
+            return
+        first = bad.idxmax()
+        rec = f" in record {ids.loc[first]}" if ids is not None else ""
+        self.warnings.append(
+            f"{where}: {n} value(s) of {sf_field} could not be read as {kind} "
+            f"(e.g. {raw.loc[first]!r}{rec}); treated as missing"
+        )
+
+
+def as_text(s: pd.Series) -> pd.Series:
+    """Any raw column → stripped text with NA for null / empty."""
+    t = s.astype(STR).str.strip()
+    return t.where(t.str.len() > 0)
+
+
+def parse_column(
+    raw: pd.Series, kind: str, *, tz: str = "UTC", notes: _Notes | None = None,
+    where: str = "", sf_field: str = "", ids: pd.Series | None = None,
+) -> pd.Series:
+    """Parse one raw column by kind, vectorized. Unreadable values become NA with a warning."""
+    t = as_text(raw)
+    if kind in ("text",):
+        return t
+    if kind == "id":
+        return t.where(~t.isin(list(EMPTY_REFERENCE_IDS)))
+    if kind == "bool":
+        out = t.str.lower().map(_BOOLS).astype("boolean")
+    elif kind in ("float", "percent"):
+        out = pd.to_numeric(t, errors="coerce").astype("Float64")
+        if kind == "percent":
+            out = out / 100
+    elif kind == "forecast":
+        out = t.str.lower().map(FORECAST_CATEGORIES).astype(STR)
+    elif kind in ("date", "date_as_ts"):
+        # a date may come with a time part in some exports; the calendar day is what counts
+        day = t.str.extract(r"^(\d{4}-\d{2}-\d{2})", expand=False)
+        out = pd.to_datetime(day, format="%Y-%m-%d", errors="coerce")
+        rest = out.isna() & t.notna()
+        if rest.any():  # e.g. 3/31/2024 from a spreadsheet round trip
+            out[rest] = pd.to_datetime(t[rest], format="%m/%d/%Y", errors="coerce")
+        out = out.astype("datetime64[us]")
+        if kind == "date_as_ts":
+            out = out.dt.tz_localize("UTC")
+    elif kind == "datetime":
+        out = parse_datetime(t, tz)
+    else:  # pragma: no cover - kinds are a Literal
+        raise ValueError(kind)
+    if notes is not None:
+        notes.bad_values(where, sf_field, kind, t, out.isna() & t.notna(), ids)
+    return out
+
+
+def parse_datetime(t: pd.Series, tz: str) -> pd.Series:
+    """ISO datetimes with a zone are converted; ones without are taken in ``tz`` (exports)."""
+    out = pd.Series(pd.NaT, index=t.index, dtype="datetime64[us, UTC]")
+    zoned = t.str.contains(_ZONED, regex=True).fillna(False).astype(bool)
+    if zoned.any():
+        out[zoned] = pd.to_datetime(t[zoned], utc=True, format="ISO8601", errors="coerce")
+    naive = ~zoned & t.notna()
+    if naive.any():
+        local = pd.to_datetime(t[naive], format="ISO8601", errors="coerce")
+        rest = local.isna()
+        if rest.any():  # a spreadsheet round trip: "10/28/2023 8:45 PM", month first as in SF
+            local[rest] = pd.to_datetime(t[naive][rest], format="mixed", dayfirst=False,
+                                         errors="coerce")
+        local = local.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+        out[naive] = local.dt.tz_convert("UTC")
+    return out
+
+
+def _parse_frame(
+    raw: pd.DataFrame, specs: list[FieldSpec], *, tz: str, notes: _Notes, where: str,
+    ids: pd.Series | None,
+) -> tuple[pd.DataFrame, set[str]]:
+    cols: dict[str, pd.Series] = {}
+    for spec in specs:
+        if spec.sf_field in raw.columns:
+            cols[spec.column] = parse_column(
+                raw[spec.sf_field], spec.kind, tz=tz, notes=notes, where=where,
+                sf_field=spec.sf_field, ids=ids,
+            )
+    return pd.DataFrame(cols, index=raw.index), set(cols)
+
+
+def _stage_metadata(stages: pd.DataFrame | None, notes: _Notes) -> pd.DataFrame | None:
+    """OpportunityStage rows keyed by the value stored in Opportunity.StageName."""
+    if stages is None or stages.empty:
+        return None
+    key = pd.Series(pd.NA, index=stages.index, dtype=STR)
+    for col in ("MasterLabel", "ApiName"):  # ApiName wins: it is what StageName stores
+        if col in stages.columns:
+            key = as_text(stages[col]).fillna(key)
+    meta = pd.DataFrame({"stage": key})
+    for col, kind in (("IsClosed", "bool"), ("IsWon", "bool"), ("IsActive", "bool"),
+                      ("SortOrder", "float")):
+        meta[col] = (parse_column(stages[col], kind, notes=notes, where="OpportunityStage",
+                                  sf_field=col)
+                     if col in stages.columns else pd.NA)
+    meta = meta.dropna(subset=["stage"]).drop_duplicates("stage", keep="last")
+    return meta.sort_values("SortOrder", kind="stable").reset_index(drop=True)
+
+
+def _check_stage_map(meta: pd.DataFrame, stage_map: StageMap) -> list[str]:
+    """Warnings where the stage map contradicts Salesforce's own closed / won flags."""
+    out = []
+    for row in meta.itertuples(index=False):  # a handful of stages, not records
+        common = stage_map.lookup(row.stage)
+        if common is None or pd.isna(row.IsClosed):
+            continue
+        closed, won = bool(row.IsClosed), bool(row.IsWon) if not pd.isna(row.IsWon) else False
+        if closed != (common in CLOSED_STAGES) or (closed and won != (common in WON_STAGES)):
+            kind = "closed won" if closed and won else "closed lost" if closed else "open"
+            out.append(
+                f"stage map maps Salesforce stage {row.stage!r} to {common!r}, but Salesforce "
+                f"says the stage is {kind}; is_closed / is_won follow Salesforce"
+            )
+    return out
+
+
+def _metadata_unmapped(meta: pd.DataFrame, stage_map: StageMap) -> list[str]:
+    active = meta[meta["IsActive"].fillna(True).astype(bool)]
+    return [str(s) for s in active["stage"] if stage_map.lookup(s) is None]
+
+
+def stage_metadata_report(
+    stages: pd.DataFrame | None, stage_map: StageMap
+) -> tuple[list[str], list[str]]:
+    """(active stages the map lacks, warnings where the map contradicts closed / won flags)."""
+    notes = _Notes()
+    meta = _stage_metadata(stages, notes)
+    if meta is None:
+        return [], notes.warnings
+    return _metadata_unmapped(meta, stage_map), _check_stage_map(meta, stage_map) + notes.warnings
+
+
+def build_snapshot(
+    raw: RawOrg, opts: SalesforceFieldOptions, facts: PullFacts, *, tz: str = "UTC",
+) -> Snapshot:
+    """Map raw org records into a validated Snapshot (the one place mapping happens)."""
+    notes = _Notes()
+    rejected: list[RejectedRow] = []
+    stage_map = StageMap.build("salesforce", opts.stage_map, name="source.stage_map")
+    w_opp = raw.where.get("opportunities", "Opportunity")
+    # the index holds each record's position in its file / pull (rows filtered out before,
+    # e.g. deleted ones, keep their numbers), used to name rejected rows
+    position = raw.opportunities.index.to_numpy()
+    src = raw.opportunities.reset_index(drop=True)
+    for required in ("Id", "StageName"):
+        if required not in src.columns:
+            raise SourceDataError(f"{w_opp}: required field {required} is missing")
+
+    # -- rows that cannot be used at all
+    ids = parse_column(src["Id"], "id")
+    no_id = ids.isna()
+    dup = ids.duplicated(keep="first") & ~no_id
+    for i in src.index[no_id | dup]:  # rejected rows are rare; a loop over them is fine
+        reason = "no Id" if no_id[i] else f"duplicate Id {ids[i]}"
+        unit = "line" if raw.row_base == 2 else "record"
+        rejected.append(RejectedRow(f"{w_opp} {unit} {position[i] + raw.row_base}", reason))
+    keep = ~(no_id | dup)
+    src, ids = src[keep].reset_index(drop=True), ids[keep].reset_index(drop=True)
+
+    warnings = list(facts.warnings)
+    accounts = raw.accounts
+    if accounts is not None and not {"Id", "Name"} <= set(accounts.columns):
+        warnings.append(f"{raw.where.get('accounts', 'Account')}: no Id and Name columns; "
+                        "account names not read")
+        accounts = None
+    if "Account.Name" not in src.columns and accounts is not None and "AccountId" in src:
+        names = accounts.assign(Id=parse_column(accounts["Id"], "id"))
+        names = names.dropna(subset=["Id"]).drop_duplicates("Id").set_index("Id")["Name"]
+        src["Account.Name"] = parse_column(src["AccountId"], "id").map(names)
+
+    specs = opportunity_specs(opts)
+    opp, provided = _parse_frame(src, specs, tz=tz, notes=notes, where=w_opp, ids=ids)
+    opp["source"] = facts.source
+    provided.add("source")
+    if facts.instance_url:
+        base = facts.instance_url.rstrip("/") + "/lightning/r/Opportunity/"
+        opp["url"] = base + opp["id"] + "/view"
+        provided.add("url")
+    if "currency" not in opp and opts.currency:
+        opp["currency"] = opts.currency
+        provided.add("currency")
+
+    if "probability" in opp:  # a percentage outside 0..100 is a data error, not a 0..1 value
+        bad = (opp["probability"] < 0) | (opp["probability"] > 1)
+        notes.bad_values(w_opp, "Probability", "a percentage from 0 to 100",
+                         src["Probability"], bad.fillna(False).astype(bool), ids)
+        opp["probability"] = opp["probability"].mask(bad)
+
+    opp["stage"], unmapped = stage_map.map_series(opp["source_stage"])
+    provided.add("stage")
+
+    # -- closed / won: the record's own flags, else stage metadata, else the common stage
+    meta_stages = _stage_metadata(raw.stages, notes)
+    for flag, col, fallback in (("IsClosed", "is_closed", CLOSED_STAGES),
+                                ("IsWon", "is_won", WON_STAGES)):
+        cur = opp[col] if col in opp else pd.Series(pd.NA, index=opp.index, dtype="boolean")
+        if meta_stages is not None:
+            lookup = meta_stages.set_index("stage")[flag]
+            cur = cur.fillna(opp["source_stage"].map(lookup).astype("boolean"))
+        inferred = opp["stage"].isin(list(fallback)).astype("boolean").where(opp["stage"].notna())
+        opp[col] = cur.fillna(inferred)
+        provided.add(col)
+    if meta_stages is not None:
+        warnings += _check_stage_map(meta_stages, stage_map)
+        for s in _metadata_unmapped(meta_stages, stage_map):
+            unmapped.setdefault(s, 0)
+
+    # -- stage history
+    history = make_stage_history()
+    if raw.history is not None:
+        history, entered, changes, hist_unmapped = _history(
+            raw.history, opp, stage_map, tz=tz, notes=notes,
+            where=raw.where.get("history", "OpportunityHistory"),
+        )
+        opp["stage_entered_at"] = opp["id"].map(entered).astype("datetime64[us, UTC]")
+        opp["close_date_changes"] = opp["id"].map(changes).fillna(0).astype("Int64")
+        provided |= {"stage_entered_at", "close_date_changes"}
+        for s in hist_unmapped:
+            unmapped.setdefault(s, 0)
+
+    for s, n in sorted(unmapped.items()):
+        where = f"used by {n} opportunit{'y' if n == 1 else 'ies'}" if n else (
+            "not used by any current opportunity")
+        warnings.append(
+            f"Salesforce stage {s!r} is not in the stage map ({where}); add it to "
+            f"source.stage_map"
+        )
+
+    owners = make_owners()
+    if raw.users is not None:
+        w_user = raw.where.get("users", "User")
+        if "Id" not in raw.users.columns:
+            raise SourceDataError(f"{w_user}: required field Id is missing")
+        uids = parse_column(raw.users["Id"], "id") if "Id" in raw.users else None
+        users, _ = _parse_frame(raw.users.reset_index(drop=True), user_specs(opts), tz=tz,
+                                notes=notes, where=w_user, ids=uids)
+        owners = make_owners(users.dropna(subset=["id"]).drop_duplicates("id"))
+    if "Owner.Name" in src.columns:
+        # owners the User query / file lacks: name from the opportunity, the rest unknown
+        seen = pd.DataFrame({"id": opp["owner_id"], "name": as_text(src["Owner.Name"])})
+        seen = seen.dropna(subset=["id"]).drop_duplicates("id")
+        extra_owners = seen[~seen["id"].isin(owners["id"])]
+        if len(extra_owners):
+            owners = make_owners(pd.concat([owners, extra_owners], ignore_index=True))
+            if raw.users is not None:
+                warnings.append(
+                    f"{len(extra_owners)} opportunity owner(s) not among the users read (e.g. "
+                    f"{extra_owners['id'].iloc[0]}); their names come from the opportunities, "
+                    "their active flag and manager are unknown")
+    if raw.users is not None or len(owners):
+        missing = opp["owner_id"].dropna()
+        missing = missing[~missing.isin(owners["id"])].unique()
+        if len(missing):
+            warnings.append(
+                f"{len(missing)} opportunity owner(s) not found among users (e.g. {missing[0]})"
+            )
+
+    out = make_opportunities(opp)
+    extra = dict(facts.extra)
+    if meta_stages is not None:
+        extra["stage_metadata"] = [
+            {"stage": str(r.stage), "order": None if pd.isna(r.SortOrder) else int(r.SortOrder),
+             "is_closed": _b(r.IsClosed), "is_won": _b(r.IsWon), "active": _b(r.IsActive),
+             "common_stage": stage_map.lookup(r.stage)}
+            for r in meta_stages.itertuples(index=False)
+        ]
+    if raw.deleted_ids:
+        extra["deleted_opportunity_ids"] = sorted(raw.deleted_ids)
+    meta = SnapshotMeta(
+        source=facts.source,
+        source_type=facts.source_type,
+        provided_fields=frozenset(provided),
+        has_stage_history=raw.history is not None,
+        reached_stages=stage_map.reached,
+        api_calls=facts.api_calls,
+        api_usage=facts.api_usage,
+        unmapped_stages=dict(sorted(unmapped.items())),
+        rejected=rejected,
+        warnings=warnings + notes.warnings,
+        loaded_rows=len(out),
+        incremental=facts.incremental,
+        extra=extra,
+    )
+    return Snapshot(out, history, owners, meta).validate()
+
+
+def _b(v: Any) -> bool | None:
+    return None if pd.isna(v) else bool(v)
+
+
+def _history(
+    raw: pd.DataFrame, opp: pd.DataFrame, stage_map: StageMap, *, tz: str, notes: _Notes,
+    where: str,
+) -> tuple[pd.DataFrame, pd.Series, pd.Series, list[str]]:
+    """Stage path, current-stage entry time and close-date change counts from history rows."""
+    for required in ("OpportunityId", "StageName", "CreatedDate"):
+        if required not in raw.columns:
+            raise SourceDataError(f"{where}: required field {required} is missing")
+    h = pd.DataFrame({
+        "opp": parse_column(raw["OpportunityId"], "id"),
+        "hid": parse_column(raw["Id"], "id") if "Id" in raw else pd.NA,
+        "stage": parse_column(raw["StageName"], "text"),
+        "at": parse_column(raw["CreatedDate"], "datetime", tz=tz, notes=notes, where=where,
+                           sf_field="CreatedDate"),
+    })
+    for col in ("CloseDate", "PrevCloseDate"):
+        h[col] = (parse_column(raw[col], "date", notes=notes, where=where, sf_field=col)
+                  if col in raw else pd.Series(pd.NaT, index=raw.index, dtype="datetime64[us]"))
+    # history of opportunities outside this pull (deleted, filtered) would only confuse rules
+    h = h[h["opp"].isin(opp["id"]) & h["at"].notna()]
+    h = h.sort_values(["opp", "at", "hid"], kind="stable").reset_index(drop=True)
+    first = h["opp"].ne(h["opp"].shift())
+
+    # a stage entry = first row of an opportunity or a row whose stage differs from the previous
+    stage_prev = h["stage"].shift()
+    changed = first | ~h["stage"].eq(stage_prev).fillna(False)
+    entries = h[changed & h["stage"].notna()]
+    mapped, unmapped = stage_map.map_series(entries["stage"])
+    history = make_stage_history(pd.DataFrame({
+        "opportunity_id": entries["opp"], "stage": mapped, "source_stage": entries["stage"],
+        "entered_at": entries["at"],
+    }))
+    current = entries["opp"].map(opp.set_index("id")["source_stage"])
+    in_current = entries[entries["stage"].eq(current).fillna(False)]
+    entered = in_current.groupby("opp")["at"].max()
+
+    # close-date push: differs from the previous row, or from the row's own PrevCloseDate
+    def differs(a: pd.Series, b: pd.Series) -> pd.Series:
+        return ~(a.eq(b).fillna(False) | (a.isna() & b.isna()))
+
+    moved = (~first & differs(h["CloseDate"], h["CloseDate"].shift())) | (
+        h["PrevCloseDate"].notna() & differs(h["CloseDate"], h["PrevCloseDate"]))
+    changes = moved.groupby(h["opp"]).sum()
+    return history, entered, changes, sorted(unmapped)
+
+
+def flatten_records(records: list[Mapping[str, Any]], fields: list[str]) -> pd.DataFrame:
+    """REST JSON records → one frame with exactly ``fields`` as columns.
+
+    Relationship fields (``Account.Name``) are flattened; a null relationship gives NA. Columns
+    are fixed by the query, not by what a page happens to contain.
+    """
+    if not records:
+        return pd.DataFrame({f: pd.Series(dtype=object) for f in fields})
+    flat = pd.json_normalize(records)
+    return flat.reindex(columns=fields).astype(object)
