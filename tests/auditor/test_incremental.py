@@ -180,3 +180,78 @@ def test_deleted_ids_are_removed_with_their_history(key):
     merged = merge_incremental(crm.before, delta)
     assert not merged.opportunities["id"].isin(crm.deleted).any()
     assert not merged.stage_history["opportunity_id"].isin(crm.deleted).any()
+
+
+def _one(stage: str, entered: str, changes: int, history: list[tuple[str, str]]) -> Snapshot:
+    from auditor.snapshot import SnapshotMeta, make_owners
+    from auditor.stages import STAGES
+
+    opp = make_opportunities(
+        pd.DataFrame(
+            {
+                "id": ["A"],
+                "name": ["Deal A"],
+                "stage": [stage],
+                "source_stage": [stage],
+                "stage_entered_at": [pd.Timestamp(entered, tz="UTC") if entered else pd.NaT],
+                "close_date_changes": [changes],
+            }
+        )
+    )
+    hist = make_stage_history(
+        pd.DataFrame(
+            {
+                "opportunity_id": ["A"] * len(history),
+                "stage": [s for s, _ in history],
+                "source_stage": [s for s, _ in history],
+                "entered_at": [pd.Timestamp(t, tz="UTC") for _, t in history],
+            }
+        )
+    )
+    meta = SnapshotMeta(
+        source="sf",
+        source_type="salesforce",
+        has_stage_history=True,
+        reached_stages=frozenset(STAGES),
+    )
+    return Snapshot(opp, hist, make_owners(), meta).validate()
+
+
+def test_partial_history_is_completed_from_the_stored_one():
+    base = _one(
+        "proposal", "2026-03-01", 2, [("discovery", "2026-02-01"), ("proposal", "2026-03-01")]
+    )
+    # only the row written since the last pull: an amount change, stage unchanged, and one close
+    # date push counted by the connector from that row alone
+    delta = _one("proposal", "2026-06-10", 1, [("proposal", "2026-06-10")])
+    delta = replace(delta, meta=replace(delta.meta, incremental=True))
+    merged = merge_incremental(base, delta)
+    assert merged.stage_history["entered_at"].tolist() == [
+        pd.Timestamp("2026-02-01", tz="UTC"),
+        pd.Timestamp("2026-03-01", tz="UTC"),
+    ]
+    row = merged.opportunities.iloc[0]
+    assert row["stage_entered_at"] == pd.Timestamp("2026-03-01", tz="UTC")
+    assert row["close_date_changes"] == 3
+
+
+def test_full_history_of_a_changed_record_is_taken_as_it_is():
+    base = _one(
+        "proposal", "2026-03-01", 2, [("discovery", "2026-02-01"), ("proposal", "2026-03-01")]
+    )
+    delta = _one(
+        "negotiation",
+        "2026-06-10",
+        2,
+        [("discovery", "2026-02-01"), ("proposal", "2026-03-01"), ("negotiation", "2026-06-10")],
+    )
+    delta = replace(delta, meta=replace(delta.meta, incremental=True))
+    merged = merge_incremental(base, delta)
+    assert merged.stage_history["stage"].astype(str).tolist() == [
+        "discovery",
+        "proposal",
+        "negotiation",
+    ]
+    row = merged.opportunities.iloc[0]
+    assert row["stage_entered_at"] == pd.Timestamp("2026-06-10", tz="UTC")
+    assert row["close_date_changes"] == 2  # the pulled count already covers the whole history
