@@ -79,18 +79,25 @@ def main(verbose: int) -> None:
     help="Audit as of this day (YYYY-MM-DD); default: today in the configured time zone.",
 )
 @click.option("--full", is_flag=True, help="Force a full pull instead of an incremental one.")
-def run(config_path: Path | None, out_dir: Path | None, as_of, full: bool) -> None:  # noqa: ANN001
-    """Pull the source, audit it and write the reports.
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Write the configured emails as .eml files into <out>/outbox/ instead of sending.",
+)
+def run(config_path: Path | None, out_dir: Path | None, as_of, full: bool, dry_run: bool) -> None:  # noqa: ANN001
+    """Pull the source, audit it, write the reports and email them as configured.
 
-    Writes report.html, report.md, violations.csv, violations.json and metrics.json into the
-    output folder, and prints a short summary. Exit status 0 on success; 2 on a user error
-    (config, input data); 3 when the CRM could not be read.
+    Writes report.html/.md/.txt, assessment.html/.md, digests/, violations.csv/.json,
+    metrics.json and run.json into the output folder, sends the [delivery] emails (or writes
+    them as .eml with --dry-run) and prints a short summary. Exit status 0 on success; 2 on a
+    user error (config, input data); 3 when the CRM could not be read; 4 when the reports were
+    written but some recipient could not be sent to (listed in run.json).
     """
     from auditor.run import execute
 
     config = _load(config_path)
     day: date | None = as_of.date() if as_of else None
-    result = execute(config, out_dir=out_dir, as_of=day, full=full)
+    result = execute(config, out_dir=out_dir, as_of=day, full=full, dry_run=dry_run)
     facts = result.facts()
     counts = result.result.violations["rule_code"].value_counts()
     click.echo(
@@ -107,6 +114,23 @@ def run(config_path: Path | None, out_dir: Path | None, as_of, full: bool) -> No
         click.echo(f"  warning: {w}")
     out = result.outputs[0].parent if result.outputs else out_dir
     click.echo(f"Reports written to {out}/")
+    failed = [d for d in result.delivery if d["status"] == "failed"]
+    for status, verb in (
+        ("sent", "sent"),
+        ("dry-run", "written to outbox/"),
+        ("skipped", "skipped"),
+    ):
+        n = sum(1 for d in result.delivery if d["status"] == status)
+        if n:
+            click.echo(f"Emails {verb}: {n}")
+    for d in result.delivery:
+        if d["status"] == "skipped":
+            click.echo(f"  skipped {d['kind']} {d['key']}: {d['error']}")
+    if failed:
+        for d in failed:
+            click.echo(f"  failed {d['kind']} {d['recipient']}: {d['error']}", err=True)
+        click.echo(f"error: {len(failed)} email(s) could not be sent (see run.json)", err=True)
+        sys.exit(4)
 
 
 @main.command()

@@ -119,13 +119,19 @@ class SuppressionsSection(Section):
 class ReportSection(Section):
     out_dir: Path = Path("audit-report")
     formats: list[Literal["html", "md", "txt", "csv", "json"]] = Field(
-        default_factory=lambda: ["html", "md", "csv", "json"]
+        default_factory=lambda: ["html", "md", "txt", "csv", "json"]
     )
-    #: how many flagged deals the HTML / Markdown reports list (the CSV / JSON hold all)
+    #: how many flagged deals the HTML / Markdown / text reports list (the CSV / JSON hold all)
     max_deals: int = Field(default=50, ge=1)
     #: folder with template overrides (a template may ``{% extends "default:report.html.j2" %}``)
     template_dir: Path | None = None
     title: str = "Pipeline hygiene audit"
+    #: also write the consultant assessment (assessment.html / assessment.md)
+    assessment: bool = True
+    #: how many findings the assessment appendix lists (violations.csv holds all)
+    appendix_max_rows: int = Field(default=5000, ge=0)
+    #: also write owner digests and manager roll-ups into digests/
+    digests: bool = True
 
 
 class HistorySection(Section):
@@ -137,24 +143,54 @@ class HistorySection(Section):
 
 class SmtpSection(Section):
     host: str
-    port: int = 587
+    port: int = Field(default=587, ge=1, le=65535)
     security: Literal["starttls", "ssl", "none"] = "starttls"
+    #: environment variables holding the login (no login when password_env is unset)
     username_env: str | None = None
     password_env: str | None = None
+    #: From address, e.g. "CRM audit <crm-audit@example.com>"
     sender: str
-    timeout_s: float = 30.0
+    timeout_s: float = Field(default=30.0, gt=0)
+    #: PEM file of extra CA certificates to trust (a company relay with a private CA)
+    ca_file: Path | None = None
+
+
+SUBJECT_FIELDS = ("date", "score", "findings", "deals", "source", "title", "owner", "team")
 
 
 class DeliverySection(Section):
     smtp: SmtpSection | None = None
-    #: recipients of the manager report
+    #: recipients of the manager report (one message each)
     managers: list[str] = Field(default_factory=list)
-    #: send each owner their digest (owner emails come from the CRM)
+    #: send each owner with findings their digest (owner emails come from the CRM)
     owner_digests: bool = False
-    #: send each team's manager a team roll-up
+    #: send each manager (an owner others report to) a roll-up of their direct reports
     team_rollups: bool = False
+    #: extra roll-up recipients per team name (owners' ``team`` in the CRM): {team = [emails]}
+    teams: dict[str, list[str]] = Field(default_factory=dict)
+    #: attach violations.csv (digests and roll-ups attach only their own rows)
     attach_csv: bool = False
+    #: subjects; fields: {date} {score} {findings} {deals} {source} {title} {owner} {team};
+    #: {findings} and {deals} include the noun ("1 deal", "5 deals")
     subject: str = "CRM hygiene audit {date}: score {score}"
+    digest_subject: str = "{owner}: {deals} to fix in the CRM ({date})"
+    team_subject: str = "Team {team}: CRM hygiene {date}, score {score}"
+
+    @field_validator("subject", "digest_subject", "team_subject")
+    @classmethod
+    def _subject_fields(cls, v: str) -> str:
+        import string
+
+        try:
+            names = [f for _, f, _, _ in string.Formatter().parse(v) if f is not None]
+        except ValueError as exc:
+            raise ValueError(f"invalid subject template {v!r}: {exc}") from None
+        unknown = [n for n in names if n not in SUBJECT_FIELDS]
+        if unknown:
+            raise ValueError(
+                f"unknown field {{{unknown[0]}}} in subject; use {', '.join(SUBJECT_FIELDS)}"
+            )
+        return v
 
 
 class ScheduleJob(Section):

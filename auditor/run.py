@@ -75,6 +75,11 @@ class AuditRun:
             "suppressed": int(len(self.result.suppressed)),
             "duration_s": round(self.duration_s, 3),
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
+            # per status count of the emails (sent / dry-run / failed / skipped), once delivered
+            "delivery": {
+                s: sum(1 for d in self.delivery if d.get("status") == s)
+                for s in dict.fromkeys(d.get("status") for d in self.delivery)
+            },
         }
 
 
@@ -117,14 +122,20 @@ def execute(
     out_dir: Path | None = None,
     as_of: date | None = None,
     full: bool = False,
+    deliver: bool = True,
+    dry_run: bool = False,
 ) -> AuditRun:
-    """Run the configured audit, write the reports and record the run. Returns the finished run.
+    """Run the configured audit, write the reports, record the run and deliver the reports.
 
     With history enabled (the default): the run is recorded as ``running`` first; the pull is
     incremental when the connector supports it and a stored snapshot exists (``full`` forces a
     full pull); sources without stage history get the history observed between runs; the diff
     with the last successful run goes into ``run.history``; everything is stored in one
-    transaction at the end. A failure marks the run ``failed`` and re-raises.
+    transaction at the end. A failure before that commit marks the run ``failed`` and re-raises;
+    nothing is delivered for it.
+
+    Delivery outcomes land in ``run.delivery`` (one dict per recipient) and in run.json; a
+    failed recipient does not raise (the CLI turns it into exit status 4).
     """
     from auditor.history import HistoryStore, history_path
     from connectors.registry import build_connector
@@ -180,9 +191,6 @@ def execute(
             )
             # after the commit, so not in the stored duration; the run facts show it
             run.timings["history_store"] = time.perf_counter() - tc
-        # delivery (emails) belongs here, after the commit: a run whose results could not be
-        # stored is a failed run, and nothing goes out for it
-        return run
     except BaseException as exc:
         if store is not None and run_id is not None:
             interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
@@ -194,6 +202,21 @@ def execute(
     finally:
         if store is not None:
             store.close()
+
+    # delivery only after the commit: a run whose results could not be stored is a failed run,
+    # and nothing goes out for it
+    if deliver:
+        from reports.delivery import deliver as send_reports
+
+        t3 = time.perf_counter()
+        run.delivery = send_reports(run, config, dry_run=dry_run, out_dir=Path(out))
+        run.timings["delivery"] = time.perf_counter() - t3
+    run.finished_at = datetime.now(UTC)
+    if (Path(out) / "run.json").exists():
+        from reports.machine import write_run_json
+
+        write_run_json(run, Path(out) / "run.json")  # final: finish time, delivery outcomes
+    return run
 
 
 def _pull_maybe_incremental(
@@ -246,12 +269,15 @@ def _observe_history(
     return new_rows, with_observed_history(snap, all_rows)
 
 
-def _history_diff(store: HistoryStore, run: AuditRun, trend_runs: int) -> dict[str, Any]:
+def _history_diff(store: HistoryStore, run: AuditRun, trend_runs: int) -> dict[str, Any] | None:
+    """``run.history``: None on the first successful run of a source (nothing to compare)."""
     from auditor.history.diff import diff_runs
 
     source = run.snapshot.meta.source
     previous_run = store.last_successful_run(source)
-    previous = store.violations(previous_run["id"]) if previous_run else None
+    if previous_run is None:
+        return None
+    previous = store.violations(previous_run["id"])
     trend = store.successful_runs(source, trend_runs - 1)
     trend.append(
         {

@@ -1,14 +1,59 @@
-"""Machine outputs: violations.csv, violations.json, metrics.json (stable, documented columns)."""
+"""Machine outputs: violations.csv, violations.json, metrics.json, run.json.
+
+Each JSON output has a versioned JSON Schema shipped in ``reports/schemas`` (documented in
+docs/outputs.md). ``violations.json`` stays a plain list of objects with the violation columns;
+``metrics.json`` and ``run.json`` carry ``schema_version``.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+from datetime import date, datetime
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from auditor.engine import VIOLATION_COLUMNS
+
+if TYPE_CHECKING:
+    from auditor.run import AuditRun
+
+SCHEMAS = Path(__file__).parent / "schemas"
+#: schema name → version of the output written by this code (bump on incompatible change)
+SCHEMA_VERSIONS = {"violations": "1.0", "metrics": "1.0", "run": "1.0"}
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    """The shipped JSON Schema for ``violations``, ``metrics`` or ``run``."""
+    return json.loads((SCHEMAS / f"{name}.schema.json").read_text(encoding="utf-8"))
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON values: NA / NaN → null, numpy scalars → Python, dates → ISO text."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted(jsonable(v) for v in value)
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, pd.Timestamp | datetime | date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
 
 
 def violations_records(violations: pd.DataFrame) -> list[dict[str, Any]]:
@@ -16,19 +61,69 @@ def violations_records(violations: pd.DataFrame) -> list[dict[str, Any]]:
     frame = violations[VIOLATION_COLUMNS].astype(object)
     frame = frame.where(frame.notna(), None)
     frame["stage"] = frame["stage"].map(lambda s: None if s is None else str(s))
+    frame["amount"] = frame["amount"].map(lambda a: None if a is None else float(a))
     return frame.to_dict(orient="records")
 
 
+def violations_csv_bytes(violations: pd.DataFrame) -> bytes:
+    return violations[VIOLATION_COLUMNS].to_csv(index=False).encode("utf-8")
+
+
 def write_violations_csv(violations: pd.DataFrame, path: Path) -> Path:
-    violations[VIOLATION_COLUMNS].to_csv(path, index=False)
+    path.write_bytes(violations_csv_bytes(violations))
     return path
+
+
+def _dump(data: Any) -> str:
+    return json.dumps(jsonable(data), ensure_ascii=False, indent=1, allow_nan=False)
 
 
 def write_violations_json(violations: pd.DataFrame, path: Path) -> Path:
-    path.write_text(json.dumps(violations_records(violations), ensure_ascii=False, indent=1))
+    path.write_text(_dump(violations_records(violations)), encoding="utf-8")
     return path
 
 
-def write_json(data: Any, path: Path) -> Path:
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+def write_json(data: Any, path: Path, schema: str | None = None) -> Path:
+    """Write ``data`` as JSON; with ``schema``, a top-level ``schema_version`` is added."""
+    if schema is not None and isinstance(data, dict):
+        data = {"schema_version": SCHEMA_VERSIONS[schema], **data}
+    path.write_text(_dump(data), encoding="utf-8")
+    return path
+
+
+def run_record(run: AuditRun) -> dict[str, Any]:
+    """The content of run.json: facts, score, history summary, coverage, outputs, delivery."""
+    from auditor import __version__
+
+    h = run.history if isinstance(run.history, dict) else None
+    failed = [d for d in run.delivery if d.get("status") == "failed"]
+    out_dir = run.outputs[0].parent if run.outputs else None
+    return {
+        "schema_version": SCHEMA_VERSIONS["run"],
+        "tool": {"name": "crm-hygiene-auditor", "version": __version__},
+        "run_id": run.run_id,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "status": "delivery_failed" if failed else "ok",
+        "score": run.score,
+        "facts": run.facts(),
+        "history": None
+        if h is None
+        else {k: h.get(k) for k in ("previous_run", "new", "resolved", "persisting")},
+        "rules": [
+            {"code": r.code, "name": r.name, "severity": r.severity} for r in run.result.rules
+        ],
+        "coverage": run.result.coverage.to_dict(orient="records"),
+        "suppressions": run.result.suppressions,
+        "outputs": [
+            str(p.relative_to(out_dir)) if out_dir and p.is_relative_to(out_dir) else str(p)
+            for p in run.outputs
+        ],
+        "delivery": run.delivery,
+        "schemas": dict(SCHEMA_VERSIONS),
+    }
+
+
+def write_run_json(run: AuditRun, path: Path) -> Path:
+    path.write_text(_dump(run_record(run)), encoding="utf-8")
     return path

@@ -1,125 +1,138 @@
-"""Render an AuditRun into the report files of the output folder."""
+"""Render an AuditRun into the report files of the output folder.
+
+Output folder layout (see docs/outputs.md):
+
+    report.html  report.md  report.txt      manager report (email HTML, Markdown, plain text)
+    assessment.html  assessment.md          consultant assessment
+    violations.csv  violations.json         every finding (the reports cap their lists)
+    metrics.json  run.json                  metrics and run facts (versioned JSON Schemas)
+    digests/owner-<id>.html|.txt            one digest per owner with findings
+    digests/manager-<id>.html|.txt          team roll-up per manager (direct reports)
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import jinja2
-import pandas as pd
 
 from auditor.run import AuditRun
-from auditor.stages import STAGE_LABELS
-from reports.machine import write_json, write_violations_csv, write_violations_json
+from reports.context import (
+    digest_context,
+    manager_groups,
+    owners_with_findings,
+    report_context,
+    rows_by_owner,
+    team_context,
+)
+from reports.format import FILTERS
+from reports.htmlmail import inline_css
+from reports.machine import write_json, write_run_json, write_violations_csv, write_violations_json
 
 TEMPLATES = Path(__file__).parent / "templates"
 
+__all__ = ["environment", "report_context", "write_reports", "render", "run_environment"]
+
 
 def environment(template_dir: Path | None = None) -> jinja2.Environment:
-    """Jinja environment with autoescape for HTML; user templates first, then the shipped ones.
+    """Jinja environment: user templates first, then the shipped ones; autoescape for HTML.
 
-    A user template may extend a shipped one as ``{% extends "default:report.html.j2" %}``.
+    A user template may extend the shipped one of the same name with
+    ``{% extends "default:report.html.j2" %}`` and override only some blocks; a user
+    ``base.html.j2`` restyles every HTML output (the shipped ones extend ``base.html.j2``).
     """
     shipped = jinja2.FileSystemLoader(str(TEMPLATES))
-    loaders: list[jinja2.BaseLoader] = []
+    loaders: list[jinja2.BaseLoader] = [jinja2.PrefixLoader({"default": shipped}, delimiter=":")]
     if template_dir is not None:
         loaders.append(jinja2.FileSystemLoader(str(template_dir)))
     loaders.append(shipped)
-    loader = jinja2.PrefixLoader({"default": shipped}, delimiter=":")
     env = jinja2.Environment(
-        loader=jinja2.ChoiceLoader([loader, *loaders]),
+        loader=jinja2.ChoiceLoader(loaders),
         autoescape=jinja2.select_autoescape(
             enabled_extensions=("html", "htm", "xml", "html.j2"), default_for_string=True
         ),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
-    env.filters["stage_label"] = lambda s: STAGE_LABELS.get(str(s), str(s)) if s else "—"
-    env.filters["money"] = _money
+    env.filters.update(FILTERS)
     return env
 
 
-def _money(v: Any) -> str:
-    if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NA:
-        return "—"
-    return f"{float(v):,.0f}"
+def run_environment(run: AuditRun) -> jinja2.Environment:
+    tdir = run.config.report.template_dir
+    return environment(run.config.resolve(tdir) if tdir else None)
 
 
-def report_context(run: AuditRun) -> dict[str, Any]:
-    """The data every template sees (plain Python values, no DataFrames)."""
-    res = run.result
-    v = res.violations
-    docs = {r.code: r.describe() for r in res.rules}
-    sev_rank = v["severity"].astype(str).map({"error": 0, "warning": 1, "info": 2})
-    worst = v.assign(_r=sev_rank, _a=v["amount"].fillna(0)).sort_values(
-        ["_r", "_a"], ascending=[True, False], kind="stable"
-    )
-    limit = run.config.report.max_deals
-    deals = worst.head(limit).astype(object)
-    deals = deals.where(deals.notna(), None).to_dict(orient="records")
-    for d in deals:
-        d["fix"] = docs.get(d["rule_code"], {}).get("fix", "")
-    by_rule = (
-        v.groupby("rule_code", observed=True).size().rename("count").reset_index()
-        if len(v)
-        else pd.DataFrame(columns=["rule_code", "count"])
-    )
-    by_rule_rows = [
-        {
-            "code": r.code,
-            "name": r.name,
-            "severity": r.severity,
-            "count": int(by_rule.loc[by_rule["rule_code"] == r.code, "count"].sum()),
-        }
-        for r in res.rules
-    ]
-    owners = run.snapshot.owners.set_index(run.snapshot.owners["id"].astype(str))["name"]
-    by_owner = v["owner_id"].astype(str).fillna("(none)").value_counts()
-    by_owner_rows = [
-        {"owner_id": k, "owner": str(owners.get(k, k)), "count": int(c)}
-        for k, c in by_owner.items()
-    ]
-    cov = res.coverage.to_dict(orient="records") if len(res.coverage) else []
-    return {
-        "title": run.config.report.title,
-        "facts": run.facts(),
-        "score": run.score,
-        "metrics": run.metrics,
-        "total": int(len(v)),
-        "by_rule": by_rule_rows,
-        "by_owner": by_owner_rows,
-        "deals": deals,
-        "deals_shown": len(deals),
-        "deals_limit": limit,
-        "coverage": cov,
-        "rejected": [r.to_dict() for r in run.snapshot.meta.rejected[:limit]],
-        "suppressions": res.suppressions,
-        "history": run.history,
-        "docs": docs,
-    }
+def render(env: jinja2.Environment, name: str, ctx: dict[str, Any]) -> str:
+    """Render one template; HTML gets its CSS inlined, text gets tidy blank lines."""
+    out = env.get_template(name).render(**ctx)
+    if name.endswith(".html.j2"):
+        return inline_css(out)
+    return re.sub(r"\n{3,}", "\n\n", out).strip() + "\n"
+
+
+def safe_name(key: str) -> str:
+    """A file-name-safe form of an owner id or team name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", key).strip("._") or "_"
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 def write_reports(run: AuditRun, out_dir: Path) -> list[Path]:
     """Write the configured formats into ``out_dir``; returns the files written."""
+    from reports.assessment import assessment_context
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    formats = run.config.report.formats
+    rc = run.config.report
+    formats = rc.formats
+    env = run_environment(run)
     written: list[Path] = []
     ctx = report_context(run)
-    tdir = run.config.report.template_dir
-    env = environment(run.config.resolve(tdir) if tdir else None)
-    if "html" in formats:
-        html = env.get_template("report.html.j2").render(**ctx)
-        (out_dir / "report.html").write_text(html, encoding="utf-8")
-        written.append(out_dir / "report.html")
-    if "md" in formats:
-        md = env.get_template("report.md.j2").render(**ctx)
-        (out_dir / "report.md").write_text(md, encoding="utf-8")
-        written.append(out_dir / "report.md")
+    for fmt in ("html", "md", "txt"):
+        if fmt in formats:
+            text = render(env, f"report.{fmt}.j2", ctx)
+            written.append(_write(out_dir / f"report.{fmt}", text))
+    if rc.assessment:
+        actx = assessment_context(run, ctx)
+        for fmt in ("html", "md"):
+            if fmt in formats:
+                written.append(
+                    _write(out_dir / f"assessment.{fmt}", render(env, f"assessment.{fmt}.j2", actx))
+                )
+    if rc.digests:
+        written += write_digests(run, env, out_dir / "digests")
     if "csv" in formats:
         written.append(write_violations_csv(run.result.violations, out_dir / "violations.csv"))
     if "json" in formats:
         written.append(write_violations_json(run.result.violations, out_dir / "violations.json"))
-        written.append(write_json(run.metrics, out_dir / "metrics.json"))
+        written.append(write_json(run.metrics, out_dir / "metrics.json", schema="metrics"))
+        written.append(out_dir / "run.json")
+        run.outputs = written
+        write_run_json(run, out_dir / "run.json")
+    return written
+
+
+def write_digests(run: AuditRun, env: jinja2.Environment, folder: Path) -> list[Path]:
+    """One digest per owner with findings and one roll-up per manager, as HTML and text."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    split = rows_by_owner(run)
+    for oid in owners_with_findings(run):
+        ctx = digest_context(run, oid, split.get(oid))
+        stem = f"owner-{safe_name(oid)}"
+        written.append(_write(folder / f"{stem}.html", render(env, "digest.html.j2", ctx)))
+        written.append(_write(folder / f"{stem}.txt", render(env, "digest.txt.j2", ctx)))
+    for group in manager_groups(run):
+        ctx = team_context(run, group)
+        stem = safe_name(group["key"])
+        written.append(_write(folder / f"{stem}.html", render(env, "team.html.j2", ctx)))
+        written.append(_write(folder / f"{stem}.txt", render(env, "team.txt.j2", ctx)))
     return written

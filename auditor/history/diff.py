@@ -31,8 +31,9 @@ def diff_runs(
 ) -> dict[str, Any]:
     """The ``run.history`` dict the reports render (see docs/history.md).
 
-    Findings are matched by fingerprint (source, rule, record). Without a previous successful
-    run nothing is "new": ``previous_run`` is None and the counts are 0.
+    Findings are matched by fingerprint (source, rule, record). ``execute`` only calls this
+    when a previous successful run exists; without one the result has ``previous_run`` None and
+    zero counts.
     """
     base = {
         "previous_run": None,

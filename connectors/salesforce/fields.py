@@ -10,6 +10,7 @@ Each spec says which SF field feeds which column and how to parse it (``kind``),
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -110,9 +111,19 @@ class SalesforceFieldOptions(SourceOptions):
     #: how to parse a custom column: text (default), float, bool, date, datetime
     custom_field_types: dict[str, CustomKind] = Field(default_factory=dict)
 
+    @field_validator(
+        "loss_reason_field", "next_step_due_field", "handoff_field", "pipeline_field",
+        "currency_field", "team_field",
+    )
+    @classmethod
+    def _field_name(cls, v: str | None) -> str | None:
+        return None if v is None else soql_identifier(v)
+
     @field_validator("custom_fields")
     @classmethod
     def _no_schema_clash(cls, v: dict[str, str]) -> dict[str, str]:
+        for sf_field in v.values():
+            soql_identifier(sf_field)
         from auditor.snapshot import OPPORTUNITY_SCHEMA
 
         clash = sorted(set(v) & set(OPPORTUNITY_SCHEMA))
@@ -144,6 +155,25 @@ def user_specs(opts: SalesforceFieldOptions) -> list[FieldSpec]:
     if opts.team_field:
         specs.append(FieldSpec(opts.team_field, "team", "text"))
     return specs
+
+
+#: an API field name, optionally through relationships: Account.Owner.Name, Budget__c
+_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*")
+
+
+def soql_identifier(name: str) -> str:
+    """A configured field name, checked before it is put into a SOQL select list.
+
+    Field names come from the config and are interpolated into SOQL, so anything that is not a
+    plain (relationship) API name — spaces, commas, parentheses, quotes — is refused rather than
+    escaped: there is no legitimate field name that needs them.
+    """
+    if not _IDENTIFIER.fullmatch(name):
+        raise ValueError(
+            f"{name!r} is not a Salesforce API field name (letters, digits and _, "
+            "relationships joined by '.', e.g. Loss_Reason__c or Owner.UserRole.Name)"
+        )
+    return name
 
 
 def select_list(fields: list[str] | tuple[str, ...]) -> str:

@@ -21,7 +21,7 @@ def test_defaults_audit_the_demo() -> None:
     cfg = default_config()
     assert cfg.source == {"type": "demo"}
     assert cfg.process.stage_limits["proposal"] == 30
-    assert cfg.report.formats == ["html", "md", "csv", "json"]
+    assert cfg.report.formats == ["html", "md", "txt", "csv", "json"]
 
 
 def test_unknown_key_names_file_and_key_path(tmp_path: Path) -> None:

@@ -1,0 +1,208 @@
+"""The consultant assessment: findings, worst areas and recommendations derived from them.
+
+Recommendations are derived, not written by hand per client: one per rule with findings (its
+"how to fix", prioritised by severity and how widespread it is), one per coverage gap (what the
+source must provide so the audit can see more), and one each for rejected rows, unmapped stages
+and owners far below the org's score.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from auditor.engine import SEVERITY_RANK
+from auditor.run import AuditRun
+from reports.context import by_owner, by_team, owner_table
+from reports.format import is_number, money, number, oneline, pct, plural, sentence
+
+PRIORITY_ORDER = {"High": 0, "Medium": 1, "Low": 2}
+
+
+def _priority(severity: str, rate: float | None) -> str:
+    r = rate or 0.0
+    if severity == "error" and r >= 0.05 or r >= 0.25:
+        return "High"
+    if severity == "error" or r >= 0.10 or severity == "warning" and r >= 0.05:
+        return "Medium"
+    return "Low"
+
+
+def findings(ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rules with findings, most serious and most widespread first."""
+    out = [dict(r, priority=_priority(r["severity"], r["rate"])) for r in ctx["by_rule"]]
+    out = [r for r in out if r["count"]]
+    out.sort(
+        key=lambda r: (
+            PRIORITY_ORDER[r["priority"]],
+            SEVERITY_RANK.get(r["severity"], 1),
+            -(r["rate"] or 0),
+        )
+    )
+    return out
+
+
+def worst_stages(run: AuditRun) -> list[dict[str, Any]]:
+    """Findings per current stage, and the share of that stage's deals that are flagged."""
+    v = run.result.violations
+    if not len(v):
+        return []
+    opp = run.snapshot.opportunities
+    total = opp["stage"].astype(str).value_counts()
+    flagged = v.drop_duplicates("opportunity_id")["stage"].astype(str).value_counts()
+    count = v["stage"].astype(str).value_counts()
+    rows = []
+    for stage, n in count.items():
+        deals = int(flagged.get(stage, 0))
+        all_ = int(total.get(stage, 0))
+        rows.append(
+            {
+                "stage": stage,
+                "findings": int(n),
+                "deals": deals,
+                "rate": deals / all_ if all_ else None,
+            }
+        )
+    rows.sort(key=lambda r: (-(r["rate"] or 0), r["stage"]))
+    top = max((r["rate"] or 0 for r in rows), default=0)
+    for r in rows:
+        r["width"] = round(100 * (r["rate"] or 0) / top, 1) if top else 0.0
+    return rows
+
+
+def recommendations(run: AuditRun, ctx: dict[str, Any], found: list[dict]) -> list[dict]:
+    recs: list[dict[str, Any]] = []
+    for f in found:
+        recs.append(
+            {
+                "priority": f["priority"],
+                "title": f"{f['code']} {f['name']}: {sentence(f['summary']) or 'fix the findings'}",
+                "action": sentence(f["fix"]) or "Fix the flagged deals in the CRM.",
+                "why": sentence(f["why"]),
+                "evidence": f"{plural(f['count'], 'finding')} on "
+                f"{plural(f['evaluated'], 'evaluated record')} ({pct(f['rate'])}).",
+            }
+        )
+    for g in ctx["coverage"]["gaps"]:
+        reasons = "; ".join(f"{r['reason']} ({number(r['count'])})" for r in g["reasons"])
+        recs.append(
+            {
+                "priority": "Medium",
+                "title": f"Let {g['rule_code']} {g['rule_name']} see every record",
+                "action": "Provide the missing data in the source (or the export) so the rule "
+                "can judge these records: " + reasons + ".",
+                "why": "A rule that cannot evaluate a record cannot flag it; the score there "
+                "looks better than the process is.",
+                "evidence": f"{number(g['not_evaluable'])} of {number(g['records'])} records "
+                "not evaluable.",
+            }
+        )
+    facts = ctx["facts"]
+    if facts.get("unmapped_stages"):
+        names = ", ".join(oneline(s) for s in facts["unmapped_stages"])
+        recs.append(
+            {
+                "priority": "High",
+                "title": "Map every CRM stage onto the common stage model",
+                "action": f"Add these stages to the source's stage_map: {names}.",
+                "why": "Deals in unmapped stages cannot be placed in the process, so stage rules "
+                "and conversion metrics skip them.",
+                "evidence": f"{plural(sum(facts['unmapped_stages'].values()), 'record')}.",
+            }
+        )
+    if facts.get("rejected_rows"):
+        recs.append(
+            {
+                "priority": "Medium",
+                "title": "Fix the source rows that could not be read",
+                "action": "Correct the rejected rows listed in the run facts at the source.",
+                "why": "Rejected rows are left out of the audit and the metrics entirely.",
+                "evidence": f"{plural(facts['rejected_rows'], 'row')} rejected.",
+            }
+        )
+    score = ctx["score"]
+    if is_number(score):
+        laggards = [o for o in ctx["by_owner"] if is_number(o["score"]) and o["score"] < score - 10]
+        if laggards:
+            names = ", ".join(f"{o['owner']} ({number(o['score'])})" for o in laggards[:5])
+            recs.append(
+                {
+                    "priority": "Medium",
+                    "title": "Coach the owners furthest below the team",
+                    "action": f"Walk through the digest with {names}; agree a date to clear it.",
+                    "why": "A few owners usually hold most of the hygiene debt; coaching them "
+                    "moves the score fastest.",
+                    "evidence": f"Org score {number(score)}; these owners are more than 10 "
+                    "points below.",
+                }
+            )
+    if not recs:
+        recs.append(
+            {
+                "priority": "Low",
+                "title": "Keep the process as it is",
+                "action": "Run the audit nightly and send owner digests so it stays clean.",
+                "why": "No rule found a problem in this snapshot.",
+                "evidence": f"{plural(facts.get('records'), 'record')} audited.",
+            }
+        )
+    recs.sort(key=lambda r: PRIORITY_ORDER[r["priority"]])
+    return recs
+
+
+def at_risk_amount(run: AuditRun) -> float | None:
+    """Open pipeline amount on deals with at least one finding."""
+    v = run.result.violations
+    opp = run.snapshot.opportunities
+    if not len(v):
+        return 0.0
+    flagged = opp["id"].astype(str).isin(set(v["opportunity_id"].astype(str)))
+    open_ = ~opp["is_closed"].fillna(False).astype(bool)
+    amounts = opp.loc[flagged & open_, "amount"].to_numpy(dtype=float, na_value=np.nan)
+    return float(np.nansum(amounts))
+
+
+def appendix(run: AuditRun, limit: int) -> tuple[list[dict[str, Any]], int]:
+    v = run.result.violations
+    if not len(v) or limit == 0:
+        return [], int(len(v))
+    rank = v["severity"].astype(str).map(SEVERITY_RANK).fillna(1)
+    ordered = v.assign(_r=rank).sort_values(
+        ["_r", "rule_code", "owner_id", "opportunity_id"], kind="stable"
+    )
+    sub = ordered.head(limit).drop(columns="_r").astype(object)
+    names = owner_table(run)["name"]
+    rows = sub.where(sub.notna(), None).to_dict(orient="records")
+    for r in rows:
+        oid = None if r["owner_id"] is None else str(r["owner_id"])
+        r["owner"] = oneline(names.get(oid)) or oid or ""
+        r["stage"] = None if r["stage"] is None else str(r["stage"])
+    return rows, int(len(v))
+
+
+def assessment_context(run: AuditRun, ctx: dict[str, Any]) -> dict[str, Any]:
+    """The manager-report context plus findings, worst areas, recommendations, appendix."""
+    found = findings(ctx)
+    rows, total = appendix(run, run.config.report.appendix_max_rows)
+    records = ctx["facts"].get("records") or 0
+    owners = [o for o in by_owner(run) if is_number(o["score"])]
+    owners.sort(key=lambda o: (o["score"], o["owner"]))
+    open_amount = (run.metrics.get("counts") or {}).get("open_amount")
+    risk = at_risk_amount(run)
+    return {
+        **ctx,
+        "title": f"{ctx['title']}: assessment",
+        "findings": found,
+        "flagged_share": ctx["flagged_deals"] / records if records else None,
+        "at_risk": money(risk),
+        "at_risk_share": risk / open_amount if is_number(open_amount) and open_amount else None,
+        "worst_owners": owners[:5],
+        "worst_teams": sorted(
+            (t for t in by_team(run) if is_number(t["score"])), key=lambda t: t["score"]
+        )[:5],
+        "worst_stages": worst_stages(run)[:6],
+        "recommendations": recommendations(run, ctx, found),
+        "appendix": rows,
+        "appendix_total": total,
+    }

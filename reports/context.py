@@ -1,0 +1,485 @@
+"""What the templates see: plain Python values built from an AuditRun (no DataFrames).
+
+Reports read only the AuditRun (config, snapshot, result, metrics, history, facts); they never
+recompute a rule. Grouping is vectorized; only the capped lists become Python dicts.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from auditor.engine import SEVERITY_RANK
+from auditor.run import AuditRun
+from auditor.stages import STAGE_LABELS
+from reports.format import is_number, oneline
+from reports.metric_view import metric_views, periods_line
+
+NO_OWNER = "(none)"
+NO_TEAM = "(no team)"
+#: owners listed in the manager report (all are in violations.csv)
+MAX_OWNERS = 50
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    obj = frame.astype(object)
+    return obj.where(obj.notna(), None).to_dict(orient="records")
+
+
+def _cached(run: AuditRun, key: str, build):  # noqa: ANN001, ANN202 - tiny memo helper
+    """Memoize per run: digests for a thousand owners must not rebuild shared tables."""
+    store = run.__dict__.setdefault("_report_cache", {})
+    if key not in store:
+        store[key] = build()
+    return store[key]
+
+
+def rule_docs(run: AuditRun) -> dict[str, dict[str, Any]]:
+    return _cached(run, "rule_docs", lambda: {r.code: r.describe() for r in run.result.rules})
+
+
+def owner_table(run: AuditRun) -> pd.DataFrame:
+    return _cached(run, "owner_table", lambda: _owner_table(run))
+
+
+def _owner_table(run: AuditRun) -> pd.DataFrame:
+    """Owners indexed by id (str): name, email, team, manager_id, active; NA → None."""
+    owners = run.snapshot.owners
+    cols = ("name", "email", "team", "manager_id", "active")
+    # object dtype on purpose: pandas would infer "str" and turn None back into NaN
+    data = {c: [None if pd.isna(x) else x for x in owners[c].tolist()] for c in cols}
+    out = pd.DataFrame(
+        data, index=pd.Index(owners["id"].astype(str).tolist(), name="id"), dtype=object
+    )
+    return out[~out.index.duplicated()]
+
+
+def labels(run: AuditRun) -> dict[str, str]:
+    """Display names for keys that appear in metrics: owner ids and stage names."""
+    out = dict(STAGE_LABELS)
+    names = owner_table(run)["name"]
+    out.update({k: oneline(v) for k, v in names.items() if v})
+    return out
+
+
+def _severity_rank(v: pd.DataFrame) -> pd.Series:
+    return v["severity"].astype(str).map(SEVERITY_RANK).fillna(1).astype(int)
+
+
+def worst_deals(run: AuditRun, v: pd.DataFrame, limit: int) -> tuple[list[dict], int]:
+    """Flagged deals, worst first: worst severity, then most findings, then largest amount.
+
+    Returns (up to ``limit`` deals each with its findings, number of flagged deals).
+    """
+    if not len(v):
+        return [], 0
+    docs = rule_docs(run)
+    new_fps = _new_fingerprints(run)
+    keys = _deal_keys(run).loc[v.index]
+    order = keys.drop_duplicates("deal").sort_values(
+        ["deal_rank", "deal_n", "deal_amount", "deal"],
+        ascending=[True, False, False, True],
+        kind="stable",
+    )
+    top = order["deal"].head(limit).tolist()
+    chosen = keys["deal"].isin(set(top))
+    sub = v[chosen.to_numpy()]
+    sub = sub.iloc[np.argsort(keys.loc[chosen, "rank"].to_numpy(), kind="stable")]
+    owners = owner_table(run)
+    deals: dict[str, dict[str, Any]] = {}
+    for row in _records(sub):
+        did = str(row["opportunity_id"])
+        deal = deals.get(did)
+        if deal is None:
+            oid = None if row["owner_id"] is None else str(row["owner_id"])
+            owner = owners["name"].get(oid) if oid is not None else None
+            deal = deals[did] = {
+                "id": did,
+                "name": row["opportunity_name"] or did,
+                "account": row["account_name"],
+                "owner_id": oid,
+                "owner": owner or oid or NO_OWNER,
+                "stage": None if row["stage"] is None else str(row["stage"]),
+                "amount": row["amount"],
+                "url": row["url"],
+                "severity": row["severity"],
+                "findings": [],
+            }
+        doc = docs.get(row["rule_code"], {})
+        deal["findings"].append(
+            {
+                "rule_code": row["rule_code"],
+                "rule_name": row["rule_name"],
+                "severity": row["severity"],
+                "message": row["message"],
+                "fix": doc.get("fix", ""),
+                "new": row["fingerprint"] in new_fps,
+            }
+        )
+    return [deals[d] for d in top if d in deals], int(len(order))
+
+
+def _deal_keys(run: AuditRun) -> pd.DataFrame:
+    """Per violation row: its severity rank and its deal's worst rank, finding count, amount."""
+
+    def build() -> pd.DataFrame:
+        v = run.result.violations
+        deal = v["opportunity_id"].astype(str)
+        rank = _severity_rank(v)
+        amount = v["amount"].astype("Float64").fillna(0.0).astype(float)
+        g = pd.DataFrame({"deal": deal, "rank": rank, "amount": amount}).groupby("deal")
+        return pd.DataFrame(
+            {
+                "deal": deal,
+                "rank": rank,
+                "deal_rank": g["rank"].transform("min"),
+                "deal_n": g["rank"].transform("size"),
+                "deal_amount": g["amount"].transform("max"),
+            },
+            index=v.index,
+        )
+
+    return _cached(run, "deal_keys", build)
+
+
+def _new_fingerprints(run: AuditRun) -> set[str]:
+    h = run.history or {}
+    items = h.get("new_items") or []
+    return {str(i.get("fingerprint")) for i in items if isinstance(i, dict)}
+
+
+def by_rule(run: AuditRun) -> list[dict[str, Any]]:
+    v = run.result.violations
+    counts = v["rule_code"].astype(str).value_counts() if len(v) else pd.Series(dtype=int)
+    cov = run.result.coverage
+    evaluated = dict(zip(cov["rule_code"], cov["evaluated"], strict=False)) if len(cov) else {}
+    rows = []
+    for r in run.result.rules:
+        d = r.describe()
+        n = int(counts.get(r.code, 0))
+        ev = int(evaluated.get(r.code, 0))
+        rows.append(
+            {
+                "code": r.code,
+                "name": r.name,
+                "severity": r.severity,
+                "group": d.get("group", ""),
+                "summary": d.get("summary", ""),
+                "why": d.get("why", ""),
+                "fix": d.get("fix", ""),
+                "count": n,
+                "evaluated": ev,
+                "rate": (n / ev) if ev else None,
+            }
+        )
+    top = max((r["count"] for r in rows), default=0)
+    for r in rows:
+        r["width"] = round(100.0 * r["count"] / top, 1) if top else 0.0
+    rows.sort(key=lambda r: (SEVERITY_RANK.get(r["severity"], 1), -r["count"], r["code"]))
+    return rows
+
+
+def by_owner(run: AuditRun, limit: int | None = None) -> list[dict[str, Any]]:
+    v = run.result.violations
+    if not len(v):
+        return []
+    owners = owner_table(run)
+    scores = (run.metrics.get("hygiene_score") or {}).get("by_owner") or {}
+    oid = v["owner_id"].astype(str).fillna(NO_OWNER)
+    frame = pd.DataFrame(
+        {
+            "owner_id": oid,
+            "deal": v["opportunity_id"].astype(str),
+            "error": v["severity"].astype(str).eq("error"),
+        }
+    )
+    agg = frame.groupby("owner_id").agg(
+        findings=("deal", "size"), deals=("deal", "nunique"), errors=("error", "sum")
+    )
+    agg = agg.reset_index().sort_values(
+        ["findings", "owner_id"], ascending=[False, True], kind="stable"
+    )
+    top = int(agg["findings"].max())
+    rows = []
+    for rec in agg.to_dict(orient="records"):
+        k = rec["owner_id"]
+        known = k in owners.index
+        rows.append(
+            {
+                "owner_id": k,
+                "owner": oneline(owners.at[k, "name"] if known else None) or k,
+                "team": (owners.at[k, "team"] if known else None) or "",
+                "findings": int(rec["findings"]),
+                "deals": int(rec["deals"]),
+                "errors": int(rec["errors"]),
+                "score": scores.get(k),
+                "width": round(100.0 * rec["findings"] / top, 1) if top else 0.0,
+            }
+        )
+    return rows if limit is None else rows[:limit]
+
+
+def by_team(run: AuditRun) -> list[dict[str, Any]]:
+    scores = (run.metrics.get("hygiene_score") or {}).get("by_team") or {}
+    v = run.result.violations
+    owners = owner_table(run)
+    counts: dict[str, int] = {}
+    if len(v):
+        team = v["owner_id"].astype(str).map(owners["team"]).fillna(NO_TEAM).astype(str)
+        counts = {str(k): int(c) for k, c in team.value_counts().items()}
+    names = list(dict.fromkeys([*scores, *counts]))
+    if len(names) <= 1 and not scores:
+        return []
+    return [
+        {
+            "team": t,
+            "score": scores.get(t),
+            "findings": counts.get(t, 0),
+            "width": float(scores[t]) if is_number(scores.get(t)) else 0.0,
+        }
+        for t in sorted(names)
+    ]
+
+
+def history_view(run: AuditRun, score: float | None) -> dict[str, Any] | None:
+    """The trend block, or None on a first run / without history."""
+    h = run.history
+    if not isinstance(h, dict):
+        return None
+    prev = h.get("previous_run") or None
+    prev_score = prev.get("score") if isinstance(prev, dict) else None
+    trend = [t for t in (h.get("trend") or []) if isinstance(t, dict)]
+    trend_rows = []
+    for t in trend[-14:]:
+        s = t.get("score")
+        fin = t.get("finished_at")
+        trend_rows.append(
+            {
+                "when": oneline(fin)[:10] if fin else oneline(t.get("run_id")),
+                "score": s,
+                "violations": t.get("violations"),
+                "width": max(0.0, min(100.0, float(s))) if is_number(s) else 0.0,
+            }
+        )
+
+    def items(name: str) -> list[dict[str, Any]]:
+        out = []
+        for i in (h.get(name) or [])[:20]:
+            if isinstance(i, dict):
+                out.append(
+                    {
+                        "deal": oneline(i.get("opportunity_name") or i.get("opportunity_id")),
+                        "url": i.get("url"),
+                        "rule_code": oneline(i.get("rule_code")),
+                        "rule_name": oneline(i.get("rule_name")),
+                        "owner_id": oneline(i.get("owner_id")),
+                        "message": oneline(i.get("message")),
+                    }
+                )
+        return out
+
+    return {
+        "previous": prev if isinstance(prev, dict) else None,
+        "previous_when": oneline((prev or {}).get("finished_at"))[:10] if prev else None,
+        "delta": (score - prev_score) if is_number(score) and is_number(prev_score) else None,
+        "new": h.get("new"),
+        "resolved": h.get("resolved"),
+        "persisting": h.get("persisting"),
+        "new_items": items("new_items"),
+        "resolved_items": items("resolved_items"),
+        "trend": trend_rows,
+    }
+
+
+def coverage_view(run: AuditRun) -> dict[str, Any]:
+    cov = run.result.coverage
+    rows = _records(cov) if len(cov) else []
+    gaps = []
+    for c in rows:
+        reasons = c.get("reasons") or {}
+        if c.get("not_evaluable"):
+            gaps.append(
+                {
+                    "rule_code": c.get("rule_code"),
+                    "rule_name": c.get("rule_name"),
+                    "records": c.get("records"),
+                    "evaluated": c.get("evaluated"),
+                    "not_evaluable": c.get("not_evaluable"),
+                    "reasons": [{"reason": k, "count": n} for k, n in reasons.items()],
+                }
+            )
+    return {"rules": rows, "gaps": gaps, "complete": not gaps}
+
+
+def score_band(score: Any) -> str:
+    if not is_number(score):
+        return "none"
+    return "good" if score >= 90 else "fair" if score >= 75 else "poor"
+
+
+def report_context(run: AuditRun) -> dict[str, Any]:
+    """Context of the manager report (HTML, Markdown and text)."""
+    res = run.result
+    v = res.violations
+    limit = run.config.report.max_deals
+    deals, n_deals = worst_deals(run, v, limit)
+    facts = run.facts()
+    score = run.score
+    counts = run.metrics.get("counts") if isinstance(run.metrics.get("counts"), dict) else {}
+    owners_rows = by_owner(run)
+    return {
+        "title": run.config.report.title,
+        "facts": facts,
+        "score": score,
+        "band": score_band(score),
+        "total": int(len(v)),
+        "flagged_deals": n_deals,
+        "open": counts.get("open"),
+        "by_rule": by_rule(run),
+        "by_owner": owners_rows[:MAX_OWNERS],
+        "owners_total": len(owners_rows),
+        "by_team": by_team(run),
+        "deals": deals,
+        "deals_shown": len(deals),
+        "deals_limit": limit,
+        "coverage": coverage_view(run),
+        "rejected": [r.to_dict() for r in run.snapshot.meta.rejected[:limit]],
+        "suppressions": res.suppressions,
+        "history": history_view(run, score),
+        "metrics": metric_views(run.metrics, labels(run)),
+        "periods": periods_line(run.metrics),
+        "generated_on": facts.get("as_of") or date.today().isoformat(),
+    }
+
+
+# -- owner digests and team roll-ups -------------------------------------------------------
+def owners_with_findings(run: AuditRun) -> list[str]:
+    v = run.result.violations
+    if not len(v):
+        return []
+    return sorted(v["owner_id"].dropna().astype(str).unique().tolist())
+
+
+def rows_by_owner(run: AuditRun) -> dict[str, pd.DataFrame]:
+    """Violation rows split by owner id, in one pass."""
+    v = run.result.violations
+    if not len(v):
+        return {}
+    return {str(k): g for k, g in v.groupby(v["owner_id"].astype(str), sort=True)}
+
+
+def digest_context(
+    run: AuditRun, owner_id: str, rows: pd.DataFrame | None = None, limit: int | None = None
+) -> dict[str, Any]:
+    """One owner's digest: only that owner's flagged deals, worst first.
+
+    ``rows`` (that owner's violation rows, same index as the run's) saves a scan per owner.
+    """
+    v = run.result.violations
+    if rows is not None:
+        mine = rows
+    else:
+        mine = v[v["owner_id"].astype(str) == str(owner_id)] if len(v) else v
+    limit = limit or run.config.report.max_deals
+    deals, n_deals = worst_deals(run, mine, limit)
+    owners = owner_table(run)
+    known = owner_id in owners.index
+    scores = (run.metrics.get("hygiene_score") or {}).get("by_owner") or {}
+    score = scores.get(owner_id)
+    return {
+        "title": run.config.report.title,
+        "facts": run.facts(),
+        "owner_id": owner_id,
+        "owner": oneline(owners.at[owner_id, "name"] if known else None) or owner_id,
+        "email": owners.at[owner_id, "email"] if known else None,
+        "score": score,
+        "band": score_band(score),
+        "total": int(len(mine)),
+        "flagged_deals": n_deals,
+        # None without history: "0 new" would claim a comparison that was not made
+        "new": sum(1 for d in deals for f in d["findings"] if f["new"])
+        if isinstance(run.history, dict)
+        else None,
+        "deals": deals,
+        "deals_shown": len(deals),
+    }
+
+
+def manager_groups(run: AuditRun) -> list[dict[str, Any]]:
+    """Team roll-up groups: one per owner who manages others (their direct reports)."""
+    owners = owner_table(run)
+    mids = owners["manager_id"].dropna().astype(str)
+    groups = []
+    for mid in sorted(mids.unique()):
+        members = mids.index[mids == mid].tolist()
+        name = oneline(owners.at[mid, "name"]) if mid in owners.index else mid
+        groups.append(
+            {
+                "key": f"manager-{mid}",
+                "label": f"{name or mid}'s team",
+                "manager_id": mid,
+                "email": owners.at[mid, "email"] if mid in owners.index else None,
+                "members": members,
+            }
+        )
+    return groups
+
+
+def team_group(run: AuditRun, team: str) -> dict[str, Any]:
+    owners = owner_table(run)
+    members = owners.index[owners["team"].astype(str) == team].tolist()
+    return {
+        "key": f"team-{team}",
+        "label": team,
+        "manager_id": None,
+        "email": None,
+        "members": members,
+    }
+
+
+def team_context(run: AuditRun, group: dict[str, Any]) -> dict[str, Any]:
+    """A manager's roll-up: each member's findings and score, and the team's worst deals."""
+    v = run.result.violations
+    members = [str(m) for m in group["members"]]
+    mine = v[v["owner_id"].astype(str).isin(members)] if len(v) else v
+    owners = owner_table(run)
+    scores = (run.metrics.get("hygiene_score") or {}).get("by_owner") or {}
+    counts = mine["owner_id"].astype(str).value_counts() if len(mine) else pd.Series(dtype=int)
+    deal_counts = (
+        mine.groupby(mine["owner_id"].astype(str))["opportunity_id"].nunique()
+        if len(mine)
+        else pd.Series(dtype=int)
+    )
+    top = int(counts.max()) if len(counts) else 0
+    rows = [
+        {
+            "owner_id": m,
+            "owner": oneline(owners.at[m, "name"] if m in owners.index else None) or m,
+            "findings": int(counts.get(m, 0)),
+            "deals": int(deal_counts.get(m, 0)),
+            "score": scores.get(m),
+            "width": round(100.0 * counts.get(m, 0) / top, 1) if top else 0.0,
+        }
+        for m in members
+    ]
+    rows.sort(key=lambda r: (-r["findings"], r["owner"]))
+    deals, n_deals = worst_deals(run, mine, run.config.report.max_deals)
+    # opportunity-weighted mean of the members' scores = the score over the team's opportunities
+    n_opps = run.snapshot.opportunities["owner_id"].astype(str).value_counts()
+    weighted = [(r["score"], int(n_opps.get(r["owner_id"], 0))) for r in rows]
+    weighted = [(s, n) for s, n in weighted if is_number(s) and n]
+    total_n = sum(n for _, n in weighted)
+    return {
+        "title": run.config.report.title,
+        "facts": run.facts(),
+        "label": oneline(group["label"]),
+        "members": rows,
+        "score": round(sum(s * n for s, n in weighted) / total_n, 1) if total_n else None,
+        "total": int(len(mine)),
+        "flagged_deals": n_deals,
+        "deals": deals,
+        "deals_shown": len(deals),
+    }

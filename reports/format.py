@@ -1,0 +1,154 @@
+"""Formatting filters shared by every template (HTML, Markdown and plain text).
+
+They never raise on odd values (None, NA, NaN, strings where numbers were expected): a report
+must render whatever the metrics and the CRM data hold.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+import pandas as pd
+
+from auditor.stages import STAGE_LABELS
+
+DASH = "—"
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#!~])")
+_SAFE_SCHEMES = {"http", "https", "mailto"}
+
+
+def is_missing(v: Any) -> bool:
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    return isinstance(v, float) and math.isnan(v)
+
+
+def is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and not is_missing(v)
+
+
+def money(v: Any) -> str:
+    """Amounts without decimals and with thousands separators."""
+    if not is_number(v):
+        return DASH
+    return f"{float(v):,.0f}"
+
+
+def number(v: Any, digits: int = 1) -> str:
+    """Integers with separators; floats rounded; anything else as text."""
+    if is_missing(v):
+        return DASH
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        if abs(v) >= 1000:
+            return f"{v:,.0f}"
+        return f"{v:,.{digits}f}"
+    return oneline(v)
+
+
+def pct(v: Any, digits: int = 1) -> str:
+    """A share 0..1 as a percentage."""
+    if not is_number(v):
+        return DASH
+    return f"{100.0 * float(v):.{digits}f} %"
+
+
+def signed(v: Any, digits: int = 1) -> str:
+    if not is_number(v):
+        return DASH
+    return f"{float(v):+.{digits}f}"
+
+
+def oneline(v: Any) -> str:
+    """Text on one line: CR, LF and other control characters become spaces."""
+    if is_missing(v):
+        return ""
+    return " ".join(re.sub(r"[\x00-\x1f\x7f\u2028\u2029]", " ", str(v)).split())
+
+
+def md(v: Any) -> str:
+    """Escape text for Markdown (inline, one line): no markup or raw HTML gets through."""
+    return _MD_SPECIAL.sub(r"\\\1", oneline(v))
+
+
+def safe_url(v: Any) -> str | None:
+    """The URL when it is http(s) or mailto, else None (no javascript: links from CRM data)."""
+    text = oneline(v)
+    if not text:
+        return None
+    try:
+        scheme = urlsplit(text).scheme.lower()
+    except ValueError:
+        return None
+    return text if scheme in _SAFE_SCHEMES else None
+
+
+def stage_label(v: Any) -> str:
+    if is_missing(v) or v == "":
+        return DASH
+    return STAGE_LABELS.get(str(v), oneline(v))
+
+
+def sentence(v: Any) -> str:
+    """First letter upper-case (rule docs are written as sentence tails)."""
+    text = oneline(v)
+    return text[:1].upper() + text[1:]
+
+
+def humanize(key: Any) -> str:
+    """metric_key → "Metric key"."""
+    text = oneline(key).replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def ljust(v: Any, width: int) -> str:
+    text = oneline(v)
+    return text if len(text) >= width else text + " " * (width - len(text))
+
+
+def rjust(v: Any, width: int) -> str:
+    text = oneline(v)
+    return text if len(text) >= width else " " * (width - len(text)) + text
+
+
+def clip(v: Any, width: int) -> str:
+    text = oneline(v)
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def text_bar(percent: Any, width: int = 20, char: str = "#", empty: str = ".") -> str:
+    """A bar of ``width`` characters filled to ``percent`` (0..100)."""
+    p = float(percent) if is_number(percent) else 0.0
+    n = round(max(0.0, min(100.0, p)) * width / 100.0)
+    return char * n + empty * (width - n)
+
+
+def plural(n: Any, word: str, words: str | None = None) -> str:
+    """``3 | plural("deal")`` → "3 deals"; 1 → "1 deal"."""
+    text = number(n)
+    return f"{text} {word if n == 1 else (words or word + 's')}"
+
+
+FILTERS = {
+    "plural": plural,
+    "money": money,
+    "number": number,
+    "pct": pct,
+    "signed": signed,
+    "oneline": oneline,
+    "md": md,
+    "safe_url": safe_url,
+    "stage_label": stage_label,
+    "sentence": sentence,
+    "humanize": humanize,
+    "ljust": ljust,
+    "rjust": rjust,
+    "clip": clip,
+    "text_bar": text_bar,
+}
