@@ -1,20 +1,17 @@
-"""Failure alerts for scheduled runs: a short plain-text email via the configured SMTP server.
+"""Failure alerts for scheduled runs: a short plain-text email to ``schedule.alert_emails``.
 
-Kept minimal on purpose (the report mails live in ``reports``): one message to
-``schedule.alert_emails`` over ``delivery.smtp``. Credentials come only from the environment
-variables the config names; every text is redacted before it leaves.
+Sent through the report mailer (``reports.delivery.send_plain``: same ``[delivery.smtp]``
+settings, env-only credentials, header safety). Every text is redacted before it leaves, and an
+alert that cannot be sent is logged, never raised: it must not hide the failure it reports.
 """
 
 from __future__ import annotations
 
 import logging
-import smtplib
-import ssl
 from collections.abc import Mapping
-from email.message import EmailMessage
 
 from auditor.config import AuditConfig
-from auditor.secrets import read_secret, redact
+from auditor.secrets import redact
 
 log = logging.getLogger(__name__)
 
@@ -22,48 +19,26 @@ log = logging.getLogger(__name__)
 def send_alert(
     config: AuditConfig, subject: str, body: str, *, env: Mapping[str, str] | None = None
 ) -> bool:
-    """Email an alert to ``schedule.alert_emails``; returns whether one was sent.
+    """Email an alert to ``schedule.alert_emails``; returns whether every copy was sent.
 
-    Without recipients or without ``[delivery.smtp]`` the alert is only logged. A delivery
-    failure is logged, never raised: the alert must not hide the failure it reports.
+    Without recipients or without ``[delivery.smtp]`` the alert is only logged.
     """
+    from reports.delivery import send_plain
+
     recipients = config.schedule.alert_emails
-    smtp = config.delivery.smtp
-    if not recipients or smtp is None:
+    if not recipients or config.delivery.smtp is None:
         log.warning("alert (no email configured): %s", redact(subject))
         return False
-    msg = EmailMessage()
-    msg["From"] = smtp.sender
-    msg["To"] = ", ".join(recipients)
-    msg["Subject"] = redact(subject)
-    msg.set_content(redact(body))
     try:
-        user = pwd = None
-        if smtp.username_env:
-            user = read_secret(smtp.username_env, "delivery.smtp.username_env", env)
-        if smtp.password_env:
-            pwd = read_secret(smtp.password_env, "delivery.smtp.password_env", env)
-        if smtp.security == "ssl":
-            ctx = ssl.create_default_context()
-            client: smtplib.SMTP = smtplib.SMTP_SSL(
-                smtp.host, smtp.port, timeout=smtp.timeout_s, context=ctx
-            )
-        else:
-            client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_s)
-        with client:
-            if smtp.security == "starttls":
-                client.starttls(context=ssl.create_default_context())
-            if user is not None and pwd is not None:
-                client.login(user, pwd)
-            client.send_message(msg)
-    except Exception as exc:  # noqa: BLE001 - any failure here is logged, see docstring
-        log.error(
-            "could not send the alert to %s via %s:%s: %s",
-            ", ".join(recipients),
-            smtp.host,
-            smtp.port,
-            redact(exc),
-        )
+        results = send_plain(config, list(recipients), redact(subject), redact(body), env=env)
+    except Exception as exc:  # noqa: BLE001 - any failure here is logged, see the module doc
+        log.error("could not send the alert to %s: %s", ", ".join(recipients), redact(exc))
         return False
-    log.info("alert sent to %s", ", ".join(recipients))
-    return True
+    failed = [r for r in results if r.get("status") != "sent"]
+    for r in failed:
+        log.error(
+            "could not send the alert to %s: %s", r.get("recipient"), redact(r.get("error"))
+        )
+    if not failed:
+        log.info("alert sent to %s", ", ".join(recipients))
+    return not failed
