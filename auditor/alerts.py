@@ -36,9 +36,7 @@ def send_alert(
         return False
     failed = [r for r in results if r.get("status") != "sent"]
     for r in failed:
-        log.error(
-            "could not send the alert to %s: %s", r.get("recipient"), redact(r.get("error"))
-        )
+        log.error("could not send the alert to %s: %s", r.get("recipient"), redact(r.get("error")))
     if not failed:
         log.info("alert sent to %s", ", ".join(recipients))
     return not failed

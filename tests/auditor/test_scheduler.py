@@ -228,4 +228,7 @@ def test_alert_to_an_unreachable_server_is_logged_not_raised(caplog):
         }
     )
     assert send_alert(cfg, "job failed", "body") is False
-    assert "could not send the alert to ops@example.com: could not connect to the SMTP" in caplog.text
+    assert (
+        "could not send the alert to ops@example.com: could not connect to the SMTP server"
+        in caplog.text
+    )
