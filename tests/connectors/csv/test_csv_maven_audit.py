@@ -34,14 +34,14 @@ def test_maven_audit_coverage_and_report(tmp_path: Path) -> None:
     assert (facts["records"], facts["loaded_rows"], facts["rejected_rows"]) == (8800, 8800, 0)
     assert facts["as_of"] == "2018-01-01"
     md = (tmp_path / "report.md").read_text(encoding="utf-8")
-    assert "- Records loaded: 8800; rejected rows: 0" in md
+    assert "- Records: 8,800 opportunities, 0 stage-history rows; rejected rows: 0" in md
     assert (
-        "- FU01 missing-next-step: evaluated 0 of 8800; not evaluable 8800 "
-        "(source provides neither next_step nor next_step_due: 8800)" in md
+        "- FU01 missing-next-step: evaluated 0 of 8,800; not evaluable 8,800 "
+        "(source provides neither next\\_step nor next\\_step\\_due: 8,800)" in md
     )
     assert (
-        "- CL01 missing-loss-reason: evaluated 0 of 8800; not evaluable 8800 "
-        "(source does not provide loss_reason: 8800)" in md
+        "- CL01 missing-loss-reason: evaluated 0 of 8,800; not evaluable 8,800 "
+        "(source does not provide loss\\_reason: 8,800)" in md
     )
 
 
@@ -76,7 +76,10 @@ def test_dirty_maven_rejections_reach_the_report(dirty_config: tuple[Path, dict]
     assert meta.loaded_rows == 8798
     assert meta.unmapped_stages == {"Negotiating": 1}
     md = (folder / "out" / "report.md").read_text(encoding="utf-8")
-    assert "- Records loaded: 8798; rejected rows: 2" in md
+    assert "- Records: 8,798 opportunities, 0 stage-history rows; rejected rows: 2" in md
     assert "- Unmapped stages: Negotiating (1)" in md
-    row3 = "- sales_pipeline.csv row 3: column close_date: cannot parse '2017-13-11' as a date"
+    # Markdown escapes underscores
+    row3 = (
+        "- sales\\_pipeline.csv row 3: column close\\_date: cannot parse '2017-13-11' as a date"
+    )
     assert row3 in md
