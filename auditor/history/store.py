@@ -169,6 +169,9 @@ class HistoryStore:
             self.conn.execute("PRAGMA foreign_keys = ON")
             migrate(self.conn)
             self.mark_stale_runs()
+        except sqlite3.OperationalError as exc:  # locked by another writer for too long, ...
+            self.conn.close()
+            raise HistoryError(f"history store {self.path}: cannot open: {exc}") from None
         except sqlite3.DatabaseError as exc:
             self.conn.close()
             raise HistoryError(
