@@ -161,6 +161,9 @@ def rules(code: str | None, as_json: bool, config_path: Path | None) -> None:
         click.echo(f"{d['code']}  {d['name']}  [{d['severity']}, {d['group']}]")
         click.echo(textwrap.indent(textwrap.fill(d["summary"], 88), "    "))
         if code:
+            if d.get("details"):
+                click.echo()
+                click.echo(textwrap.indent(textwrap.fill(d["details"], 84), "    "))
             for label in ("why", "fix"):
                 title = "Why it matters" if label == "why" else "How to fix"
                 click.echo(f"\n    {title}:")
@@ -177,7 +180,26 @@ def rules(code: str | None, as_json: bool, config_path: Path | None) -> None:
             if code:
                 for k, v in d["params"].items():
                     click.echo(f"      {k} ({v['type']}, default {v['default']!r}): {v['help']}")
+        if code and d.get("example"):
+            _echo_example(d["example"])
         click.echo()
+
+
+def _echo_example(ex: dict) -> None:
+    """A flagged record from the rule's documented example (checked by the test suite)."""
+    click.echo(f"\n    Example (audit as of {ex.get('as_of', '?')}):")
+    fields = ", ".join(f"{k}={v!r}" for k, v in ex.get("record", {}).items())
+    click.echo(textwrap.indent(textwrap.fill(f"record: {fields}", 84), "      "))
+    for other in ex.get("others", []):
+        more = ", ".join(f"{k}={v!r}" for k, v in other.items())
+        click.echo(textwrap.indent(textwrap.fill(f"other record: {more}", 84), "      "))
+    if ex.get("history"):
+        path = " → ".join(f"{st} ({day})" for st, day in ex["history"])
+        click.echo(textwrap.indent(textwrap.fill(f"stage history: {path}", 84), "      "))
+    for owner in ex.get("owners", []):
+        more = ", ".join(f"{k}={v!r}" for k, v in owner.items())
+        click.echo(f"      owner: {more}")
+    click.echo(f"      flagged: {ex.get('message', '')}")
 
 
 @main.command("check-config")

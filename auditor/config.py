@@ -69,13 +69,22 @@ DEFAULT_STAGE_LIMITS: dict[str, int] = {
     "negotiation": 45,
 }
 
+#: BANT: budget, authority, need, timeline must be captured before a deal leaves qualification
+DEFAULT_EXIT_CRITERIA: dict[str, list[str]] = {
+    "qualification": ["budget", "authority", "need", "timeline"],
+}
+
 
 class ProcessSection(Section):
     """The sales process: how long a deal may sit in each open stage, and exit criteria."""
 
     stage_limits: dict[StageName, int] = Field(default_factory=lambda: dict(DEFAULT_STAGE_LIMITS))
-    #: fields that must be filled before an opportunity may be *past* a stage
-    exit_criteria: dict[StageName, list[str]] = Field(default_factory=dict)
+    #: fields that must be filled before an opportunity may be *past* a stage (rule QL02).
+    #: Default: BANT for qualification; a source without those columns makes QL02 "not
+    #: evaluable" (the coverage note names the missing fields) rather than flagging everything.
+    exit_criteria: dict[StageName, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_EXIT_CRITERIA.items()}
+    )
 
     @field_validator("stage_limits")
     @classmethod
@@ -130,8 +139,9 @@ class ReportSection(Section):
     assessment: bool = True
     #: how many findings the assessment appendix lists (violations.csv holds all)
     appendix_max_rows: int = Field(default=5000, ge=0)
-    #: also write owner digests and manager roll-ups into digests/
-    digests: bool = True
+    #: also write owner digests and manager roll-ups into digests/ (one file pair per owner:
+    #: off by default so large orgs stay fast; e-mail delivery renders its own digests)
+    digests: bool = False
 
 
 class HistorySection(Section):
@@ -302,7 +312,10 @@ def load_config(path: str | Path) -> AuditConfig:
 
 def default_config() -> AuditConfig:
     """The embedded default: audit the bundled demo organisation."""
-    return parse_config({"source": {"type": "demo"}}, origin="<built-in demo config>")
+    return parse_config(
+        {"source": {"type": "demo"}, "report": {"digests": True}},
+        origin="<built-in demo config>",
+    )
 
 
 __all__ = ["AuditConfig", "load_config", "parse_config", "default_config", "STAGES"]

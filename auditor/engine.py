@@ -15,12 +15,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from auditor.config import AuditConfig
 from auditor.context import AuditContext
 from auditor.derived import has_history
 from auditor.errors import AuditorError, ConfigError
-from auditor.snapshot import Snapshot
+from auditor.snapshot import STR, Snapshot
 from auditor.suppressions import apply_suppressions, load_suppressions
 from rules.base import GROUPS, STAGE_HISTORY, Rule
 from rules.registry import all_rules
@@ -130,15 +131,72 @@ def select_rules(config: AuditConfig, available: list[type[Rule]] | None = None)
     return out
 
 
+_HEX = np.array([f"{i:02x}".encode() for i in range(256)], dtype="S2")
+
+
+def _hex16(h: np.ndarray) -> pd.Series:
+    """uint64 hashes as 16 lower-case hex digits, without a Python call per value."""
+    octets = np.frombuffer(h.astype(">u8").tobytes(), dtype=np.uint8).reshape(-1, 8)
+    text = np.ascontiguousarray(_HEX[octets]).view("S16").ravel()
+    arrow = pa.array(text, type=pa.binary()).cast(pa.string())
+    return pd.Series(pd.arrays.ArrowStringArray(arrow), dtype=STR)
+
+
 def fingerprints(source: str, codes: pd.Series, ids: pd.Series) -> pd.Series:
     """Stable 16-hex-digit hash of (source, rule code, record id), vectorized.
 
-    pandas' hash_pandas_object uses a fixed key, so the same triple hashes the same across runs
-    and machines; that is what lets history diff runs.
+    pandas' hash functions use a fixed key, so the same triple hashes the same across runs and
+    machines; that is what lets history diff runs. The (source, code) part has few distinct
+    values, so it is hashed as a categorical; the record id is hashed per row.
     """
-    key = (source + "\x1f" + codes.astype(str) + "\x1f" + ids.astype(str)).astype(object)
-    h = pd.util.hash_pandas_object(key, index=False).to_numpy(dtype=np.uint64)
-    return pd.Series(np.char.mod("%016x", h), index=codes.index, dtype="string[pyarrow]")
+    if len(codes) == 0:
+        return pd.Series([], index=codes.index, dtype=STR)
+    frame = pd.DataFrame(
+        {
+            "key": pd.Categorical(source + "\x1f" + codes.astype(str).to_numpy(dtype=object)),
+            "id": ids.astype(str).to_numpy(dtype=object),
+        }
+    )
+    h = pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64)
+    out = _hex16(h)
+    out.index = codes.index
+    return out
+
+
+def _violation_table(
+    opp: pd.DataFrame, hits: list[tuple[Rule, np.ndarray, pd.Series]], source: str
+) -> pd.DataFrame:
+    """One long table of findings in rule order, with the opportunity fields reports need."""
+    rows = np.concatenate([h[1] for h in hits]) if hits else np.zeros(0, dtype=np.int64)
+    counts = [len(h[1]) for h in hits]
+
+    def per_rule(values: list[str]) -> pd.Series:
+        return pd.Series(np.repeat(np.array(values, dtype=object), counts), dtype=STR)
+
+    codes = per_rule([h[0].code for h in hits])
+    out = pd.DataFrame(
+        {
+            "rule_code": codes,
+            "rule_name": per_rule([h[0].name for h in hits]),
+            "severity": per_rule([h[0].severity for h in hits]),
+        }
+    )
+    for col, src in (
+        ("opportunity_id", "id"),
+        ("opportunity_name", "name"),
+        ("owner_id", "owner_id"),
+        ("account_name", "account_name"),
+        ("stage", "stage"),
+        ("amount", "amount"),
+        ("url", "url"),
+    ):
+        out[col] = opp[src].take(rows).reset_index(drop=True)
+    messages = [h[2].astype(STR) for h in hits]
+    out["message"] = (
+        pd.concat(messages, ignore_index=True) if messages else pd.Series([], dtype=STR)
+    )
+    out["fingerprint"] = fingerprints(source, out["rule_code"], out["opportunity_id"])
+    return out[VIOLATION_COLUMNS]
 
 
 def _coverage_masks(
@@ -174,7 +232,9 @@ def run_audit(
     rules = select_rules(config) if rules is None else rules
     opp = snap.opportunities
     n = len(opp)
-    parts: list[pd.DataFrame] = []
+    # (rule, row positions, messages): the opportunity columns are gathered once at the end,
+    # one take per column for all findings rather than a full-frame copy per rule
+    hits: list[tuple[Rule, np.ndarray, pd.Series]] = []
     cov_rows: list[dict[str, Any]] = []
     timings: dict[str, float] = {}
     for rule in rules:
@@ -213,40 +273,10 @@ def run_audit(
         )
         if flagged.any():
             rows = opp.index[flagged]
-            sub = opp.loc[rows]
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "rule_code": rule.code,
-                        "rule_name": rule.name,
-                        "severity": rule.severity,
-                        "opportunity_id": sub["id"],
-                        "opportunity_name": sub["name"],
-                        "owner_id": sub["owner_id"],
-                        "account_name": sub["account_name"],
-                        "stage": sub["stage"],
-                        "amount": sub["amount"],
-                        "url": sub["url"],
-                        "message": rule.message(snap, ctx, rows).astype("string[pyarrow]"),
-                    },
-                    index=rows,
-                )
-            )
+            hits.append((rule, np.flatnonzero(flagged), rule.message(snap, ctx, rows)))
         timings[rule.code] = time.perf_counter() - tr
 
-    if parts:
-        violations = pd.concat(parts, ignore_index=True)
-    else:
-        violations = pd.DataFrame(
-            {c: pd.Series(dtype="string[pyarrow]") for c in VIOLATION_COLUMNS}
-        )
-        violations["stage"] = violations["stage"].astype(opp["stage"].dtype)
-        violations["amount"] = violations["amount"].astype("Float64")
-    for col in ("rule_code", "rule_name", "severity"):
-        violations[col] = violations[col].astype("string[pyarrow]")
-    violations["fingerprint"] = fingerprints(
-        snap.meta.source, violations["rule_code"], violations["opportunity_id"]
-    )
+    violations = _violation_table(opp, hits, snap.meta.source)
     violations = violations[VIOLATION_COLUMNS]
 
     rule_keys = {}

@@ -79,7 +79,14 @@ def _dump(data: Any) -> str:
 
 
 def write_violations_json(violations: pd.DataFrame, path: Path) -> Path:
-    path.write_text(_dump(violations_records(violations)), encoding="utf-8")
+    """The full list, written by pandas' C serializer: per-value Python conversion took
+    seconds per million findings (NA → null, stage as text, same output as jsonable())."""
+    frame = violations[VIOLATION_COLUMNS].copy()
+    frame["stage"] = frame["stage"].astype("string")
+    frame["amount"] = frame["amount"].astype("Float64")
+    path.write_text(
+        frame.to_json(orient="records", force_ascii=False, indent=1), encoding="utf-8"
+    )
     return path
 
 

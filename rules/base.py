@@ -52,6 +52,8 @@ class Param:
     default: Any
     help: str
     min: float | None = None
+    #: allowed values (e.g. the common stages for a stage parameter)
+    choices: tuple[Any, ...] | None = None
 
     def coerce(self, value: Any, where: str) -> Any:
         ok = isinstance(value, self.type) and not (self.type is int and isinstance(value, bool))
@@ -65,6 +67,9 @@ class Param:
             )
         if self.min is not None and value < self.min:
             raise ConfigError(f"{where}: must be at least {self.min}, got {value!r}")
+        if self.choices is not None and value not in self.choices:
+            allowed = ", ".join(map(str, self.choices))
+            raise ConfigError(f"{where}: {value!r} is not allowed; allowed: {allowed}")
         return value
 
 
@@ -77,6 +82,10 @@ class Rule:
     #: opportunity columns the rule needs from the source, plus STAGE_HISTORY if it needs history
     requires: ClassVar[tuple[str, ...]] = ()
     params: ClassVar[dict[str, Param]] = {}
+    #: a flagged record for the docs (``crm-audit rules CODE``), checked by the test suite:
+    #: {"as_of": "YYYY-MM-DD", "record": {column: value}, optional "history": [[stage, date]],
+    #: optional "owners": [{...}], "message": the text the rule produces for it}
+    example: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **values: Any) -> None:
         self.p: dict[str, Any] = {k: param.default for k, param in self.params.items()}
@@ -91,16 +100,23 @@ class Rule:
     def _doc_sections(cls) -> dict[str, str]:
         doc = inspect.cleandoc(cls.__doc__ or "")
         parts = re.split(r"^(Why it matters|How to fix):\s*", doc, flags=re.M)
-        out = {"summary": parts[0].strip(), "why": "", "fix": ""}
+        # first paragraph = summary; any further paragraphs before "Why it matters" = the exact
+        # semantics (details)
+        head, _, details = parts[0].strip().partition("\n\n")
+        out = {"summary": " ".join(head.split()), "details": " ".join(details.split())}
+        out["why"] = out["fix"] = ""
         for label, text in zip(parts[1::2], parts[2::2], strict=True):
             key = "why" if label.startswith("Why") else "fix"
             out[key] = " ".join(text.split())
-        out["summary"] = " ".join(out["summary"].split())
         return out
 
     @classmethod
     def summary(cls) -> str:
         return cls._doc_sections()["summary"]
+
+    @classmethod
+    def details(cls) -> str:
+        return cls._doc_sections()["details"]
 
     @classmethod
     def why(cls) -> str:
@@ -120,13 +136,20 @@ class Rule:
             "group": cls.group(),
             "requires": list(cls.requires),
             "params": {
-                k: {"type": p.type.__name__, "default": p.default, "help": p.help}
+                k: {
+                    "type": p.type.__name__,
+                    "default": p.default,
+                    "help": p.help,
+                    **({"choices": list(p.choices)} if p.choices else {}),
+                }
                 for k, p in cls.params.items()
             },
             "summary": cls.summary(),
+            "details": cls.details(),
             "why": cls.why(),
             "fix": cls.fix(),
             "doc": inspect.cleandoc(cls.__doc__ or ""),
+            "example": cls.example or None,
         }
 
     # -- evaluation ---------------------------------------------------------------------
@@ -162,3 +185,22 @@ def stage_at_least(snap: Snapshot, stage: str) -> pd.Series:
 
 def stage_in(snap: Snapshot, stages: tuple[str, ...] | list[str]) -> pd.Series:
     return snap.opportunities["stage"].isin(stages)
+
+
+def is_won(snap: Snapshot) -> pd.Series:
+    """Won = ``is_won`` when known, else the common stage (closed_won or handoff)."""
+    opp = snap.opportunities
+    by_stage = opp["stage"].isin(["closed_won", "handoff"])
+    return opp["is_won"].fillna(by_stage).astype(bool)
+
+
+def all_records(snap: Snapshot) -> pd.Series:
+    """A mask that is True for every record (for source-level not-evaluable reasons)."""
+    return pd.Series(True, index=snap.opportunities.index)
+
+
+def text(values: pd.Series | str) -> pd.Series | str:
+    """A column as nullable text for message building (NA shows as "?")."""
+    if isinstance(values, str):
+        return values
+    return values.astype("string[pyarrow]").fillna("?")

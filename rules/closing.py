@@ -6,7 +6,7 @@ import pandas as pd
 
 from auditor.context import AuditContext
 from auditor.snapshot import Snapshot
-from rules.base import Rule
+from rules.base import Param, Rule, is_won
 
 
 def is_lost(snap: Snapshot) -> pd.Series:
@@ -19,6 +19,8 @@ def is_lost(snap: Snapshot) -> pd.Series:
 class MissingLossReason(Rule):
     """Closed-lost deal without a loss reason.
 
+    Lost = common stage closed_lost, or (stage unmapped) closed and not won by the CRM's flags.
+
     Why it matters: loss reasons are how a team learns why it loses — price, product gaps,
     competitors, timing. Without them, win-rate problems cannot be diagnosed or fixed.
 
@@ -30,9 +32,102 @@ class MissingLossReason(Rule):
     name = "missing-loss-reason"
     severity = "warning"
     requires = ("stage", "loss_reason")
+    example = {
+        "as_of": "2026-03-31",
+        "record": {"id": "OPP-13", "stage": "closed_lost", "loss_reason": None},
+        "message": "closed lost with no loss reason",
+    }
 
     def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
         return is_lost(snap) & snap.opportunities["loss_reason"].isna()
 
     def message(self, snap: Snapshot, ctx: AuditContext, rows: pd.Index) -> pd.Series:
         return pd.Series("closed lost with no loss reason", index=rows, dtype="string[pyarrow]")
+
+
+class WonWithoutAmount(Rule):
+    """Closed-won deal with no amount, or an amount of zero or less.
+
+    Won = ``is_won`` when the CRM says so, else stage closed_won or handoff.
+
+    Why it matters: won revenue is what bookings, win rates by value, deal-size metrics and
+    commissions are computed from. A win without an amount makes all of them wrong.
+
+    How to fix: enter the contracted amount (and currency) on the opportunity.
+    """
+
+    code = "CL02"
+    name = "won-without-amount"
+    severity = "error"
+    requires = ("amount",)
+    example = {
+        "as_of": "2026-03-31",
+        "record": {"id": "OPP-14", "stage": "closed_won", "amount": None},
+        "message": "closed won with no amount",
+    }
+
+    def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        amount = snap.opportunities["amount"]
+        return is_won(snap) & (amount.isna() | (amount <= 0).fillna(False)).astype(bool)
+
+    def message(self, snap: Snapshot, ctx: AuditContext, rows: pd.Index) -> pd.Series:
+        amount = snap.opportunities.loc[rows, "amount"]
+        txt = "closed won with amount " + amount.astype("string")
+        return txt.fillna("closed won with no amount").astype("string[pyarrow]")
+
+
+class WonWithoutHandoff(Rule):
+    """Deal won more than N days ago with no handoff recorded.
+
+    Won = ``is_won`` when the CRM says so, else stage closed_won or handoff. Days since the win
+    = whole calendar days since ``close_date``; flagged when strictly more than ``max_days``,
+    ``handoff_at`` is empty and the deal is not in the handoff stage. Won deals without a close
+    date are not evaluable; sources that do not provide ``handoff_at`` are not evaluable.
+
+    Why it matters: the customer bought an outcome, not a contract. A win nobody handed over
+    to onboarding or delivery risks a bad start, a late go-live and an early churn.
+
+    How to fix: hand the account over (kick-off with delivery / customer success) and record
+    the handoff date, or move the deal to the handoff stage.
+    """
+
+    code = "CL03"
+    name = "won-without-handoff"
+    severity = "warning"
+    requires = ("close_date", "handoff_at")
+    params = {"max_days": Param(int, 30, "days after the win by which a handoff is due", min=0)}
+    example = {
+        "as_of": "2026-03-31",
+        "record": {
+            "id": "OPP-15",
+            "stage": "closed_won",
+            "close_date": "2026-02-14",
+            "handoff_at": None,
+        },
+        "message": "won 45 days ago (2026-02-14), no handoff recorded (due within 30 days)",
+    }
+
+    def _pending(self, snap: Snapshot) -> pd.Series:
+        opp = snap.opportunities
+        in_handoff = (opp["stage"] == "handoff").fillna(False).astype(bool)
+        return is_won(snap) & ~in_handoff & opp["handoff_at"].isna()
+
+    def not_evaluable(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
+        no_date = snap.opportunities["close_date"].isna()
+        return {"won deal without close date": self._pending(snap) & no_date}
+
+    def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        days = ctx.days_since(snap.opportunities["close_date"])
+        return self._pending(snap) & (days > self.p["max_days"]).fillna(False).astype(bool)
+
+    def message(self, snap: Snapshot, ctx: AuditContext, rows: pd.Index) -> pd.Series:
+        cd = snap.opportunities.loc[rows, "close_date"]
+        return (
+            "won "
+            + ctx.days_since(cd).astype("string")
+            + " days ago ("
+            + cd.dt.strftime("%Y-%m-%d").astype("string")
+            + "), no handoff recorded (due within "
+            + str(self.p["max_days"])
+            + " days)"
+        )

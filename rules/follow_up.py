@@ -6,11 +6,15 @@ import pandas as pd
 
 from auditor.context import AuditContext
 from auditor.snapshot import Snapshot
-from rules.base import Rule, is_open, stage_at_least
+from rules.base import Param, Rule, is_open, stage_at_least
 
 
 class MissingNextStep(Rule):
     """Open deal past first contact with no next step and no scheduled next activity.
+
+    Past first contact = current stage qualification or later (open). "No next step" = both
+    ``next_step`` (text) and ``next_step_due`` (date) are empty. Not evaluable when the source
+    provides neither field.
 
     Why it matters: a deal without an agreed next step is a deal nobody is moving. Deals past
     first contact that lack one stall silently, and the forecast keeps counting them.
@@ -23,6 +27,11 @@ class MissingNextStep(Rule):
     name = "missing-next-step"
     severity = "warning"
     requires = ("stage",)
+    example = {
+        "as_of": "2026-03-31",
+        "record": {"id": "OPP-7", "stage": "discovery", "next_step": None, "next_step_due": None},
+        "message": "open in discovery with no next step or next activity",
+    }
 
     def not_evaluable(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
         provided = snap.meta.provided_fields
@@ -42,3 +51,98 @@ class MissingNextStep(Rule):
     def message(self, snap: Snapshot, ctx: AuditContext, rows: pd.Index) -> pd.Series:
         stage = snap.opportunities.loc[rows, "stage"].astype("string")
         return "open in " + stage + " with no next step or next activity"
+
+
+class OverdueNextStep(Rule):
+    """Open deal whose next-step date is in the past.
+
+    Overdue = ``next_step_due`` strictly before the audit day (a step due today is not late).
+    Open deals only; a deal without a next-step date is FU01's business, not this rule's.
+
+    Why it matters: an overdue next step means the agreed follow-up did not happen, or happened
+    and nobody updated the deal. Either way the buyer is waiting or the CRM is wrong.
+
+    How to fix: do the step (or reschedule it with the buyer) and update the next-step date.
+    """
+
+    code = "FU02"
+    name = "overdue-next-step"
+    severity = "warning"
+    requires = ("next_step_due",)
+    example = {
+        "as_of": "2026-03-31",
+        "record": {
+            "id": "OPP-8",
+            "stage": "solution",
+            "next_step": "Send proposal",
+            "next_step_due": "2026-03-20",
+        },
+        "message": "next step due 2026-03-20, 11 days overdue",
+    }
+
+    def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        due = snap.opportunities["next_step_due"]
+        return is_open(snap) & (due < ctx.as_of).fillna(False).astype(bool)
+
+    def message(self, snap: Snapshot, ctx: AuditContext, rows: pd.Index) -> pd.Series:
+        due = snap.opportunities.loc[rows, "next_step_due"]
+        return (
+            "next step due "
+            + due.dt.strftime("%Y-%m-%d").astype("string")
+            + ", "
+            + ctx.days_since(due).astype("string")
+            + " days overdue"
+        )
+
+
+class NoRecentActivity(Rule):
+    """Open deal with no logged activity for more than N days.
+
+    Idle days = whole calendar days since ``last_activity_at`` (audit time zone), or since
+    ``created_at`` when the deal never had an activity; flagged when strictly more than
+    ``max_days``. Open deals with neither date are not evaluable.
+
+    Why it matters: deals nobody touches are not being sold. Silence is the strongest early
+    signal that a deal is lost, and it keeps counting in the pipeline until someone looks.
+
+    How to fix: contact the buyer and log it; if the deal is dead, close it as lost with a
+    reason.
+    """
+
+    code = "FU03"
+    name = "no-recent-activity"
+    severity = "warning"
+    requires = ("last_activity_at",)
+    params = {"max_days": Param(int, 30, "days without any activity on an open deal", min=0)}
+    example = {
+        "as_of": "2026-03-31",
+        "record": {
+            "id": "OPP-9",
+            "stage": "discovery",
+            "created_at": "2026-01-05T10:00:00Z",
+            "last_activity_at": "2026-02-14T16:00:00Z",
+        },
+        "message": "no activity for 45 days (limit 30)",
+    }
+
+    def _idle(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        opp = snap.opportunities
+        return ctx.days_since(opp["last_activity_at"].fillna(opp["created_at"]))
+
+    def not_evaluable(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
+        opp = snap.opportunities
+        none = opp["last_activity_at"].isna() & opp["created_at"].isna()
+        return {"open deal with no activity and no creation date": is_open(snap) & none}
+
+    def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        idle = self._idle(snap, ctx)
+        return is_open(snap) & (idle > self.p["max_days"]).fillna(False).astype(bool)
+
+    def message(self, snap: Snapshot, ctx: AuditContext, rows: pd.Index) -> pd.Series:
+        idle = self._idle(snap, ctx).loc[rows].astype("string")
+        never = snap.opportunities.loc[rows, "last_activity_at"].isna()
+        lead = pd.Series("no activity for ", index=rows, dtype="string[pyarrow]")
+        lead = lead.where(~never, "no activity since it was created ")
+        suffix = pd.Series(" days", index=rows, dtype="string[pyarrow]")
+        suffix = suffix.where(~never, " days ago")
+        return lead + idle + suffix + " (limit " + str(self.p["max_days"]) + ")"

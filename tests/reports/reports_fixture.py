@@ -240,7 +240,14 @@ def make_run(
     history: dict | None = None,
     owner_names: dict[str, str] | None = None,
 ) -> AuditRun:
-    data = {"source": {"type": "demo"}, "audit": {"as_of": AS_OF}, **(config or {})}
+    # digests on: these tests look at them (the default is off for large orgs)
+    config = dict(config or {})
+    data = {
+        "source": {"type": "demo"},
+        "audit": {"as_of": AS_OF},
+        **config,
+        "report": {"digests": True, **config.get("report", {})},
+    }
     cfg = parse_config(data, origin="<test>", base_dir=tmp_path)
     snap = make_snapshot(owner_names)
     result = run_audit(snap, cfg, rules=RULES)

@@ -72,22 +72,34 @@ def test_good_file_values() -> None:
     snap = pull_good()
     o = snap.opportunities
     assert list(o["id"]) == ["D-1", "D-2", "D-3", "D-4"]
-    assert values(o["stage"].astype(object)) == ["contact", "negotiation", "closed_won",
-                                                 "closed_lost"]
-    assert values(o["source_stage"]) == ["Prospecting", "Negotiation/Review", "Closed Won",
-                                         "closed lost"]
+    assert values(o["stage"].astype(object)) == [
+        "contact",
+        "negotiation",
+        "closed_won",
+        "closed_lost",
+    ]
+    assert values(o["source_stage"]) == [
+        "Prospecting",
+        "Negotiation/Review",
+        "Closed Won",
+        "closed lost",
+    ]
     assert values(o["amount"]) == [1200.5, -100.0, 12.0, 0.0]
     # D-1 has no code (default USD), D-2 lower-case code, D-3 "€" in the amount text
     assert values(o["currency"]) == ["USD", "USD", "EUR", "USD"]
     # column is in percent (a value > 1), "10%" too
     assert values(o["probability"]) == [0.1, 0.8, 1.0, 0.0]
     assert values(o["forecast_category"]) == ["pipeline", "best_case", "closed", "omitted"]
-    assert values(o["close_date"]) == [pd.Timestamp("2024-03-31"), pd.Timestamp("2024-04-15"),
-                                       pd.Timestamp("2024-04-15"), pd.Timestamp("2024-04-01")]
+    assert values(o["close_date"]) == [
+        pd.Timestamp("2024-03-31"),
+        pd.Timestamp("2024-04-15"),
+        pd.Timestamp("2024-04-15"),
+        pd.Timestamp("2024-04-01"),
+    ]
     assert values(o["created_at"]) == [
         pd.Timestamp("2024-01-05 09:30", tz="UTC"),
-        pd.Timestamp("2024-01-06 07:30", tz="UTC"),   # +02:00 offset honoured
-        pd.Timestamp("2024-01-06 23:00", tz="UTC"),   # naive date = midnight in Berlin
+        pd.Timestamp("2024-01-06 07:30", tz="UTC"),  # +02:00 offset honoured
+        pd.Timestamp("2024-01-06 23:00", tz="UTC"),  # naive date = midnight in Berlin
         pd.Timestamp("2024-01-07 23:00", tz="UTC"),
     ]
     assert o["updated_at"].iloc[0] == pd.Timestamp("2024-02-01 09:00", tz="UTC")
@@ -116,14 +128,25 @@ def test_good_file_schema_and_meta() -> None:
     assert list(o.columns) == [*OPPORTUNITY_SCHEMA, "budget"]
     assert o["budget"].dtype == "string[pyarrow]"
     assert snap.meta.provided_fields == frozenset(GOOD_COLUMNS) - {"stage"} | {
-        "source", "stage", "source_stage", "url",
+        "source",
+        "stage",
+        "source_stage",
+        "url",
     }
     assert snap.meta.has_stage_history is False
     assert snap.meta.source_type == "csv"
     assert "salesforce" not in snap.meta.reached_stages
     assert snap.meta.reached_stages == frozenset(
-        {"contact", "qualification", "discovery", "solution", "proposal", "negotiation",
-         "closed_won", "closed_lost"}
+        {
+            "contact",
+            "qualification",
+            "discovery",
+            "solution",
+            "proposal",
+            "negotiation",
+            "closed_won",
+            "closed_lost",
+        }
     )
     # no owners file: owners are the distinct owner ids
     assert list(snap.owners["id"]) == ["u1", "u2", "u3"]
@@ -164,8 +187,9 @@ def test_bad_rows_rejected_with_row_and_reason() -> None:
 
 
 def test_unknown_stage_rejected_in_strict_mode() -> None:
-    snap = pull(opportunities="deals_bad.csv", stage_map_default="salesforce",
-                unknown_stage="reject")
+    snap = pull(
+        opportunities="deals_bad.csv", stage_map_default="salesforce", unknown_stage="reject"
+    )
     assert "deals_bad.csv row 8: column stage: stage 'Demo Booked' is not in the stage map" in (
         messages(snap)
     )
@@ -175,8 +199,7 @@ def test_unknown_stage_rejected_in_strict_mode() -> None:
 
 def test_too_many_rejections_stop_the_pull() -> None:
     with pytest.raises(SourceDataError) as err:
-        pull(opportunities="deals_bad.csv", stage_map_default="salesforce",
-             max_rejected_share=0.5)
+        pull(opportunities="deals_bad.csv", stage_map_default="salesforce", max_rejected_share=0.5)
     assert str(err.value).startswith(
         "deals_bad.csv: 7 of 10 rows rejected (more than source.max_rejected_share = 0.5); "
         "first reasons:\n  deals_bad.csv row 3: column id: the id is empty\n"
@@ -199,11 +222,17 @@ def test_missing_mapped_column_names_file_column_and_headers() -> None:
 
 
 def test_no_id_column() -> None:
-    with pytest.raises(SourceDataError, match=r"^deals_slash.csv: no column gives the "
-                       r"opportunity id; map it with `source.columns.id` \(headers found: "
-                       r"id, stage, close_date\)$"):
-        pull(opportunities="deals_slash.csv", stage_map_default="salesforce",
-             columns={"stage": "stage"})
+    with pytest.raises(
+        SourceDataError,
+        match=r"^deals_slash.csv: no column gives the "
+        r"opportunity id; map it with `source.columns.id` \(headers found: "
+        r"id, stage, close_date\)$",
+    ):
+        pull(
+            opportunities="deals_slash.csv",
+            stage_map_default="salesforce",
+            columns={"stage": "stage"},
+        )
 
 
 def test_ambiguous_slash_date_is_refused_with_place() -> None:
@@ -219,8 +248,11 @@ def test_ambiguous_slash_date_is_refused_with_place() -> None:
     ("dayfirst", "expected", "rejected"),
     [
         (True, ["2024-01-31", "2024-04-03", "2024-04-13"], []),
-        (False, ["2024-01-31", "2024-03-04"],
-         ["deals_slash.csv row 4: column close_date: cannot parse '13/04/2024' as a date"]),
+        (
+            False,
+            ["2024-01-31", "2024-03-04"],
+            ["deals_slash.csv row 4: column close_date: cannot parse '13/04/2024' as a date"],
+        ),
     ],
 )
 def test_dayfirst(dayfirst: bool, expected: list[str], rejected: list[str]) -> None:
@@ -237,23 +269,26 @@ def test_missing_file() -> None:
 def test_wrong_encoding(tmp_path: Path) -> None:
     text = "id,stage,name\n1,Prospecting,M\xfcller\n"
     (tmp_path / "latin.csv").write_bytes(text.encode("latin-1"))
-    opts = CsvOptions.model_validate({"opportunities": "latin.csv",
-                                      "stage_map_default": "salesforce"})
+    opts = CsvOptions.model_validate(
+        {"opportunities": "latin.csv", "stage_map_default": "salesforce"}
+    )
     with pytest.raises(SourceDataError) as err:
         CsvConnector(opts, base_dir=tmp_path).pull()
     assert str(err.value) == (
-        'latin.csv: row 2 is not valid utf-8-sig text; set `source.encoding` '
+        "latin.csv: row 2 is not valid utf-8-sig text; set `source.encoding` "
         '(e.g. "cp1252" or "latin-1")'
     )
-    opts = CsvOptions.model_validate({"opportunities": "latin.csv", "encoding": "latin-1",
-                                      "stage_map_default": "salesforce"})
+    opts = CsvOptions.model_validate(
+        {"opportunities": "latin.csv", "encoding": "latin-1", "stage_map_default": "salesforce"}
+    )
     assert CsvConnector(opts, base_dir=tmp_path).pull().opportunities["name"].iloc[0] == "Müller"
 
 
 def test_empty_file(tmp_path: Path) -> None:
     (tmp_path / "empty.csv").write_text("")
-    opts = CsvOptions.model_validate({"opportunities": "empty.csv",
-                                      "stage_map_default": "salesforce"})
+    opts = CsvOptions.model_validate(
+        {"opportunities": "empty.csv", "stage_map_default": "salesforce"}
+    )
     with pytest.raises(SourceDataError, match=r"^empty.csv: the file is empty \(expected a header"):
         CsvConnector(opts, base_dir=tmp_path).pull()
 
@@ -274,8 +309,14 @@ def test_no_stage_map_is_a_config_error() -> None:
 
 
 def test_european_file() -> None:
-    snap = pull(opportunities="deals_eu.csv", delimiter=";", decimal=",",
-                stage_map_default="salesforce", true_values=["ja"], false_values=["nein"])
+    snap = pull(
+        opportunities="deals_eu.csv",
+        delimiter=";",
+        decimal=",",
+        stage_map_default="salesforce",
+        true_values=["ja"],
+        false_values=["nein"],
+    )
     o = snap.opportunities
     assert list(o["id"]) == ["E1", "E2", "E3"]
     assert values(o["amount"]) == [1200.5, 1200.0, 12.5]
@@ -296,8 +337,14 @@ def test_stage_history() -> None:
     h = snap.stage_history
     assert snap.meta.has_stage_history is True
     assert list(h["opportunity_id"]) == ["D-1", "D-2", "D-2", "D-2", "D-3", "D-3"]
-    assert values(h["stage"].astype(object)) == ["contact", "contact", "qualification",
-                                                 "negotiation", None, "closed_won"]
+    assert values(h["stage"].astype(object)) == [
+        "contact",
+        "contact",
+        "qualification",
+        "negotiation",
+        None,
+        "closed_won",
+    ]
     assert values(h["source_stage"])[4] == "Mystery"
     assert [r for r in messages(snap) if r.startswith("history.csv")] == [
         "history.csv row 6: column opportunity_id: opportunity 'D-9' is not among the loaded "
@@ -326,8 +373,14 @@ def test_stage_history() -> None:
 def test_owners_file_with_managers() -> None:
     snap = pull_good(
         owners="owners.csv",
-        owner_columns={"id": "user_id", "name": "full_name", "email": "email",
-                       "active": "is_active", "manager_id": "boss", "team": "team"},
+        owner_columns={
+            "id": "user_id",
+            "name": "full_name",
+            "email": "email",
+            "active": "is_active",
+            "manager_id": "boss",
+            "team": "team",
+        },
     )
     w = snap.owners
     assert values(w["id"]) == ["u1", "u2", "m1"]
@@ -347,16 +400,20 @@ def test_owners_file_with_managers() -> None:
 
 
 def test_managers_not_added_when_switched_off() -> None:
-    snap = pull_good(owners="owners.csv", managers_as_owners=False,
-                     owner_columns={"id": "user_id", "manager_id": "boss"})
+    snap = pull_good(
+        owners="owners.csv",
+        managers_as_owners=False,
+        owner_columns={"id": "user_id", "manager_id": "boss"},
+    )
     assert values(snap.owners["id"]) == ["u1", "u2"]
     assert values(snap.owners["name"]) == ["u1", "u2"]  # no name column: shown by id
 
 
 def test_currency_column_without_amount(tmp_path: Path) -> None:
     (tmp_path / "c.csv").write_text("id,stage,currency\nC1,Prospecting,eur\nC2,Prospecting,\n")
-    opts = CsvOptions.model_validate({"opportunities": "c.csv", "stage_map_default": "salesforce",
-                                      "currency": "USD"})
+    opts = CsvOptions.model_validate(
+        {"opportunities": "c.csv", "stage_map_default": "salesforce", "currency": "USD"}
+    )
     snap = CsvConnector(opts, base_dir=tmp_path).pull()
     assert values(snap.opportunities["currency"]) == ["EUR", "USD"]
     assert snap.meta.rejected == []
@@ -375,17 +432,25 @@ def _build(source: dict[str, Any]) -> None:
     [
         ({"opportunities": "x.csv", "colums": {}}, "audit.toml: unknown key `source.colums`"),
         ({}, "audit.toml: missing required key `source.opportunities`"),
-        ({"opportunities": "x.csv", "columns": {"closedate": "Close"}},
-         "audit.toml: key `source.columns`: Value error, unknown opportunity column "
-         "'closedate'; allowed: "),
+        (
+            {"opportunities": "x.csv", "columns": {"closedate": "Close"}},
+            "audit.toml: key `source.columns`: Value error, unknown opportunity column "
+            "'closedate'; allowed: ",
+        ),
         ({"opportunities": "x.csv", "decimal": ";"}, "audit.toml: key `source.decimal`: "),
-        ({"opportunities": "x.csv", "decimal": ",", "thousands": ","},
-         "`thousands` must be one non-digit character other than the decimal separator ','"),
+        (
+            {"opportunities": "x.csv", "decimal": ",", "thousands": ","},
+            "`thousands` must be one non-digit character other than the decimal separator ','",
+        ),
         ({"opportunities": "x.csv", "timezone": "Mars/Base"}, "unknown time zone 'Mars/Base'"),
-        ({"opportunities": "x.csv", "extra_columns": {"amount": "Amt"}},
-         "amount is a Snapshot column; map it under `columns` instead"),
-        ({"opportunities": "x.csv", "currency": "dollars"},
-         "must be a three-letter ISO 4217 code like 'USD'"),
+        (
+            {"opportunities": "x.csv", "extra_columns": {"amount": "Amt"}},
+            "amount is a Snapshot column; map it under `columns` instead",
+        ),
+        (
+            {"opportunities": "x.csv", "currency": "dollars"},
+            "must be a three-letter ISO 4217 code like 'USD'",
+        ),
     ],
 )
 def test_config_errors(source: dict[str, Any], expected: str) -> None:
@@ -396,9 +461,15 @@ def test_config_errors(source: dict[str, Any], expected: str) -> None:
 
 def test_paths_relative_to_config_folder() -> None:
     cfg = parse_config(
-        {"source": {"type": "csv", "opportunities": "deals_bad.csv",
-                    "stage_map_default": "salesforce"}},
-        origin="audit.toml", base_dir=DATA,
+        {
+            "source": {
+                "type": "csv",
+                "opportunities": "deals_bad.csv",
+                "stage_map_default": "salesforce",
+            }
+        },
+        origin="audit.toml",
+        base_dir=DATA,
     )
     snap = build_connector(cfg).pull()
     assert snap.meta.loaded_rows == 3
@@ -416,13 +487,17 @@ def test_name_template_with_unknown_header() -> None:
 def test_name_template_leaves_out_missing_parts() -> None:
     snap = pull_good(name_template="{Account} – {Deal Name}")
     assert values(snap.opportunities["name"]) == [
-        "Acme – Acme renewal", "Beta – Beta expansion", "Gamma – Gamma deal", "Delta",
+        "Acme – Acme renewal",
+        "Beta – Beta expansion",
+        "Gamma – Gamma deal",
+        "Delta",
     ]
 
 
 def test_check_summarises_the_files() -> None:
-    opts = CsvOptions.model_validate({"opportunities": "deals_bad.csv",
-                                      "stage_map_default": "salesforce"})
+    opts = CsvOptions.model_validate(
+        {"opportunities": "deals_bad.csv", "stage_map_default": "salesforce"}
+    )
     facts = CsvConnector(opts, base_dir=DATA).check()
     assert facts["opportunities"] == 3
     assert facts["rejected_rows"] == 7
@@ -434,8 +509,7 @@ def test_currency_probability_and_forecast_checks() -> None:
     snap = pull(opportunities="deals_misc.csv", stage_map_default="salesforce")
     assert messages(snap) == [
         "deals_misc.csv row 2: column amount: amount '€ 5' is in EUR but column currency says USD",
-        "deals_misc.csv row 3: column probability: probability '150%' is outside 0..1 "
-        "(or 0..100%)",
+        "deals_misc.csv row 3: column probability: probability '150%' is outside 0..1 (or 0..100%)",
         "deals_misc.csv row 4: column probability: cannot parse 'x' as a probability",
     ]
     o = snap.opportunities
@@ -451,8 +525,16 @@ def test_currency_probability_and_forecast_checks() -> None:
 
 
 def test_lookup_adds_columns_and_reports_gaps() -> None:
-    snap = pull_good(lookups=[{"file": "accounts_lookup.csv", "key": "Account Name",
-                               "on": "account_name", "columns": {"industry": "Industry"}}])
+    snap = pull_good(
+        lookups=[
+            {
+                "file": "accounts_lookup.csv",
+                "key": "Account Name",
+                "on": "account_name",
+                "columns": {"industry": "Industry"},
+            }
+        ]
+    )
     o = snap.opportunities
     assert values(o["industry"]) == ["Software", "Retail", None, None]
     assert o["industry"].dtype == "string[pyarrow]"
@@ -465,20 +547,39 @@ def test_lookup_adds_columns_and_reports_gaps() -> None:
 
 
 def test_lookup_config_errors() -> None:
-    with pytest.raises(ConfigError, match=r"lookups\[0\]\.on = 'segment' is neither a Snapshot "
-                       r"column nor an earlier extra column"):
-        _build({"opportunities": "x.csv", "lookups": [
-            {"file": "a.csv", "key": "k", "on": "segment", "columns": {"x": "y"}}]})
+    with pytest.raises(
+        ConfigError,
+        match=r"lookups\[0\]\.on = 'segment' is neither a Snapshot "
+        r"column nor an earlier extra column",
+    ):
+        _build(
+            {
+                "opportunities": "x.csv",
+                "lookups": [{"file": "a.csv", "key": "k", "on": "segment", "columns": {"x": "y"}}],
+            }
+        )
     with pytest.raises(ConfigError, match=r"amount is a Snapshot column; a lookup adds new "):
-        _build({"opportunities": "x.csv", "lookups": [
-            {"file": "a.csv", "key": "k", "on": "account_name", "columns": {"amount": "y"}}]})
+        _build(
+            {
+                "opportunities": "x.csv",
+                "lookups": [
+                    {"file": "a.csv", "key": "k", "on": "account_name", "columns": {"amount": "y"}}
+                ],
+            }
+        )
 
 
 def test_excel_export_with_bom_crlf_and_semicolons(tmp_path: Path) -> None:
     text = "\ufeffid;stage;amount\r\nX1;Closed Won;1.234,50\r\n\r\nX2;Closed Lost;0\r\n"
     (tmp_path / "excel.csv").write_bytes(text.encode("utf-8"))
-    opts = CsvOptions.model_validate({"opportunities": "excel.csv", "delimiter": ";",
-                                      "decimal": ",", "stage_map_default": "salesforce"})
+    opts = CsvOptions.model_validate(
+        {
+            "opportunities": "excel.csv",
+            "delimiter": ";",
+            "decimal": ",",
+            "stage_map_default": "salesforce",
+        }
+    )
     snap = CsvConnector(opts, base_dir=tmp_path).pull()
     assert list(snap.opportunities.columns[:1]) == ["id"]
     assert values(snap.opportunities["id"]) == ["X1", "X2"]
@@ -488,8 +589,9 @@ def test_excel_export_with_bom_crlf_and_semicolons(tmp_path: Path) -> None:
 
 def test_row_with_too_many_fields(tmp_path: Path) -> None:
     (tmp_path / "ragged.csv").write_text("id,stage\nR1,Prospecting\nR2,Prospecting,extra\n")
-    opts = CsvOptions.model_validate({"opportunities": "ragged.csv",
-                                      "stage_map_default": "salesforce"})
+    opts = CsvOptions.model_validate(
+        {"opportunities": "ragged.csv", "stage_map_default": "salesforce"}
+    )
     with pytest.raises(SourceDataError) as err:
         CsvConnector(opts, base_dir=tmp_path).pull()
     assert str(err.value).startswith("ragged.csv: not readable as CSV: ")
@@ -498,8 +600,9 @@ def test_row_with_too_many_fields(tmp_path: Path) -> None:
 
 def test_repeated_header_is_reported(tmp_path: Path) -> None:
     (tmp_path / "rep.csv").write_text("id,stage,amount,amount\nP1,Prospecting,5,7\n")
-    opts = CsvOptions.model_validate({"opportunities": "rep.csv",
-                                      "stage_map_default": "salesforce"})
+    opts = CsvOptions.model_validate(
+        {"opportunities": "rep.csv", "stage_map_default": "salesforce"}
+    )
     snap = CsvConnector(opts, base_dir=tmp_path).pull()
     assert values(snap.opportunities["amount"]) == [5.0]
     assert snap.meta.warnings == [

@@ -36,10 +36,17 @@ def test_everything_loads(snap: Snapshot) -> None:
 
 def test_stage_counts(snap: Snapshot) -> None:
     o = snap.opportunities
-    assert o["stage"].value_counts()[["closed_won", "closed_lost", "contact", "lead"]].tolist() \
-        == [4238, 2473, 1589, 500]
+    assert o["stage"].value_counts()[["closed_won", "closed_lost", "contact", "lead"]].tolist() == [
+        4238,
+        2473,
+        1589,
+        500,
+    ]
     assert o["source_stage"].value_counts().to_dict() == {
-        "Won": 4238, "Lost": 2473, "Engaging": 1589, "Prospecting": 500,
+        "Won": 4238,
+        "Lost": 2473,
+        "Engaging": 1589,
+        "Prospecting": 500,
     }
     assert int(o["is_closed"].sum()) == 6711
     assert int(o["is_won"].sum()) == 4238
@@ -65,7 +72,10 @@ def test_values_and_ranges(snap: Snapshot) -> None:
     o = snap.opportunities
     first = o.iloc[0]
     assert (first["id"], first["owner_id"], first["name"], first["product"]) == (
-        "1C1I7A6R", "Moses Frase", "Cancity – GTX Plus Basic", "GTX Plus Basic"
+        "1C1I7A6R",
+        "Moses Frase",
+        "Cancity – GTX Plus Basic",
+        "GTX Plus Basic",
     )
     assert first["created_at"] == pd.Timestamp("2016-10-20", tz="UTC")
     assert first["close_date"] == pd.Timestamp("2017-03-01")
@@ -73,7 +83,8 @@ def test_values_and_ranges(snap: Snapshot) -> None:
     assert o["created_at"].min() == pd.Timestamp("2016-10-20", tz="UTC")
     assert o["created_at"].max() == pd.Timestamp("2017-12-27", tz="UTC")
     assert (o["close_date"].min(), o["close_date"].max()) == (
-        pd.Timestamp("2017-03-01"), pd.Timestamp("2017-12-31")
+        pd.Timestamp("2017-03-01"),
+        pd.Timestamp("2017-12-31"),
     )
     # no account: the name is the product alone
     assert o.loc[o["account_name"].isna(), "name"].iloc[0] == "MG Advanced"
@@ -98,7 +109,11 @@ def test_owners_are_agents_plus_managers(snap: Snapshot) -> None:
     assert len(w) == 41  # 35 agents + 6 managers
     managers = w[w["manager_id"].isna()]
     assert sorted(managers["id"]) == [
-        "Cara Losch", "Celia Rouche", "Dustin Brinkmann", "Melvin Marxen", "Rocco Neubert",
+        "Cara Losch",
+        "Celia Rouche",
+        "Dustin Brinkmann",
+        "Melvin Marxen",
+        "Rocco Neubert",
         "Summer Sewald",
     ]
     assert w.set_index("id").loc["Dustin Brinkmann", "team"] == "Central"
@@ -110,9 +125,23 @@ def test_owners_are_agents_plus_managers(snap: Snapshot) -> None:
 
 
 def test_provided_fields_make_missing_ones_not_evaluable(snap: Snapshot) -> None:
-    assert snap.meta.provided_fields == frozenset({
-        "id", "source", "name", "account_id", "account_name", "owner_id", "stage",
-        "source_stage", "is_closed", "is_won", "amount", "currency", "close_date", "created_at",
-    })
+    assert snap.meta.provided_fields == frozenset(
+        {
+            "id",
+            "source",
+            "name",
+            "account_id",
+            "account_name",
+            "owner_id",
+            "stage",
+            "source_stage",
+            "is_closed",
+            "is_won",
+            "amount",
+            "currency",
+            "close_date",
+            "created_at",
+        }
+    )
     assert snap.meta.has_stage_history is False
     assert snap.stage_history.empty

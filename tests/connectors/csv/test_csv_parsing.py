@@ -92,7 +92,7 @@ def test_booleans_case_insensitive() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    cents=st.integers(min_value=-10**12, max_value=10**12),
+    cents=st.integers(min_value=-(10**12), max_value=10**12),
     european=st.booleans(),
     wrap=st.sampled_from(["{}", "$ {}", "{} EUR", "€{}", "({})"]),
 )

@@ -32,10 +32,18 @@ def make_connector(sleeps: list[float]):  # noqa: ANN201 - a factory fixture
     from connectors.salesforce.connector import SalesforceConnector
 
     def make(env: dict[str, str] | None = None, **options: Any) -> SalesforceConnector:
-        opts = {"auth": "session", "session_id_env": "SF_SESSION", "instance_url": INSTANCE_URL,
-                "name": "acme", **FIELD_OPTIONS, **options}
-        return SalesforceConnector(SalesforceConnector.Options.model_validate(opts),
-                                   env=SESSION_ENV if env is None else env,
-                                   sleep=sleeps.append)
+        opts = {
+            "auth": "session",
+            "session_id_env": "SF_SESSION",
+            "instance_url": INSTANCE_URL,
+            "name": "acme",
+            **FIELD_OPTIONS,
+            **options,
+        }
+        return SalesforceConnector(
+            SalesforceConnector.Options.model_validate(opts),
+            env=SESSION_ENV if env is None else env,
+            sleep=sleeps.append,
+        )
 
     return make

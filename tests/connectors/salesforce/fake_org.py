@@ -48,8 +48,7 @@ def login_reply(name: str) -> str:
     return (DATA / "login" / name).read_text()
 
 
-def sf_error(status: int, code: str, message: str,
-             headers: dict[str, str] | None = None) -> Reply:
+def sf_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Reply:
     body = json.dumps([{"message": message, "errorCode": code, "fields": []}])
     return status, {"Content-Type": "application/json", **(headers or {})}, body
 
@@ -57,9 +56,13 @@ def sf_error(status: int, code: str, message: str,
 class FakeOrg:
     """Serves recorded pages; ``fail(key, *replies)`` answers ``key``'s next calls with faults."""
 
-    def __init__(self, rsps: responses.RequestsMock,
-                 pages: dict[str, list[dict[str, Any]]] | None = None,
-                 bulk: dict[str, list[str]] | None = None, limit_info: str = LIMIT) -> None:
+    def __init__(
+        self,
+        rsps: responses.RequestsMock,
+        pages: dict[str, list[dict[str, Any]]] | None = None,
+        bulk: dict[str, list[str]] | None = None,
+        limit_info: str = LIMIT,
+    ) -> None:
         self.rsps = rsps
         self.pages = rest_pages() if pages is None else pages
         self.bulk = bulk_pages() if bulk is None else bulk
@@ -74,11 +77,16 @@ class FakeOrg:
         query = re.compile(re.escape(BASE) + r"/query(All)?/.*")
         rsps.add_callback(responses.GET, query, callback=self._query)
         rsps.add_callback(responses.POST, f"{BASE}/jobs/query", callback=self._create_job)
-        rsps.add_callback(responses.GET, re.compile(re.escape(BASE) + r"/jobs/query/\w+$"),
-                          callback=self._job_state)
-        rsps.add_callback(responses.GET,
-                          re.compile(re.escape(BASE) + r"/jobs/query/\w+/results.*"),
-                          callback=self._results)
+        rsps.add_callback(
+            responses.GET,
+            re.compile(re.escape(BASE) + r"/jobs/query/\w+$"),
+            callback=self._job_state,
+        )
+        rsps.add_callback(
+            responses.GET,
+            re.compile(re.escape(BASE) + r"/jobs/query/\w+/results.*"),
+            callback=self._results,
+        )
         self._polls: dict[str, int] = {}
         self._job_obj: dict[str, str] = {}
         #: Sforce-NumberOfRecords to announce instead of the page's real count
@@ -99,10 +107,14 @@ class FakeOrg:
             raise reply
         return reply
 
-    def _ok(self, body: Any, content_type: str = "application/json",
-            extra: dict[str, str] | None = None) -> Reply:
-        headers = {"Content-Type": content_type, "Sforce-Limit-Info": self.limit_info,
-                   **(extra or {})}
+    def _ok(
+        self, body: Any, content_type: str = "application/json", extra: dict[str, str] | None = None
+    ) -> Reply:
+        headers = {
+            "Content-Type": content_type,
+            "Sforce-Limit-Info": self.limit_info,
+            **(extra or {}),
+        }
         return 200, headers, body if isinstance(body, str) else json.dumps(body)
 
     def _query(self, request: Any) -> Reply:
@@ -123,10 +135,19 @@ class FakeOrg:
             return fault
         job_id = f"7508d0000Job{len(self.jobs) - 1:03d}AAA"
         self._job_obj[job_id] = obj
-        return self._ok({"id": job_id, "operation": body["operation"],
-                         "object": obj, "state": "UploadComplete", "concurrencyMode": "Parallel",
-                         "contentType": "CSV", "apiVersion": 59.0, "lineEnding": "LF",
-                         "columnDelimiter": "COMMA"})
+        return self._ok(
+            {
+                "id": job_id,
+                "operation": body["operation"],
+                "object": obj,
+                "state": "UploadComplete",
+                "concurrencyMode": "Parallel",
+                "contentType": "CSV",
+                "apiVersion": 59.0,
+                "lineEnding": "LF",
+                "columnDelimiter": "COMMA",
+            }
+        )
 
     def _obj(self, job_id: str) -> str:
         return self._job_obj[job_id]
@@ -138,8 +159,15 @@ class FakeOrg:
             return fault
         self._polls[job_id] = self._polls.get(job_id, 0) + 1
         state = "InProgress" if self._polls[job_id] == 1 else "JobComplete"
-        return self._ok({"id": job_id, "operation": "query", "object": self._obj(job_id),
-                         "state": state, "numberRecordsProcessed": 0})
+        return self._ok(
+            {
+                "id": job_id,
+                "operation": "query",
+                "object": self._obj(job_id),
+                "state": state,
+                "numberRecordsProcessed": 0,
+            }
+        )
 
     def _results(self, request: Any) -> Reply:
         url = urlparse(request.url)
@@ -152,6 +180,6 @@ class FakeOrg:
         i = int(locator)
         nxt = str(i + 1) if i + 1 < len(pages) else "null"
         n = self.bulk_counts.get(self._obj(job_id), pages[i].count("\n") - 1)
-        return self._ok(pages[i], "text/csv",
-                        {"Sforce-Locator": nxt, "Sforce-NumberOfRecords": str(n)})
-
+        return self._ok(
+            pages[i], "text/csv", {"Sforce-Locator": nxt, "Sforce-NumberOfRecords": str(n)}
+        )

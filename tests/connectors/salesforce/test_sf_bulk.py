@@ -22,8 +22,9 @@ def _flow(rsps) -> list[str]:
             continue
         q = parse_qs(u.query)
         tail = u.path.split("/jobs/query")[1] or "/"
-        out.append(f"{c.request.method} {tail}" + (f" locator={q['locator'][0]}"
-                                                   if "locator" in q else ""))
+        out.append(
+            f"{c.request.method} {tail}" + (f" locator={q['locator'][0]}" if "locator" in q else "")
+        )
     return out
 
 
@@ -36,14 +37,21 @@ def test_bulk_gives_the_same_snapshot_as_rest(org, rsps, make_connector, sleeps)
     assert bulk.meta.provided_fields == expected.PROVIDED
 
     assert _flow(rsps) == [
-        "POST /", "GET /7508d0000Job000AAA", "GET /7508d0000Job000AAA",
-        "GET /7508d0000Job000AAA/results", "GET /7508d0000Job000AAA/results locator=1",
-        "POST /", "GET /7508d0000Job001AAA", "GET /7508d0000Job001AAA",
+        "POST /",
+        "GET /7508d0000Job000AAA",
+        "GET /7508d0000Job000AAA",
+        "GET /7508d0000Job000AAA/results",
+        "GET /7508d0000Job000AAA/results locator=1",
+        "POST /",
+        "GET /7508d0000Job001AAA",
+        "GET /7508d0000Job001AAA",
         "GET /7508d0000Job001AAA/results",
     ]
     assert [j["operation"] for j in org.jobs] == ["query", "query"]
-    assert org.jobs[1]["query"] == ("SELECT Id, OpportunityId, StageName, CloseDate, "
-                                    "PrevCloseDate, CreatedDate FROM OpportunityHistory")
+    assert org.jobs[1]["query"] == (
+        "SELECT Id, OpportunityId, StageName, CloseDate, "
+        "PrevCloseDate, CreatedDate FROM OpportunityHistory"
+    )
     results = [c.request for c in rsps.calls if c.request.url.count("/results")]
     assert all(parse_qs(urlparse(r.url).query)["maxRecords"] == ["50000"] for r in results)
     assert sleeps == [2.0, 2.0]  # one wait per job while it was InProgress
@@ -59,22 +67,38 @@ def test_auto_switches_to_bulk_above_threshold(org, make_connector) -> None:
 
 
 def test_bulk_include_deleted_runs_queryall(org, make_connector) -> None:
-    org.bulk["Opportunity"] = [p.replace('"SystemModstamp"\n', '"SystemModstamp","IsDeleted"\n')
-                               .replace('Z"\n', 'Z","false"\n') for p in org.bulk["Opportunity"]]
+    org.bulk["Opportunity"] = [
+        p.replace('"SystemModstamp"\n', '"SystemModstamp","IsDeleted"\n').replace(
+            'Z"\n', 'Z","false"\n'
+        )
+        for p in org.bulk["Opportunity"]
+    ]
     snap = make_connector(bulk="always", include_deleted=True).pull()
     assert [j["operation"] for j in org.jobs] == ["queryAll", "query"]
     pdt.assert_frame_equal(snap.opportunities, expected.opportunities())
 
 
 def test_failed_job_is_a_clear_error(org, make_connector) -> None:
-    org.fail("state:Opportunity", (200, JSON, json.dumps(
-        {"id": "7508d0000Job000AAA", "state": "Failed",
-         "errorMessage": "INVALID_FIELD: No such column 'Budget__c'"})))
+    org.fail(
+        "state:Opportunity",
+        (
+            200,
+            JSON,
+            json.dumps(
+                {
+                    "id": "7508d0000Job000AAA",
+                    "state": "Failed",
+                    "errorMessage": "INVALID_FIELD: No such column 'Budget__c'",
+                }
+            ),
+        ),
+    )
     with pytest.raises(ConnectorError) as err:
         make_connector(bulk="always").pull()
     assert str(err.value) == (
         "Salesforce Opportunity query: Bulk 2.0 job 7508d0000Job000AAA Failed: "
-        "INVALID_FIELD: No such column 'Budget__c'")
+        "INVALID_FIELD: No such column 'Budget__c'"
+    )
 
 
 def test_job_polling_is_bounded(org, make_connector, sleeps) -> None:
@@ -84,7 +108,8 @@ def test_job_polling_is_bounded(org, make_connector, sleeps) -> None:
         make_connector(bulk="always", bulk_poll_s=1, bulk_timeout_s=5).pull()
     assert str(err.value) == (
         "Salesforce Opportunity query: Bulk 2.0 job 7508d0000Job000AAA still InProgress after "
-        "7s (source.bulk_timeout_s = 5)")
+        "7s (source.bulk_timeout_s = 5)"
+    )
     assert sleeps == [1.0, 2.0, 4.0]
 
 
@@ -103,4 +128,5 @@ def test_results_page_with_fewer_rows_than_announced_is_an_error(org, make_conne
         make_connector(bulk="always").pull()
     assert str(err.value) == (
         "Salesforce OpportunityHistory query: Bulk 2.0 results page 1 of job 7508d0000Job001AAA "
-        "announced 17 records but 16 could be read from its CSV")
+        "announced 17 records but 16 could be read from its CSV"
+    )

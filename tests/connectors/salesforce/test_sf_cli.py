@@ -43,7 +43,7 @@ def test_run_audits_an_export_folder(tmp_path: Path) -> None:
 [source]
 type = "salesforce_export"
 name = "client-x"
-path = "{DATA / 'export'}"
+path = "{DATA / "export"}"
 instance_url = "https://acme.my.salesforce.com"
 loss_reason_field = "Loss_Reason__c"
 [audit]
@@ -51,14 +51,16 @@ as_of = 2024-05-15
 [history]
 enabled = false
 [report]
-out_dir = "{tmp_path / 'out'}"
+out_dir = "{tmp_path / "out"}"
 formats = ["json"]
 """)
     result = CliRunner().invoke(main, ["run", "--config", str(cfg)])
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "out" / "violations.json").read_text())
     assert {(v["rule_code"], v["opportunity_id"]) for v in data} >= {
-        ("QL01", "0068d00000OpA02AAA"), ("ST04", "0068d00000OpA01AAA")}
+        ("QL01", "0068d00000OpA02AAA"),
+        ("ST04", "0068d00000OpA01AAA"),
+    }
     assert all(v["opportunity_id"] != "0068d00000OpA99AAA" for v in data)  # recycle bin
 
 
@@ -76,13 +78,16 @@ as_of = 2024-05-15
 enabled = false
 """
     live = CONFIG.split("loss_reason_field")[0] + common
-    offline = f"""
+    offline = (
+        f"""
 [source]
 type = "salesforce_export"
 name = "acme"
-path = "{DATA / 'export'}"
+path = "{DATA / "export"}"
 instance_url = "https://acme.my.salesforce.com"
-""" + common
+"""
+        + common
+    )
     out = {}
     for name, text in (("live", live), ("offline", offline)):
         cfg = tmp_path / f"{name}.toml"

@@ -20,9 +20,15 @@ EXPORT = DATA / "export"
 
 
 def export_connector(path: Path, **options: object) -> SalesforceExportConnector:
-    opts = SalesforceExportConnector.Options.model_validate({
-        "path": str(path), "instance_url": INSTANCE_URL, "name": "acme", **FIELD_OPTIONS,
-        **options})
+    opts = SalesforceExportConnector.Options.model_validate(
+        {
+            "path": str(path),
+            "instance_url": INSTANCE_URL,
+            "name": "acme",
+            **FIELD_OPTIONS,
+            **options,
+        }
+    )
     return SalesforceExportConnector(opts)
 
 
@@ -70,8 +76,12 @@ def test_since_keeps_records_changed_after_it() -> None:
     snap = export_connector(EXPORT).pull(since=datetime(2024, 4, 1))
     assert snap.meta.incremental is True
     assert snap.opportunities["id"].tolist() == [
-        "0068d00000OpA01AAA", "0068d00000OpA04AAA", "0068d00000OpA05AAA", "0068d00000OpA06AAA",
-        "0068d00000OpA07AAA"]
+        "0068d00000OpA01AAA",
+        "0068d00000OpA04AAA",
+        "0068d00000OpA05AAA",
+        "0068d00000OpA06AAA",
+        "0068d00000OpA07AAA",
+    ]
 
 
 def test_naive_datetimes_are_read_in_the_configured_zone() -> None:
@@ -94,16 +104,20 @@ def test_bad_rows_are_rejected_or_warned_with_their_place(tmp_path) -> None:
         {"where": "Opportunity.csv line 3", "reason": "no Id"},
         {"where": "Opportunity.csv line 10", "reason": "duplicate Id 0068d00000OpA01AAA"},
     ]
-    assert "Opportunity.csv: 1 value(s) of Amount could not be read as float (e.g. " \
-           "'18.500,5 EUR' in record 0068d00000OpA04AAA); treated as missing" in snap.meta.warnings
+    assert (
+        "Opportunity.csv: 1 value(s) of Amount could not be read as float (e.g. "
+        "'18.500,5 EUR' in record 0068d00000OpA04AAA); treated as missing" in snap.meta.warnings
+    )
     assert len(snap.opportunities) == 6
 
 
 def test_out_of_range_probability_and_odd_account_file(tmp_path) -> None:
     shutil.copytree(EXPORT, tmp_path / "x")
     opp = tmp_path / "x" / "Opportunity.csv"
-    opp.write_text(opp.read_text(encoding="utf-8-sig").replace('"90","Commit"', '"150","Commit"'),
-                   encoding="utf-8-sig")
+    opp.write_text(
+        opp.read_text(encoding="utf-8-sig").replace('"90","Commit"', '"150","Commit"'),
+        encoding="utf-8-sig",
+    )
     (tmp_path / "x" / "Account.csv").write_text('"Id","Type"\n"0018d0000002AcmAAA","Customer"\n')
     snap = export_connector(tmp_path / "x").pull()
     row = snap.opportunities.set_index("id").loc["0068d00000OpA01AAA"]
@@ -122,11 +136,11 @@ def test_only_opportunity_csv_is_required(tmp_path) -> None:
     m = snap.meta
     assert m.has_stage_history is False and snap.owners.empty
     assert {"stage_entered_at", "close_date_changes", "url", "account_name"}.isdisjoint(
-        m.provided_fields)
+        m.provided_fields
+    )
     assert m.warnings[0] == "source.instance_url is not set: opportunities have no record links"
     # closed / won still come from the records themselves
-    assert snap.opportunities["is_won"].tolist() == [False, True, False, False, False, False,
-                                                     False]
+    assert snap.opportunities["is_won"].tolist() == [False, True, False, False, False, False, False]
 
 
 def test_user_file_without_id_is_a_clear_error(tmp_path) -> None:
@@ -136,15 +150,27 @@ def test_user_file_without_id_is_a_clear_error(tmp_path) -> None:
         export_connector(tmp_path).pull()
 
 
-@pytest.mark.parametrize(("setup", "error", "message"), [
-    (lambda d: None, SourceDataError, "no Opportunity.csv in the export"),
-    (lambda d: (d / "Opportunity.csv").write_text(""), SourceDataError,
-     "Opportunity.csv: the file is empty (expected a header row)"),
-    (lambda d: (d / "Opportunity.csv").write_bytes(b'"Id","StageName"\n"006\xff","x"\n'),
-     SourceDataError, "Opportunity.csv: not utf-8-sig text"),
-    (lambda d: (d / "Opportunity.csv").write_text('"Id","Name"\n"0068d00000OpA01AAA","A"\n'),
-     SourceDataError, "Opportunity.csv: required field StageName is missing"),
-])
+@pytest.mark.parametrize(
+    ("setup", "error", "message"),
+    [
+        (lambda d: None, SourceDataError, "no Opportunity.csv in the export"),
+        (
+            lambda d: (d / "Opportunity.csv").write_text(""),
+            SourceDataError,
+            "Opportunity.csv: the file is empty (expected a header row)",
+        ),
+        (
+            lambda d: (d / "Opportunity.csv").write_bytes(b'"Id","StageName"\n"006\xff","x"\n'),
+            SourceDataError,
+            "Opportunity.csv: not utf-8-sig text",
+        ),
+        (
+            lambda d: (d / "Opportunity.csv").write_text('"Id","Name"\n"0068d00000OpA01AAA","A"\n'),
+            SourceDataError,
+            "Opportunity.csv: required field StageName is missing",
+        ),
+    ],
+)
 def test_unusable_exports_are_clear_errors(tmp_path, setup, error, message) -> None:
     setup(tmp_path)
     with pytest.raises(error) as err:

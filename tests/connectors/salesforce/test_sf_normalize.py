@@ -25,10 +25,13 @@ def _plain(v: object) -> object:
 def test_parse_column(case: dict) -> None:
     raw = pd.Series(case["raw"], dtype=object)
     notes = _Notes()
-    out = parse_column(raw, case["kind"], tz=case.get("tz", "UTC"), notes=notes, where="W",
-                       sf_field="F")
+    out = parse_column(
+        raw, case["kind"], tz=case.get("tz", "UTC"), notes=notes, where="W", sf_field="F"
+    )
     assert [_plain(v) for v in out] == case["expected"]
-    unreadable = sum(1 for r, e in zip(case["raw"], case["expected"], strict=True)
-                     if e is None and r not in (None, "", " ")
-                     and case["kind"] not in ("id", "text"))
+    unreadable = sum(
+        1
+        for r, e in zip(case["raw"], case["expected"], strict=True)
+        if e is None and r not in (None, "", " ") and case["kind"] not in ("id", "text")
+    )
     assert len(notes.warnings) == (1 if unreadable else 0)

@@ -26,18 +26,37 @@ def test_rest_pull_gives_the_exact_snapshot(org, make_connector) -> None:
     assert m.unmapped_stages == {"Discovery Call": 1}
     assert m.warnings == [expected.UNMAPPED_WARNING]
     assert m.rejected == [] and m.loaded_rows == 7 and m.incremental is False
-    assert m.reached_stages == frozenset({"contact", "qualification", "discovery", "solution",
-                                          "proposal", "negotiation", "closed_won",
-                                          "closed_lost"})
+    assert m.reached_stages == frozenset(
+        {
+            "contact",
+            "qualification",
+            "discovery",
+            "solution",
+            "proposal",
+            "negotiation",
+            "closed_won",
+            "closed_lost",
+        }
+    )
     assert m.api_calls == 7
-    assert m.api_usage == {"api_usage": {"used": 1200, "total": 15000, "remaining": 13800},
-                           "calls": {"rest": 7}, "transient_failures": 0}
+    assert m.api_usage == {
+        "api_usage": {"used": 1200, "total": 15000, "remaining": 13800},
+        "calls": {"rest": 7},
+        "transient_failures": 0,
+    }
     assert m.extra["api_paths"] == {"Opportunity": "rest", "OpportunityHistory": "rest"}
     assert [s["stage"] for s in m.extra["stage_metadata"] if s["common_stage"] is None] == [
-        "Discovery Call", "Legacy Stage"]
+        "Discovery Call",
+        "Legacy Stage",
+    ]
     assert m.extra["stage_metadata"][2] == {
-        "stage": "Discovery Call", "order": 3, "is_closed": False, "is_won": False,
-        "active": True, "common_stage": None}
+        "stage": "Discovery Call",
+        "order": 3,
+        "is_closed": False,
+        "is_won": False,
+        "active": True,
+        "common_stage": None,
+    }
 
 
 def test_three_pages_followed_by_nextrecordsurl(org, rsps, make_connector) -> None:
@@ -62,16 +81,19 @@ def test_relationship_fields_null_and_present(org, make_connector) -> None:
 
 
 def test_soql_selects_configured_fields_and_filters(org, make_connector) -> None:
-    make_connector(opportunity_filter="RecordType.Name = 'New Business'",
-                   pipeline_field="RecordType.Name").pull(since=datetime(2024, 4, 1))
+    make_connector(
+        opportunity_filter="RecordType.Name = 'New Business'", pipeline_field="RecordType.Name"
+    ).pull(since=datetime(2024, 4, 1))
     opp_q = next(q for q in org.soql if "FROM Opportunity " in q + " " and "History" not in q)
     assert "Loss_Reason__c, Next_Step_Date__c, RecordType.Name, Budget__c" in opp_q
-    assert opp_q.endswith("WHERE (RecordType.Name = 'New Business') AND "
-                          "(SystemModstamp > 2024-04-01T00:00:00Z)")
+    assert opp_q.endswith(
+        "WHERE (RecordType.Name = 'New Business') AND (SystemModstamp > 2024-04-01T00:00:00Z)"
+    )
     hist_q = next(q for q in org.soql if "FROM OpportunityHistory" in q)
     assert hist_q.endswith(
         "WHERE (OpportunityId IN (SELECT Id FROM Opportunity WHERE "
-        "(RecordType.Name = 'New Business'))) AND (SystemModstamp > 2024-04-01T00:00:00Z)")
+        "(RecordType.Name = 'New Business'))) AND (SystemModstamp > 2024-04-01T00:00:00Z)"
+    )
 
 
 def test_incremental_pull_is_marked(org, make_connector) -> None:
@@ -101,32 +123,42 @@ def test_history_off_means_no_history_columns(org, make_connector) -> None:
 
 
 def test_provided_fields_follow_the_configuration(org, make_connector) -> None:
-    snap = make_connector(loss_reason_field=None, next_step_due_field=None, custom_fields={},
-                          currency=None).pull()
+    snap = make_connector(
+        loss_reason_field=None, next_step_due_field=None, custom_fields={}, currency=None
+    ).pull()
     assert {"loss_reason", "next_step_due", "budget", "currency"}.isdisjoint(
-        snap.meta.provided_fields)
+        snap.meta.provided_fields
+    )
     assert "next_step" in snap.meta.provided_fields
 
 
 def test_check_reports_unmapped_stages_and_usage(org, rsps, make_connector) -> None:
     facts = make_connector().check()
     assert facts == {
-        "instance_url": "https://acme.my.salesforce.com", "stages": 12,
-        "unmapped_stages": ["Discovery Call"], "warnings": [], "api_calls": 1,
-        "api_usage": {"api_usage": {"used": 1200, "total": 15000, "remaining": 13800},
-                      "calls": {"rest": 1}, "transient_failures": 0},
+        "instance_url": "https://acme.my.salesforce.com",
+        "stages": 12,
+        "unmapped_stages": ["Discovery Call"],
+        "warnings": [],
+        "api_calls": 1,
+        "api_usage": {
+            "api_usage": {"used": 1200, "total": 15000, "remaining": 13800},
+            "calls": {"rest": 1},
+            "transient_failures": 0,
+        },
         "api_remaining": 13800,
     }
     assert len(rsps.calls) == 1
 
 
 def test_stage_map_contradicting_metadata_is_warned(org, make_connector) -> None:
-    snap = make_connector(stage_map={"Closed Lost": "negotiation",
-                                     "Discovery Call": "discovery"}).pull()
+    snap = make_connector(
+        stage_map={"Closed Lost": "negotiation", "Discovery Call": "discovery"}
+    ).pull()
     assert snap.meta.unmapped_stages == {}
     assert snap.meta.warnings == [
         "stage map maps Salesforce stage 'Closed Lost' to 'negotiation', but Salesforce says "
-        "the stage is closed lost; is_closed / is_won follow Salesforce"]
+        "the stage is closed lost; is_closed / is_won follow Salesforce"
+    ]
     row = snap.opportunities.set_index("id").loc["0068d00000OpA03AAA"]
     assert (row["stage"], row["is_closed"], row["is_won"]) == ("negotiation", True, False)
 
@@ -134,22 +166,52 @@ def test_stage_map_contradicting_metadata_is_warned(org, make_connector) -> None
 def test_registry_builds_the_connector_from_config() -> None:
     from auditor.config import parse_config
 
-    cfg = parse_config({"source": {"type": "salesforce", "auth": "jwt", "username": "a@b.c",
-                                   "consumer_key_env": "K", "private_key_env": "P"}})
+    cfg = parse_config(
+        {
+            "source": {
+                "type": "salesforce",
+                "auth": "jwt",
+                "username": "a@b.c",
+                "consumer_key_env": "K",
+                "private_key_env": "P",
+            }
+        }
+    )
     assert isinstance(build_connector(cfg), SalesforceConnector)
 
 
-@pytest.mark.parametrize(("source", "message"), [
-    ({"auth": "client_credentials", "consumer_key_env": "K", "consumer_secret_env": "S"},
-     "needs domain = '<your My Domain>.my'"),
-    ({"auth": "password", "username": "a@b.c"}, "needs password_env, security_token_env"),
-    ({"auth": "jwt", "consumer_key_env": "K", "username": "u"},
-     "needs private_key_env (or private_key_file)"),
-    ({"auth": "session", "session_id_env": "S", "instance_url": "https://x.my.salesforce.com",
-      "domain": "https://login.salesforce.com"}, "give only the part before .salesforce.com"),
-    ({"auth": "session", "session_id_env": "S", "instance_url": "https://x",
-      "pasword_env": "typo"}, "unknown key `source.pasword_env`"),
-])
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (
+            {"auth": "client_credentials", "consumer_key_env": "K", "consumer_secret_env": "S"},
+            "needs domain = '<your My Domain>.my'",
+        ),
+        ({"auth": "password", "username": "a@b.c"}, "needs password_env, security_token_env"),
+        (
+            {"auth": "jwt", "consumer_key_env": "K", "username": "u"},
+            "needs private_key_env (or private_key_file)",
+        ),
+        (
+            {
+                "auth": "session",
+                "session_id_env": "S",
+                "instance_url": "https://x.my.salesforce.com",
+                "domain": "https://login.salesforce.com",
+            },
+            "give only the part before .salesforce.com",
+        ),
+        (
+            {
+                "auth": "session",
+                "session_id_env": "S",
+                "instance_url": "https://x",
+                "pasword_env": "typo",
+            },
+            "unknown key `source.pasword_env`",
+        ),
+    ],
+)
 def test_bad_auth_config_is_a_clear_config_error(source, message) -> None:
     from auditor.config import parse_config
     from auditor.errors import ConfigError
@@ -165,8 +227,10 @@ def test_missing_secret_env_names_the_key(org, make_connector) -> None:
 
     with pytest.raises(ConfigError) as err:
         make_connector(env={}).pull()
-    assert str(err.value) == ("config key source.session_id_env names environment variable "
-                              "SF_SESSION, which is not set or empty")
+    assert str(err.value) == (
+        "config key source.session_id_env names environment variable "
+        "SF_SESSION, which is not set or empty"
+    )
 
 
 def test_documented_config_example_is_valid() -> None:
@@ -179,10 +243,14 @@ def test_documented_config_example_is_valid() -> None:
     live = tomllib.loads(text)["source"]
     assert live.pop("type") == "salesforce"
     SalesforceConnector.Options.model_validate(live)
-    offline_part = text.split("# type = \"salesforce_export\"")[1]
-    offline = tomllib.loads("\n".join(line.removeprefix("# ").split("  #")[0]
-                                      for line in offline_part.splitlines()
-                                      if line.startswith("# ") and "=" in line))
+    offline_part = text.split('# type = "salesforce_export"')[1]
+    offline = tomllib.loads(
+        "\n".join(
+            line.removeprefix("# ").split("  #")[0]
+            for line in offline_part.splitlines()
+            if line.startswith("# ") and "=" in line
+        )
+    )
     SalesforceExportConnector.Options.model_validate(offline)
 
 
@@ -195,4 +263,5 @@ def test_owner_outside_the_user_query_comes_from_the_opportunity(org, make_conne
     assert bob[["email", "active", "manager_id", "team"]].isna().all()
     assert snap.meta.warnings[-1] == (
         "1 opportunity owner(s) not among the users read (e.g. 0058d0000001BobAAA); their names "
-        "come from the opportunities, their active flag and manager are unknown")
+        "come from the opportunities, their active flag and manager are unknown"
+    )
