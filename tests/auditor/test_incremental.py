@@ -56,6 +56,7 @@ class ChangingCrm:
         )
         new = opp[ids == template].copy()
         new["id"] = "OPP-NEW"
+        new["name"] = "A brand-new deal"  # not a duplicate of the one it was copied from
         new_hist = pd.concat(
             [new_hist, hist[hist["opportunity_id"] == template].assign(opportunity_id="OPP-NEW")],
             ignore_index=True,

@@ -262,15 +262,19 @@ def test_incremental_salesforce_run_costs_calls_per_change_and_finds_what_a_full
         "base_pulled_at": first.snapshot.meta.pulled_at.isoformat(),
     }
     h = second.history
+    # the planted findings (other rules fire too; the full-pull comparison below covers them)
+    planted = {"QL01", "FU01", "ST04"}
     # the four new deals skipped qualification; the first of them has no next step either
-    assert {(i["rule_code"], i["opportunity_id"]) for i in h["new_items"]} == {
-        *(("QL01", i) for i in changes["new"]),
-        ("FU01", changes["new"][0]),
-    }
-    assert h["new"] == 5
+    assert {
+        (i["rule_code"], i["opportunity_id"]) for i in h["new_items"] if i["rule_code"] in planted
+    } == {*(("QL01", i) for i in changes["new"]), ("FU01", changes["new"][0])}
     group = {i: k for k, ids in changes.items() for i in ids}
     resolved = pd.Series(
-        [(i["rule_code"], group.get(i["opportunity_id"])) for i in h["resolved_items"]]
+        [
+            (i["rule_code"], group.get(i["opportunity_id"]))
+            for i in h["resolved_items"]
+            if i["rule_code"] in planted
+        ]
     ).value_counts()
     # next steps filled in, deals moved on from a stale proposal, deleted deals that had no next
     # step; the deals whose next step was filled in keep their stage entry date (re-derived
@@ -280,7 +284,7 @@ def test_incremental_salesforce_run_costs_calls_per_change_and_finds_what_a_full
         ("ST04", "moved"): 15,
         ("FU01", "deleted"): 5,
     }
-    assert h["resolved"] == 40
+    assert h["new"] == len(h["new_items"]) and h["resolved"] == len(h["resolved_items"])
 
     # the same org pulled in full into a fresh store: same findings, same score
     full = execute(_config(tmp_path, "fresh"), out_dir=tmp_path / "out-full")
