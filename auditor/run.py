@@ -277,7 +277,7 @@ def _history_diff(store: HistoryStore, run: AuditRun, trend_runs: int) -> dict[s
     previous_run = store.last_successful_run(source)
     if previous_run is None:
         return None
-    previous = store.violations(previous_run["id"])
+    prev_id = previous_run["id"]
     trend = store.successful_runs(source, trend_runs - 1)
     trend.append(
         {
@@ -287,7 +287,13 @@ def _history_diff(store: HistoryStore, run: AuditRun, trend_runs: int) -> dict[s
             "violations": int(len(run.result.violations)),
         }
     )
-    return diff_runs(run.result.violations, previous, previous_run, trend)
+    return diff_runs(
+        run.result.violations,
+        store.fingerprints(prev_id),
+        lambda fps: store.violations(prev_id, fps),
+        previous_run,
+        trend,
+    )
 
 
 def _run_summary(run: AuditRun) -> dict[str, Any]:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from auditor.history.store import STORED_VIOLATION_COLUMNS
 
@@ -25,41 +29,43 @@ def violation_dicts(df: pd.DataFrame) -> list[dict[str, Any]]:
 
 def diff_runs(
     current: pd.DataFrame,
-    previous: pd.DataFrame | None,
-    previous_run: dict[str, Any] | None,
+    previous_fingerprints: pd.Series,
+    previous_rows: Callable[[list[str]], pd.DataFrame],
+    previous_run: dict[str, Any],
     trend: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """The ``run.history`` dict the reports render (see docs/history.md).
 
-    Findings are matched by fingerprint (source, rule, record). ``execute`` only calls this
-    when a previous successful run exists; without one the result has ``previous_run`` None and
-    zero counts.
+    Findings are matched by fingerprint (source, rule, record). Only the fingerprints of the
+    previous run are read in full; ``previous_rows(fingerprints)`` fetches the stored rows of
+    the resolved ones, which the reports list.
     """
-    base = {
-        "previous_run": None,
-        "new": 0,
-        "resolved": 0,
-        "persisting": 0,
-        "new_items": [],
-        "resolved_items": [],
-        "trend": trend,
-    }
-    if previous_run is None or previous is None:
-        return base
-    cur_fp = current["fingerprint"].astype(str)
-    prev_fp = previous["fingerprint"].astype(str)
-    is_new = ~cur_fp.isin(set(prev_fp))
-    is_resolved = ~prev_fp.isin(set(cur_fp))
-    base.update(
-        previous_run={
+    cur_fp = _arrow(current["fingerprint"])
+    prev_fp = _arrow(previous_fingerprints)
+    is_new = pd.Series(~_is_in(cur_fp, prev_fp), index=current.index)
+    resolved_fp = prev_fp.filter(pa.array(~_is_in(prev_fp, cur_fp))).to_pylist()
+    resolved = previous_rows(resolved_fp) if resolved_fp else current.iloc[:0]
+    return {
+        "previous_run": {
             "id": previous_run["id"],
             "finished_at": previous_run["finished_at"],
             "score": previous_run["score"],
         },
-        new=int(is_new.sum()),
-        resolved=int(is_resolved.sum()),
-        persisting=int((~is_new).sum()),
-        new_items=violation_dicts(current[is_new.to_numpy()]),
-        resolved_items=violation_dicts(previous[is_resolved.to_numpy()]),
-    )
-    return base
+        "new": int(is_new.sum()),
+        "resolved": len(resolved_fp),
+        "persisting": int((~is_new).sum()),
+        "new_items": violation_dicts(current[is_new.to_numpy()]),
+        "resolved_items": violation_dicts(
+            resolved.sort_values(["rule_code", "opportunity_id"], kind="stable")
+        ),
+        "trend": trend,
+    }
+
+
+def _arrow(s: pd.Series) -> pa.Array:
+    return pa.array(s.astype(object).to_numpy(), type=pa.string())
+
+
+def _is_in(values: pa.Array, pool: pa.Array) -> np.ndarray:
+    """Vectorized membership (pandas' isin on Arrow strings loops in Python: ~20x slower)."""
+    return pc.is_in(values, value_set=pool).to_numpy(zero_copy_only=False).astype(bool)

@@ -411,18 +411,32 @@ class HistoryStore:
         ]
 
     @_sqlite_errors("reading findings")
-    def violations(self, run_id: int) -> pd.DataFrame:
+    def violations(self, run_id: int, fingerprints: list[str] | None = None) -> pd.DataFrame:
+        """A run's stored findings; only those with the given fingerprints when given."""
         cols = ", ".join(STORED_VIOLATION_COLUMNS)
-        cur = self.conn.execute(
-            f"SELECT {cols} FROM violations WHERE run_id = ? ORDER BY rule_code, opportunity_id",
-            (run_id,),
-        )
-        df = pd.DataFrame(cur.fetchall(), columns=STORED_VIOLATION_COLUMNS)
+        sql = f"SELECT {cols} FROM violations WHERE run_id = ?"
+        if fingerprints is None:
+            rows = self.conn.execute(sql + " ORDER BY rule_code, opportunity_id", (run_id,))
+            data = rows.fetchall()
+        else:
+            data = []
+            for i in range(0, len(fingerprints), 500):  # under SQLite's bound-variable limit
+                chunk = fingerprints[i : i + 500]
+                marks = ", ".join("?" * len(chunk))
+                q = f"{sql} AND fingerprint IN ({marks})"
+                data += self.conn.execute(q, (run_id, *chunk)).fetchall()
+        df = pd.DataFrame(data, columns=STORED_VIOLATION_COLUMNS)
         df["amount"] = pd.to_numeric(df["amount"]).astype("Float64")
         for c in STORED_VIOLATION_COLUMNS:
             if c != "amount":
                 df[c] = df[c].astype("string[pyarrow]")
         return df
+
+    @_sqlite_errors("reading fingerprints")
+    def fingerprints(self, run_id: int) -> pd.Series:
+        """The fingerprints of a run's stored findings (all a diff needs to count)."""
+        cur = self.conn.execute("SELECT fingerprint FROM violations WHERE run_id = ?", (run_id,))
+        return pd.Series([r[0] for r in cur.fetchall()], dtype="string[pyarrow]")
 
     def metrics(self, run_id: int) -> dict[str, Any]:
         cur = self.conn.execute("SELECT name, value FROM metrics WHERE run_id = ?", (run_id,))
