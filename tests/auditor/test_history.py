@@ -260,3 +260,24 @@ def test_store_locked_by_another_writer_is_a_clear_error(tmp_path):
     assert str(err.value) == (
         f"history store {path}: recording the run start failed: database is locked"
     )
+
+
+def test_findings_are_fetched_by_fingerprint_beyond_the_bound_variable_limit(tmp_path):
+    from auditor.history.store import STORED_VIOLATION_COLUMNS
+
+    n = 1200
+    v = pd.DataFrame(
+        {
+            c: pd.Series([f"{c}-{i}" for i in range(n)], dtype="string")
+            for c in STORED_VIOLATION_COLUMNS
+        }
+    )
+    v["amount"] = pd.Series(range(n), dtype="Float64")
+    with HistoryStore(tmp_path / "h.sqlite") as store:
+        rid = store.begin_run("demo", "demo")
+        store.commit_run(rid, summary={}, violations=v, metrics={})
+        assert len(store.fingerprints(rid)) == n
+        wanted = [f"fingerprint-{i}" for i in range(0, n, 1)][:1100]
+        got = store.violations(rid, wanted)
+    assert sorted(got["fingerprint"]) == sorted(wanted)
+    assert got.set_index("fingerprint").loc["fingerprint-7", "amount"] == 7
