@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from auditor.derived import positions
 from auditor.engine import SEVERITY_RANK
 from auditor.run import AuditRun
 from reports.context import by_owner, by_team, owner_table
@@ -157,7 +158,9 @@ def at_risk_amount(run: AuditRun) -> float | None:
     opp = run.snapshot.opportunities
     if not len(v):
         return 0.0
-    flagged = opp["id"].astype(str).isin(set(v["opportunity_id"].astype(str)))
+    flagged = np.zeros(len(opp), dtype=bool)
+    pos = positions(opp["id"], v["opportunity_id"])
+    flagged[pos[pos >= 0]] = True
     open_ = ~opp["is_closed"].fillna(False).astype(bool)
     amounts = opp.loc[flagged & open_, "amount"].to_numpy(dtype=float, na_value=np.nan)
     return float(np.nansum(amounts))

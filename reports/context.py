@@ -203,6 +203,8 @@ def by_owner(run: AuditRun, limit: int | None = None) -> list[dict[str, Any]]:
         ["findings", "owner_id"], ascending=[False, True], kind="stable"
     )
     top = int(agg["findings"].max())
+    if limit is not None:  # build display rows only for the owners shown
+        agg = agg.head(limit)
     rows = []
     for rec in agg.to_dict(orient="records"):
         k = rec["owner_id"]
@@ -219,7 +221,7 @@ def by_owner(run: AuditRun, limit: int | None = None) -> list[dict[str, Any]]:
                 "width": round(100.0 * rec["findings"] / top, 1) if top else 0.0,
             }
         )
-    return rows if limit is None else rows[:limit]
+    return rows
 
 
 def by_team(run: AuditRun) -> list[dict[str, Any]]:
@@ -329,7 +331,7 @@ def report_context(run: AuditRun) -> dict[str, Any]:
     facts = run.facts()
     score = run.score
     counts = run.metrics.get("counts") if isinstance(run.metrics.get("counts"), dict) else {}
-    owners_rows = by_owner(run)
+    owners_rows = by_owner(run, MAX_OWNERS)
     return {
         "title": run.config.report.title,
         "facts": facts,
@@ -339,13 +341,14 @@ def report_context(run: AuditRun) -> dict[str, Any]:
         "flagged_deals": n_deals,
         "open": counts.get("open"),
         "by_rule": by_rule(run),
-        "by_owner": owners_rows[:MAX_OWNERS],
-        "owners_total": len(owners_rows),
+        "by_owner": owners_rows,
+        "owners_total": int(v["owner_id"].astype(str).fillna(NO_OWNER).nunique()) if len(v) else 0,
         "by_team": by_team(run),
         "deals": deals,
         "deals_shown": len(deals),
         "deals_limit": limit,
         "coverage": coverage_view(run),
+        "checks_share": (run.metrics.get("hygiene_score") or {}).get("checks_evaluated_share"),
         "rejected": [r.to_dict() for r in run.snapshot.meta.rejected[:limit]],
         "suppressions": res.suppressions,
         "history": history_view(run, score),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import email
+import io
 import shutil
 import socket
 import ssl
@@ -141,8 +143,8 @@ def test_one_message_per_recipient_with_text_html_and_attachment(smtp_server, tm
         assert "Umbrella" not in part and "alert(1)" not in part and "Initech" not in part
     (csv_part,) = alice.iter_attachments()
     assert csv_part.get_filename() == "violations-O1.csv"
-    rows = csv_part.get_content().splitlines()[1:]
-    assert sorted(r.split(",")[3] for r in rows) == ["D1", "D1", "D3"]  # only Alice's rows
+    rows = list(csv.DictReader(io.StringIO(csv_part.get_content())))
+    assert sorted(r["opportunity_id"] for r in rows) == ["D1", "D1", "D3"]  # only Alice's rows
 
     assert mail["Bob Owner <bob@example.com>"]["Subject"] == (
         "Bob Owner: 1 deal to fix in the CRM (2026-11-20)"

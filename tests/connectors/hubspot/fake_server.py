@@ -1,0 +1,272 @@
+"""A local fake HubSpot API (http.server on 127.0.0.1, port 0, in a thread).
+
+Serves the documented JSON shapes from the recorded data in ``data/``: deals list (paged with
+``paging.next.after``, properties filtered to those requested and defined in the portal,
+``propertiesWithHistory`` limited to 50 per page), search (10,000-result cap, lowerable),
+batch read, pipelines, owners (active / archived) and account info. Every request is recorded
+so tests can count calls and check paths and query strings; faults can be queued.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+DATA = Path(__file__).parent / "data"
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    body: Any
+    headers: dict[str, str]
+    url_length: int
+    status: int = 0
+    response: Any = None
+
+
+@dataclass
+class Fault:
+    path: str
+    status: int | None  # None: drop the connection without an answer
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    method: str | None = None
+    truncate: bool = False  # announce a body, send half of it, hang up
+
+
+def rate_limit_body(policy: str) -> dict[str, Any]:
+    return {"status": "error", "message": f"You have reached your {policy.lower()} limit.",
+            "errorType": "RATE_LIMIT", "correlationId": "c0ffee", "policyName": policy}
+
+
+class FakeHubSpot:
+    def __init__(self, *, token: str = "pat-test-token", pipelines: str = "pipelines.json",
+                 deals: str = "deals.json") -> None:
+        self.token = token
+        self.pipelines = json.loads((DATA / pipelines).read_text())
+        store = json.loads((DATA / deals).read_text())
+        self.deals: list[dict[str, Any]] = store["deals"]
+        self.archived_deals: list[dict[str, Any]] = store.get("archived_deals", [])
+        self.defined_properties: set[str] = set(store["portal_properties"])
+        owners = json.loads((DATA / "owners.json").read_text())
+        self.owners: list[dict[str, Any]] = owners["active"]
+        self.archived_owners: list[dict[str, Any]] = owners["archived"]
+        self.account = json.loads((DATA / "account.json").read_text())
+        self.requests: list[Recorded] = []
+        self.faults: deque[Fault] = deque()
+        self.search_cap = 10_000
+        self.max_url_length: int | None = None
+        self.response_headers: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def __enter__(self) -> FakeHubSpot:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                fake._handle(self, "GET")
+
+            def do_POST(self) -> None:  # noqa: N802
+                fake._handle(self, "POST")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        assert self._server is not None
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def host(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    # -- test helpers ------------------------------------------------------------------------
+    def fail(self, path: str, status: int | None, body: dict[str, Any] | None = None,
+             headers: dict[str, str] | None = None, times: int = 1,
+             method: str | None = None, truncate: bool = False) -> None:
+        for _ in range(times):
+            self.faults.append(Fault(path, status, body, headers or {}, method, truncate))
+
+    def calls(self, path: str | None = None, method: str | None = None) -> list[Recorded]:
+        return [r for r in self.requests
+                if (path is None or r.path == path) and (method is None or r.method == method)]
+
+    def portal_properties(self) -> set[str]:
+        stage_ids = [s["id"] for p in self.pipelines["results"] for s in p["stages"]]
+        return self.defined_properties | {f"hs_v2_date_entered_{i}" for i in stage_ids}
+
+    # -- dispatch ----------------------------------------------------------------------------
+    def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+        parts = urlsplit(h.path)
+        length = int(h.headers.get("Content-Length") or 0)
+        raw = h.rfile.read(length) if length else b""
+        body = json.loads(raw) if raw else None
+        rec = Recorded(method, parts.path, parse_qs(parts.query), body,
+                       {k.lower(): v for k, v in h.headers.items()}, len(h.path))
+        with self._lock:
+            self.requests.append(rec)
+            fault = None
+            if self.faults and self.faults[0].path == parts.path and (
+                    self.faults[0].method in (None, method)):
+                fault = self.faults.popleft()
+        if fault is not None:
+            if fault.status is None:
+                h.close_connection = True
+                h.connection.close()
+                return
+            rec.status = fault.status
+            if fault.truncate:
+                data = json.dumps(fault.body or {}).encode()
+                h.send_response(fault.status)
+                h.send_header("Content-Length", str(len(data) * 2))
+                h.end_headers()
+                h.wfile.write(data)
+                h.close_connection = True
+                return
+            self._send(h, fault.status, fault.body or {"status": "error", "message": "fault"},
+                       fault.headers)
+            return
+        if h.headers.get("Authorization") != f"Bearer {self.token}":
+            rec.status = 401
+            self._send(h, 401, {"status": "error", "category": "INVALID_AUTHENTICATION",
+                                "message": "Authentication credentials not found."})
+            return
+        if self.max_url_length is not None and len(h.path) > self.max_url_length:
+            rec.status = 414
+            self._send(h, 414, {"status": "error", "message": "URI Too Long"})
+            return
+        try:
+            status, payload = self._route(method, parts.path, rec.query, body)
+        except KeyError as exc:
+            status, payload = 400, {"status": "error", "message": f"bad request: {exc}"}
+        rec.status, rec.response = status, payload
+        self._send(h, status, payload)
+
+    def _send(self, h: BaseHTTPRequestHandler, status: int, payload: dict[str, Any],
+              headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        h.send_response(status)
+        h.send_header("Content-Type", "application/json;charset=utf-8")
+        h.send_header("Content-Length", str(len(data)))
+        for k, v in {**self.response_headers, **(headers or {})}.items():
+            h.send_header(k, v)
+        h.end_headers()
+        h.wfile.write(data)
+
+    def _route(self, method: str, path: str, q: dict[str, list[str]],
+               body: Any) -> tuple[int, dict[str, Any]]:
+        if method == "GET" and path == "/crm/v3/objects/deals":
+            return self._list_deals(q)
+        if method == "POST" and path == "/crm/v3/objects/deals/search":
+            return self._search(body)
+        if method == "POST" and path == "/crm/v3/objects/deals/batch/read":
+            return self._batch_read(body)
+        if method == "GET" and path == "/crm/v3/pipelines/deals":
+            return 200, self.pipelines
+        if method == "GET" and path in ("/crm/v3/owners/", "/crm/v3/owners"):
+            archived = q.get("archived", ["false"])[0].lower() == "true"
+            items = self.archived_owners if archived else self.owners
+            return 200, self._page(items, q, max_limit=500)
+        if method == "GET" and path == "/account-info/v3/details":
+            return 200, self.account
+        return 404, {"status": "error", "message": f"no route {method} {path}"}
+
+    # -- endpoints ---------------------------------------------------------------------------
+    def _render(self, deal: dict[str, Any], props: list[str], hist: list[str]) -> dict[str, Any]:
+        defined = self.portal_properties()
+        out = {
+            "id": deal["id"],
+            "properties": {p: deal["properties"].get(p) for p in props if p in defined},
+            "createdAt": deal["properties"].get("createdate"),
+            "updatedAt": deal["properties"].get("hs_lastmodifieddate"),
+            "archived": bool(deal.get("archived", False)),
+        }
+        if deal.get("archivedAt"):
+            out["archivedAt"] = deal["archivedAt"]
+        if hist:
+            history = deal.get("propertiesWithHistory", {})
+            out["propertiesWithHistory"] = {
+                p: copy.deepcopy(history.get(p, [])) for p in hist if p in defined}
+        return out
+
+    @staticmethod
+    def _page(items: list[dict[str, Any]], q: dict[str, list[str]], max_limit: int,
+              render: Any = None) -> dict[str, Any]:
+        limit = int(q.get("limit", ["10"])[0])
+        if limit > max_limit:
+            raise KeyError(f"limit {limit} > {max_limit}")
+        start = int(q.get("after", ["0"])[0])
+        chunk = items[start:start + limit]
+        out: dict[str, Any] = {"results": [render(i) if render else i for i in chunk]}
+        if start + limit < len(items):
+            nxt = str(start + limit)
+            out["paging"] = {"next": {"after": nxt, "link": f"https://api.hubapi.com/x?after={nxt}"}}
+        return out
+
+    def _list_deals(self, q: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        if "archived" in q and q["archived"][0].lower() not in ("true", "false"):
+            return 400, {"status": "error", "message": "archived must be true or false"}
+        archived = q.get("archived", ["false"])[0].lower() == "true"
+        props = q.get("properties", [])
+        hist = q.get("propertiesWithHistory", [])
+        max_limit = 50 if hist else 100
+        items = self.archived_deals if archived else self.deals
+        return 200, self._page(items, q, max_limit, lambda d: self._render(d, props, hist))
+
+    def _search(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        limit = int(body.get("limit", 10))
+        if limit > 200:
+            return 400, {"status": "error", "message": "limit must be <= 200"}
+        start = int(body.get("after") or 0)
+        if start >= self.search_cap:
+            return 400, {"status": "error", "message": "paging past the result cap"}
+        lo = hi = None
+        for f in body["filterGroups"][0]["filters"]:
+            assert f["propertyName"] == "hs_lastmodifieddate"
+            if f["operator"] == "GTE":
+                lo = int(f["value"])
+            elif f["operator"] == "LT":
+                hi = int(f["value"])
+        hits = [d for d in self.deals
+                if (lo is None or _ms(d) >= lo) and (hi is None or _ms(d) < hi)]
+        hits.sort(key=_ms)
+        props = body.get("properties", [])
+        out: dict[str, Any] = {"total": len(hits), "results": [
+            self._render(d, props, []) for d in hits[start:start + limit]]}
+        if start + limit < len(hits) and start + limit < self.search_cap:
+            out["paging"] = {"next": {"after": str(start + limit)}}
+        return 200, out
+
+    def _batch_read(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        hist = body.get("propertiesWithHistory") or []
+        if len(body["inputs"]) > (50 if hist else 100):
+            return 400, {"status": "error", "message": "too many inputs"}
+        by_id = {d["id"]: d for d in self.deals}
+        results = [self._render(by_id[i["id"]], body.get("properties", []), hist)
+                   for i in body["inputs"] if i["id"] in by_id]
+        return 200, {"status": "COMPLETE", "results": results}
+
+
+def _ms(deal: dict[str, Any]) -> int:
+    from datetime import datetime
+
+    value = deal["properties"]["hs_lastmodifieddate"]
+    return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
