@@ -18,11 +18,7 @@ import pytest
 from auditor.config import parse_config
 from auditor.history import HistoryStore
 from auditor.run import execute
-
-# the HubSpot connector and its fake API come from another branch: until they are on main this
-# module is skipped (checked against that branch as of 2026-11-26)
-pytest.importorskip("connectors.hubspot.connector")
-FakeHubSpot = pytest.importorskip("tests.connectors.hubspot.fake_server").FakeHubSpot
+from tests.connectors.hubspot.fake_server import FakeHubSpot
 
 TOKEN = "pat-na1-00000000-test-token"
 N_DEALS = 450  # 5 pages of 100 in a full pull
