@@ -227,5 +227,86 @@ def check_config(config_file: Path, offline: bool) -> None:
         click.echo(f"  source {connector.source_name}: reachable")
 
 
+@main.command()
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="TOML config file with [[schedule.jobs]] entries.",
+)
+def schedule(config_path: Path) -> None:
+    """Run the configured jobs on their cron schedules until stopped (Ctrl-C or SIGTERM).
+
+    Each `[[schedule.jobs]]` entry has a name, a cron expression and a time zone. A job never
+    overlaps itself; missed runs are coalesced into one within `schedule.misfire_grace_s`; a
+    failed run is logged, recorded in the history and alerts `schedule.alert_emails`.
+    Prints each job's next run time at start.
+    """
+    from auditor.scheduler import AuditScheduler
+
+    config = load_config(config_path)
+    AuditScheduler.from_config(config).run_forever(echo=click.echo)
+
+
+@main.command()
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="Config whose history to list (default: the demo's, in ./audit-report/).",
+)
+@click.option("-n", "--limit", default=20, show_default=True, help="How many runs to list.")
+@click.option("--source", help="Only runs of this source (its name).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+def history(config_path: Path | None, limit: int, source: str | None, as_json: bool) -> None:
+    """List past runs, most recent first: status, findings, new / resolved, score, duration."""
+    from auditor.history import HistoryStore, history_path
+
+    config = _load(config_path)
+    path = history_path(config)
+    if path is None:
+        raise AuditorError(f"{config.origin}: history is disabled (`history.enabled = false`)")
+    if not path.exists():
+        if as_json:
+            click.echo("[]")
+        else:
+            click.echo(f"No history yet ({path} does not exist).")
+        return
+    with HistoryStore(path) as store:
+        runs = store.runs(source=source, limit=limit)
+    if as_json:
+        click.echo(json.dumps(runs, indent=2, default=str))
+        return
+    if not runs:
+        click.echo(f"No runs recorded in {path}.")
+        return
+    click.echo(
+        f"{'run':>5}  {'status':<11} {'source':<14} {'started (UTC)':<19}  {'as of':<10} "
+        f"{'records':>8} {'findings':>8} {'new':>5} {'gone':>5} {'score':>6} {'secs':>6} "
+        f"{'calls':>6}"
+    )
+    for r in runs:
+        c = r["counts"] or {}
+        started = str(r["started_at"])[:19].replace("T", " ")
+        kind = "*" if r["incremental"] else ""
+        click.echo(
+            f"{r['id']:>5}  {r['status']:<11} {str(r['source'])[:14]:<14} {started:<19}  "
+            f"{r['as_of'] or '':<10} {_n(r['records']):>8} {_n(r['violations']):>8} "
+            f"{_n(c.get('new')):>5} {_n(c.get('resolved')):>5} {_n(r['score']):>6} "
+            f"{_n(r['duration_s'], '.1f'):>6} {_n(r['api_calls']) + kind:>6}"
+        )
+        if r["error"]:
+            click.echo(f"       {redact(r['error'])[:160]}")
+    if any(r["incremental"] for r in runs):
+        click.echo("* incremental pull")
+
+
+def _n(v: object, fmt: str = "") -> str:
+    return "-" if v is None else format(v, fmt)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -11,12 +11,19 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
 
 from auditor.config import AuditConfig
+from auditor.context import AuditContext
 from auditor.engine import AuditResult, run_audit
 from auditor.metrics import compute_metrics
 from auditor.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from auditor.history import HistoryStore
+    from connectors.base import Connector
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +63,8 @@ class AuditRun:
             "records": int(len(self.snapshot.opportunities)),
             "history_rows": int(len(self.snapshot.stage_history)),
             "loaded_rows": meta.loaded_rows,
+            "incremental": meta.incremental,
+            "run_id": self.run_id,
             "rejected_rows": len(meta.rejected),
             "api_calls": meta.api_calls,
             "api_usage": meta.api_usage,
@@ -77,7 +86,15 @@ class AuditRun:
 def pull(config: AuditConfig, since: datetime | None = None, as_of: date | None = None) -> Snapshot:
     from connectors.registry import build_connector
 
-    connector = build_connector(config)
+    return pull_from(build_connector(config), config, since=since, as_of=as_of)
+
+
+def pull_from(
+    connector: Connector,
+    config: AuditConfig,
+    since: datetime | None = None,
+    as_of: date | None = None,
+) -> Snapshot:
     if hasattr(connector, "as_of"):
         connector.as_of = as_of or config.audit.as_of  # the demo org is built "as of" that day
     return connector.pull(since=since).validate()
@@ -108,22 +125,86 @@ def execute(
     deliver: bool = True,
     dry_run: bool = False,
 ) -> AuditRun:
-    """Run the configured audit, write the reports and deliver them. Returns the finished run.
+    """Run the configured audit, write the reports, record the run and deliver the reports.
+
+    With history enabled (the default): the run is recorded as ``running`` first; the pull is
+    incremental when the connector supports it and a stored snapshot exists (``full`` forces a
+    full pull); sources without stage history get the history observed between runs; the diff
+    with the last successful run goes into ``run.history``; everything is stored in one
+    transaction at the end. A failure before that commit marks the run ``failed`` and re-raises;
+    nothing is delivered for it.
 
     Delivery outcomes land in ``run.delivery`` (one dict per recipient) and in run.json; a
     failed recipient does not raise (the CLI turns it into exit status 4).
     """
+    from auditor.history import HistoryStore, history_path
+    from connectors.registry import build_connector
     from reports.render import write_reports
 
-    t0 = time.perf_counter()
-    snap = pull(config, as_of=as_of)
-    t1 = time.perf_counter()
-    run = audit_snapshot(snap, config, as_of=as_of)
-    run.timings = {"pull": t1 - t0, **run.timings}
-    t2 = time.perf_counter()
+    started_at = datetime.now(UTC)
     out = out_dir or config.resolve(config.report.out_dir)
-    run.outputs = write_reports(run, out)
-    run.timings["reports"] = time.perf_counter() - t2
+    connector = build_connector(config)
+    day = AuditContext.create(as_of or config.audit.as_of, config.audit.timezone).as_of.date()
+    path = history_path(config, out)
+    store = HistoryStore(path) if path is not None else None
+    run_id: int | None = None
+    try:
+        if store is not None:
+            run_id = store.begin_run(
+                connector.source_name,
+                connector.type_name,
+                started_at=started_at,
+                as_of=day.isoformat(),
+                config_origin=config.origin,
+            )
+        t0 = time.perf_counter()
+        pull_started_at = datetime.now(UTC)
+        snap = _pull_maybe_incremental(connector, config, store, day, full)
+        pulled = snap
+        derived_rows = None
+        if store is not None and not snap.meta.has_stage_history:
+            derived_rows, snap = _observe_history(store, snap, day, config.audit.timezone)
+        t1 = time.perf_counter()
+        run = audit_snapshot(snap, config, as_of=day)
+        run.timings = {"pull": t1 - t0, **run.timings}
+        run.started_at = started_at
+        run.run_id = run_id
+        if store is not None and run_id is not None:
+            th = time.perf_counter()
+            run.finished_at = datetime.now(UTC)
+            run.history = _history_diff(store, run, config.history.trend_runs)
+            run.timings["history_diff"] = time.perf_counter() - th
+        t2 = time.perf_counter()
+        run.outputs = write_reports(run, out)
+        run.timings["reports"] = time.perf_counter() - t2
+        run.finished_at = datetime.now(UTC)
+        if store is not None and run_id is not None:
+            tc = time.perf_counter()
+            store.commit_run(
+                run_id,
+                summary=_run_summary(run),
+                violations=run.result.violations,
+                metrics=run.metrics,
+                snapshot=pulled,
+                pull_started_at=pull_started_at,
+                derived_rows=derived_rows,
+            )
+            # after the commit, so not in the stored duration; the run facts show it
+            run.timings["history_store"] = time.perf_counter() - tc
+    except BaseException as exc:
+        if store is not None and run_id is not None:
+            interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
+            try:
+                store.fail_run(run_id, exc, status="interrupted" if interrupted else "failed")
+            except Exception:  # the original error matters more than the bookkeeping
+                log.exception("could not record run %s as failed", run_id)
+        raise
+    finally:
+        if store is not None:
+            store.close()
+
+    # delivery only after the commit: a run whose results could not be stored is a failed run,
+    # and nothing goes out for it
     if deliver:
         from reports.delivery import deliver as send_reports
 
@@ -136,3 +217,105 @@ def execute(
 
         write_run_json(run, Path(out) / "run.json")  # final: finish time, delivery outcomes
     return run
+
+
+def _pull_maybe_incremental(
+    connector: Connector, config: AuditConfig, store: HistoryStore | None, day: date, full: bool
+) -> Snapshot:
+    """Incremental pull merged into the stored snapshot when possible, else a full pull.
+
+    A connector that cannot pull incrementally ignores ``since`` and returns a full snapshot
+    (``meta.incremental`` False), which is then used as it is.
+    """
+    from auditor.history import HistoryError
+    from auditor.incremental import merge_incremental
+
+    base = None
+    if store is not None and not full:
+        try:
+            base = store.last_snapshot(connector.source_name)
+        except HistoryError as exc:
+            log.warning("%s; pulling in full", exc)
+    if base is None:
+        return pull_from(connector, config, as_of=day)
+    snap = pull_from(connector, config, since=base.pull_started_at, as_of=day)
+    if not snap.meta.incremental:
+        return snap
+    log.info(
+        "incremental pull of %s since %s: %d changed records",
+        connector.source_name,
+        base.pull_started_at.isoformat(),
+        len(snap.opportunities),
+    )
+    return merge_incremental(base.snapshot, snap)
+
+
+def _observe_history(
+    store: HistoryStore, snap: Snapshot, day: date, timezone: str
+) -> tuple[pd.DataFrame, Snapshot]:
+    """This run's observed stage changes, and the snapshot with the observed history."""
+    from auditor.history.observed import observe_stages, with_observed_history
+
+    source = snap.meta.source
+    stored = store.derived_history(source)
+    observed_at = pd.Timestamp(day).tz_localize(timezone).tz_convert("UTC")
+    previous = store.last_successful_run(source)
+    prev_at = None
+    if previous is not None and previous.get("as_of"):
+        prev_at = pd.Timestamp(previous["as_of"]).tz_localize(timezone).tz_convert("UTC")
+    new_rows = observe_stages(stored, snap.opportunities, observed_at, prev_at)
+    cols = list(new_rows.columns)
+    all_rows = pd.concat([stored[cols], new_rows], ignore_index=True) if len(stored) else new_rows
+    return new_rows, with_observed_history(snap, all_rows)
+
+
+def _history_diff(store: HistoryStore, run: AuditRun, trend_runs: int) -> dict[str, Any] | None:
+    """``run.history``: None on the first successful run of a source (nothing to compare)."""
+    from auditor.history.diff import diff_runs
+
+    source = run.snapshot.meta.source
+    previous_run = store.last_successful_run(source)
+    if previous_run is None:
+        return None
+    prev_id = previous_run["id"]
+    trend = store.successful_runs(source, trend_runs - 1)
+    trend.append(
+        {
+            "run_id": run.run_id,
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+            "score": run.score,
+            "violations": int(len(run.result.violations)),
+        }
+    )
+    return diff_runs(
+        run.result.violations,
+        store.fingerprints(prev_id),
+        lambda fps: store.violations(prev_id, fps),
+        previous_run,
+        trend,
+    )
+
+
+def _run_summary(run: AuditRun) -> dict[str, Any]:
+    v = run.result.violations
+    # no previous run to compare with: new / resolved are unknown, not 0
+    h = run.history if run.history and run.history["previous_run"] else {}
+    return {
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "as_of": run.result.context.as_of.date().isoformat(),
+        "incremental": run.snapshot.meta.incremental,
+        "records": int(len(run.snapshot.opportunities)),
+        "violations": int(len(v)),
+        "suppressed": int(len(run.result.suppressed)),
+        "score": run.score,
+        "duration_s": round(run.duration_s, 3),
+        "api_calls": run.snapshot.meta.api_calls,
+        "counts": {
+            "by_rule": {str(k): int(n) for k, n in v["rule_code"].value_counts().items()},
+            "by_severity": {str(k): int(n) for k, n in v["severity"].value_counts().items()},
+            "rejected_rows": len(run.snapshot.meta.rejected),
+            "new": h.get("new"),
+            "resolved": h.get("resolved"),
+            "persisting": h.get("persisting"),
+        },
+    }

