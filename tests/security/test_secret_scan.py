@@ -264,6 +264,7 @@ def test_no_secret_in_any_output(case, env, private_key, smtp, tmp_path, caplog,
         else:
             assert list((out / "outbox").glob("*.eml"))
     found = texts_of(result, out, tmp_path)
+    assert any(w.endswith("history.sqlite") for w, _ in found)  # the history store is scanned
     leaks = scan(found, caplog, secrets(private_key))
     assert leaks == []
     if fault in ("login", "401", "query") and name.endswith(("password", "token")) or (
