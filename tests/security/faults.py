@@ -119,7 +119,7 @@ SALESFORCE: list[dict[str, Any]] = [
      "options": {"bulk": "always"}, "key": "state:Opportunity",
      "replies": [(200, JSON, json.dumps({"id": "7508d0000Job000AAA", "state": "Failed",
                                          "errorMessage": "InvalidBatch"}))],
-     "expect": "stops", "error": r"Bulk 2.0 job 7508d0000Job000AAA Failed: InvalidBatch"},
+     "expect": "stops", "error": r"Bulk 2.0 job \w+ Failed: InvalidBatch"},
     {"id": "sf-bulk-html-results", "fault": "Bulk 2.0 results page is a proxy's HTML page",
      "options": {"bulk": "always"}, "key": "results:Opportunity",
      "replies": [(200, {"Content-Type": "text/html", "Sforce-Locator": "null"}, HTML_PAGE)],

@@ -20,11 +20,19 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
+from auditor.config import parse_config
 from auditor.errors import ConnectorError
+from auditor.history import HistoryStore
+from auditor.run import execute
 from reports.delivery import deliver
-from tests.connectors.hubspot.conftest import expected_frames
+from tests.connectors.hubspot.conftest import CUSTOM, STAGE_MAP, TOKEN, expected_frames
 from tests.connectors.salesforce import expected
-from tests.connectors.salesforce.fake_org import bulk_pages
+from tests.connectors.salesforce.fake_org import (
+    FIELD_OPTIONS,
+    INSTANCE_URL,
+    SESSION_ENV,
+    bulk_pages,
+)
 from tests.reports.reports_fixture import make_run
 from tests.security.faults import HUBSPOT, SALESFORCE, SMTP
 from tests.security.matrix import record
@@ -55,8 +63,48 @@ def _stopped(exc: ConnectorError) -> str:
     return f"stops: ConnectorError: {exc}"
 
 
+#: the history file after one successful run, per connector type (made once, copied per test)
+_SEEDED: dict[str, tuple[bytes, int]] = {}
+
+
+def _config(tmp: Path, source: dict[str, Any]) -> Any:
+    return parse_config({"source": source, "audit": {"as_of": "2024-06-01"},
+                         "history": {"path": str(tmp / "history.sqlite")}},
+                        origin=str(tmp / "audit.toml"), base_dir=tmp)
+
+
+def through_execute(tmp: Path, kind: str, source: dict[str, Any], inject: Any,
+                    error: str, *, full: bool = True) -> str:
+    """The same fault through execute() with a history store holding one successful run:
+    the run stops, is recorded as failed, the earlier run stays intact, no report is written."""
+    hist = tmp / "history.sqlite"
+    if kind not in _SEEDED:
+        run = execute(_config(tmp, source), out_dir=tmp / "seed", deliver=False)
+        _SEEDED[kind] = (hist.read_bytes(), len(run.result.violations))
+        for p in tmp.glob("history.sqlite-*"):
+            p.unlink()
+    data, findings = _SEEDED[kind]
+    hist.write_bytes(data)
+    inject()
+    out = tmp / "failed-run"
+    with pytest.raises(ConnectorError) as err:
+        execute(_config(tmp, source), out_dir=out, deliver=False, full=full)
+    assert re.search(error, str(err.value)), str(err.value)
+    assert not out.exists() or not any(out.iterdir())  # no report for the failed run
+    with HistoryStore(hist) as store:
+        failed, previous = store.runs(source=source["name"])
+        assert (failed["status"], failed["error"]) == ("failed", str(err.value))
+        assert previous["status"] == "success"
+        assert len(store.violations(previous["id"])) == findings
+        assert store.last_snapshot(source["name"]).run_id == previous["id"]
+    return (f"; through execute(): run {failed['id']} recorded as failed with this message, "
+            f"run {previous['id']} (success, {findings} findings, stored snapshot) intact, "
+            "no report written")
+
+
 @pytest.mark.parametrize("case", SALESFORCE, ids=[c["id"] for c in SALESFORCE])
-def test_salesforce_fault(case: dict, org, make_sf, sleeps) -> None:
+def test_salesforce_fault(case: dict, org, make_sf, sleeps, tmp_path: Path,
+                          monkeypatch: pytest.MonkeyPatch) -> None:
     org.fail(_sf_key(org, case["key"]), *[_reply(org, r) for r in case["replies"]])
     conn = make_sf(**case.get("options", {}))
     if case["expect"] == "recovers":
@@ -76,13 +124,26 @@ def test_salesforce_fault(case: dict, org, make_sf, sleeps) -> None:
         assert re.search(case["error"], str(err.value)), str(err.value)
         assert len(sleeps) <= 4  # bounded: at most attempts - 1 waits
         outcome = _stopped(err.value)
+        org.faults.clear()
+        for k, v in SESSION_ENV.items():
+            monkeypatch.setenv(k, v)
+        source = {"type": "salesforce", "auth": "session", "session_id_env": "SF_SESSION",
+                  "instance_url": INSTANCE_URL, "name": "acme", **FIELD_OPTIONS,
+                  "backoff_base_s": 0, "backoff_max_s": 0, "bulk_poll_s": 0.01,
+                  **case.get("options", {})}
+        outcome += through_execute(
+            tmp_path, "salesforce", source,
+            lambda: org.fail(_sf_key(org, case["key"]),
+                             *[_reply(org, r) for r in case["replies"]]),
+            case["error"])
     record("1. Salesforce (live API, REST and Bulk 2.0)", case["id"],
            "Salesforce" + (" Bulk 2.0" if case.get("options", {}).get("bulk") else " REST"),
            case["fault"], case["expect"], outcome)
 
 
 @pytest.mark.parametrize("case", HUBSPOT, ids=[c["id"] for c in HUBSPOT])
-def test_hubspot_fault(case: dict, hs, make_hs, sleeps) -> None:
+def test_hubspot_fault(case: dict, hs, make_hs, sleeps, tmp_path: Path,
+                       monkeypatch: pytest.MonkeyPatch) -> None:
     spec = dict(case["fail"])
     hs.fail(spec.pop("path"), spec.pop("status"), **spec)
     conn = make_hs(**case.get("options", {}))
@@ -105,7 +166,18 @@ def test_hubspot_fault(case: dict, hs, make_hs, sleeps) -> None:
         assert re.search(case["error"], str(err.value)), str(err.value)
         assert len(sleeps) <= 4
         outcome = _stopped(err.value)
-    assert time.monotonic() - t0 < 10  # bounded in real time as well (timeouts included)
+        hs.faults.clear()
+        monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", TOKEN)
+        source = {"type": "hubspot", "name": "hs", "host": hs.host, "stage_map": STAGE_MAP,
+                  "custom_fields": CUSTOM, "search_min_interval_s": 0, "portal_id": 4242,
+                  "portal_timezone": "America/New_York", "retry_base_delay_s": 0,
+                  "retry_max_delay_s": 0, **case.get("options", {})}
+        spec = dict(case["fail"])
+        outcome += through_execute(
+            tmp_path, "hubspot", source,
+            lambda: hs.fail(spec.pop("path"), spec.pop("status"), **spec), case["error"],
+            full=not case.get("since"))
+    assert time.monotonic() - t0 < 20  # bounded in real time as well (timeouts included)
     record("2. HubSpot (CRM API)", case["id"], "HubSpot", case["fault"], case["expect"], outcome)
 
 
