@@ -241,7 +241,8 @@ class CountingSession(requests.Session):
             self.counter.by_kind[kind] += 1
             try:
                 resp = super(CountingSession, self).request(method, url, *args, **kwargs)
-            except (requests.Timeout, requests.ConnectionError) as exc:
+            except (requests.Timeout, requests.ConnectionError,
+                    requests.exceptions.ChunkedEncodingError) as exc:  # a body cut off
                 self.counter.transient_failures += 1
                 raise Retryable(f"{type(exc).__name__}: {exc}") from None
             self.counter.record_limits(resp.headers.get("Sforce-Limit-Info"))

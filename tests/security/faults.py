@@ -47,6 +47,11 @@ def timeout() -> Exception:
                                            "timeout=120)")
 
 
+def cut_body() -> Exception:
+    return requests.exceptions.ChunkedEncodingError(
+        "('Connection broken: IncompleteRead(120 bytes read, 880 more expected)')")
+
+
 FIVE = 5  # the default attempts: a fault repeated this often is never recovered from
 
 SALESFORCE: list[dict[str, Any]] = [
@@ -60,7 +65,14 @@ SALESFORCE: list[dict[str, Any]] = [
     {"id": "sf-reset-always", "fault": "connection reset on every attempt (OpportunityHistory)",
      "key": "OpportunityHistory", "replies": [reset] * FIVE, "expect": "stops",
      "error": r"OpportunityHistory query, page 1 .* failed after 5 attempts: ConnectionError"},
-    {"id": "sf-truncated-json", "fault": "200 with a JSON body cut off half-way (page 2)",
+    {"id": "sf-body-cut-once", "fault": "connection drops in the middle of the body "
+     "(IncompleteRead), once", "key": "page:Opportunity:3", "replies": [cut_body],
+     "expect": "recovers", "sleeps": [1.0]},
+    {"id": "sf-body-cut-always", "fault": "connection drops in the middle of the body on every "
+     "attempt", "key": "User", "replies": [cut_body] * FIVE, "expect": "stops",
+     "error": r"User query, page 1 .* failed after 5 attempts: ChunkedEncodingError"},
+    {"id": "sf-truncated-json", "fault": "200 whose JSON body itself is cut off half-way "
+     "(page 2)",
      "key": "page:Opportunity:2",
      "replies": [(200, JSON, json.dumps(_opp_page(2))[:120])], "expect": "stops",
      "error": r"Opportunity query, page 2: the response is not valid JSON"},
