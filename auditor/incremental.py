@@ -33,6 +33,16 @@ from auditor.snapshot import Snapshot, make_opportunities, make_owners, make_sta
 DELETED_KEYS = ("deleted_ids", "deleted_opportunity_ids", "archived_ids")
 
 
+def _lookup(keys: pd.Series, values: pd.Series) -> pd.Series:
+    """``values`` looked up by ``keys``, keeping the values' dtype.
+
+    Series.map would do, but it casts an *empty* datetime mapper to float64 and then fails: an
+    incremental pull can bring no history row at all for the records it changed.
+    """
+    found = values[~values.index.duplicated()].reindex(keys.to_numpy())
+    return pd.Series(found.array, index=keys.index)
+
+
 def deleted_ids(snap: Snapshot) -> set[str]:
     out: set[str] = set()
     for key in DELETED_KEYS:
@@ -114,7 +124,7 @@ def _rederive(
     h_ids = hist["opportunity_id"].astype(object)
     in_current = h_key.to_numpy() == current.reindex(h_ids.to_numpy()).to_numpy()
     entered = hist["entered_at"][in_current].groupby(h_ids[in_current].to_numpy()).max()
-    new_entered = ids.map(entered)
+    new_entered = _lookup(ids, entered)
     fill = pulled & new_entered.notna().to_numpy()
     if fill.any():
         opp.loc[fill, "stage_entered_at"] = pd.to_datetime(new_entered[fill], utc=True).astype(
@@ -128,11 +138,12 @@ def _rederive(
     d_first = delta.stage_history.groupby(delta.stage_history["opportunity_id"].astype(object))[
         "entered_at"
     ].min()
-    only_new = (ids.map(d_first).isna() | (ids.map(d_first) > ids.map(b_last))).fillna(True)
+    first_new, last_stored = _lookup(ids, d_first), _lookup(ids, b_last)
+    only_new = (first_new.isna() | (first_new > last_stored)).fillna(True)
     b_changes = base.opportunities.set_index(base.opportunities["id"].astype(object))[
         "close_date_changes"
     ]
-    stored = ids.map(b_changes).astype("Int64")
+    stored = _lookup(ids, b_changes).astype("Int64")
     add = pulled & only_new.to_numpy(dtype=bool) & stored.notna().to_numpy()
     if add.any():
         opp.loc[add, "close_date_changes"] = (

@@ -299,7 +299,10 @@ def build_snapshot(
             raw.history, opp, stage_map, tz=tz, notes=notes,
             where=raw.where.get("history", "OpportunityHistory"),
         )
-        opp["stage_entered_at"] = opp["id"].map(entered).astype("datetime64[us, UTC]")
+        # reindex, not map: map() turns an empty datetime mapper into float64 (an incremental
+        # pull may bring no history row in any record's current stage)
+        entered = entered.astype("datetime64[us, UTC]").reindex(opp["id"].to_numpy())
+        opp["stage_entered_at"] = entered.array
         opp["close_date_changes"] = opp["id"].map(changes).fillna(0).astype("Int64")
         provided |= {"stage_entered_at", "close_date_changes"}
         for s in hist_unmapped:

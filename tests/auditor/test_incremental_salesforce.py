@@ -304,13 +304,6 @@ def test_incremental_salesforce_run_costs_calls_per_change_and_finds_what_a_full
         ]
 
 
-@pytest.mark.xfail(
-    raises=TypeError,
-    strict=True,
-    reason="connectors/salesforce/normalize.py maps ids through an empty `entered` Series when "
-    "an incremental pull brings no history row in a record's current stage (pandas casts the "
-    "empty datetime mapper to float64); remove this mark once that is fixed",
-)
 def test_incremental_salesforce_run_with_no_stage_changes(tmp_path, org):
     execute(_config(tmp_path, "nightly"), out_dir=tmp_path / "out")
     stamp = _sf_time(datetime.now(UTC))
