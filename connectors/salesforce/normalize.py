@@ -325,7 +325,7 @@ def build_snapshot(
         users, _ = _parse_frame(raw.users.reset_index(drop=True), user_specs(opts), tz=tz,
                                 notes=notes, where=w_user, ids=uids)
         owners = make_owners(users.dropna(subset=["id"]).drop_duplicates("id"))
-    if "Owner.Name" in src.columns:
+    if "Owner.Name" in src.columns and "owner_id" in opp:  # an export may lack OwnerId
         # owners the User query / file lacks: name from the opportunity, the rest unknown
         seen = pd.DataFrame({"id": opp["owner_id"], "name": as_text(src["Owner.Name"])})
         seen = seen.dropna(subset=["id"]).drop_duplicates("id")
@@ -337,7 +337,7 @@ def build_snapshot(
                     f"{len(extra_owners)} opportunity owner(s) not among the users read (e.g. "
                     f"{extra_owners['id'].iloc[0]}); their names come from the opportunities, "
                     "their active flag and manager are unknown")
-    if raw.users is not None or len(owners):
+    if (raw.users is not None or len(owners)) and "owner_id" in opp:
         missing = opp["owner_id"].dropna()
         missing = missing[~missing.isin(owners["id"])].unique()
         if len(missing):
