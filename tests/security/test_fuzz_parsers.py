@@ -246,19 +246,37 @@ SF_HEADERS = ["Id", "Name", "StageName", "Amount", "Probability", "CloseDate", "
               "SystemModstamp", "LastActivityDate", "Account.Name"]
 
 
+SF_HISTORY_HEADERS = ["Id", "OpportunityId", "StageName", "CloseDate", "PrevCloseDate",
+                      "CreatedDate"]
+SF_USER_HEADERS = ["Id", "Name", "Email", "IsActive", "ManagerId"]
+OPP_ROWS = b"Id,StageName,CloseDate\n006A,Prospecting,2024-03-31\n006B,Closed Won,2024-04-01\n"
+
+
 @FUZZ
-@given(csv_file(SF_HEADERS, ["Id", "StageName"]))
-@example((b"Id,StageName\n" + b"0" * 140_000 + b",Prospecting\n", "utf-8"))
-@example(("Id,StageName\n006A,Prospecting\n".encode("utf-16"), "utf-8-sig"))
-def test_salesforce_export_reader(workdir, file) -> None:
+@given(csv_file(SF_HEADERS, ["Id", "StageName"]),
+       st.one_of(st.none(), csv_file(SF_HISTORY_HEADERS, ["OpportunityId", "StageName",
+                                                          "CreatedDate"])),
+       st.one_of(st.none(), csv_file(SF_USER_HEADERS, ["Id"])))
+@example((b"Id,StageName\n" + b"0" * 140_000 + b",Prospecting\n", "utf-8"), None, None)
+@example(("Id,StageName\n006A,Prospecting\n".encode("utf-16"), "utf-8-sig"), None, None)
+@example((OPP_ROWS, "utf-8"), (b"OpportunityId,StageName,CreatedDate\n006A,x,10000-01-01\n"
+                               b"006A,,2024-02-30T00:00:00Z\n006B,y,\n", "utf-8"), None)
+@example((b"Id,StageName,Owner.Name\n006A,Prospecting,Ann\n", "utf-8"), None,
+         (b"Id\n005A\n", "utf-8"))  # no OwnerId column: owners were joined on it
+def test_salesforce_export_reader(workdir, file, history, users) -> None:
     data, encoding = file
     folder = workdir / "sf-export"
-    folder.mkdir(exist_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
     (folder / "Opportunity.csv").write_bytes(data)
+    if history is not None:  # the other files are read with the Opportunity file's encoding
+        (folder / "OpportunityHistory.csv").write_bytes(history[0])
+    if users is not None:
+        (folder / "User.csv").write_bytes(users[0])
     opts = SalesforceExportConnector.Options.model_validate(
         {"name": "fuzz", "path": str(folder), "encoding": encoding})
     _run(tally("fuzz-salesforce-export"), SalesforceExportConnector(opts).pull,
-         ["Opportunity.csv"])
+         ["Opportunity.csv", "OpportunityHistory.csv", "User.csv"])
 
 
 HS_HEADERS = ["Record ID", "Deal Name", "Deal Stage", "Pipeline", "Amount", "Close Date",
@@ -295,7 +313,8 @@ FAMILIES = {
                                 "(missing columns), cells, 140 kB fields, ragged rows, raw "
                                 "bytes; UTF-8, UTF-8 BOM, UTF-16, Latin-1, cp1252, told "
                                 "right or wrong"),
-    "fuzz-salesforce-export": ("Salesforce export", "Opportunity.csv as above"),
+    "fuzz-salesforce-export": ("Salesforce export", "Opportunity.csv as above, with a fuzzed "
+                               "OpportunityHistory.csv and User.csv now and then"),
     "fuzz-hubspot-export": ("HubSpot UI export", "deals export CSV as above"),
 }
 

@@ -93,3 +93,14 @@ def test_hubspot_probability_outside_0_1_is_a_warning_not_a_schema_error(tmp_pat
     assert ("2 deal(s) have a `hs_deal_stage_probability` value that is not a valid probability "
             "from 0 to 1 (e.g. deal 2: '99999999999999999999'); treated as missing"
             ) in snap.meta.warnings
+
+
+def test_salesforce_export_without_owner_id_but_with_users(tmp_path: Path) -> None:
+    # an export lacking OwnerId used to crash (KeyError) when User.csv or Owner.Name was there
+    (tmp_path / "Opportunity.csv").write_text("Id,StageName,Owner.Name\n006A,Prospecting,Ann\n")
+    (tmp_path / "User.csv").write_text("Id,Name\n005A,Ann Lee\n")
+    opts = SalesforceExportConnector.Options.model_validate({"name": "x", "path": str(tmp_path)})
+    snap = SalesforceExportConnector(opts).pull()
+    assert snap.opportunities["id"].tolist() == ["006A"]
+    assert snap.opportunities["owner_id"].isna().all()
+    assert snap.owners["id"].tolist() == ["005A"]
