@@ -226,19 +226,36 @@ def workdir() -> Path:
     shutil.rmtree(d, ignore_errors=True)
 
 
+CSV_HISTORY_HEADERS = ["opportunity_id", "stage", "entered_at"]
+CSV_OWNER_HEADERS = ["id", "name", "email", "active", "manager_id", "team"]
+
+
 @FUZZ
-@given(csv_file(CSV_HEADERS, ["id", "stage"]), st.sampled_from([None, True]))
-@example((b"id,stage\n" + b"x" * 140_000 + b",Prospecting\n", "utf-8"), None)
-@example((("id,stage," + "h" * 140_000 + "\n1,Prospecting,x\n").encode(), "utf-8"), None)
-@example(("id,stage\n1,Prospecting\n".encode("utf-16"), "utf-8-sig"), None)
-@example(("\ufeffid;stage\n1;Closed Won\n".encode(), "utf-8"), None)
-def test_csv_connector_whole_file(workdir, file, dayfirst) -> None:
+@given(csv_file(CSV_HEADERS, ["id", "stage"]), st.sampled_from([None, True]),
+       st.one_of(st.none(), csv_file(CSV_HISTORY_HEADERS, CSV_HISTORY_HEADERS)),
+       st.one_of(st.none(), csv_file(CSV_OWNER_HEADERS, ["id"])))
+@example((b"id,stage\n" + b"x" * 140_000 + b",Prospecting\n", "utf-8"), None, None, None)
+@example((("id,stage," + "h" * 140_000 + "\n1,Prospecting,x\n").encode(), "utf-8"),
+         None, None, None)
+@example(("id,stage\n1,Prospecting\n".encode("utf-16"), "utf-8-sig"), None, None, None)
+@example(("\ufeffid;stage\n1;Closed Won\n".encode(), "utf-8"), None, None, None)
+@example((b"id,stage,owner_id\n1,Prospecting,u1\n2,Closed Won,u2\n", "utf-8"), None,
+         (b"opportunity_id,stage,entered_at\n1,Prospecting,2024-01-01\n1,,x\n3,a,\n", "utf-8"),
+         (b"id,active,manager_id,team\nu1,maybe,m1,A\nu1,yes,m1,B\n,no,,\n", "utf-8"))
+def test_csv_connector_whole_file(workdir, file, dayfirst, history, owners) -> None:
     data, encoding = file
     path = workdir / "opportunities.csv"
     path.write_bytes(data)
+    extra: dict[str, Path] = {}
+    for key, name, content in (("stage_history", "history.csv", history),
+                               ("owners", "owners.csv", owners)):
+        if content is not None:
+            (workdir / name).write_bytes(content[0])
+            extra[key] = workdir / name
     opts = CsvOptions(name="fuzz", opportunities=path, stage_map_default="salesforce",
-                      encoding=encoding, dayfirst=dayfirst)
-    _run(tally("fuzz-csv-connector-file"), CsvConnector(opts).pull, ["opportunities.csv"])
+                      encoding=encoding, dayfirst=dayfirst, **extra)
+    _run(tally("fuzz-csv-connector-file"), CsvConnector(opts).pull,
+         ["opportunities.csv", "history.csv", "owners.csv"])
 
 
 SF_HEADERS = ["Id", "Name", "StageName", "Amount", "Probability", "CloseDate", "CreatedDate",
@@ -309,10 +326,10 @@ FAMILIES = {
                                      "booleans, floats, None, far-future dates, DST gaps"),
     "fuzz-hubspot-values": ("HubSpot", "values.convert, every kind: text, epoch ms past the "
                             "year 2262 and before year 1, DST gaps"),
-    "fuzz-csv-connector-file": ("CSV connector", "whole opportunities file: random headers "
-                                "(missing columns), cells, 140 kB fields, ragged rows, raw "
-                                "bytes; UTF-8, UTF-8 BOM, UTF-16, Latin-1, cp1252, told "
-                                "right or wrong"),
+    "fuzz-csv-connector-file": ("CSV connector", "whole opportunities file (and now and then a "
+                                "stage-history and an owners file): random headers (missing "
+                                "columns), cells, 140 kB fields, ragged rows, raw bytes; UTF-8, "
+                                "UTF-8 BOM, UTF-16, Latin-1, cp1252, told right or wrong"),
     "fuzz-salesforce-export": ("Salesforce export", "Opportunity.csv as above, with a fuzzed "
                                "OpportunityHistory.csv and User.csv now and then"),
     "fuzz-hubspot-export": ("HubSpot UI export", "deals export CSV as above"),
