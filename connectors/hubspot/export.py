@@ -172,6 +172,11 @@ class HubSpotExportConnector(Connector):
             owners = pd.read_csv(path, dtype=str, keep_default_na=False).astype(STR)
         except FileNotFoundError:
             raise SourceDataError(f"owners file {path} does not exist") from None
+        except pd.errors.EmptyDataError:
+            raise SourceDataError(f"owners file {path} is empty (expected a header row)") from None
+        except (UnicodeError, pd.errors.ParserError) as exc:
+            raise SourceDataError(
+                f"owners file {path} cannot be read as UTF-8 CSV: {exc}") from None
         if "id" not in owners.columns:
             raise SourceDataError(f"owners file {path}: expected an `id` column")
         if "active" in owners.columns:
