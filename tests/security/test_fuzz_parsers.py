@@ -301,19 +301,31 @@ HS_HEADERS = ["Record ID", "Deal Name", "Deal Stage", "Pipeline", "Amount", "Clo
               "Is Closed", 'Date entered "Won (Enterprise)"', "Forecast category"]
 
 
+HS_OWNER_HEADERS = ["id", "name", "email", "active", "team"]
+
+
 @FUZZ
-@given(csv_file(HS_HEADERS, ["Record ID", "Deal Stage"]))
-@example((b"", "utf-8"))                                             # an empty file
-@example((b"Record ID,Deal Stage,Date entered \"Won (Enterprise)\"\n", "utf-8"))  # no rows
-@example(("Record ID,Deal Stage\n1,Won\n".encode("utf-16"), "utf-8-sig"))
-@example((b"Record ID,Deal Stage,Close Date\n1,Won,99999999999999999999\n", "utf-8"))
-@example((b'Record ID,Deal Stage,"Date entered ""Won (Enterprise)"""\n,,\n', "utf-8"))
-def test_hubspot_export_reader(workdir, file) -> None:
+@given(csv_file(HS_HEADERS, ["Record ID", "Deal Stage"]),
+       st.one_of(st.none(), csv_file(HS_OWNER_HEADERS, ["id"])))
+@example((b"", "utf-8"), None)                                             # an empty file
+@example((b"Record ID,Deal Stage,Date entered \"Won (Enterprise)\"\n", "utf-8"), None)  # no rows
+@example(("Record ID,Deal Stage\n1,Won\n".encode("utf-16"), "utf-8-sig"), None)
+@example((b"Record ID,Deal Stage,Close Date\n1,Won,99999999999999999999\n", "utf-8"), None)
+@example((b'Record ID,Deal Stage,"Date entered ""Won (Enterprise)"""\n,,\n', "utf-8"), None)
+@example((b"Record ID,Deal Stage,Deal owner\n1,Won,Ann Lee\n", "utf-8"), (b"", "utf-8"))
+@example((b"Record ID,Deal Stage,Deal owner\n1,Won,Ann Lee\n", "utf-8"),
+         ("id,name\n1,Ann\n".encode("utf-16"), "utf-8"))
+def test_hubspot_export_reader(workdir, file, owners) -> None:
     data, encoding = file
     path = workdir / "deals-export.csv"
     path.write_bytes(data)
-    opts = HubSpotExportOptions(name="fuzz", path=path, encoding=encoding)
-    _run(tally("fuzz-hubspot-export"), HubSpotExportConnector(opts).pull, ["deals-export.csv"])
+    extra: dict[str, Path] = {}
+    if owners is not None:  # the owners file is read as UTF-8
+        (workdir / "owners.csv").write_bytes(owners[0])
+        extra["owners_path"] = workdir / "owners.csv"
+    opts = HubSpotExportOptions(name="fuzz", path=path, encoding=encoding, **extra)
+    _run(tally("fuzz-hubspot-export"), HubSpotExportConnector(opts).pull,
+         ["deals-export.csv", "owners.csv"])
 
 
 FAMILIES = {
@@ -332,7 +344,8 @@ FAMILIES = {
                                 "UTF-8 BOM, UTF-16, Latin-1, cp1252, told right or wrong"),
     "fuzz-salesforce-export": ("Salesforce export", "Opportunity.csv as above, with a fuzzed "
                                "OpportunityHistory.csv and User.csv now and then"),
-    "fuzz-hubspot-export": ("HubSpot UI export", "deals export CSV as above"),
+    "fuzz-hubspot-export": ("HubSpot UI export", "deals export CSV as above, with a fuzzed "
+                            "owners file now and then"),
 }
 
 
