@@ -293,9 +293,9 @@ class SmtpSession:
             )
         else:
             conn = smtplib.SMTP(c.host, c.port, timeout=c.timeout_s)
-            if c.security == "starttls":
-                conn.starttls(context=self._context())
         try:
+            if c.security == "starttls":  # inside the try: a refused STARTTLS closes the socket
+                conn.starttls(context=self._context())
             if self.password is not None:
                 user = self.username or parseaddr(c.sender)[1]
                 conn.login(user, self.password)
