@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from auditor.engine import VIOLATION_COLUMNS
 from auditor.errors import AuditorError
 from auditor.history.frames import snapshot_from_blobs, snapshot_to_blobs
 from auditor.history.schema import SCHEMA_VERSION, migrate, schema_version
@@ -40,20 +41,8 @@ from auditor.snapshot import Snapshot
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: violation columns kept per run (the engine's VIOLATION_COLUMNS, stored as plain text/real)
-STORED_VIOLATION_COLUMNS = [
-    "fingerprint",
-    "rule_code",
-    "rule_name",
-    "severity",
-    "opportunity_id",
-    "opportunity_name",
-    "owner_id",
-    "account_name",
-    "stage",
-    "amount",
-    "url",
-    "message",
-]
+#: the violations table's columns, fingerprint first (it is half the primary key)
+STORED_VIOLATION_COLUMNS = ["fingerprint", *(c for c in VIOLATION_COLUMNS if c != "fingerprint")]
 RUN_COLUMNS = [
     "id",
     "source",
