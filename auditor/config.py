@@ -21,18 +21,8 @@ from auditor.errors import ConfigError
 from auditor.stages import STAGES
 
 Severity = Literal["error", "warning", "info"]
-StageName = Literal[
-    "lead",
-    "contact",
-    "qualification",
-    "discovery",
-    "solution",
-    "proposal",
-    "negotiation",
-    "closed_won",
-    "closed_lost",
-    "handoff",
-]
+#: a common stage name (the values of auditor.stages.STAGES; one list, not two)
+StageName = Literal[STAGES]  # type: ignore[valid-type]
 
 
 class Section(BaseModel):

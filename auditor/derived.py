@@ -57,7 +57,7 @@ def history_positions(snap: Snapshot) -> pd.DataFrame:
         code = hist["stage"].cat.codes.to_numpy()
         # naive UTC: a tz-aware column would become an object array of Timestamps (seconds on
         # millions of rows). Sorting works on the int64 microseconds.
-        at = hist["entered_at"].to_numpy(dtype="datetime64[us]")
+        at = hist["entered_at"].dt.tz_convert(None).to_numpy().astype("datetime64[us]", copy=False)
         us = at.view(np.int64)
         us = np.where(us == np.iinfo(np.int64).min, np.iinfo(np.int64).max, us)  # NaT last
         keep = (pos >= 0) & (code >= 0)

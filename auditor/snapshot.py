@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from auditor.errors import SnapshotSchemaError
 from auditor.stages import STAGE_DTYPE
@@ -170,9 +172,12 @@ def _cast(s: pd.Series, dtype: Any) -> pd.Series:
             s = s.dt.tz_convert("UTC").dt.tz_localize(None)
         return s.dt.normalize().astype(DATE)
     if dtype is STR or dtype == STR:
-        # empty / whitespace-only strings are missing values, never ""
+        # empty / whitespace-only strings are missing values, never ""; one Arrow pass over
+        # the offsets and one over the text (strip + len built two new string arrays)
         s = s.astype(STR)
-        return s.where(s.str.strip().str.len() > 0)
+        arr = pa.array(s.array)
+        blank = pc.or_(pc.equal(pc.binary_length(arr), 0), pc.utf8_is_space(arr))
+        return s.mask(blank.fill_null(False).to_numpy(zero_copy_only=False))
     return s.astype(dtype)
 
 

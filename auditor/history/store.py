@@ -29,7 +29,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
+from auditor.engine import VIOLATION_COLUMNS
 from auditor.errors import AuditorError
 from auditor.history.frames import snapshot_from_blobs, snapshot_to_blobs
 from auditor.history.schema import SCHEMA_VERSION, migrate, schema_version
@@ -39,20 +41,8 @@ from auditor.snapshot import Snapshot
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: violation columns kept per run (the engine's VIOLATION_COLUMNS, stored as plain text/real)
-STORED_VIOLATION_COLUMNS = [
-    "fingerprint",
-    "rule_code",
-    "rule_name",
-    "severity",
-    "opportunity_id",
-    "opportunity_name",
-    "owner_id",
-    "account_name",
-    "stage",
-    "amount",
-    "url",
-    "message",
-]
+#: the violations table's columns, fingerprint first (it is half the primary key)
+STORED_VIOLATION_COLUMNS = ["fingerprint", *(c for c in VIOLATION_COLUMNS if c != "fingerprint")]
 RUN_COLUMNS = [
     "id",
     "source",
@@ -283,8 +273,12 @@ class HistoryStore:
         snapshot: Snapshot | None = None,
         pull_started_at: datetime | None = None,
         derived_rows: pd.DataFrame | None = None,
+        snapshot_blobs: dict[str, Any] | None = None,
     ) -> None:
         """Write everything a run produced and mark it ``success``, in one transaction.
+
+        ``snapshot_blobs`` is ``snapshot`` already encoded (``snapshot_to_blobs``), so a caller
+        can encode it on another thread while it renders reports.
 
         ``summary`` holds the run row's columns (finished_at, records, violations, score, ...).
         ``snapshot`` replaces the source's stored snapshot; ``derived_rows`` are appended to the
@@ -294,7 +288,9 @@ class HistoryStore:
         if source is None:
             raise HistoryError(f"history store {self.path}: run {run_id} does not exist")
         source = source[0]
-        blobs = snapshot_to_blobs(snapshot) if snapshot is not None else None
+        blobs = snapshot_blobs
+        if blobs is None and snapshot is not None:
+            blobs = snapshot_to_blobs(snapshot)
         vrows = _violation_rows(run_id, violations)
         self.conn.execute("BEGIN IMMEDIATE")
         try:
@@ -499,10 +495,10 @@ def _violation_rows(run_id: int, v: pd.DataFrame) -> list[tuple[Any, ...]]:
     """Plain tuples for executemany (column-wise conversion, no per-cell pandas access)."""
     cols = []
     for c in STORED_VIOLATION_COLUMNS:
+        # through Arrow: to_pylist gives Python values with None for NA in one C++ pass
         if c == "amount":
-            a = pd.to_numeric(v[c], errors="coerce").astype("float64")
-            cols.append([None if np.isnan(x) else float(x) for x in a.to_numpy()])
+            amount = pd.to_numeric(v[c], errors="coerce").astype("Float64")
+            cols.append(pa.array(amount).to_pylist())
         else:
-            s = v[c].astype("string")
-            cols.append(s.astype(object).where(s.notna(), None).tolist())
+            cols.append(pa.array(v[c].astype("string").array).to_pylist())
     return [(run_id, *row) for row in zip(*cols, strict=True)]

@@ -81,3 +81,19 @@ def test_schedule_with_a_bad_cron_names_the_key(tmp_path):
     res = CliRunner().invoke(main, ["schedule", "-c", cfg])
     assert res.exit_code == 2
     assert "key `schedule.jobs[0]` ('nightly').cron: 'every night' is not a cron" in res.output
+
+
+def test_second_demo_run_prints_what_changed(tmp_path) -> None:  # noqa: ANN001
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    cmd = [sys.executable, "-m", "auditor.cli", "run", "--as-of", "2026-06-30"]
+    env = {"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"}
+    first = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert first.returncode == 0, first.stderr
+    assert "Since run" not in first.stdout  # nothing to compare with yet
+    second = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert second.returncode == 0, second.stderr
+    assert "Since run 1: 0 new, 0 resolved, " in second.stdout
