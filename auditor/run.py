@@ -150,6 +150,7 @@ def execute(
     path = history_path(config, out)
     store = HistoryStore(path) if path is not None else None
     run_id: int | None = None
+    written: list[Path] = []  # this run's report files, withdrawn if the run fails after them
     encoder: ThreadPoolExecutor | None = None
     blobs_future: Future[dict[str, Any]] | None = None
     try:
@@ -184,7 +185,7 @@ def execute(
             encoder = ThreadPoolExecutor(max_workers=1)
             blobs_future = encoder.submit(snapshot_to_blobs, pulled)
         t2 = time.perf_counter()
-        run.outputs = write_reports(run, out)
+        run.outputs = written = write_reports(run, out)
         run.timings["reports"] = time.perf_counter() - t2
         run.finished_at = datetime.now(UTC)
         if store is not None and run_id is not None:
@@ -208,6 +209,10 @@ def execute(
                 store.fail_run(run_id, exc, status="interrupted" if interrupted else "failed")
             except Exception:  # the original error matters more than the bookkeeping
                 log.exception("could not record run %s as failed", run_id)
+        if written:  # reports of a run that was not stored must not look like a finished run
+            for p in written:
+                p.unlink(missing_ok=True)
+            log.warning("run failed after writing its reports; removed them from %s", out)
         raise
     finally:
         if encoder is not None:
