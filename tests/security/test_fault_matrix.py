@@ -306,3 +306,37 @@ def test_smtp_fault(case: dict, smtp_server, tmp_path: Path) -> None:
                                                              else "") for r in results)
     record("3. SMTP delivery", case["id"], "SMTP", case["fault"],
            "per recipient: " + ", ".join(case["statuses"]), f"{shown} [{elapsed:.1f} s]")
+
+
+# -- the history store itself ----------------------------------------------------------------
+def test_history_commit_fails_after_reports(org, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Storing the run fails after its reports were written (disk full, lock): the run is
+    recorded as failed, its reports are withdrawn, the earlier run stays intact."""
+    from auditor.history.store import HistoryError
+
+    for k, v in SESSION_ENV.items():
+        monkeypatch.setenv(k, v)
+    source = {"type": "salesforce", "auth": "session", "session_id_env": "SF_SESSION",
+              "instance_url": INSTANCE_URL, "name": "acme", **FIELD_OPTIONS}
+    first = execute(_config(tmp_path, source), out_dir=tmp_path / "first", deliver=False)
+
+    def disk_full(self, *args: Any, **kwargs: Any) -> None:
+        raise HistoryError(f"history store {self.path}: storing the run failed: disk I/O error")
+
+    monkeypatch.setattr(HistoryStore, "commit_run", disk_full)
+    out = tmp_path / "second"
+    with pytest.raises(HistoryError) as err:
+        execute(_config(tmp_path, source), out_dir=out, deliver=False, full=True)
+    assert [p for p in out.rglob("*") if p.is_file()] == []  # no report that looks complete
+    monkeypatch.undo()
+    with HistoryStore(tmp_path / "history.sqlite") as store:
+        failed, previous = store.runs(source="acme")
+        assert (failed["status"], failed["error"]) == ("failed", str(err.value))
+        assert (previous["id"], previous["status"]) == (first.run_id, "success")
+        assert len(store.violations(previous["id"])) == len(first.result.violations)
+    assert (tmp_path / "first" / "report.html").is_file()
+    record("6. History store", "history-commit-fails", "execute()",
+           "storing the run fails after its reports were written", "failed run, no report",
+           f"raises {type(err.value).__name__}: {err.value}; run {failed['id']} recorded as "
+           f"failed, its report files removed, run {previous['id']} (success) intact")

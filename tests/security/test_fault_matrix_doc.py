@@ -28,7 +28,7 @@ def test_doc_lists_every_scenario_and_family() -> None:
     text = DOC.read_text(encoding="utf-8")
     assert text.startswith(HEADER) and "Failed in this run" not in text
     expected = ({c["id"] for c in SALESFORCE + HUBSPOT + SMTP} | set(FAMILIES)
-                | {f"secrets-{s[0]}" for s in SCENARIOS})
+                | {f"secrets-{s[0]}" for s in SCENARIOS} | {"history-commit-fails"})
     rows = doc_rows()
     assert sorted(expected - set(rows)) == []
     assert sorted(set(rows) - expected) == []  # nothing stale either
