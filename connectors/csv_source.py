@@ -477,8 +477,11 @@ def _entered_current_stage(opps: pd.DataFrame, history: pd.DataFrame) -> pd.Seri
         .groupby(["opportunity_id", "stage"], observed=True)["entered_at"]
         .max()
     )
+    if latest.empty:  # no history row with a known stage
+        return pd.Series(pd.NaT, index=opps.index, dtype=TS)
     keys = pd.MultiIndex.from_arrays([opps["id"], opps["stage"].astype(object)])
-    return pd.Series(latest.reindex(keys).to_numpy(), index=opps.index).astype(TS)
+    # .array keeps the time zone (to_numpy would drop it to naive UTC)
+    return pd.Series(latest.reindex(keys).array, index=opps.index).astype(TS)
 
 
 __all__ = ["CsvConnector", "CsvOptions"]
