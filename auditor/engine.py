@@ -9,6 +9,7 @@ fingerprint per (source, rule, record).
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -199,46 +200,29 @@ def _violation_table(
     return out[VIOLATION_COLUMNS]
 
 
-def _coverage_masks(
-    rule: Rule, snap: Snapshot, ctx: AuditContext
-) -> list[tuple[str, pd.Series | bool]]:
-    reasons: list[tuple[str, pd.Series | bool]] = []
-    meta = snap.meta
-    for col in rule.requires:
-        if col == STAGE_HISTORY:
-            if not meta.has_stage_history:
-                reasons.append(("source has no stage history", True))
-            else:
-                reasons.append(("record has no stage history", ~has_history(snap)))
-        elif col not in meta.provided_fields:
-            reasons.append((f"source does not provide {col}", True))
-    reasons.extend(rule.not_evaluable(snap, ctx).items())
-    return reasons
-
-
-def run_audit(
+def _evaluate_all(
+    rules: list[Rule],
     snap: Snapshot,
-    config: AuditConfig,
-    as_of: date | str | None = None,
-    rules: list[Rule] | None = None,
-) -> AuditResult:
-    """Run the selected rules over a validated Snapshot."""
-    t0 = time.perf_counter()
-    ctx = AuditContext.create(
-        as_of if as_of is not None else config.audit.as_of,
-        config.audit.timezone,
-        config.process,
-    )
-    rules = select_rules(config) if rules is None else rules
+    ctx: AuditContext,
+    futures: dict[int, Future[None]],
+    hits: list[tuple[Rule, np.ndarray, pd.Series]],
+    cov_rows: list[dict[str, Any]],
+    timings: dict[str, float],
+) -> None:
+    """Coverage, evaluation and messages of each rule, in order (results appended in place)."""
     opp = snap.opportunities
     n = len(opp)
-    # (rule, row positions, messages): the opportunity columns are gathered once at the end,
-    # one take per column for all findings rather than a full-frame copy per rule
-    hits: list[tuple[Rule, np.ndarray, pd.Series]] = []
-    cov_rows: list[dict[str, Any]] = []
-    timings: dict[str, float] = {}
     for rule in rules:
         tr = time.perf_counter()
+        if id(rule) in futures:
+            try:
+                futures[id(rule)].result()
+            except AuditorError:
+                raise
+            except Exception as exc:
+                raise AuditorError(
+                    f"rule {rule.code} ({rule.name}) failed on this snapshot: {exc}"
+                ) from exc
         blocked = np.zeros(n, dtype=bool)
         reason_counts: dict[str, int] = {}
         for reason, mask in _coverage_masks(rule, snap, ctx):
@@ -276,6 +260,54 @@ def run_audit(
             hits.append((rule, np.flatnonzero(flagged), rule.message(snap, ctx, rows)))
         timings[rule.code] = time.perf_counter() - tr
 
+
+def _coverage_masks(
+    rule: Rule, snap: Snapshot, ctx: AuditContext
+) -> list[tuple[str, pd.Series | bool]]:
+    reasons: list[tuple[str, pd.Series | bool]] = []
+    meta = snap.meta
+    for col in rule.requires:
+        if col == STAGE_HISTORY:
+            if not meta.has_stage_history:
+                reasons.append(("source has no stage history", True))
+            else:
+                reasons.append(("record has no stage history", ~has_history(snap)))
+        elif col not in meta.provided_fields:
+            reasons.append((f"source does not provide {col}", True))
+    reasons.extend(rule.not_evaluable(snap, ctx).items())
+    return reasons
+
+
+def run_audit(
+    snap: Snapshot,
+    config: AuditConfig,
+    as_of: date | str | None = None,
+    rules: list[Rule] | None = None,
+) -> AuditResult:
+    """Run the selected rules over a validated Snapshot."""
+    t0 = time.perf_counter()
+    ctx = AuditContext.create(
+        as_of if as_of is not None else config.audit.as_of,
+        config.audit.timezone,
+        config.process,
+    )
+    rules = select_rules(config) if rules is None else rules
+    opp = snap.opportunities
+    # (rule, row positions, messages): the opportunity columns are gathered once at the end,
+    # one take per column for all findings rather than a full-frame copy per rule
+    hits: list[tuple[Rule, np.ndarray, pd.Series]] = []
+    cov_rows: list[dict[str, Any]] = []
+    timings: dict[str, float] = {}
+    # rules with a prepare() get it run on a second thread, in rule order, while the main
+    # thread evaluates the earlier rules; each rule waits for its own prepare
+    prepared = [r for r in rules if type(r).prepare is not Rule.prepare]
+    pool = ThreadPoolExecutor(max_workers=1) if prepared else None
+    futures = {id(r): pool.submit(r.prepare, snap, ctx) for r in prepared} if pool else {}
+    try:
+        _evaluate_all(rules, snap, ctx, futures, hits, cov_rows, timings)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     violations = _violation_table(opp, hits, snap.meta.source)
     violations = violations[VIOLATION_COLUMNS]
 

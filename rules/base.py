@@ -153,6 +153,15 @@ class Rule:
         }
 
     # -- evaluation ---------------------------------------------------------------------
+    def prepare(self, snap: Snapshot, ctx: AuditContext) -> None:
+        """Optional: build this rule's own cached inputs ahead of time.
+
+        The engine runs every rule's ``prepare`` on a second thread while the first rules are
+        evaluated; a rule whose heavy lifting happens in Arrow/numpy (which release the GIL)
+        then costs little on the main thread. Default: nothing to prepare. A prepare must only
+        fill caches the rule itself reads (``snap._cache`` keys it owns).
+        """
+
     def not_evaluable(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
         """Record-level reasons the rule cannot judge a record: {reason: mask}.
 

@@ -214,6 +214,11 @@ class PossibleDuplicate(Rule):
             snap._cache[key] = build()
         return snap._cache[key]
 
+    def prepare(self, snap: Snapshot, ctx: AuditContext) -> None:
+        # normalising every open deal's name is most of this rule's cost: do it off the
+        # main thread (Arrow's regex releases the GIL)
+        self._keys(snap)
+
     def not_evaluable(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
         acct, nm = self._keys(snap)
         idx = snap.opportunities.index

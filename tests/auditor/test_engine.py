@@ -126,3 +126,41 @@ def test_foundation_rules_match_demo_ground_truth(code: str) -> None:
     recall = tp / len(truth)
     print(f"{code}: precision {precision:.0%} recall {recall:.0%} ({len(truth)} planted)")
     assert flagged == truth
+
+
+def test_prepare_runs_before_evaluate_and_its_errors_name_the_rule() -> None:
+    from auditor.errors import AuditorError
+    from rules.base import Rule
+
+    calls: list[str] = []
+
+    class Prepared(Rule):
+        """Test rule.
+
+        Why it matters: test. How to fix: test.
+        """
+
+        code = "ZZ01"
+        name = "prepared"
+
+        def prepare(self, snap, ctx) -> None:  # noqa: ANN001
+            calls.append("prepare")
+            snap._cache["zz"] = snap.opportunities["id"] == "a"
+
+        def evaluate(self, snap, ctx):  # noqa: ANN001, ANN201
+            calls.append("evaluate")
+            return snap._cache["zz"]
+
+    class Broken(Prepared):
+        code = "ZZ02"
+        name = "broken"
+
+        def prepare(self, snap, ctx) -> None:  # noqa: ANN001
+            raise ValueError("boom")
+
+    snap = small_snapshot({"stage"})
+    res = run_audit(snap, cfg(), as_of=AS_OF, rules=[Prepared()])
+    assert calls == ["prepare", "evaluate"]
+    assert res.violations["opportunity_id"].tolist() == ["a"]
+    with pytest.raises(AuditorError, match=r"rule ZZ02 \(broken\) failed on this snapshot: boom"):
+        run_audit(small_snapshot({"stage"}), cfg(), as_of=AS_OF, rules=[Broken()])
