@@ -213,3 +213,13 @@ def text(values: pd.Series | str) -> pd.Series | str:
     if isinstance(values, str):
         return values
     return values.astype("string[pyarrow]").fillna("?")
+
+
+def open_and_past(snap: Snapshot, ctx: AuditContext, column: str) -> pd.Series:
+    """Open deals whose date in ``column`` is before the audit day (NA dates → False)."""
+    return is_open(snap) & (snap.opportunities[column] < ctx.as_of).fillna(False).astype(bool)
+
+
+def iso_day(dates: pd.Series) -> pd.Series:
+    """Calendar dates as YYYY-MM-DD text, for messages."""
+    return dates.dt.strftime("%Y-%m-%d").astype("string")

@@ -7,7 +7,7 @@ import pandas as pd
 from auditor.context import AuditContext
 from auditor.snapshot import Snapshot
 from auditor.stages import STAGES
-from rules.base import Param, Rule, all_records, is_open
+from rules.base import Param, Rule, all_records, is_open, iso_day, open_and_past
 
 
 class CloseDatePast(Rule):
@@ -38,14 +38,13 @@ class CloseDatePast(Rule):
         }
 
     def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
-        cd = snap.opportunities["close_date"]
-        return is_open(snap) & (cd < ctx.as_of).fillna(False).astype(bool)
+        return open_and_past(snap, ctx, "close_date")
 
     def message(self, snap: Snapshot, ctx: AuditContext, rows: pd.Index) -> pd.Series:
         cd = snap.opportunities.loc[rows, "close_date"]
         return (
             "close date "
-            + cd.dt.strftime("%Y-%m-%d").astype("string")
+            + iso_day(cd)
             + " is "
             + ctx.days_since(cd).astype("string")
             + " days in the past"

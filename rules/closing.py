@@ -6,7 +6,7 @@ import pandas as pd
 
 from auditor.context import AuditContext
 from auditor.snapshot import Snapshot
-from rules.base import Param, Rule, is_won
+from rules.base import Param, Rule, is_won, iso_day
 
 
 def is_lost(snap: Snapshot) -> pd.Series:
@@ -126,7 +126,7 @@ class WonWithoutHandoff(Rule):
             "won "
             + ctx.days_since(cd).astype("string")
             + " days ago ("
-            + cd.dt.strftime("%Y-%m-%d").astype("string")
+            + iso_day(cd)
             + "), no handoff recorded (due within "
             + str(self.p["max_days"])
             + " days)"

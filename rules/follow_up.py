@@ -6,7 +6,7 @@ import pandas as pd
 
 from auditor.context import AuditContext
 from auditor.snapshot import Snapshot
-from rules.base import Param, Rule, is_open, stage_at_least
+from rules.base import Param, Rule, is_open, iso_day, open_and_past, stage_at_least
 
 
 class MissingNextStep(Rule):
@@ -81,14 +81,13 @@ class OverdueNextStep(Rule):
     }
 
     def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
-        due = snap.opportunities["next_step_due"]
-        return is_open(snap) & (due < ctx.as_of).fillna(False).astype(bool)
+        return open_and_past(snap, ctx, "next_step_due")
 
     def message(self, snap: Snapshot, ctx: AuditContext, rows: pd.Index) -> pd.Series:
         due = snap.opportunities.loc[rows, "next_step_due"]
         return (
             "next step due "
-            + due.dt.strftime("%Y-%m-%d").astype("string")
+            + iso_day(due)
             + ", "
             + ctx.days_since(due).astype("string")
             + " days overdue"
