@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -22,38 +21,11 @@ from auditor.config import AuditConfig
 from auditor.context import AuditContext
 from auditor.derived import has_history
 from auditor.errors import AuditorError, ConfigError
+from auditor.results import VIOLATION_COLUMNS, AuditResult
+from auditor.rule import GROUPS, STAGE_HISTORY, Rule
 from auditor.snapshot import STR, Snapshot
 from auditor.suppressions import apply_suppressions, load_suppressions
-from rules.base import GROUPS, STAGE_HISTORY, Rule
 from rules.registry import all_rules
-
-VIOLATION_COLUMNS = [
-    "rule_code",
-    "rule_name",
-    "severity",
-    "opportunity_id",
-    "opportunity_name",
-    "owner_id",
-    "account_name",
-    "stage",
-    "amount",
-    "url",
-    "message",
-    "fingerprint",
-]
-SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
-
-
-@dataclass
-class AuditResult:
-    violations: pd.DataFrame
-    suppressed: pd.DataFrame
-    coverage: pd.DataFrame
-    suppressions: list[dict[str, Any]]
-    rules: list[Rule]
-    context: AuditContext
-    duration_s: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 def _matches(rule: type[Rule], token: str) -> bool:

@@ -13,8 +13,7 @@ from typing import Any
 import numpy as np
 
 from auditor.derived import positions
-from auditor.engine import SEVERITY_RANK
-from auditor.run import AuditRun
+from auditor.results import SEVERITY_RANK, AuditRun
 from reports.context import by_owner, by_team, owner_table
 from reports.format import is_number, money, number, oneline, pct, plural, sentence
 

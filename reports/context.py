@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from auditor.engine import SEVERITY_RANK
-from auditor.run import AuditRun
+from auditor.results import SEVERITY_RANK, AuditRun
 from auditor.stages import STAGE_LABELS
 from reports.format import is_number, oneline
 from reports.metric_view import metric_views, periods_line

@@ -27,7 +27,7 @@ from typing import Any
 
 from auditor.config import AuditConfig, SmtpSection
 from auditor.errors import ConfigError
-from auditor.run import AuditRun
+from auditor.results import AuditRun
 from auditor.secrets import read_secret, redact
 from reports.context import (
     digest_context,

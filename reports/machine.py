@@ -20,10 +20,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from auditor.engine import VIOLATION_COLUMNS
+from auditor.results import VIOLATION_COLUMNS
 
 if TYPE_CHECKING:
-    from auditor.run import AuditRun
+    from auditor.results import AuditRun
 
 SCHEMAS = Path(__file__).parent / "schemas"
 #: schema name → version of the output written by this code (bump on incompatible change)

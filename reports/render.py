@@ -18,7 +18,7 @@ from typing import Any
 
 import jinja2
 
-from auditor.run import AuditRun
+from auditor.results import AuditRun
 from reports.context import (
     digest_context,
     manager_groups,

@@ -1,1 +1,1 @@
-"""The rule catalogue. See rules/base.py for the contract and rules/catalogue.py for the list."""
+"""The rule catalogue. See auditor/rule.py for the contract and rules/catalogue.py for the list."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rules.base import Rule
+from auditor.rule import Rule
 from rules.close_dates import CloseDatePast, CloseDateSlipping, ForecastStageMismatch
 from rules.closing import MissingLossReason, WonWithoutAmount, WonWithoutHandoff
 from rules.data_quality import (

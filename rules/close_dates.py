@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 
 from auditor.context import AuditContext
+from auditor.rule import Param, Rule, all_records, is_open, iso_day, open_and_past
 from auditor.snapshot import Snapshot
 from auditor.stages import STAGES
-from rules.base import Param, Rule, all_records, is_open, iso_day, open_and_past
 
 
 class CloseDatePast(Rule):

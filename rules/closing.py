@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from auditor.context import AuditContext
+from auditor.rule import Param, Rule, is_won, iso_day
 from auditor.snapshot import Snapshot
-from rules.base import Param, Rule, is_won, iso_day
 
 
 def is_lost(snap: Snapshot) -> pd.Series:

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 
 from auditor.context import AuditContext
+from auditor.rule import Param, Rule, is_open
 from auditor.snapshot import Snapshot
 from auditor.stages import STAGES
-from rules.base import Param, Rule, is_open
 
 STR = "string[pyarrow]"
 

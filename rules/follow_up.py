@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from auditor.context import AuditContext
+from auditor.rule import Param, Rule, is_open, iso_day, open_and_past, stage_at_least
 from auditor.snapshot import Snapshot
-from rules.base import Param, Rule, is_open, iso_day, open_and_past, stage_at_least
 
 
 class MissingNextStep(Rule):

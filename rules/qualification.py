@@ -7,8 +7,8 @@ import pandas as pd
 
 from auditor.context import AuditContext
 from auditor.derived import visited
+from auditor.rule import STAGE_HISTORY, Rule, all_records
 from auditor.snapshot import OPPORTUNITY_SCHEMA, Snapshot
-from rules.base import STAGE_HISTORY, Rule, all_records
 
 #: common stages that count as "discovery or later" (won deals included)
 _PAST_QUALIFICATION = ["discovery", "solution", "proposal", "negotiation", "closed_won", "handoff"]

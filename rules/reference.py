@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rules.base import Rule
+from auditor.rule import Rule
 
 
 def _example_lines(ex: dict) -> list[str]:

@@ -6,7 +6,7 @@ import logging
 from importlib.metadata import entry_points
 
 from auditor.errors import AuditorError
-from rules.base import Rule
+from auditor.rule import Rule
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ import pandas as pd
 
 from auditor.context import AuditContext
 from auditor.derived import jumped_over, regressions, visited
+from auditor.rule import STAGE_HISTORY, Param, Rule, all_records, is_open, stage_in
 from auditor.snapshot import Snapshot
 from auditor.stages import OPEN_STAGES, STAGES
-from rules.base import STAGE_HISTORY, Param, Rule, all_records, is_open, stage_in
 
 #: never judged by ST01: lead is an optional entry point, qualification is QL01's job
 _NOT_SKIPPABLE = ("lead", "qualification")

@@ -6,7 +6,7 @@
 
 For each size, a demo org (about five stage-history rows per opportunity) is generated once and
 saved as Parquet, the format the history store keeps snapshots in; that is setup, not measured.
-The measured run is `auditor.run.execute()` exactly as `crm-audit run` calls it, with a source
+The measured run is `auditor.app.run.execute()` exactly as `crm-audit run` calls it, with a source
 that loads that Parquet snapshot: load → all rules → metrics → history diff → reports → history
 store commit (delivery off). Each size runs in a fresh subprocess, so peak RSS is its own.
 
@@ -75,8 +75,8 @@ def save_snapshot(n: int, folder: Path) -> float:
 
 
 def one_size(n: int, workdir: Path) -> dict:
+    from auditor.app.run import execute
     from auditor.config import parse_config
-    from auditor.run import execute
     from connectors import registry
 
     registry.CONNECTORS["parquet_snapshot"] = "__main__:ParquetSnapshotConnector"

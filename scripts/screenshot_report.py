@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from auditor.app.run import execute  # noqa: E402
 from auditor.config import parse_config  # noqa: E402
-from auditor.run import execute  # noqa: E402
 
 DEMO_DAY = date(2026, 11, 26)
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from auditor.cli import main
+from auditor.app.cli import main
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "auditor.cli", *args],
+        [sys.executable, "-m", "auditor.app.cli", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

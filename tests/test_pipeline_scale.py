@@ -12,8 +12,8 @@ import json
 from datetime import date
 from pathlib import Path
 
+from auditor.app.run import execute
 from auditor.config import parse_config
-from auditor.run import execute
 from connectors.demo import generate_demo_org
 
 AS_OF = date(2026, 6, 30)

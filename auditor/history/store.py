@@ -31,10 +31,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from auditor.engine import VIOLATION_COLUMNS
 from auditor.errors import AuditorError
 from auditor.history.frames import snapshot_from_blobs, snapshot_to_blobs
 from auditor.history.schema import SCHEMA_VERSION, migrate, schema_version
+from auditor.results import VIOLATION_COLUMNS
 from auditor.secrets import redact
 from auditor.snapshot import Snapshot
 

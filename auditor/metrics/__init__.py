@@ -19,13 +19,13 @@ import numpy as np
 
 from auditor.config import MetricsSection
 from auditor.context import AuditContext
-from auditor.engine import AuditResult
 from auditor.metrics.base import MetricInputs, floats
 from auditor.metrics.funnel import lead_quality, stage_conversion, stage_velocity
 from auditor.metrics.hygiene import HYGIENE_DEFINITION, hygiene_scores, opportunity_penalty
 from auditor.metrics.outcomes import cycle_length, deal_size, loss_reasons, win_rate
 from auditor.metrics.periods import Period, resolve_periods
 from auditor.metrics.pipeline import follow_up_discipline, pipeline_coverage
+from auditor.results import AuditResult
 from auditor.snapshot import Snapshot
 
 #: metric keys of metrics.json, in report order

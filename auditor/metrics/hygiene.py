@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from auditor.derived import id_index
-from auditor.engine import AuditResult
+from auditor.results import AuditResult
 from auditor.snapshot import Snapshot
 
 SEVERITY_WEIGHT = {"error": 1.0, "warning": 0.5, "info": 0.1}

@@ -12,8 +12,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+from auditor.app.run import execute
 from auditor.history.store import HistoryStore
-from auditor.run import execute
 from connectors import registry
 from connectors.demo import generate_demo_org
 from tests.auditor.conftest import make_config

@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from auditor.cli import main
+from auditor.app.cli import main
 
 
 def _config(tmp_path, extra: str = "") -> str:
@@ -89,7 +89,7 @@ def test_second_demo_run_prints_what_changed(tmp_path) -> None:  # noqa: ANN001
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    cmd = [sys.executable, "-m", "auditor.cli", "run", "--as-of", "2026-06-30"]
+    cmd = [sys.executable, "-m", "auditor.app.cli", "run", "--as-of", "2026-06-30"]
     env = {"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"}
     first = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env)
     assert first.returncode == 0, first.stderr

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from auditor.app.run import execute
 from auditor.history import HistoryStore
-from auditor.run import execute
 from connectors.demo import generate_demo_org
 from tests.auditor.conftest import AS_OF, make_config
 

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from auditor.config import parse_config
-from auditor.engine import VIOLATION_COLUMNS, fingerprints, run_audit
+from auditor.engine import fingerprints, run_audit
+from auditor.results import VIOLATION_COLUMNS
 from auditor.snapshot import (
     Snapshot,
     SnapshotMeta,
@@ -130,7 +131,7 @@ def test_foundation_rules_match_demo_ground_truth(code: str) -> None:
 
 def test_prepare_runs_before_evaluate_and_its_errors_name_the_rule() -> None:
     from auditor.errors import AuditorError
-    from rules.base import Rule
+    from auditor.rule import Rule
 
     calls: list[str] = []
 

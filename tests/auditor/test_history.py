@@ -12,10 +12,10 @@ from datetime import date
 import pandas as pd
 import pytest
 
+from auditor.app.run import execute
 from auditor.errors import ConnectorError
 from auditor.history import HistoryError, HistoryStore, history_path
 from auditor.history.schema import SCHEMA_VERSION
-from auditor.run import execute
 from auditor.snapshot import Snapshot
 from connectors.demo import generate_demo_org
 from reports.render import report_context

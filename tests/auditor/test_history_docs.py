@@ -6,8 +6,8 @@ import re
 import tomllib
 from pathlib import Path
 
+from auditor.app.scheduler import AuditScheduler
 from auditor.config import HistorySection, ScheduleJob, ScheduleSection, parse_config
-from auditor.scheduler import AuditScheduler
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "docs" / "config" / "history-schedule.toml"

@@ -12,9 +12,9 @@ from datetime import date, datetime
 import pandas as pd
 import pytest
 
+from auditor.app.run import execute
 from auditor.history import HistoryStore
 from auditor.incremental import merge_incremental
-from auditor.run import execute
 from auditor.snapshot import Snapshot, make_opportunities, make_stage_history
 from connectors.demo import generate_demo_org
 from tests.auditor.conftest import AS_OF, make_config

@@ -15,9 +15,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from auditor.app.run import execute
 from auditor.config import parse_config
 from auditor.history import HistoryStore
-from auditor.run import execute
 from tests.connectors.hubspot.fake_server import FakeHubSpot
 
 TOKEN = "pat-na1-00000000-test-token"

@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 import responses
 
+from auditor.app.run import execute
 from auditor.config import parse_config
 from auditor.history import HistoryStore
-from auditor.run import execute
 from tests.connectors.salesforce.fake_org import (
     INSTANCE_URL,
     SESSION_ENV,

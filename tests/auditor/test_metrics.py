@@ -16,8 +16,8 @@ import pytest
 
 from auditor.config import MetricsSection
 from auditor.context import AuditContext
-from auditor.engine import VIOLATION_COLUMNS, AuditResult
 from auditor.metrics import METRIC_NAMES, compute_metrics, hygiene_scores
+from auditor.results import VIOLATION_COLUMNS, AuditResult
 from auditor.snapshot import (
     OPPORTUNITY_SCHEMA,
     Snapshot,

@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_run_writes_metrics_json(tmp_path: Path) -> None:
     out = tmp_path / "report"
     proc = subprocess.run(
-        [sys.executable, "-m", "auditor.cli", "run", "--as-of", "2026-11-26", "--out", str(out)],
+        [sys.executable, "-m", "auditor.app.cli", "run", "--as-of", "2026-11-26",
+         "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,

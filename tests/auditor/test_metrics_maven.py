@@ -14,8 +14,8 @@ import pytest
 
 from auditor.config import MetricsSection
 from auditor.context import AuditContext
-from auditor.engine import VIOLATION_COLUMNS, AuditResult
 from auditor.metrics import compute_metrics
+from auditor.results import VIOLATION_COLUMNS, AuditResult
 from auditor.snapshot import (
     Snapshot,
     SnapshotMeta,

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from auditor.run import execute
+from auditor.app.run import execute
 from auditor.snapshot import Snapshot, SnapshotMeta, make_opportunities, make_owners
 from auditor.stages import STAGES
 from tests.auditor.conftest import make_config

@@ -12,11 +12,11 @@ from datetime import date, datetime
 import pytest
 from apscheduler.triggers.interval import IntervalTrigger
 
-from auditor.alerts import send_alert
+from auditor.app.alerts import send_alert
+from auditor.app.scheduler import AuditScheduler, JobSpec, cron_trigger, run_job
 from auditor.config import ScheduleJob, parse_config
 from auditor.errors import ConfigError, ConnectorError
 from auditor.history import HistoryStore
-from auditor.scheduler import AuditScheduler, JobSpec, cron_trigger, run_job
 from connectors.demo import generate_demo_org
 from tests.auditor.conftest import AS_OF, make_config
 

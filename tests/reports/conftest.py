@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from auditor.run import AuditRun
+from auditor.results import AuditRun
 from tests.reports.reports_fixture import HISTORY, make_run
 
 

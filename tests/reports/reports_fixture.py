@@ -14,7 +14,8 @@ import pandas as pd
 
 from auditor.config import parse_config
 from auditor.engine import run_audit
-from auditor.run import AuditRun
+from auditor.results import AuditRun
+from auditor.rule import Rule
 from auditor.snapshot import (
     Snapshot,
     SnapshotMeta,
@@ -22,7 +23,6 @@ from auditor.snapshot import (
     make_owners,
     make_stage_history,
 )
-from rules.base import Rule
 
 AS_OF = "2026-11-20"
 EVIL_NAME = "<script>alert(1)</script>"

@@ -361,7 +361,7 @@ def test_no_password_over_plain_text_to_a_remote_host(tmp_path: Path) -> None:
 
 # -- the CLI -------------------------------------------------------------------------------
 def test_cli_exit_status_4_when_a_recipient_fails(smtp_server, tmp_path: Path) -> None:
-    from auditor.cli import main
+    from auditor.app.cli import main
 
     box, port = smtp_server
     (tmp_path / "audit.toml").write_text(

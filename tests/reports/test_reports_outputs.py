@@ -242,8 +242,8 @@ def test_demo_run_outputs_validate_and_render_every_metric(tmp_path: Path) -> No
     """The real metrics module's output fits the schema and every metric reaches the report."""
     from datetime import date
 
+    from auditor.app.run import execute
     from auditor.config import default_config
-    from auditor.run import execute
 
     run = execute(default_config(), out_dir=tmp_path, as_of=date(2026, 11, 26), deliver=False)
     for name in ("violations", "metrics", "run"):

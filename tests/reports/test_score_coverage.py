@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from auditor.app.run import execute
 from auditor.config import load_config
-from auditor.run import execute
 
 MAVEN = Path(__file__).resolve().parents[2] / "examples" / "maven" / "maven.toml"
 

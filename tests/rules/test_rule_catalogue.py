@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from auditor.engine import run_audit
+from auditor.rule import GROUPS, SEVERITIES, STAGE_HISTORY, Param
 from auditor.snapshot import OPPORTUNITY_SCHEMA
-from rules.base import GROUPS, SEVERITIES, STAGE_HISTORY, Param
 from rules.catalogue import ALL_RULES
 from rules.registry import all_rules
 from rules.testing import build_config, build_snapshot

@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from auditor.cli import main
+from auditor.app.cli import main
 from rules.catalogue import ALL_RULES
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from auditor.cli import main
+from auditor.app.cli import main
 from auditor.config import parse_config
 from auditor.engine import run_audit
 from auditor.errors import AuditorError
@@ -23,7 +23,7 @@ PLUGIN_MODULE = '''
 
 import pandas as pd
 
-from rules.base import Param, Rule, is_open
+from auditor.rule import Param, Rule, is_open
 
 
 class BigDeal(Rule):

@@ -20,10 +20,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
+from auditor.app.run import execute
 from auditor.config import parse_config
 from auditor.errors import ConnectorError
 from auditor.history import HistoryStore
-from auditor.run import execute
 from reports.delivery import deliver
 from tests.connectors.hubspot.conftest import CUSTOM, STAGE_MAP, TOKEN, expected_frames
 from tests.connectors.salesforce import expected

@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from auditor.cli import main
+from auditor.app.cli import main
 from auditor.secrets import MASK
 from tests.connectors.hubspot.fake_server import FakeHubSpot
 from tests.connectors.salesforce.fake_org import FakeOrg, login_reply

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from auditor.app.run import execute
 from auditor.config import load_config, parse_config
-from auditor.run import execute
 
 ROOT = Path(__file__).resolve().parents[3]
 CONFIG = ROOT / "examples" / "maven" / "maven.toml"

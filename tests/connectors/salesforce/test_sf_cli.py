@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from auditor.cli import main
+from auditor.app.cli import main
 from tests.connectors.salesforce.fake_org import DATA, SESSION_ENV
 
 CONFIG = """

@@ -30,7 +30,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
-from auditor.alerts import send_alert
+from auditor.app.alerts import send_alert
 from auditor.config import AuditConfig, ScheduleJob, load_config
 from auditor.errors import ConfigError
 from auditor.secrets import redact
@@ -76,7 +76,7 @@ def job_config(job: ScheduleJob, config: AuditConfig) -> AuditConfig:
 
 def run_job(job: ScheduleJob, config: AuditConfig, alert: Alert = send_alert) -> bool:
     """One scheduled run; never raises. Returns whether it succeeded."""
-    from auditor.run import execute
+    from auditor.app.run import execute
 
     started = datetime.now(UTC)
     try:

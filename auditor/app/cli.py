@@ -93,7 +93,7 @@ def run(config_path: Path | None, out_dir: Path | None, as_of, full: bool, dry_r
     user error (config, input data); 3 when the CRM could not be read; 4 when the reports were
     written but some recipient could not be sent to (listed in run.json).
     """
-    from auditor.run import execute
+    from auditor.app.run import execute
 
     config = _load(config_path)
     day: date | None = as_of.date() if as_of else None
@@ -251,7 +251,7 @@ def schedule(config_path: Path) -> None:
     failed run is logged, recorded in the history and alerts `schedule.alert_emails`.
     Prints each job's next run time at start.
     """
-    from auditor.scheduler import AuditScheduler
+    from auditor.app.scheduler import AuditScheduler
 
     config = load_config(config_path)
     AuditScheduler.from_config(config).run_forever(echo=click.echo)

@@ -1,0 +1,103 @@
+"""Result types every layer above the engine reads: the violation table schema, severities,
+one audit's result and one whole run.
+
+Reports read these and nothing from the shell; the engine fills ``AuditResult`` and the shell
+``AuditRun``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from auditor.config import AuditConfig
+from auditor.context import AuditContext
+from auditor.rule import Rule
+from auditor.snapshot import Snapshot
+
+VIOLATION_COLUMNS = [
+    "rule_code",
+    "rule_name",
+    "severity",
+    "opportunity_id",
+    "opportunity_name",
+    "owner_id",
+    "account_name",
+    "stage",
+    "amount",
+    "url",
+    "message",
+    "fingerprint",
+]
+SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
+
+
+@dataclass
+class AuditResult:
+    violations: pd.DataFrame
+    suppressed: pd.DataFrame
+    coverage: pd.DataFrame
+    suppressions: list[dict[str, Any]]
+    rules: list[Rule]
+    context: AuditContext
+    duration_s: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class AuditRun:
+    """Everything a report needs about one run (reports read this, never the CRM or rules)."""
+
+    config: AuditConfig
+    snapshot: Snapshot
+    result: AuditResult
+    metrics: dict[str, Any]
+    started_at: datetime
+    finished_at: datetime | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    #: filled by the history store when enabled: {"previous_run": ..., "new": [...], ...}
+    history: dict[str, Any] | None = None
+    run_id: int | None = None
+    outputs: list[Path] = field(default_factory=list)
+    delivery: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def score(self) -> float | None:
+        return self.metrics.get("hygiene_score", {}).get("org")
+
+    @property
+    def duration_s(self) -> float:
+        return sum(self.timings.values())
+
+    def facts(self) -> dict[str, Any]:
+        meta = self.snapshot.meta
+        return {
+            "source": meta.source,
+            "source_type": meta.source_type,
+            "as_of": self.result.context.as_of.date().isoformat(),
+            "started_at": self.started_at.isoformat(),
+            "records": int(len(self.snapshot.opportunities)),
+            "history_rows": int(len(self.snapshot.stage_history)),
+            "loaded_rows": meta.loaded_rows,
+            "incremental": meta.incremental,
+            "run_id": self.run_id,
+            "rejected_rows": len(meta.rejected),
+            "api_calls": meta.api_calls,
+            "api_usage": meta.api_usage,
+            "unmapped_stages": meta.unmapped_stages,
+            "warnings": list(meta.warnings),
+            "rules_run": len(self.result.rules),
+            "violations": int(len(self.result.violations)),
+            "suppressed": int(len(self.result.suppressed)),
+            "duration_s": round(self.duration_s, 3),
+            "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
+            # per status count of the emails (sent / dry-run / failed / skipped), once delivered
+            "delivery": {
+                s: sum(1 for d in self.delivery if d.get("status") == s)
+                for s in dict.fromkeys(d.get("status") for d in self.delivery)
+            },
+        }
