@@ -90,6 +90,8 @@ class AuditRun:
             "api_usage": meta.api_usage,
             "unmapped_stages": meta.unmapped_stages,
             "warnings": list(meta.warnings),
+            # file sources: each file's text encoding, detected or set, with its confidence
+            "encodings": dict(meta.extra.get("encodings", {})),
             "rules_run": len(self.result.rules),
             "violations": int(len(self.result.violations)),
             "suppressed": int(len(self.result.suppressed)),

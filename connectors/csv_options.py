@@ -82,7 +82,8 @@ class CsvOptions(SourceOptions):
     thousands: str | None = None
     #: currency of amounts that carry no code and have no currency column value
     currency: str | None = None
-    encoding: str = "utf-8-sig"
+    #: text encoding of the files; "auto" detects it per file (reported in the run facts)
+    encoding: str = "auto"
     delimiter: str = ","
     #: cell texts that mean "missing" (compared after trimming spaces)
     na_values: list[str] = Field(default_factory=lambda: list(DEFAULT_NA))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import io
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import pandas as pd
 
 from auditor.errors import SourceDataError
 from auditor.snapshot import RejectedRow
+from connectors.file_text import decode_bytes
 
 
 @dataclass
@@ -29,6 +31,8 @@ class CsvTable:
     frame: pd.DataFrame
     blank_rows: int = 0
     warnings: list[str] = field(default_factory=list)
+    #: how the file was decoded (encoding, confidence, detected), for the run facts
+    encoding: dict = field(default_factory=dict)
 
     @property
     def headers(self) -> list[str]:
@@ -56,49 +60,50 @@ def read_table(
     encoding: str,
     delimiter: str,
     na_values: Iterable[str],
+    option: str = "source.encoding",
 ) -> CsvTable:
-    """Read every cell as text; trim spaces; cells in ``na_values`` become NA; drop blank rows."""
+    """Read every cell as text; trim spaces; cells in ``na_values`` become NA; drop blank rows.
+
+    The encoding is detected unless ``encoding`` names one (see :mod:`connectors.file_text`).
+    """
     label = path.name
     try:
-        raw = pd.read_csv(
-            path,
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            skip_blank_lines=False,
-            encoding=encoding,
-            sep=delimiter,
-        )
+        data = path.read_bytes()
     except FileNotFoundError:
         raise SourceDataError(f"{what} file {path} does not exist") from None
     except IsADirectoryError:
         raise SourceDataError(f"{what} file {path} is a folder, not a CSV file") from None
+    decoded = decode_bytes(data, label=label, setting=encoding, option=option)
+    try:
+        raw = pd.read_csv(
+            io.StringIO(decoded.text),
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=False,
+            sep=delimiter,
+        )
     except pd.errors.EmptyDataError:
         raise SourceDataError(f"{label}: the file is empty (expected a header row)") from None
-    except UnicodeError:  # a decode error, or a UTF-16 file without its byte order mark
-        raise SourceDataError(
-            f"{label}: row {_bad_line(path, encoding)} is not valid {encoding} text; set "
-            f"`source.encoding` (e.g. \"cp1252\" or \"latin-1\")"
-        ) from None
     except pd.errors.ParserError as exc:
         raise SourceDataError(f"{label}: not readable as CSV: {exc}") from None
-    except LookupError:
-        raise SourceDataError(f"{label}: unknown encoding {encoding!r} (source.encoding)") from None
-    warnings = _repeated_headers(path, label, encoding, delimiter)
+    warnings = _repeated_headers(decoded.text, label, delimiter)
+    if (mixed := decoded.warning(label)) is not None:
+        warnings.append(mixed)
     raw.columns = [str(c).strip() for c in raw.columns]
     raw.index = pd.RangeIndex(2, len(raw) + 2)
     na = [v.strip() for v in na_values]
     cells = raw.apply(lambda c: c.str.strip())
     cells = cells.where(~cells.isin(na))
     blank = cells.isna().all(axis=1)
-    return CsvTable(path, label, cells[~blank], blank_rows=int(blank.sum()), warnings=warnings)
+    return CsvTable(path, label, cells[~blank], blank_rows=int(blank.sum()), warnings=warnings,
+                    encoding=decoded.fact())
 
 
-def _repeated_headers(path: Path, label: str, encoding: str, delimiter: str) -> list[str]:
+def _repeated_headers(text: str, label: str, delimiter: str) -> list[str]:
     """pandas renames a repeated header to "X.1"; say so, since a mapping to "X" takes the first."""
     try:
-        with path.open(encoding=encoding, newline="") as fh:
-            header = next(csv.reader(fh, delimiter=delimiter), [])
+        header = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
     except csv.Error:  # e.g. a header cell over the csv module's field size limit
         return []  # pandas read the file; only this courtesy warning is skipped
     counts = Counter(h.strip() for h in header)
@@ -108,17 +113,6 @@ def _repeated_headers(path: Path, label: str, encoding: str, delimiter: str) -> 
         for name, n in counts.items()
         if n > 1
     ]
-
-
-def _bad_line(path: Path, encoding: str) -> int | str:
-    """The first line that does not decode (error path only, so a plain loop is fine)."""
-    with path.open("rb") as fh:
-        for number, line in enumerate(fh, start=1):
-            try:
-                line.decode(encoding)
-            except UnicodeError:
-                return number
-    return "?"
 
 
 @dataclass

@@ -114,6 +114,7 @@ class CsvConnector(Connector):
             na_values=o.na_values,
         )
         meta.warnings.extend(table.warnings)
+        meta.extra.setdefault("encodings", {})[table.label] = table.encoding
         return table
 
     def _mapping(self, table: CsvTable, explicit: dict[str, str], schema_cols: set[str],

@@ -7,6 +7,7 @@ builds, so the shared normaliser gives the same Snapshot for the same deals.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,6 +18,7 @@ from auditor.errors import SourceDataError
 from auditor.snapshot import STR, RejectedRow, Snapshot, make_owners
 from auditor.stages import StageMap
 from connectors.base import Connector
+from connectors.file_text import decode_bytes
 from connectors.hubspot.connector import reached_by_pipeline
 from connectors.hubspot.fields import DATE_ENTERED_HEADER, DATE_ENTERED_PREFIX, EXPORT_LABELS
 from connectors.hubspot.normalise import PullContext, RawDeals, normalise
@@ -52,7 +54,7 @@ class HubSpotExportConnector(Connector):
             ctx.warnings.append("an export is always read whole; `since` was ignored")
         if o.portal_id is None:
             ctx.warnings.append("source.portal_id is not set: deals carry no record links")
-        frame = self._read(path)
+        frame = self._read(path, ctx)
         props, entered, rejected, mapped = self._properties(frame, path)
         used = set(mapped) | {c for c, _, _ in entered}
         ignored = [c for c in frame.columns if c not in used]
@@ -96,18 +98,22 @@ class HubSpotExportConnector(Connector):
         }
 
     # -- reading -----------------------------------------------------------------------------
-    def _read(self, path: Path) -> pd.DataFrame:
+    def _read(self, path: Path, ctx: PullContext) -> pd.DataFrame:
         try:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=self.options.encoding)
+            data = path.read_bytes()
         except FileNotFoundError:
             raise SourceDataError(f"HubSpot export {path} does not exist") from None
+        decoded = decode_bytes(data, label=f"HubSpot export {path}",
+                               setting=self.options.encoding, option="source.encoding")
+        ctx.extra.setdefault("encodings", {})[path.name] = decoded.fact()
+        if (mixed := decoded.warning(path.name)) is not None:
+            ctx.warnings.append(mixed)
+        try:
+            df = pd.read_csv(io.StringIO(decoded.text), dtype=str, keep_default_na=False)
         except pd.errors.EmptyDataError:
             raise SourceDataError(
                 f"HubSpot export {path} is empty (expected a header row)") from None
-        except LookupError:
-            raise SourceDataError(f"HubSpot export {path}: unknown encoding "
-                                  f"{self.options.encoding!r} (source.encoding)") from None
-        except (UnicodeError, pd.errors.ParserError) as exc:
+        except pd.errors.ParserError as exc:
             raise SourceDataError(f"HubSpot export {path} cannot be read as CSV: {exc}") from None
         df = df.astype(STR)
         return df.where(df.apply(lambda s: s.str.strip() != ""))

@@ -53,5 +53,5 @@ class HubSpotExportOptions(SourceOptions, FieldOptions):
     pipelines_path: Path | None = None
     #: extra header label → property name pairs (renamed or custom properties)
     export_columns: dict[str, str] = Field(default_factory=dict)
-    #: text encoding of the export
-    encoding: str = "utf-8-sig"
+    #: text encoding of the export; "auto" detects it (reported in the run facts)
+    encoding: str = "auto"

@@ -21,6 +21,7 @@ from pydantic import field_validator
 from auditor.errors import ConfigError, SourceDataError
 from auditor.snapshot import Snapshot
 from connectors.base import Connector, SourceOptions
+from connectors.file_text import decode_bytes
 from connectors.salesforce.fields import (
     ACCOUNT_FIELDS,
     HISTORY_FIELDS,
@@ -49,7 +50,8 @@ class SalesforceExportOptions(SalesforceFieldOptions):
     #: time zone of export datetimes written without one (Data Loader uses the exporting
     #: user's zone unless told otherwise; the weekly export writes UTC)
     timezone: str = "UTC"
-    encoding: str = "utf-8-sig"
+    #: text encoding of the CSVs; "auto" detects it per file (reported in the run facts)
+    encoding: str = "auto"
 
     @field_validator("timezone")
     @classmethod
@@ -69,6 +71,8 @@ class _ExportFiles:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._files: dict[str, Any] = {}
+        self.encodings: dict[str, dict[str, Any]] = {}
+        self.warnings: list[str] = []
         if path.is_dir():
             for p in sorted(path.rglob("*")):
                 if p.is_file() and p.suffix.lower() == ".csv":
@@ -95,15 +99,13 @@ class _ExportFiles:
             return None
         data = ref.read_bytes() if isinstance(ref, Path) else self._zip.read(ref)
         where = f"{self.path}/{name}" if isinstance(ref, Path) else f"{self.path}:{ref.filename}"
+        decoded = decode_bytes(data, label=where, setting=encoding, option="source.encoding")
+        self.encodings[name] = decoded.fact()
+        if (mixed := decoded.warning(name)) is not None:
+            self.warnings.append(mixed)
         try:
             # every value as text, empty = missing; normalize parses by field kind
-            return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False,
-                               encoding=encoding)
-        except UnicodeError:  # a decode error, or a UTF-16 file without its byte order mark
-            raise SourceDataError(f"{where}: not {encoding} text") from None
-        except LookupError:
-            raise SourceDataError(
-                f"{where}: unknown encoding {encoding!r} (source.encoding)") from None
+            return pd.read_csv(io.StringIO(decoded.text), dtype=str, keep_default_na=False)
         except pd.errors.EmptyDataError:
             raise SourceDataError(f"{where}: the file is empty (expected a header row)") from None
         except pd.errors.ParserError as exc:
@@ -157,9 +159,9 @@ class SalesforceExportConnector(Connector):
         facts = PullFacts(
             source=self.source_name, source_type=self.type_name,
             instance_url=opts.instance_url, incremental=since is not None,
-            warnings=[] if opts.instance_url else [
-                "source.instance_url is not set: opportunities have no record links"],
-            extra={"export_path": str(files.path)},
+            warnings=files.warnings + ([] if opts.instance_url else [
+                "source.instance_url is not set: opportunities have no record links"]),
+            extra={"export_path": str(files.path), "encodings": dict(files.encodings)},
         )
         raw = RawOrg(
             opportunities=opps, users=frames["users"], history=frames["history"],

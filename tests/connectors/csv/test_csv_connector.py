@@ -267,16 +267,24 @@ def test_missing_file() -> None:
 
 
 def test_wrong_encoding(tmp_path: Path) -> None:
+    """Detected by default; an explicit setting wins, and its failure names byte, row, fix."""
     text = "id,stage,name\n1,Prospecting,M\xfcller\n"
     (tmp_path / "latin.csv").write_bytes(text.encode("latin-1"))
     opts = CsvOptions.model_validate(
         {"opportunities": "latin.csv", "stage_map_default": "salesforce"}
     )
+    snap = CsvConnector(opts, base_dir=tmp_path).pull()
+    assert snap.opportunities["name"].iloc[0] == "Müller"
+    assert snap.meta.extra["encodings"]["latin.csv"]["encoding"] == "cp1252"
+    assert snap.meta.extra["encodings"]["latin.csv"]["detected"] is True
+    opts = CsvOptions.model_validate(
+        {"opportunities": "latin.csv", "stage_map_default": "salesforce", "encoding": "utf-8"}
+    )
     with pytest.raises(SourceDataError) as err:
         CsvConnector(opts, base_dir=tmp_path).pull()
     assert str(err.value) == (
-        "latin.csv: row 2 is not valid utf-8-sig text; set `source.encoding` "
-        '(e.g. "cp1252" or "latin-1")'
+        'latin.csv: byte 29 (row 2) is not valid utf-8 text (bytes fc 6c 6c 65); set '
+        'source.encoding = "cp1252" (detected with confidence 100%) or "auto"'
     )
     opts = CsvOptions.model_validate(
         {"opportunities": "latin.csv", "encoding": "latin-1", "stage_map_default": "salesforce"}
