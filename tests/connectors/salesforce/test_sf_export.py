@@ -178,7 +178,7 @@ def test_explicit_encoding_that_does_not_fit_names_byte_row_and_setting(tmp_path
     with pytest.raises(SourceDataError) as err:
         export_connector(tmp_path, encoding="utf-8").pull()
     assert str(err.value).endswith(
-        'Opportunity.csv: byte 22 (row 2) is not valid utf-8 text (bytes ff 22 2c 22); set '
+        'Opportunity.csv: byte 21 (row 2) is not valid utf-8 text (bytes ff 22 2c 22); set '
         'source.encoding = "cp1252" (detected with confidence 100%) or "auto"')
 
 
