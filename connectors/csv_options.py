@@ -15,6 +15,7 @@ from auditor.config import Section
 from auditor.snapshot import OPPORTUNITY_SCHEMA, OWNER_SCHEMA, STAGE_HISTORY_SCHEMA
 from connectors.base import SourceOptions
 from connectors.csv_parsing import DEFAULT_FALSE, DEFAULT_TRUE
+from connectors.file_dates import DateOrder
 
 #: opportunity columns a mapping may feed; "stage" is accepted as a spelling of "source_stage"
 #: because the CSV holds the source's stage, which the stage map turns into the common stage.
@@ -73,7 +74,10 @@ class CsvOptions(SourceOptions):
     managers_as_owners: bool = True
     #: a strftime format for every date cell; default: ISO 8601 and common unambiguous forms
     date_format: str | None = None
-    #: order of "03/04/2017": true = day first, false = month first, unset = such dates refused
+    #: order of "03/04/2017": "day_first" or "month_first"; unset: decided by the file when a
+    #: value has a day over 12, else such dates are an error showing samples
+    date_order: DateOrder | None = None
+    #: older spelling of date_order: true = day first, false = month first
     dayfirst: bool | None = None
     #: time zone of timestamps written without an offset, and of calendar dates
     timezone: str = "UTC"
@@ -162,6 +166,16 @@ class CsvOptions(SourceOptions):
             if dup:
                 raise ValueError(f"lookups[{i}].columns: {', '.join(dup)} is already a column")
             known |= set(lookup.columns)
+        return self
+
+    @model_validator(mode="after")
+    def _order(self) -> CsvOptions:
+        if self.dayfirst is not None:
+            order = "day_first" if self.dayfirst else "month_first"
+            if self.date_order not in (None, order):
+                raise ValueError(f"dayfirst = {str(self.dayfirst).lower()} contradicts "
+                                 f"date_order = {self.date_order!r}; keep only date_order")
+            self.date_order = order
         return self
 
     @model_validator(mode="after")

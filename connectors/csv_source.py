@@ -40,6 +40,7 @@ from connectors.csv_parsing import (
     parse_numbers,
 )
 from connectors.csv_reading import CsvTable, Rejections, quoted, read_table
+from connectors.file_dates import decide_order, order_basis, why_not
 
 _FORECAST = {
     "omitted": "omitted",
@@ -57,6 +58,11 @@ class CsvConnector(Connector):
 
     type_name: ClassVar[str] = "csv"
     Options: ClassVar[type[SourceOptions]] = CsvOptions
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: per file label: slash dates day first (True), month first (False), none (None)
+        self._day_first: dict[str, bool | None] = {}
 
     @property
     def opts(self) -> CsvOptions:
@@ -124,21 +130,33 @@ class CsvConnector(Connector):
             return {col: table.column(h, f"{option}.{col}") for col, h in explicit.items()}
         return {h: table.frame[h] for h in table.headers if h in schema_cols}
 
+    def _decide_order(self, table: CsvTable, columns: dict[str, pd.Series]) -> None:
+        """Day/month order of this file's slash dates (setting, else the file's evidence)."""
+        o = self.opts
+        if o.date_format:
+            return
+        self._day_first[table.label] = decide_order(
+            columns, o.date_order, label=table.label, option="source.date_order")
+
     def _dates(self, table: CsvTable, cells: pd.Series, header: str, *, aware: bool,
                rej: Rejections) -> pd.Series:
         o = self.opts
+        if table.label not in self._day_first:
+            self._decide_order(table, {header: cells})
+        day_first = self._day_first.get(table.label)
         try:
-            out, bad = parse_dates(cells, fmt=o.date_format, dayfirst=o.dayfirst,
+            out, bad = parse_dates(cells, fmt=o.date_format, dayfirst=day_first,
                                    tz=o.timezone, aware=aware)
-        except DateOrderUnknown as exc:
+        except DateOrderUnknown as exc:  # pragma: no cover - the order is decided before
             raise SourceDataError(
                 f"{table.where(int(exc.index))}, column {header!r}: date {exc.value!r} could be "
-                f"day/month or month/day; set `source.dayfirst` = true or false "
-                f"(or `source.date_format`)"
+                f"day/month or month/day; set `source.date_order`"
             ) from None
         what = "a date and time" if aware else "a date"
         fmt = f" with format {o.date_format!r}" if o.date_format else ""
-        rej.add(bad, f"column {header}: cannot parse " + quoted(cells) + f" as {what}{fmt}")
+        why = why_not(cells, day_first, order_basis(o.date_order, "source.date_order"))
+        rej.add(bad, f"column {header}: cannot parse " + quoted(cells)
+                + why.where(why != "", f" as {what}{fmt}"))
         return out
 
     # -- opportunities ------------------------------------------------------------------------
@@ -189,6 +207,8 @@ class CsvConnector(Connector):
         out["source_stage"], out["stage"] = raw_stage, stage
 
         special = {"id", "source_stage", "amount", "currency", "probability", "forecast_category"}
+        self._decide_order(table, {headers[c]: cells for c, cells in cols.items()
+                                   if OPPORTUNITY_SCHEMA.get(c) in (DATE, TS)})
         for col, cells in cols.items():
             if col not in special:
                 out[col] = self._typed(table, cells, headers[col], OPPORTUNITY_SCHEMA[col], rej)
