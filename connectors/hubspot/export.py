@@ -20,7 +20,13 @@ from auditor.stages import StageMap
 from connectors.base import Connector
 from connectors.file_text import decode_bytes
 from connectors.hubspot.connector import reached_by_pipeline
-from connectors.hubspot.fields import DATE_ENTERED_HEADER, DATE_ENTERED_PREFIX, EXPORT_LABELS
+from connectors.file_dates import decide_order, is_slash, parse_slash
+from connectors.hubspot.fields import (
+    DATE_ENTERED_HEADER,
+    DATE_ENTERED_PREFIX,
+    EXPORT_LABELS,
+    EXPORT_ONLY_PROPERTIES,
+)
 from connectors.hubspot.normalise import PullContext, RawDeals, normalise
 from connectors.hubspot.options import HubSpotExportOptions
 from connectors.hubspot.pipelines import (
@@ -76,13 +82,18 @@ class HubSpotExportConnector(Connector):
             # by the file's row index (reindex: pandas would adopt frame's rows into an empty
             # props)
             props[DATE_ENTERED_PREFIX + str(sid)] = frame[col].reindex(props.index)
+        self._slash_dates(props, path)
+        for prop in EXPORT_ONLY_PROPERTIES:
+            if prop in props:  # "Acme; Globex": the first company
+                props[prop] = props[prop].str.split(";").str[0].str.strip()
         owners = self._owners(props, ctx)
         if "hs_deal_stage_probability" in props:
             props["hs_deal_stage_probability"] = _percent(props["hs_deal_stage_probability"])
         props = props.reset_index(drop=True)
         present = frozenset(c for c in props.columns if c != "id")
         raw = RawDeals(props=props.rename(columns={"hs_object_id": "id"}), present=present,
-                       rejected=rejected)
+                       rejected=rejected,
+                       extra_columns=[(p, c, k) for p, (c, k) in EXPORT_ONLY_PROPERTIES.items()])
         ctx.extra["reached_stages_by_pipeline"] = reached_by_pipeline(cat)
         return normalise(raw, cat, owners, o, stage_map, ctx)
 
@@ -96,6 +107,26 @@ class HubSpotExportConnector(Connector):
             "ignored_columns": snap.meta.extra.get("ignored_columns", []),
             "warnings": list(snap.meta.warnings),
         }
+
+    def _slash_dates(self, props: pd.DataFrame, path: Path) -> None:
+        """Slash dates (03/31/2024 10:00 AM) → ISO text, in the order the setting or the file
+        gives (in place); ISO values are left as they are."""
+        kinds = {p: k for p, _, k in self.options.columns()}
+        cols = [c for c in props.columns
+                if kinds.get(c) in ("ts", "date") or c.startswith(DATE_ENTERED_PREFIX)]
+        labels = {c: c for c in cols}
+        day_first = decide_order({labels[c]: props[c].set_axis(props.index + 2) for c in cols},
+                                 self.options.date_order, label=path.name,
+                                 option="source.date_order")
+        if day_first is None:
+            return
+        for c in cols:
+            slash = is_slash(props[c])
+            if slash.any():
+                parsed = parse_slash(props[c], slash, day_first)
+                iso = parsed.dt.strftime("%Y-%m-%dT%H:%M:%S").astype(STR)
+                # a value that is no date in that order stays as it was: normalise warns on it
+                props.loc[slash & parsed.notna(), c] = iso
 
     # -- reading -----------------------------------------------------------------------------
     def _read(self, path: Path, ctx: PullContext) -> pd.DataFrame:

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from connectors.base import SourceOptions
+from connectors.file_dates import DateOrder
 from connectors.hubspot.fields import FieldOptions
 
 
@@ -55,3 +56,6 @@ class HubSpotExportOptions(SourceOptions, FieldOptions):
     export_columns: dict[str, str] = Field(default_factory=dict)
     #: text encoding of the export; "auto" detects it (reported in the run facts)
     encoding: str = "auto"
+    #: order of slash dates (03/04/2024): "day_first" or "month_first"; unset: decided by the
+    #: file when a value has a day over 12, else an error with samples
+    date_order: DateOrder | None = None

@@ -21,6 +21,7 @@ from pydantic import field_validator
 from auditor.errors import ConfigError, SourceDataError
 from auditor.snapshot import Snapshot
 from connectors.base import Connector, SourceOptions
+from connectors.file_dates import DateOrder, decide_order
 from connectors.file_text import decode_bytes
 from connectors.salesforce.fields import (
     ACCOUNT_FIELDS,
@@ -52,6 +53,9 @@ class SalesforceExportOptions(SalesforceFieldOptions):
     timezone: str = "UTC"
     #: text encoding of the CSVs; "auto" detects it per file (reported in the run facts)
     encoding: str = "auto"
+    #: order of slash dates (report exports write 3/31/24): "day_first" or "month_first";
+    #: unset: decided by each file when a value has a day over 12, else an error with samples
+    date_order: DateOrder | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -163,9 +167,22 @@ class SalesforceExportConnector(Connector):
                 "source.instance_url is not set: opportunities have no record links"]),
             extra={"export_path": str(files.path), "encodings": dict(files.encodings)},
         )
+        date_fields = {
+            "opportunities": [sp.sf_field for sp in opportunity_specs(opts)
+                              if sp.kind in ("date", "datetime", "date_as_ts")],
+            "history": ["CreatedDate", "CloseDate", "PrevCloseDate"],
+        }
+        day_first: dict[str, bool | None] = {}
+        for key, fields in date_fields.items():
+            df = opps if key == "opportunities" else frames[key]
+            if df is not None:
+                # row numbers as an editor shows them: the header is row 1
+                day_first[key] = decide_order(
+                    {f: df[f].set_axis(df.index + 2) for f in fields if f in df.columns},
+                    opts.date_order, label=FILES[key], option="source.date_order")
         raw = RawOrg(
             opportunities=opps, users=frames["users"], history=frames["history"],
             stages=frames["stages"], accounts=frames["accounts"], deleted_ids=deleted,
-            where={k: FILES[k] for k in FILES}, row_base=2,
+            where={k: FILES[k] for k in FILES}, row_base=2, day_first=day_first,
         )
         return build_snapshot(raw, opts, facts, tz=opts.timezone)

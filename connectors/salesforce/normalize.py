@@ -25,6 +25,7 @@ from auditor.snapshot import (
     make_stage_history,
 )
 from auditor.stages import CLOSED_STAGES, WON_STAGES, StageMap
+from connectors.file_dates import is_slash, parse_slash
 from connectors.salesforce.fields import (
     EMPTY_REFERENCE_IDS,
     FORECAST_CATEGORIES,
@@ -56,6 +57,8 @@ class RawOrg:
     where: dict[str, str] = field(default_factory=dict)
     #: number of the first data row in messages: 1 = record number, 2 = CSV line (after header)
     row_base: int = 1
+    #: exports: per frame key, whether slash dates are day first (absent / None: month first)
+    day_first: dict[str, bool | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -100,8 +103,13 @@ def as_text(s: pd.Series) -> pd.Series:
 def parse_column(
     raw: pd.Series, kind: str, *, tz: str = "UTC", notes: _Notes | None = None,
     where: str = "", sf_field: str = "", ids: pd.Series | None = None,
+    day_first: bool | None = None,
 ) -> pd.Series:
-    """Parse one raw column by kind, vectorized. Unreadable values become NA with a warning."""
+    """Parse one raw column by kind, vectorized. Unreadable values become NA with a warning.
+
+    ``day_first`` is the order of slash dates (3/31/24) in exports and reports, decided per file
+    by the export connector; None (the API, which never sends them) reads them month first.
+    """
     t = as_text(raw)
     if kind in ("text",):
         return t
@@ -119,14 +127,14 @@ def parse_column(
         # a date may come with a time part in some exports; the calendar day is what counts
         day = t.str.extract(r"^(\d{4}-\d{2}-\d{2})", expand=False)
         out = pd.to_datetime(day, format="%Y-%m-%d", errors="coerce")
-        rest = out.isna() & t.notna()
-        if rest.any():  # e.g. 3/31/2024 from a spreadsheet round trip
-            out[rest] = pd.to_datetime(t[rest], format="%m/%d/%Y", errors="coerce")
         out = out.astype("datetime64[us]")
+        rest = out.isna() & t.notna() & is_slash(t)
+        if rest.any():  # 3/31/24 in a report export, 31/03/2024 in a European one
+            out[rest] = parse_slash(t, rest, bool(day_first))[rest]
         if kind == "date_as_ts":
             out = out.dt.tz_localize("UTC")
     elif kind == "datetime":
-        out = parse_datetime(t, tz)
+        out = parse_datetime(t, tz, day_first)
     else:  # pragma: no cover - kinds are a Literal
         raise ValueError(kind)
     if notes is not None:
@@ -134,7 +142,7 @@ def parse_column(
     return out
 
 
-def parse_datetime(t: pd.Series, tz: str) -> pd.Series:
+def parse_datetime(t: pd.Series, tz: str, day_first: bool | None = None) -> pd.Series:
     """ISO datetimes with a zone are converted; ones without are taken in ``tz`` (exports)."""
     out = pd.Series(pd.NaT, index=t.index, dtype="datetime64[us, UTC]")
     zoned = t.str.contains(_ZONED, regex=True).fillna(False).astype(bool)
@@ -143,10 +151,16 @@ def parse_datetime(t: pd.Series, tz: str) -> pd.Series:
     naive = ~zoned & t.notna()
     if naive.any():
         local = pd.to_datetime(t[naive], format="ISO8601", errors="coerce")
+        local = local.astype("datetime64[us]")
         rest = local.isna()
-        if rest.any():  # a spreadsheet round trip: "10/28/2023 8:45 PM", month first as in SF
-            local[rest] = pd.to_datetime(t[naive][rest], format="mixed", dayfirst=False,
-                                         errors="coerce")
+        if rest.any():  # a report or spreadsheet: "10/28/2023 8:45 PM", in the file's order
+            text = t[naive]
+            slash = rest & is_slash(text)
+            if slash.any():
+                local[slash] = parse_slash(text, slash, bool(day_first))[slash]
+            other = rest & ~slash
+            if other.any():
+                local[other] = pd.to_datetime(text[other], format="mixed", errors="coerce")
         local = local.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
         out[naive] = local.dt.tz_convert("UTC")
     return out
@@ -154,14 +168,14 @@ def parse_datetime(t: pd.Series, tz: str) -> pd.Series:
 
 def _parse_frame(
     raw: pd.DataFrame, specs: list[FieldSpec], *, tz: str, notes: _Notes, where: str,
-    ids: pd.Series | None,
+    ids: pd.Series | None, day_first: bool | None = None,
 ) -> tuple[pd.DataFrame, set[str]]:
     cols: dict[str, pd.Series] = {}
     for spec in specs:
         if spec.sf_field in raw.columns:
             cols[spec.column] = parse_column(
                 raw[spec.sf_field], spec.kind, tz=tz, notes=notes, where=where,
-                sf_field=spec.sf_field, ids=ids,
+                sf_field=spec.sf_field, ids=ids, day_first=day_first,
             )
     return pd.DataFrame(cols, index=raw.index), set(cols)
 
@@ -256,7 +270,8 @@ def build_snapshot(
         src["Account.Name"] = parse_column(src["AccountId"], "id").map(names)
 
     specs = opportunity_specs(opts)
-    opp, provided = _parse_frame(src, specs, tz=tz, notes=notes, where=w_opp, ids=ids)
+    opp, provided = _parse_frame(src, specs, tz=tz, notes=notes, where=w_opp, ids=ids,
+                                 day_first=raw.day_first.get("opportunities"))
     opp["source"] = facts.source
     provided.add("source")
     if facts.instance_url:
@@ -298,6 +313,7 @@ def build_snapshot(
         history, entered, changes, hist_unmapped = _history(
             raw.history, opp, stage_map, tz=tz, notes=notes,
             where=raw.where.get("history", "OpportunityHistory"),
+            day_first=raw.day_first.get("history"),
         )
         # reindex, not map: map() turns an empty datetime mapper into float64 (an incremental
         # pull may bring no history row in any record's current stage)
@@ -380,7 +396,7 @@ def _b(v: Any) -> bool | None:
 
 def _history(
     raw: pd.DataFrame, opp: pd.DataFrame, stage_map: StageMap, *, tz: str, notes: _Notes,
-    where: str,
+    where: str, day_first: bool | None = None,
 ) -> tuple[pd.DataFrame, pd.Series, pd.Series, list[str]]:
     """Stage path, current-stage entry time and close-date change counts from history rows."""
     for required in ("OpportunityId", "StageName", "CreatedDate"):
@@ -391,10 +407,11 @@ def _history(
         "hid": parse_column(raw["Id"], "id") if "Id" in raw else pd.NA,
         "stage": parse_column(raw["StageName"], "text"),
         "at": parse_column(raw["CreatedDate"], "datetime", tz=tz, notes=notes, where=where,
-                           sf_field="CreatedDate"),
+                           sf_field="CreatedDate", day_first=day_first),
     })
     for col in ("CloseDate", "PrevCloseDate"):
-        h[col] = (parse_column(raw[col], "date", notes=notes, where=where, sf_field=col)
+        h[col] = (parse_column(raw[col], "date", notes=notes, where=where, sf_field=col,
+                               day_first=day_first)
                   if col in raw else pd.Series(pd.NaT, index=raw.index, dtype="datetime64[us]"))
     # history of opportunities outside this pull (deleted, filtered) would only confuse rules
     h = h[h["opp"].isin(opp["id"]) & h["at"].notna()]
