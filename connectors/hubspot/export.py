@@ -18,9 +18,9 @@ from auditor.errors import SourceDataError
 from auditor.snapshot import STR, RejectedRow, Snapshot, make_owners
 from auditor.stages import StageMap
 from connectors.base import Connector
+from connectors.file_dates import decide_order, is_slash, parse_slash
 from connectors.file_text import decode_bytes
 from connectors.hubspot.connector import reached_by_pipeline
-from connectors.file_dates import decide_order, is_slash, parse_slash
 from connectors.hubspot.fields import (
     DATE_ENTERED_HEADER,
     DATE_ENTERED_PREFIX,
