@@ -137,7 +137,7 @@ class SalesforceExportConnector(Connector):
         wanted = {
             "opportunities": opp_fields,
             "history": list(HISTORY_FIELDS),
-            "users": [s.sf_field for s in user_specs(opts)],
+            "users": [s.sf_field for s in user_specs(opts)] + ["FirstName", "LastName"],
             "accounts": list(ACCOUNT_FIELDS),
             "stages": list(STAGE_FIELDS),
         }

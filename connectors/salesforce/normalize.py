@@ -264,10 +264,25 @@ def build_snapshot(
         warnings.append(f"{raw.where.get('accounts', 'Account')}: no Id and Name columns; "
                         "account names not read")
         accounts = None
-    if "Account.Name" not in src.columns and accounts is not None and "AccountId" in src:
-        names = accounts.assign(Id=parse_column(accounts["Id"], "id"))
-        names = names.dropna(subset=["Id"]).drop_duplicates("Id").set_index("Id")["Name"]
-        src["Account.Name"] = parse_column(src["AccountId"], "id").map(names)
+    if "Account.Name" not in src.columns and "AccountId" in src:
+        account_ids = parse_column(src["AccountId"], "id")
+        w_acc = raw.where.get("accounts", "Account")
+        if accounts is not None:
+            names = accounts.assign(Id=parse_column(accounts["Id"], "id"))
+            names = names.dropna(subset=["Id"]).drop_duplicates("Id").set_index("Id")["Name"]
+            src["Account.Name"] = account_ids.map(names)
+            lost = account_ids.notna() & src["Account.Name"].isna()
+            if lost.any():
+                warnings.append(
+                    f"{w_acc}: {int(lost.sum())} opportunities have an AccountId that is not "
+                    f"in the file (e.g. {account_ids[lost].iloc[0]}); their account names are "
+                    "unknown")
+        elif raw.accounts is None and account_ids.notna().any():
+            warnings.append(
+                f"no {w_acc} and no Account.Name column: the account names of "
+                f"{int(account_ids.notna().sum())} opportunities are unknown (reports show "
+                f"account ids; duplicate checks by account name cannot run); add {w_acc} (Id, "
+                "Name) to the export")
 
     specs = opportunity_specs(opts)
     opp, provided = _parse_frame(src, specs, tz=tz, notes=notes, where=w_opp, ids=ids,
@@ -333,12 +348,13 @@ def build_snapshot(
         )
 
     owners = make_owners()
+    w_user = raw.where.get("users", "User")
     if raw.users is not None:
-        w_user = raw.where.get("users", "User")
         if "Id" not in raw.users.columns:
             raise SourceDataError(f"{w_user}: required field Id is missing")
         uids = parse_column(raw.users["Id"], "id") if "Id" in raw.users else None
-        users, _ = _parse_frame(raw.users.reset_index(drop=True), user_specs(opts), tz=tz,
+        user_rows = _user_names(raw.users.reset_index(drop=True), w_user, warnings)
+        users, _ = _parse_frame(user_rows, user_specs(opts), tz=tz,
                                 notes=notes, where=w_user, ids=uids)
         owners = make_owners(users.dropna(subset=["id"]).drop_duplicates("id"))
     if "Owner.Name" in src.columns and "owner_id" in opp:  # an export may lack OwnerId
@@ -353,6 +369,12 @@ def build_snapshot(
                     f"{len(extra_owners)} opportunity owner(s) not among the users read (e.g. "
                     f"{extra_owners['id'].iloc[0]}); their names come from the opportunities, "
                     "their active flag and manager are unknown")
+    if raw.users is None and "Owner.Name" not in src.columns and "owner_id" in opp:
+        n_owners = opp["owner_id"].dropna().nunique()
+        if n_owners:
+            warnings.append(
+                f"no {w_user} and no Owner.Name column: {n_owners} owners are shown by their "
+                f"ids; add {w_user} (Id, Name or FirstName + LastName) to the export")
     if (raw.users is not None or len(owners)) and "owner_id" in opp:
         missing = opp["owner_id"].dropna()
         missing = missing[~missing.isin(owners["id"])].unique()
@@ -388,6 +410,22 @@ def build_snapshot(
         extra=extra,
     )
     return Snapshot(out, history, owners, meta).validate()
+
+
+def _user_names(users: pd.DataFrame, where: str, warnings: list[str]) -> pd.DataFrame:
+    """A Name for each user: the weekly export's User.csv has FirstName / LastName, no Name."""
+    if "Name" in users.columns:
+        return users
+    parts = [c for c in ("FirstName", "LastName") if c in users.columns]
+    if not parts:
+        warnings.append(f"{where}: no Name, FirstName or LastName column; owners are shown by "
+                        "their ids")
+        return users
+    name = as_text(users[parts[0]]).fillna("")
+    for col in parts[1:]:
+        name = name + " " + as_text(users[col]).fillna("")
+    name = name.str.strip()
+    return users.assign(Name=name.where(name.str.len() > 0))
 
 
 def _b(v: Any) -> bool | None:
