@@ -13,7 +13,7 @@ import io
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import pandas as pd
 from pydantic import field_validator
@@ -53,6 +53,9 @@ class SalesforceExportOptions(SalesforceFieldOptions):
     timezone: str = "UTC"
     #: text encoding of the CSVs; "auto" detects it per file (reported in the run facts)
     encoding: str = "auto"
+    #: "api": headers are API names (StageName, Loss_Reason__c), any case; "snake_case": a
+    #: warehouse copy of the objects (stage_name, loss_reason_c, _fivetran_deleted)
+    header_style: Literal["api", "snake_case"] = "api"
     #: order of slash dates (report exports write 3/31/24): "day_first" or "month_first";
     #: unset: decided by each file when a value has a day over 12, else an error with samples
     date_order: DateOrder | None = None
@@ -91,16 +94,22 @@ class _ExportFiles:
         else:
             raise ConfigError(f"source.path: {path} does not exist")
 
+    @staticmethod
+    def _key(name: str) -> str:
+        # a warehouse dump names the files opportunity_history.csv: match OpportunityHistory.csv
+        return name.casefold().replace("_", "")
+
     def _add(self, name: str, ref: Any) -> None:
-        key = name.casefold()
+        key = self._key(name)
         if key in self._files:
             raise SourceDataError(f"{self.path}: more than one file named {name}")
         self._files[key] = ref
 
     def read(self, name: str, encoding: str) -> pd.DataFrame | None:
-        ref = self._files.get(name.casefold())
+        ref = self._files.get(self._key(name))
         if ref is None:
             return None
+        name = ref.name if isinstance(ref, Path) else Path(ref.filename).name
         data = ref.read_bytes() if isinstance(ref, Path) else self._zip.read(ref)
         where = f"{self.path}/{name}" if isinstance(ref, Path) else f"{self.path}:{ref.filename}"
         decoded = decode_bytes(data, label=where, setting=encoding, option="source.encoding")
@@ -116,12 +125,52 @@ class _ExportFiles:
             raise SourceDataError(f"{where}: not a readable CSV file: {exc}") from None
 
 
-def canonical_headers(df: pd.DataFrame, fields: list[str]) -> pd.DataFrame:
-    """Rename headers matching known API names case-insensitively to their canonical spelling."""
-    known = {f.casefold(): f for f in fields}
-    renames = {c: known[c.strip().casefold()] for c in df.columns
-               if c.strip().casefold() in known}
+def _fold(header: str, snake_case: bool) -> str:
+    h = header.strip().casefold()
+    return h.replace("_", "") if snake_case else h
+
+
+def canonical_headers(
+    df: pd.DataFrame, fields: list[str], snake_case: bool = False
+) -> pd.DataFrame:
+    """Rename headers matching known API names case-insensitively to their canonical spelling
+    (with ``snake_case``, also ignoring underscores: stage_name → StageName,
+    loss_reason_c → Loss_Reason__c, as warehouse loaders such as Fivetran write them)."""
+    known = {_fold(f, snake_case): f for f in fields}
+    renames = {c: known[_fold(c, snake_case)] for c in df.columns
+               if _fold(c, snake_case) in known}
     return df.rename(columns=renames)
+
+
+def looks_like_warehouse(headers: list[str]) -> bool:
+    """snake_case headers (stage_name, close_date) as warehouse loaders write them."""
+    lower = [h for h in headers if h == h.lower()]
+    return len(lower) >= max(2, len(headers) // 2) and any("_" in h for h in lower)
+
+
+def missing_field_message(field: str, headers: list[str], where: str, option: str | None = None,
+                          snake_case: bool = False) -> str:
+    """``field`` is not a column: say so with a "did you mean" from the headers found and, for a
+    snake_case table, how to read a warehouse copy."""
+    import difflib
+
+    folded = {_fold(h, True): h for h in headers}
+    near = folded.get(_fold(field, True))
+    if near is None:
+        close = difflib.get_close_matches(field.casefold(), [h.casefold() for h in headers], n=1)
+        near = next((h for h in headers if close and h.casefold() == close[0]), None)
+    what = f"{option} = {field!r}" if option else f"required field {field}"
+    msg = f"{where}: {what} is not a column"
+    if option is None:
+        msg = f"{where}: required field {field} is missing"
+    if near:
+        msg += f"; did you mean {near!r}?"
+    if looks_like_warehouse(headers) and not snake_case:
+        msg += (" This looks like a warehouse table (snake_case headers, as Fivetran or Airbyte "
+                "write them) rather than a Salesforce export: set source.header_style = "
+                "\"snake_case\" to read it")
+    shown = ", ".join(headers[:40]) + (", ..." if len(headers) > 40 else "")
+    return msg + f" (headers found: {shown})"
 
 
 class SalesforceExportConnector(Connector):
@@ -142,12 +191,24 @@ class SalesforceExportConnector(Connector):
             "stages": list(STAGE_FIELDS),
         }
         frames: dict[str, pd.DataFrame | None] = {}
+        snake = opts.header_style == "snake_case"
+        if snake:  # the loader's soft-delete flag
+            wanted["opportunities"].append("_fivetran_deleted")
         for key, name in FILES.items():
             df = files.read(name, opts.encoding)
-            frames[key] = None if df is None else canonical_headers(df, wanted[key])
+            frames[key] = None if df is None else canonical_headers(df, wanted[key], snake)
         opps = frames["opportunities"]
         if opps is None:
             raise SourceDataError(f"{files.path}: no {FILES['opportunities']} in the export")
+        if snake and "IsDeleted" not in opps.columns and "_fivetran_deleted" in opps.columns:
+            opps = opps.rename(columns={"_fivetran_deleted": "IsDeleted"})
+        headers = [str(c) for c in opps.columns]
+        for required in ("Id", "StageName"):
+            if required not in opps.columns:
+                raise SourceDataError(missing_field_message(
+                    required, headers, FILES["opportunities"], snake_case=snake))
+        missing = self._missing_fields(headers, snake)
+        facts_warnings = [m["message"] for m in missing]
 
         deleted: list[str] = []
         if "IsDeleted" in opps.columns:  # the weekly export can include the recycle bin
@@ -163,9 +224,10 @@ class SalesforceExportConnector(Connector):
         facts = PullFacts(
             source=self.source_name, source_type=self.type_name,
             instance_url=opts.instance_url, incremental=since is not None,
-            warnings=files.warnings + ([] if opts.instance_url else [
+            warnings=files.warnings + facts_warnings + ([] if opts.instance_url else [
                 "source.instance_url is not set: opportunities have no record links"]),
-            extra={"export_path": str(files.path), "encodings": dict(files.encodings)},
+            extra={"export_path": str(files.path), "encodings": dict(files.encodings),
+                   "missing_fields": missing},
         )
         date_fields = {
             "opportunities": [sp.sf_field for sp in opportunity_specs(opts)
@@ -186,3 +248,20 @@ class SalesforceExportConnector(Connector):
             where={k: FILES[k] for k in FILES}, row_base=2, day_first=day_first,
         )
         return build_snapshot(raw, opts, facts, tz=opts.timezone)
+
+    def _missing_fields(self, headers: list[str], snake: bool) -> list[dict[str, Any]]:
+        """Configured fields the Opportunity file lacks: the column they feed stays empty, so
+        the rules needing it cannot run. Each with a "did you mean" (check-config fails on
+        them)."""
+        o = self.options
+        configured = [(f"source.{opt}", getattr(o, opt)) for opt in (
+            "loss_reason_field", "next_step_due_field", "handoff_field", "pipeline_field",
+            "currency_field")]
+        configured += [(f"source.custom_fields.{k}", v) for k, v in o.custom_fields.items()]
+        out = []
+        for option, sf_field in configured:
+            if sf_field and sf_field not in headers:
+                out.append({"option": option, "field": sf_field, "message": missing_field_message(
+                    sf_field, headers, FILES["opportunities"], option=option, snake_case=snake)
+                    + "; the column it feeds stays empty"})
+        return out
