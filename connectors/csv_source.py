@@ -40,6 +40,7 @@ from connectors.csv_parsing import (
     parse_numbers,
 )
 from connectors.csv_reading import CsvTable, Rejections, quoted, read_table
+from connectors.currency import configured_rates, convert
 from connectors.file_dates import decide_order, order_basis, why_not
 
 _FORECAST = {
@@ -97,7 +98,9 @@ class CsvConnector(Connector):
         owners = self._owners(opps, meta)
         meta.provided_fields = frozenset(provided)
         meta.loaded_rows = len(opps)
-        return Snapshot(opps, history, owners, meta).validate()
+        snap = Snapshot(opps, history, owners, meta).validate()
+        rates = configured_rates(o.corporate_currency, o.conversion_rates)
+        return convert(snap, rates, where=o.opportunities.name).validate()
 
     def check(self) -> dict[str, Any]:
         snap = self.pull()

@@ -18,6 +18,7 @@ from auditor.errors import SourceDataError
 from auditor.snapshot import STR, RejectedRow, Snapshot, make_owners
 from auditor.stages import StageMap
 from connectors.base import Connector
+from connectors.currency import configured_rates, convert
 from connectors.file_dates import decide_order, is_slash, parse_slash
 from connectors.file_text import decode_bytes
 from connectors.hubspot.connector import reached_by_pipeline
@@ -95,7 +96,9 @@ class HubSpotExportConnector(Connector):
                        rejected=rejected,
                        extra_columns=[(p, c, k) for p, (c, k) in EXPORT_ONLY_PROPERTIES.items()])
         ctx.extra["reached_stages_by_pipeline"] = reached_by_pipeline(cat)
-        return normalise(raw, cat, owners, o, stage_map, ctx)
+        snap = normalise(raw, cat, owners, o, stage_map, ctx)
+        rates = configured_rates(o.corporate_currency, o.conversion_rates)
+        return convert(snap, rates, where=path.name).validate()
 
     def check(self) -> dict[str, Any]:
         """Read the export and report what an audit would work with."""

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from connectors.base import SourceOptions
+from connectors.currency import CurrencyOptions
 from connectors.file_dates import DateOrder
 from connectors.hubspot.fields import FieldOptions
 
@@ -42,7 +43,7 @@ class HubSpotOptions(SourceOptions, FieldOptions):
     timeout_s: float = Field(default=30.0, gt=0)
 
 
-class HubSpotExportOptions(SourceOptions, FieldOptions):
+class HubSpotExportOptions(SourceOptions, FieldOptions, CurrencyOptions):
     """``type = "hubspot_export"``: the deals CSV exported from HubSpot's deals view."""
 
     #: the exported CSV file (relative to the config file)

@@ -21,6 +21,7 @@ from pydantic import field_validator
 from auditor.errors import ConfigError, SourceDataError
 from auditor.snapshot import Snapshot
 from connectors.base import Connector, SourceOptions
+from connectors.currency import CurrencyOptions, RateTable, configured_rates, convert
 from connectors.file_dates import DateOrder, decide_order
 from connectors.file_text import decode_bytes
 from connectors.salesforce.fields import (
@@ -40,10 +41,12 @@ FILES = {
     "users": "User.csv",
     "accounts": "Account.csv",
     "stages": "OpportunityStage.csv",
+    "currency_types": "CurrencyType.csv",
+    "dated_rates": "DatedConversionRate.csv",
 }
 
 
-class SalesforceExportOptions(SalesforceFieldOptions):
+class SalesforceExportOptions(SalesforceFieldOptions, CurrencyOptions):
     #: folder or .zip holding the export CSVs (relative to the config file)
     path: Path
     #: your org's URL, e.g. https://acme.my.salesforce.com, for record links in reports
@@ -189,6 +192,8 @@ class SalesforceExportConnector(Connector):
             "users": [s.sf_field for s in user_specs(opts)] + ["FirstName", "LastName"],
             "accounts": list(ACCOUNT_FIELDS),
             "stages": list(STAGE_FIELDS),
+            "currency_types": ["IsoCode", "ConversionRate", "IsCorporate", "IsActive"],
+            "dated_rates": ["IsoCode", "ConversionRate", "StartDate", "NextStartDate"],
         }
         frames: dict[str, pd.DataFrame | None] = {}
         snake = opts.header_style == "snake_case"
@@ -207,6 +212,9 @@ class SalesforceExportConnector(Connector):
             if required not in opps.columns:
                 raise SourceDataError(missing_field_message(
                     required, headers, FILES["opportunities"], snake_case=snake))
+        if opts.currency_field is None and "CurrencyIsoCode" in opps.columns:
+            # a multi-currency org's export: each amount's currency is in CurrencyIsoCode
+            opts = opts.model_copy(update={"currency_field": "CurrencyIsoCode"})
         missing = self._missing_fields(headers, snake)
         facts_warnings = [m["message"] for m in missing]
 
@@ -247,7 +255,12 @@ class SalesforceExportConnector(Connector):
             stages=frames["stages"], accounts=frames["accounts"], deleted_ids=deleted,
             where={k: FILES[k] for k in FILES}, row_base=2, day_first=day_first,
         )
-        return build_snapshot(raw, opts, facts, tz=opts.timezone)
+        snap = build_snapshot(raw, opts, facts, tz=opts.timezone)
+        rates = RateTable.from_salesforce(frames["currency_types"], frames["dated_rates"],
+                                          opts.conversion_rates, opts.corporate_currency)
+        if rates is None and opts.conversion_rates:
+            rates = configured_rates(opts.corporate_currency, opts.conversion_rates)
+        return convert(snap, rates, where=FILES["opportunities"]).validate()
 
     def _missing_fields(self, headers: list[str], snake: bool) -> list[dict[str, Any]]:
         """Configured fields the Opportunity file lacks: the column they feed stays empty, so
