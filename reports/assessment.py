@@ -161,7 +161,10 @@ def at_risk_amount(run: AuditRun) -> float | None:
     pos = positions(opp["id"], v["opportunity_id"])
     flagged[pos[pos >= 0]] = True
     open_ = ~opp["is_closed"].fillna(False).astype(bool)
-    amounts = opp.loc[flagged & open_, "amount"].to_numpy(dtype=float, na_value=np.nan)
+    sel = opp.loc[flagged & open_]
+    if sel.loc[sel["amount"].notna(), "currency"].dropna().nunique() > 1:
+        return None  # amounts in several currencies are never added
+    amounts = sel["amount"].to_numpy(dtype=float, na_value=np.nan)
     return float(np.nansum(amounts))
 
 
@@ -198,7 +201,8 @@ def assessment_context(run: AuditRun, ctx: dict[str, Any]) -> dict[str, Any]:
         "findings": found,
         "flagged_share": ctx["flagged_deals"] / records if records else None,
         "at_risk": money(risk),
-        "at_risk_share": risk / open_amount if is_number(open_amount) and open_amount else None,
+        "at_risk_share": risk / open_amount
+        if is_number(risk) and is_number(open_amount) and open_amount else None,
         "worst_owners": owners[:5],
         "worst_teams": sorted(
             (t for t in by_team(run) if is_number(t["score"])), key=lambda t: t["score"]

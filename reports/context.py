@@ -88,6 +88,8 @@ def worst_deals(run: AuditRun, v: pd.DataFrame, limit: int) -> tuple[list[dict],
     sub = v[chosen.to_numpy()]
     sub = sub.iloc[np.argsort(keys.loc[chosen, "rank"].to_numpy(), kind="stable")]
     owners = owner_table(run)
+    opp = run.snapshot.opportunities
+    currency = opp.drop_duplicates("id").set_index("id")["currency"]  # shown with amounts
     deals: dict[str, dict[str, Any]] = {}
     for row in _records(sub):
         did = str(row["opportunity_id"])
@@ -103,6 +105,7 @@ def worst_deals(run: AuditRun, v: pd.DataFrame, limit: int) -> tuple[list[dict],
                 "owner": owner or oid or NO_OWNER,
                 "stage": None if row["stage"] is None else str(row["stage"]),
                 "amount": row["amount"],
+                "currency": None if pd.isna(c := currency.get(did)) else str(c),
                 "url": row["url"],
                 "severity": row["severity"],
                 "findings": [],

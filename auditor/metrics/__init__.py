@@ -45,15 +45,22 @@ METRIC_NAMES: tuple[str, ...] = (
 
 def _counts(mi: MetricInputs) -> dict[str, Any]:
     amount = floats(mi.opp["amount"])
-    return {
+    sel = mi.open & ~np.isnan(amount)
+    codes = mi.currencies(sel)
+    out = {
         "opportunities": mi.n,
         "open": int(mi.open.sum()),
         "closed": int(mi.closed.sum()),
         "won": int(mi.won.sum()),
         "lost": int(mi.lost.sum()),
-        "open_amount": round(float(np.nansum(amount[mi.open])), 2),
+        # amounts in several currencies are never added: null, and the sums per currency
+        "open_amount": round(float(np.nansum(amount[mi.open])), 2) if len(codes) < 2 else None,
         "with_stage_history": int(mi.with_history.sum()) if mi.has_stage_history else 0,
     }
+    if len(codes) > 1:
+        out["open_amount_by_currency"] = {
+            c: round(float(amount[sel & (mi.currency_codes == c)].sum()), 2) for c in codes}
+    return out
 
 
 def compute_metrics(

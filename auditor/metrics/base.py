@@ -114,6 +114,16 @@ class MetricInputs:
     def has_stage_history(self) -> bool:
         return bool(self.snap.meta.has_stage_history) and len(self.snap.stage_history) > 0
 
+    @cached_property
+    def currency_codes(self) -> np.ndarray:
+        """Each opportunity's currency code as text ("" when none)."""
+        return self.opp["currency"].astype("string").str.upper().fillna("").to_numpy(dtype=str)
+
+    def currencies(self, sel: np.ndarray) -> list[str]:
+        """Distinct currencies of the amounts in ``sel``: more than one means amounts must not be
+        added (the source gave no conversion rates), so sums are reported per currency."""
+        return sorted({c for c in self.currency_codes[sel] if c})
+
     # -- outcome masks ------------------------------------------------------------------
     @cached_property
     def stage_code(self) -> np.ndarray:

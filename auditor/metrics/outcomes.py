@@ -126,6 +126,10 @@ def deal_size(mi: MetricInputs, periods: list[Period], segment_field: str | None
         row = _size(amount[sel])
         row["missing_amount"] = int((won & ~has_amount).sum())
         row["currencies"] = sorted(str(c) for c in currency[sel].dropna().unique())
+        if len(mi.currencies(sel)) > 1:  # a median across currencies means nothing
+            row["median"] = row["mean"] = None
+            row["by_currency"] = {c: _size(amount[sel & (mi.currency_codes == c)])
+                                  for c in mi.currencies(sel)}
         if segment is not None:
             frame = pd.DataFrame({"seg": segment[sel], "amount": amount[sel]})
             g = frame.groupby("seg", sort=True)["amount"].agg(["size", "median", "mean"])

@@ -68,6 +68,18 @@ def pipeline_coverage(
         else:
             row["weighted_amount"] = row["weighted_coverage"] = None
             row["missing_probability"] = None
+        codes = mi.currencies(sel & has_amount) if len(mi.currencies(has_amount)) > 1 else []
+        if len(codes) > 1 or len(mi.currencies(mi.won & has_amount)) > 1:
+            # several currencies and no rates: per currency, never one sum
+            row["by_currency"] = {
+                c: {"open_amount": _money(amount[sel & has_amount & (mi.currency_codes == c)]
+                                          .sum()),
+                    "won_amount": _money(amount[mi.closed_in(p) & mi.won & has_amount
+                                                & (mi.currency_codes == c)].sum())}
+                for c in mi.currencies((sel | (mi.closed_in(p) & mi.won)) & has_amount)}
+            for k in ("open_amount", "won_amount", "coverage", "remaining_target",
+                      "coverage_of_remaining", "weighted_amount", "weighted_coverage"):
+                row[k] = None
         out[p.label] = row
     labels = {p.label for p in periods}
     return metric(
