@@ -64,6 +64,21 @@ class CsvOptions(SourceOptions, CurrencyOptions):
     extra_columns: dict[str, str] = Field(default_factory=dict)
     #: other CSVs joined on a column, adding extra columns (e.g. account sector)
     lookups: list[CsvLookup] = Field(default_factory=list)
+    #: compose the id from headers when the export has none, e.g. "{Topic}|{Created On}";
+    #: "{_row}" is the row number (a generated id, stable only while the file is unchanged)
+    id_template: str | None = None
+    #: a status column that decides won / lost, e.g. Dynamics' "Status" or Pipedrive's
+    #: "Deal - Status"; rows whose status is in status_map take that common stage
+    status_column: str | None = None
+    #: status value (case-insensitive) → common stage, e.g.
+    #: {Won = "closed_won", Lost = "closed_lost"}
+    status_map: dict[str, str] = Field(default_factory=dict)
+    #: per-column vocabularies, applied before parsing: column → {value in the file = value
+    #: understood}, e.g. {is_closed = {Open = "false", Won = "true"}, forecast_category =
+    #: {Committed = "commit"}} (case-insensitive; other values are read as they are)
+    value_maps: dict[str, dict[str, str]] = Field(default_factory=dict)
+    #: what the opportunities' owner column holds: the owners file's "id", "email" or "name"
+    owner_match: Literal["id", "email", "name"] = "id"
     #: compose the name from headers, e.g. "{account} – {product}" (missing parts left out)
     name_template: str | None = None
     #: link to the record, e.g. "https://crm.example.com/deals/{id}" (any header may be used)
@@ -167,6 +182,31 @@ class CsvOptions(SourceOptions, CurrencyOptions):
             if dup:
                 raise ValueError(f"lookups[{i}].columns: {', '.join(dup)} is already a column")
             known |= set(lookup.columns)
+        return self
+
+    @field_validator("status_map")
+    @classmethod
+    def _status_map(cls, v: dict[str, str]) -> dict[str, str]:
+        from auditor.stages import STAGE_ORDER
+
+        bad = sorted(f"{k!r} = {s!r}" for k, s in v.items() if s not in STAGE_ORDER)
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: not a common stage; use one of "
+                             f"{', '.join(STAGE_ORDER)}")
+        return v
+
+    @field_validator("value_maps")
+    @classmethod
+    def _value_maps(cls, v: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        _known(v, MAPPABLE_OPPORTUNITY, "value_maps column")
+        return {("source_stage" if k == "stage" else k): m for k, m in v.items()}
+
+    @model_validator(mode="after")
+    def _ids(self) -> CsvOptions:
+        if self.id_template and "id" in self.columns:
+            raise ValueError("set either `columns.id` or `id_template`, not both")
+        if self.status_map and not self.status_column:
+            raise ValueError("status_map needs status_column (the header holding the status)")
         return self
 
     @model_validator(mode="after")

@@ -29,7 +29,7 @@ from auditor.snapshot import (
     make_owners,
     make_stage_history,
 )
-from auditor.stages import CLOSED_STAGES, WON_STAGES, StageMap
+from auditor.stages import CLOSED_STAGES, STAGE_DTYPE, WON_STAGES, StageMap
 from connectors.base import Connector, SourceOptions
 from connectors.csv_options import CsvLookup, CsvOptions
 from connectors.csv_parsing import (
@@ -170,10 +170,23 @@ class CsvConnector(Connector):
         table = self._read(o.opportunities, "opportunities", meta)
         cols = self._mapping(table, o.columns, set(OPPORTUNITY_SCHEMA) - {"stage", "source"},
                              "source.columns")
-        headers = o.columns or {c: c for c in cols}
+        headers = dict(o.columns) or {c: c for c in cols}
         if not o.columns and "stage" in table.headers and "source_stage" not in cols:
             # an unmapped file's "stage" header holds the source's stage
             cols["source_stage"], headers["source_stage"] = table.frame["stage"], "stage"
+        if o.id_template:
+            cols["id"] = _render(o.id_template, table, "source.id_template", strict=True)
+            headers["id"] = "id_template"
+        status_stage = None
+        if o.status_column:
+            status = table.column(o.status_column, "source.status_column")
+            status_stage = status.str.casefold().map(
+                {k.casefold(): v for k, v in o.status_map.items()}).astype(STAGE_DTYPE)
+            if "source_stage" not in cols:  # the status is all the stage there is
+                cols["source_stage"], headers["source_stage"] = status, o.status_column
+        for col, vocab in o.value_maps.items():
+            if col in cols:
+                cols[col] = _vocabulary(cols[col], vocab)
         for need in ("id", "source_stage"):
             if need not in cols:
                 key = "id" if need == "id" else "stage"
@@ -202,8 +215,13 @@ class CsvConnector(Connector):
         h = headers["source_stage"]
         stage, _ = stage_map.map_series(raw_stage)
         stage.index = raw_stage.index
+        by_status = pd.Series(False, index=raw_stage.index)
+        if status_stage is not None:  # won / lost from the status column, whatever the stage
+            by_status = status_stage.notna()
+            stage = stage.where(~by_status, status_stage).astype(STAGE_DTYPE)
+            raw_stage = raw_stage.where(raw_stage.notna() | ~by_status, status)
         rej.add(raw_stage.isna(), f"column {h}: the stage is empty")
-        unknown = raw_stage.notna() & stage.isna()
+        unknown = raw_stage.notna() & stage.isna() & ~by_status
         if o.unknown_stage == "reject":
             rej.add(unknown, f"column {h}: stage " + quoted(raw_stage)
                     + " is not in the stage map")
@@ -398,8 +416,38 @@ class CsvConnector(Connector):
         frame = pd.DataFrame({"opportunity_id": opp_id, "stage": stage,
                               "source_stage": raw_stage, "entered_at": entered})[keep]
         frame = frame.sort_values(["opportunity_id", "entered_at"], kind="stable")
+        # a real export writes a row per field change: consecutive rows in the same stage are
+        # one stay, entered at the first of them (stage age is measured from there)
+        same = (frame["opportunity_id"].eq(frame["opportunity_id"].shift())
+                & frame["source_stage"].eq(frame["source_stage"].shift())).fillna(False)
+        if same.any():
+            meta.extra.setdefault("repeated_stage_rows", {})[table.label] = int(same.sum())
+        frame = frame[~same.astype(bool)]
         meta.extra.setdefault("rows_read", {})[table.label] = len(table.frame)
         return make_stage_history(frame)
+
+    def _match_owners(self, opps: pd.DataFrame, owners: pd.DataFrame, table: CsvTable,
+                      meta: SnapshotMeta) -> None:
+        """The opportunities name owners by e-mail or name: turn those into owner ids."""
+        key = self.opts.owner_match
+        if key not in owners.columns or owners[key].isna().all():
+            raise SourceDataError(
+                f"{table.label}: source.owner_match = {key!r}, but no column of the owners file "
+                f"gives the owner {key}; map it with `source.owner_columns.{key}` (headers "
+                f"found: {', '.join(table.headers)})")
+        known = owners.dropna(subset=[key])
+        lookup = pd.Series(known["id"].to_numpy(),
+                           index=known[key].astype(str).str.strip().str.casefold().to_numpy())
+        lookup = lookup[~lookup.index.duplicated()]
+        given = opps["owner_id"]
+        ids = given.astype("string").str.strip().str.casefold().map(lookup)
+        unknown = given.notna() & ids.isna()
+        if unknown.any():
+            meta.warnings.append(
+                f"{table.label}: {int(unknown.sum())} opportunities name an owner {key} that is "
+                f"not in this file (e.g. {given[unknown].iloc[0]!r}); the {key} is used as the "
+                "owner id")
+        opps["owner_id"] = ids.fillna(given).astype(given.dtype)
 
     # -- owners ---------------------------------------------------------------------------------
 
@@ -436,6 +484,8 @@ class CsvConnector(Connector):
         if o.managers_as_owners and "manager_id" in frame.columns:
             frame = _add_managers(frame)
         owners = make_owners(frame)
+        if o.owner_match != "id":
+            self._match_owners(opps, owners, table, meta)
         missing = opps["owner_id"][opps["owner_id"].notna() & ~opps["owner_id"].isin(owners["id"])]
         if len(missing):
             top = missing.value_counts().head(5)
@@ -445,6 +495,12 @@ class CsvConnector(Connector):
                 f"file: {names}"
             )
         return owners
+
+
+def _vocabulary(cells: pd.Series, vocab: dict[str, str]) -> pd.Series:
+    """Replace values found in ``vocab`` (case-insensitive); others stay as they are."""
+    mapped = cells.str.casefold().map({k.strip().casefold(): v for k, v in vocab.items()})
+    return mapped.astype(cells.dtype).fillna(cells) if len(cells) else cells
 
 
 def _record_rejections(table: CsvTable, rej: Rejections, meta: SnapshotMeta) -> pd.Series:
@@ -482,7 +538,10 @@ def _render(template: str, table: CsvTable, option: str, strict: bool = False) -
         out = out + literal
         if field_name is None:
             continue
-        cells = table.column(field_name, option)
+        if field_name == "_row":  # the row number: a generated id
+            cells = pd.Series(table.frame.index.astype(str), index=table.frame.index)
+        else:
+            cells = table.column(field_name, option)
         any_value |= cells.notna()
         all_values &= cells.notna()
         out = out + cells.fillna("").astype(object)

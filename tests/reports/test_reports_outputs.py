@@ -93,7 +93,8 @@ def test_first_report_acceptance_content(out: Path) -> None:
         "Alice Owner Enterprise 3 2 50.0",
         "Bob Owner Enterprise 1 1 50.0",
         "Carol NoEmail SMB 1 1 0.0",
-        "Acme – Renewal Acme Inc Alice Owner Proposal 50,000 EUR error TS01 open in proposal with no "
+        "Acme – Renewal Acme Inc Alice Owner Proposal 50,000 EUR error TS01 open in proposal with "
+        "no "
         "next step Fix: Agree the next step with the buyer and record it.",
         "TS03 test-needs-due-date 0 / 6 6 source does not provide next_step_due (6)",
         "Source fixture (csv)",
