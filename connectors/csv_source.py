@@ -64,6 +64,7 @@ class CsvConnector(Connector):
         super().__init__(*args, **kwargs)
         #: per file label: slash dates day first (True), month first (False), none (None)
         self._day_first: dict[str, bool | None] = {}
+        self._unreadable: dict[str, dict[str, Any]] = {}
 
     @property
     def opts(self) -> CsvOptions:
@@ -75,6 +76,7 @@ class CsvConnector(Connector):
     def pull(self, since: datetime | None = None) -> Snapshot:
         """Read the files in full (CSV has no incremental mode; ``since`` is ignored)."""
         o = self.opts
+        self._day_first, self._unreadable = {}, {}
         stage_map = StageMap.build(o.stage_map_default, o.stage_map, name="source.stage_map")
         if not stage_map.mapping:
             raise ConfigError(
@@ -98,6 +100,8 @@ class CsvConnector(Connector):
         owners = self._owners(opps, meta)
         meta.provided_fields = frozenset(provided)
         meta.loaded_rows = len(opps)
+        if self._unreadable:
+            meta.extra["unreadable"] = dict(self._unreadable)
         snap = Snapshot(opps, history, owners, meta).validate()
         rates = configured_rates(o.corporate_currency, o.conversion_rates)
         return convert(snap, rates, where=o.opportunities.name).validate()
@@ -133,6 +137,14 @@ class CsvConnector(Connector):
             return {col: table.column(h, f"{option}.{col}") for col, h in explicit.items()}
         return {h: table.frame[h] for h in table.headers if h in schema_cols}
 
+    def _note_unreadable(self, table: CsvTable, header: str, kind: str, cells: pd.Series,
+                         bad: pd.Series) -> None:
+        """Values present but unreadable, per column (check-config reports the rates)."""
+        if bad.any():
+            self._unreadable[f"{table.label}: {header}"] = {
+                "kind": kind, "bad": int(bad.sum()), "of": int(cells.notna().sum()),
+                "example": str(cells[bad].iloc[0])}
+
     def _decide_order(self, table: CsvTable, columns: dict[str, pd.Series]) -> None:
         """Day/month order of this file's slash dates (setting, else the file's evidence)."""
         o = self.opts
@@ -157,6 +169,7 @@ class CsvConnector(Connector):
             ) from None
         what = "a date and time" if aware else "a date"
         fmt = f" with format {o.date_format!r}" if o.date_format else ""
+        self._note_unreadable(table, header, "date", cells, bad)
         why = why_not(cells, day_first, order_basis(o.date_order, "source.date_order"))
         rej.add(bad, f"column {header}: cannot parse " + quoted(cells)
                 + why.where(why != "", f" as {what}{fmt}"))
@@ -167,7 +180,7 @@ class CsvConnector(Connector):
     def _opportunities(self, stage_map: StageMap,
                        meta: SnapshotMeta) -> tuple[pd.DataFrame, set[str]]:
         o = self.opts
-        table = self._read(o.opportunities, "opportunities", meta)
+        table = self._table = self._read(o.opportunities, "opportunities", meta)
         cols = self._mapping(table, o.columns, set(OPPORTUNITY_SCHEMA) - {"stage", "source"},
                              "source.columns")
         headers = dict(o.columns) or {c: c for c in cols}
@@ -336,6 +349,7 @@ class CsvConnector(Connector):
         if "amount" in cols:
             cells, h = cols["amount"], headers["amount"]
             amount, code, bad = parse_amounts(cells, decimal=o.decimal, thousands=o.thousands)
+            self._note_unreadable(self._table, h, "amount", cells, bad)
             sep = f"decimal separator {o.decimal!r}"
             rej.add(bad, f"column {h}: cannot parse " + quoted(cells) + f" as an amount ({sep})")
             out["amount"] = amount

@@ -228,6 +228,20 @@ def check_config(config_file: Path, offline: bool) -> None:
     connector = build_connector(config)
     click.echo(f"{config_file}: configuration is valid; {len(selected)} rules selected.")
     if not offline:
+        from auditor.app.checks import check_file_source
+
+        data = check_file_source(connector)  # file sources: the data itself is read
+        if data is not None:
+            for line in data.lines:
+                click.echo(line)
+            for problem in data.problems:
+                click.echo(f"problem: {redact(problem)}", err=True)
+            if data.problems:
+                click.echo(f"error: {len(data.problems)} problem(s) in the source data; "
+                           "fix them as each says", err=True)
+                sys.exit(2)
+            click.echo(f"  source {connector.source_name}: files read, no problem found")
+            return
         facts = connector.check()
         for k, v in facts.items():
             click.echo(f"  {k}: {v}")

@@ -80,12 +80,17 @@ class _Notes:
 
     def __init__(self) -> None:
         self.warnings: list[str] = []
+        #: "file: field" → values present / unreadable / an example (check-config's parse rates)
+        self.unreadable: dict[str, dict[str, Any]] = {}
 
     def bad_values(self, where: str, sf_field: str, kind: str, raw: pd.Series,
                    bad: pd.Series, ids: pd.Series | None) -> None:
         n = int(bad.sum())
         if not n:
             return
+        self.unreadable[f"{where}: {sf_field}"] = {
+            "kind": kind, "bad": n, "of": int(as_text(raw).notna().sum()),
+            "example": str(raw.loc[bad.idxmax()])}
         first = bad.idxmax()
         rec = f" in record {ids.loc[first]}" if ids is not None else ""
         self.warnings.append(
@@ -394,6 +399,8 @@ def build_snapshot(
         ]
     if raw.deleted_ids:
         extra["deleted_opportunity_ids"] = sorted(raw.deleted_ids)
+    if notes.unreadable:
+        extra["unreadable"] = notes.unreadable
     meta = SnapshotMeta(
         source=facts.source,
         source_type=facts.source_type,
