@@ -114,21 +114,23 @@ def convert(snap: Snapshot, rates: RateTable | None, *, where: str = "source") -
         meta.extra["currency"] = {"corporate": None, "currencies": present}
         return snap
     cur = opp["currency"].astype(STR).str.upper().fillna(rates.corporate)
-    rate = cur.map(rates.static).astype("Float64")
-    rate[cur == rates.corporate] = 1.0
+    rate = cur.map(rates.static).astype("Float64").copy()
+    rate = rate.mask((cur == rates.corporate).fillna(False), 1.0)
     if rates.dated is not None and len(rates.dated) and "close_date" in opp:
         day = pd.to_datetime(opp["close_date"]).astype("datetime64[us]")
-        left = pd.DataFrame({"pos": range(len(opp)), "code": cur.to_numpy(),
+        left = pd.DataFrame({"pos": range(len(opp)), "code": cur.fillna("").astype(str).to_numpy(),
                              "day": day.to_numpy()})
         known = left.dropna(subset=["day"]).sort_values("day", kind="stable")
         right = rates.dated.astype({"start": "datetime64[us]"})
+        left["code"] = left["code"].astype(str)
+        right["code"] = right["code"].astype(str)
         hit = pd.merge_asof(known, right, left_on="day", right_on="start", by="code",
                             direction="backward")
         dated_rate = pd.Series(hit["rate"].to_numpy(), index=hit["pos"].to_numpy())
         dated_rate = dated_rate.reindex(range(len(opp)))
         dated_rate.index = opp.index
-        use = dated_rate.notna() & (cur != rates.corporate)
-        rate[use] = dated_rate[use]
+        use = (dated_rate.notna() & (cur != rates.corporate)).fillna(False)
+        rate = rate.mask(use, dated_rate.astype("Float64"))
     missing = has_amount & rate.isna()
     if missing.any():
         lacking = sorted(cur[missing].dropna().unique())

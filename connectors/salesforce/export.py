@@ -199,19 +199,25 @@ class SalesforceExportConnector(Connector):
         snake = opts.header_style == "snake_case"
         if snake:  # the loader's soft-delete flag
             wanted["opportunities"].append("_fivetran_deleted")
+        raw_headers: dict[str, list[str]] = {}
         for key, name in FILES.items():
             df = files.read(name, opts.encoding)
+            raw_headers[key] = [] if df is None else [str(c) for c in df.columns]
             frames[key] = None if df is None else canonical_headers(df, wanted[key], snake)
         opps = frames["opportunities"]
         if opps is None:
             raise SourceDataError(f"{files.path}: no {FILES['opportunities']} in the export")
-        if snake and "IsDeleted" not in opps.columns and "_fivetran_deleted" in opps.columns:
-            opps = opps.rename(columns={"_fivetran_deleted": "IsDeleted"})
+        if snake and "_fivetran_deleted" in opps.columns:  # the loader's soft delete
+            flags = [c for c in ("IsDeleted", "_fivetran_deleted") if c in opps.columns]
+            gone = pd.concat([parse_column(opps[c], "bool").fillna(False) for c in flags],
+                             axis=1).any(axis=1)
+            opps = opps.assign(IsDeleted=gone.map({True: "true", False: "false"}))
         headers = [str(c) for c in opps.columns]
         for required in ("Id", "StageName"):
             if required not in opps.columns:
                 raise SourceDataError(missing_field_message(
-                    required, headers, FILES["opportunities"], snake_case=snake))
+                    required, raw_headers["opportunities"], FILES["opportunities"],
+                    snake_case=snake))
         if opts.currency_field is None and "CurrencyIsoCode" in opps.columns:
             # a multi-currency org's export: each amount's currency is in CurrencyIsoCode
             opts = opts.model_copy(update={"currency_field": "CurrencyIsoCode"})
