@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from auditor.app.cli import main
@@ -43,6 +42,10 @@ def run_cli(tmp_path: Path, source: str, *, select: list[str], as_of: str,
         "metrics": json.loads((out / "metrics.json").read_text(encoding="utf-8")),
         "out": out,
     }
+
+
+def sf_export(folder: str) -> str:
+    return f'type = "salesforce_export"\npath = "{(DATA / folder).as_posix()}"'
 
 
 def found(res: dict) -> set[tuple[str, str]]:
@@ -108,8 +111,7 @@ formats = ["json", "md"]
 # -- Salesforce report export with M/D/YY dates ------------------------------------------------
 
 def test_salesforce_report_export_month_first_two_digit_years(tmp_path: Path) -> None:
-    res = run_cli(tmp_path, f'type = "salesforce_export"\npath = "{(DATA / "sf_report_mdy").as_posix()}"',
-                  select=["CD01"], as_of="2024-06-15")
+    res = run_cli(tmp_path, sf_export("sf_report_mdy"), select=["CD01"], as_of="2024-06-15")
     # by hand: 3/31/24 decides month first. Open deals: R1 4/15/22 (792 days past), R2
     # 12/31/22 (532 days), R5 6/14/24 (1 day); R3 closes 7/1/24; R4 is won
     assert found(res) == {("CD01", "R1"), ("CD01", "R2"), ("CD01", "R5")}
@@ -138,8 +140,8 @@ def test_day_first_csv_is_read_day_first(tmp_path: Path) -> None:
 # -- multi-currency org: MXN / COP / USD / PEN ------------------------------------------------
 
 def test_multi_currency_salesforce_export_is_converted(tmp_path: Path) -> None:
-    res = run_cli(tmp_path, f'type = "salesforce_export"\npath = "{(DATA / "sf_currency").as_posix()}"',
-                  select=["CD01"], as_of="2024-06-15", formats=("json", "md"))
+    res = run_cli(tmp_path, sf_export("sf_currency"), select=["CD01"], as_of="2024-06-15",
+                  formats=("json", "md"))
     # by hand (CurrencyType: USD corporate, MXN 17, COP 4000, PEN 3.75; dated MXN 20 from
     # 2024-04-01): M1 170000 MXN closing 2024-02-10 = 10000 USD, M2 200000 MXN closing
     # 2024-05-15 at the dated rate 20 = 10000 USD, C1 40,000,000 COP = 10000 USD, U1 5000 USD,
