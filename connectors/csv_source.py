@@ -51,6 +51,12 @@ _FORECAST = {
     "commit": "commit",
     "forecast": "commit",
     "closed": "closed",
+    # UI labels: HubSpot's "Not forecasted" / "Closed won", Dynamics 365's Committed / Won / Lost
+    "notforecasted": "omitted",
+    "closedwon": "closed",
+    "committed": "commit",
+    "won": "closed",
+    "lost": "omitted",
 }
 
 
