@@ -151,6 +151,16 @@ class CsvConnector(Connector):
                 "kind": kind, "bad": int(bad.sum()), "of": int(cells.notna().sum()),
                 "example": str(cells[bad].iloc[0])}
 
+    def _unreadable_hint(self) -> str:
+        """For a file rejected whole: the setting to fix, for columns mostly unreadable."""
+        fixes = {"amount": "set source.decimal / source.thousands to the file's number format",
+                 "date": "set source.date_order (\"day_first\" / \"month_first\") or "
+                         "source.date_format"}
+        hints = [f"\n{where}: {u['bad']} of {u['of']} values cannot be read as {u['kind']}; "
+                 f"{fixes[u['kind']]}"
+                 for where, u in self._unreadable.items() if u["bad"] * 2 > u["of"]]
+        return "".join(hints)
+
     def _decide_order(self, table: CsvTable, columns: dict[str, pd.Series]) -> None:
         """Day/month order of this file's slash dates (setting, else the file's evidence)."""
         o = self.opts
@@ -283,6 +293,7 @@ class CsvConnector(Connector):
             raise SourceDataError(
                 f"{table.label}: {n_rej} of {n_rows} rows rejected (more than "
                 f"source.max_rejected_share = {o.max_rejected_share}); first reasons:\n  {sample}"
+                + self._unreadable_hint()
             )
 
         kept_unknown = raw_stage[unknown & keep].value_counts()
