@@ -243,3 +243,13 @@ stage_map = {{ Qualification = "qualification", Discovery = "discovery", Proposa
     assert found(res) == {("ST03", "H1"), ("ST03", "H2")}
     assert message(res, "ST03", "H1") == "157 days in discovery (limit 30)"
     assert message(res, "ST03", "H2") == "45 days in qualification (limit 30)"
+
+
+def test_salesforce_history_rows_per_field_change_measure_from_the_first(tmp_path: Path) -> None:
+    """OpportunityHistory writes a row per amount / close date / probability change too."""
+    res = run_cli(tmp_path, sf_export("sf_history"), select=["ST03"], as_of="2024-06-15")
+    # by hand: 006S1 in Needs Analysis (discovery) since 2024-01-10 (157 days); 006S2 in
+    # Qualification since 2024-05-01 (45 days; its probability change on 05-20 is no new stay)
+    assert found(res) == {("ST03", "006S1"), ("ST03", "006S2")}
+    assert message(res, "ST03", "006S1") == "157 days in discovery (limit 30)"
+    assert message(res, "ST03", "006S2") == "45 days in qualification (limit 30)"
