@@ -114,7 +114,7 @@ def check_rejected_rows(snap: Snapshot, report: DataReport) -> None:
 
 def _parse_fix(u: dict[str, Any]) -> str:
     kind = str(u["kind"])
-    if "date" in kind:
+    if "date" in kind or kind == "ts":
         return ("set source.date_order (\"day_first\" / \"month_first\") for slash dates, or "
                 "source.date_format for another form")
     if kind in ("amount", "float"):

@@ -166,6 +166,9 @@ def normalise(
             kind = "probability from 0 to 1"
         if bad.any():
             _warn(ctx, _bad_value_warning(ids, props[prop], bad, prop, kind))
+            ctx.extra.setdefault("unreadable", {})[prop] = {
+                "kind": kind, "bad": int(bad.sum()), "of": int(props[prop].notna().sum()),
+                "example": str(props[prop][bad].iloc[0])}
         data[column] = values
         if prop in present:
             provided.add(column)

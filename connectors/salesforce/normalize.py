@@ -25,7 +25,7 @@ from auditor.snapshot import (
     make_stage_history,
 )
 from auditor.stages import CLOSED_STAGES, WON_STAGES, StageMap
-from connectors.file_dates import is_slash, parse_slash
+from connectors.file_dates import is_slash, parse_slash, why_not
 from connectors.salesforce.fields import (
     EMPTY_REFERENCE_IDS,
     FORECAST_CATEGORIES,
@@ -143,7 +143,14 @@ def parse_column(
     else:  # pragma: no cover - kinds are a Literal
         raise ValueError(kind)
     if notes is not None:
-        notes.bad_values(where, sf_field, kind, t, out.isna() & t.notna(), ids)
+        bad = out.isna() & t.notna()
+        if kind in ("date", "date_as_ts", "datetime") and day_first is not None and bad.any():
+            # a slash date that is no date in the file's order: say why (31 is not a month)
+            first = bad.idxmax()
+            why = why_not(t.loc[[first]], day_first,
+                          "source.date_order, or the file's other dates when it is unset")
+            kind = why.iloc[0].removeprefix(" as ") if why.iloc[0] else kind
+        notes.bad_values(where, sf_field, kind, t, bad, ids)
     return out
 
 

@@ -253,3 +253,17 @@ def test_salesforce_history_rows_per_field_change_measure_from_the_first(tmp_pat
     assert found(res) == {("ST03", "006S1"), ("ST03", "006S2")}
     assert message(res, "ST03", "006S1") == "157 days in discovery (limit 30)"
     assert message(res, "ST03", "006S2") == "45 days in qualification (limit 30)"
+
+
+def test_impossible_date_in_a_salesforce_export_says_why(tmp_path: Path) -> None:
+    """#18: 31/12/2024 read month first is no date because 31 cannot be a month."""
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "Opportunity.csv").write_text(
+        "Id,StageName,CloseDate\nA,Prospecting,31/12/2024\nB,Prospecting,12/30/2024\n")
+    res = run_cli(tmp_path, sf_export("x").replace(str(DATA.as_posix()), str(tmp_path.as_posix()))
+                  + '\ndate_order = "month_first"\n', select=["CD01"], as_of="2024-06-15")
+    assert ("Opportunity.csv: 1 value(s) of CloseDate could not be read as a "
+            "month/day/year date (31 cannot be a month; order from source.date_order, or the "
+            "file's other dates when it is unset) (e.g. '31/12/2024' in record A); treated as "
+            "missing") in res["run"]["facts"]["warnings"]
+    assert not any("could be day/month" in w for w in res["run"]["facts"]["warnings"])
