@@ -24,17 +24,28 @@ SLASH_RE = r"^\s*(\d{1,2})[/-](\d{1,2})[/-](\d{2}|\d{4})(?:[ T].*)?$"
 _TAILS = ("", " %H:%M", " %H:%M:%S", " %I:%M %p", " %I:%M:%S %p", " %I:%M%p")
 
 
+def _uniques(s: pd.Series) -> pd.Series:
+    """The distinct non-missing values (dates repeat a lot: work on each value once)."""
+    return pd.Series(s.dropna().astype(str).unique(), dtype=object)
+
+
 def _parts(s: pd.Series) -> pd.DataFrame:
-    """First and second number of each slash date (NA elsewhere)."""
-    parts = s.astype("string").str.extract(SLASH_RE)
-    return pd.DataFrame({
-        "first": pd.to_numeric(parts[0], errors="coerce"),
-        "second": pd.to_numeric(parts[1], errors="coerce"),
-    }, index=s.index)
+    """First and second number of each slash date (NA elsewhere), computed per distinct value."""
+    u = _uniques(s)
+    parts = u.astype("string").str.extract(SLASH_RE)
+    table = pd.DataFrame({
+        "first": pd.to_numeric(parts[0], errors="coerce").to_numpy(),
+        "second": pd.to_numeric(parts[1], errors="coerce").to_numpy(),
+    }, index=u.to_numpy())
+    key = s.astype(object).where(s.notna(), None)
+    return table.reindex(key.to_numpy()).set_axis(s.index)
 
 
 def is_slash(s: pd.Series) -> pd.Series:
-    return s.astype("string").str.match(SLASH_RE, na=False).astype(bool)
+    u = _uniques(s)
+    hit = pd.Series(u.astype("string").str.match(SLASH_RE, na=False).to_numpy(dtype=bool),
+                    index=u.to_numpy())
+    return s.astype(object).map(hit).fillna(False).astype(bool)
 
 
 def decide_order(
@@ -86,18 +97,25 @@ def decide_order(
 
 
 def parse_slash(s: pd.Series, mask: pd.Series, day_first: bool) -> pd.Series:
-    """Naive timestamps for the cells in ``mask`` (NaT where the value is no date in that order)."""
+    """Naive timestamps for the cells in ``mask`` (NaT where the value is no date in that order).
+
+    Each distinct value is parsed once; formats are tried in turn on what is still unparsed.
+    """
     out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[us]")
-    text = s[mask].astype("string").str.strip().str.replace(r"^(\d+)[-](\d+)[-]", r"\1/\2/",
-                                                            regex=True)
+    u = _uniques(s[mask])
+    if u.empty:
+        return out
+    text = u.str.strip().str.replace(r"^(\d+)[-](\d+)[-]", r"\1/\2/", regex=True)
+    parsed = pd.Series(pd.NaT, index=u.index, dtype="datetime64[us]")
     head = "%d/%m/" if day_first else "%m/%d/"
     for year in ("%Y", "%y"):
         for tail in _TAILS:
-            todo = out[mask].isna()
+            todo = parsed.isna()
             if not todo.any():
-                return out
-            idx = todo.index[todo]
-            out.loc[idx] = pd.to_datetime(text[idx], format=head + year + tail, errors="coerce")
+                break
+            parsed[todo] = pd.to_datetime(text[todo], format=head + year + tail, errors="coerce")
+    lookup = pd.Series(parsed.to_numpy(), index=u.to_numpy())
+    out[mask] = s[mask].astype(object).map(lookup).astype("datetime64[us]")
     return out
 
 
