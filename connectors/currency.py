@@ -11,7 +11,6 @@ stay in their own currencies and metrics that add amounts are reported per curre
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import pandas as pd
 from pydantic import Field, field_validator
@@ -166,7 +165,3 @@ def configured_rates(corporate: str | None, rates: dict[str, float]) -> RateTabl
     if corporate is None:
         return None
     return RateTable(corporate=corporate, static=dict(rates))
-
-
-def currency_fact(meta_extra: dict[str, Any]) -> dict[str, Any]:
-    return dict(meta_extra.get("currency") or {})
