@@ -83,13 +83,18 @@ def check_mapped_fields(snap: Snapshot, report: DataReport) -> None:
 
 def check_stage_values(snap: Snapshot, report: DataReport) -> None:
     """Stage values in the data that the stage map does not know."""
+    import difflib
+
+    from auditor.stages import STAGES
+
     for stage, n in sorted(snap.meta.unmapped_stages.items()):
         used = f"{n} records" if n else "listed by the export's stage metadata"
+        key = stage.casefold().replace(" ", "_")
+        near = difflib.get_close_matches(key, STAGES, n=1, cutoff=0.5)
         report.problems.append(
             f"stage {stage!r} ({used}) is not in the stage map; add it to source.stage_map, "
-            f"e.g. {_toml_key(stage)} = \"qualification\" (common stages: lead, contact, "
-            "qualification, discovery, solution, proposal, negotiation, closed_won, "
-            "closed_lost, handoff)")
+            f"e.g. {_toml_key(stage)} = \"{near[0] if near else 'qualification'}\" (common "
+            f"stages: {', '.join(STAGES)})")
 
 
 def check_parse_rates(snap: Snapshot, report: DataReport) -> None:
