@@ -174,10 +174,18 @@ def _detect(data: bytes) -> tuple[str | None, float]:
     return pick, max(0.0, 1.0 - float(chaos))
 
 
+def _suggest(data: bytes) -> tuple[str | None, float]:
+    """The encoding to propose when the configured one fails: a byte order mark says it."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom) and _decodes(data, encoding):
+            return encoding, 1.0
+    return _detect(_sample(data))
+
+
 def _decodes(data: bytes, encoding: str) -> bool:
     try:
         data.decode(encoding)
-    except UnicodeDecodeError:
+    except UnicodeError:
         return False
     return True
 
@@ -201,10 +209,11 @@ def decode_bytes(data: bytes, *, label: str, setting: str | None, option: str) -
             ) from None
         try:
             return DecodedText(data.decode(setting), _name(setting), 1.0, detected=False)
-        except UnicodeDecodeError as exc:
-            guess, conf = _detect(data)
-            row = _rows_at(_newlines(data), [exc.start])[0]
-            bad = data[exc.start:exc.start + 4].hex(" ")
+        except UnicodeError as exc:  # UTF-16 without a byte order mark raises the base class
+            guess, conf = _suggest(data)
+            start = getattr(exc, "start", 0)
+            row = _rows_at(_newlines(data), [start])[0]
+            bad = data[start:start + 4].hex(" ")
             hint = (f"set {option} = \"{guess}\" (detected with confidence {conf:.0%}) or "
                     f"\"auto\"" if guess else f"set {option} = \"auto\" or the file's encoding")
             raise SourceDataError(
