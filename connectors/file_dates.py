@@ -45,7 +45,7 @@ def is_slash(s: pd.Series) -> pd.Series:
     u = _uniques(s)
     hit = pd.Series(u.astype("string").str.match(SLASH_RE, na=False).to_numpy(dtype=bool),
                     index=u.to_numpy())
-    return s.astype(object).map(hit).fillna(False).astype(bool)
+    return s.astype(object).map(hit).eq(True)  # NaN (missing / not listed) is False
 
 
 def decide_order(
