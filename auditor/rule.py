@@ -180,10 +180,8 @@ class Rule:
 
 
 def is_open(snap: Snapshot) -> pd.Series:
-    """Open = not closed. Uses ``is_closed`` when known, else the common stage."""
-    opp = snap.opportunities
-    by_stage = opp["stage"].isin(["closed_won", "closed_lost", "handoff"])
-    return ~opp["is_closed"].fillna(by_stage).astype(bool)
+    """The snapshot's ``is_open`` column as plain bool (derived once: auditor/lifecycle.py)."""
+    return snap.opportunities["is_open"].astype(bool)
 
 
 def stage_at_least(snap: Snapshot, stage: str) -> pd.Series:
@@ -197,10 +195,13 @@ def stage_in(snap: Snapshot, stages: tuple[str, ...] | list[str]) -> pd.Series:
 
 
 def is_won(snap: Snapshot) -> pd.Series:
-    """Won = ``is_won`` when known, else the common stage (closed_won or handoff)."""
-    opp = snap.opportunities
-    by_stage = opp["stage"].isin(["closed_won", "handoff"])
-    return opp["is_won"].fillna(by_stage).astype(bool)
+    """The snapshot's ``is_won`` column as plain bool (derived once: auditor/lifecycle.py)."""
+    return snap.opportunities["is_won"].astype(bool)
+
+
+def is_lost(snap: Snapshot) -> pd.Series:
+    """The snapshot's ``is_lost`` column as plain bool (derived once: auditor/lifecycle.py)."""
+    return snap.opportunities["is_lost"].astype(bool)
 
 
 def all_records(snap: Snapshot) -> pd.Series:

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from auditor.errors import SnapshotSchemaError
+from auditor.lifecycle import derive_lifecycle
 from auditor.stages import STAGE_DTYPE
 
 STR = pd.StringDtype("pyarrow")
@@ -45,8 +46,12 @@ OPPORTUNITY_SCHEMA: dict[str, Any] = {
     "pipeline": STR,
     "stage": STAGE_DTYPE,
     "source_stage": STR,
+    # the lifecycle (auditor/lifecycle.py): connectors give the CRM's own is_closed / is_won
+    # (NA where it says nothing); Snapshot.validate derives all four, never NA afterwards
+    "is_open": BOOL,
     "is_closed": BOOL,
     "is_won": BOOL,
+    "is_lost": BOOL,
     "amount": FLOAT,
     "currency": STR,
     "probability": FLOAT,
@@ -241,6 +246,11 @@ class Snapshot:
             raise SnapshotSchemaError(
                 "Snapshot does not match the schema:\n  " + "\n  ".join(problems)
             )
+        lifecycle, contradiction = derive_lifecycle(opp)
+        for col, values in lifecycle.items():
+            opp[col] = values
+        if contradiction is not None and contradiction not in self.meta.warnings:
+            self.meta.warnings.append(contradiction)  # once, even when validated again
         return self
 
     @property

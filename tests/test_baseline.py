@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _script():  # noqa: ANN202 - the script module
-    spec = importlib.util.spec_from_file_location("make_baseline", ROOT / "scripts/make_baseline.py")
+    path = ROOT / "scripts" / "make_baseline.py"
+    spec = importlib.util.spec_from_file_location("make_baseline", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
