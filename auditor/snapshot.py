@@ -119,6 +119,10 @@ class SnapshotMeta:
     warnings: list[str] = field(default_factory=list)
     loaded_rows: int = 0
     incremental: bool = False
+    #: ids of opportunities deleted / archived at the source since the last pull (incremental
+    #: pulls; empty when none or unknown)
+    deleted_ids: list[str] = field(default_factory=list)
+    #: connector-specific facts for the run facts; not a contract between layers
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -137,6 +141,7 @@ class SnapshotMeta:
             "warnings": self.warnings,
             "loaded_rows": self.loaded_rows,
             "incremental": self.incremental,
+            "deleted_ids": list(self.deleted_ids),
         }
 
 

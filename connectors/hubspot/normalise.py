@@ -60,6 +60,7 @@ class PullContext:
     api_usage: dict[str, Any] = field(default_factory=dict)
     incremental: bool = False
     warnings: list[str] = field(default_factory=list)
+    deleted_ids: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -217,6 +218,7 @@ def normalise(
         warnings=list(ctx.warnings),
         loaded_rows=len(opportunities),
         incremental=ctx.incremental,
+        deleted_ids=list(ctx.deleted_ids),
         extra=dict(ctx.extra),
     )
     return Snapshot(opportunities, make_stage_history(history), owners, meta).validate()

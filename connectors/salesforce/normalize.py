@@ -355,8 +355,6 @@ def build_snapshot(
              "common_stage": stage_map.lookup(r.stage)}
             for r in meta_stages.itertuples(index=False)
         ]
-    if raw.deleted_ids:
-        extra["deleted_opportunity_ids"] = sorted(raw.deleted_ids)
     meta = SnapshotMeta(
         source=facts.source,
         source_type=facts.source_type,
@@ -370,6 +368,7 @@ def build_snapshot(
         warnings=warnings + notes.warnings,
         loaded_rows=len(out),
         incremental=facts.incremental,
+        deleted_ids=sorted(raw.deleted_ids),
         extra=extra,
     )
     return Snapshot(out, history, owners, meta).validate()

@@ -108,7 +108,7 @@ def test_include_deleted_uses_queryall_and_lists_deleted_ids(org, rsps, make_con
     page["records"] = [dict(page["records"][0], IsDeleted=False), gone]
     snap = make_connector(include_deleted=True).pull()
     assert "/queryAll/" in rsps.calls[2].request.url
-    assert snap.meta.extra["deleted_opportunity_ids"] == ["0068d00000OpA99AAA"]
+    assert snap.meta.deleted_ids == ["0068d00000OpA99AAA"]
     assert "0068d00000OpA99AAA" not in set(snap.opportunities["id"])
     assert len(snap.opportunities) == 7
 
