@@ -152,7 +152,7 @@ def run(config_path: Path | None, out_dir: Path | None, as_of, full: bool, dry_r
 )
 def rules(code: str | None, as_json: bool, config_path: Path | None) -> None:
     """Document every rule, or one rule by CODE or name."""
-    from rules.registry import all_rules
+    from auditor.plugins import rule_classes as all_rules
 
     classes = all_rules()
     if code:

@@ -138,7 +138,9 @@ def test_prepare_runs_before_evaluate_and_its_errors_name_the_rule() -> None:
     class Prepared(Rule):
         """Test rule.
 
-        Why it matters: test. How to fix: test.
+        Why it matters: test.
+
+        How to fix: test.
         """
 
         code = "ZZ01"
@@ -153,6 +155,13 @@ def test_prepare_runs_before_evaluate_and_its_errors_name_the_rule() -> None:
             return snap._cache["zz"]
 
     class Broken(Prepared):
+        """Test rule whose prepare fails.
+
+        Why it matters: test.
+
+        How to fix: test.
+        """
+
         code = "ZZ02"
         name = "broken"
 
