@@ -16,6 +16,7 @@ import pandas as pd
 
 from auditor.config import AuditConfig
 from auditor.context import AuditContext
+from auditor.memo import Memo
 from auditor.rule import Rule
 from auditor.snapshot import Snapshot
 
@@ -64,6 +65,8 @@ class AuditRun:
     run_id: int | None = None
     outputs: list[Path] = field(default_factory=list)
     delivery: list[dict[str, Any]] = field(default_factory=list)
+    #: values the reports derive from this run (auditor.memo; keys ``("reports", name)``)
+    memo: Memo = field(default_factory=Memo, init=False, repr=False, compare=False)
 
     @property
     def score(self) -> float | None:

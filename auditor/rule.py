@@ -168,8 +168,9 @@ class Rule:
 
         The engine runs every rule's ``prepare`` on a second thread while the first rules are
         evaluated; a rule whose heavy lifting happens in Arrow/numpy (which release the GIL)
-        then costs little on the main thread. Default: nothing to prepare. A prepare must only
-        fill caches the rule itself reads (``snap._cache`` keys it owns).
+        then costs little on the main thread. Default: nothing to prepare. A prepare fills only
+        the rule's own entries of ``snap.memo`` (keys ``("rule", self.code, ...)``; see
+        auditor/memo.py, which is safe to use from this second thread).
         """
 
     def not_evaluable(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:

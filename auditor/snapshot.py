@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 
 from auditor.errors import SnapshotSchemaError
 from auditor.lifecycle import derive_lifecycle
+from auditor.memo import Memo
 from auditor.stages import STAGE_DTYPE
 
 STR = pd.StringDtype("pyarrow")
@@ -225,8 +226,9 @@ class Snapshot:
     stage_history: pd.DataFrame
     owners: pd.DataFrame
     meta: SnapshotMeta
-    #: cache for derived frames shared by rules and metrics (see auditor.derived)
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: values derived from this snapshot's data (auditor.memo; keys name their owner). Not an
+    #: init field: a copy made with dataclasses.replace starts with an empty memo.
+    memo: Memo = field(default_factory=Memo, init=False, repr=False, compare=False)
 
     def validate(self) -> Snapshot:
         """Check the schema; raise SnapshotSchemaError listing every problem. Returns self."""

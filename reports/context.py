@@ -6,8 +6,9 @@ recompute a rule. Grouping is vectorized; only the capped lists become Python di
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,8 @@ from auditor.results import SEVERITY_RANK, AuditRun
 from auditor.stages import STAGE_LABELS
 from reports.format import is_number, oneline
 from reports.metric_view import metric_views, periods_line
+
+T = TypeVar("T")
 
 NO_OWNER = "(none)"
 NO_TEAM = "(no team)"
@@ -28,12 +31,9 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return obj.where(obj.notna(), None).to_dict(orient="records")
 
 
-def _cached(run: AuditRun, key: str, build):  # noqa: ANN001, ANN202 - tiny memo helper
+def _cached(run: AuditRun, key: str, build: Callable[[], T]) -> T:
     """Memoize per run: digests for a thousand owners must not rebuild shared tables."""
-    store = run.__dict__.setdefault("_report_cache", {})
-    if key not in store:
-        store[key] = build()
-    return store[key]
+    return run.memo.get(("reports", key), build)
 
 
 def rule_docs(run: AuditRun) -> dict[str, dict[str, Any]]:
