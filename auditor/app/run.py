@@ -259,23 +259,20 @@ def _history_diff(store: HistoryStore, run: AuditRun, trend_runs: int) -> Histor
 
 
 def _run_summary(run: AuditRun) -> dict[str, Any]:
+    """The stored run summary: the run facts (AuditRun.facts) the history keeps, plus counts."""
     v = run.result.violations
+    facts = run.facts()
     # no previous run to compare with: new / resolved are unknown, not 0
     h = run.history
     return {
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-        "as_of": run.result.context.as_of.date().isoformat(),
-        "incremental": run.snapshot.meta.incremental,
-        "records": int(len(run.snapshot.opportunities)),
-        "violations": int(len(v)),
-        "suppressed": int(len(run.result.suppressed)),
+        **{k: facts[k] for k in ("as_of", "incremental", "records", "violations", "suppressed")},
         "score": run.score,
-        "duration_s": round(run.duration_s, 3),
-        "api_calls": run.snapshot.meta.api_calls,
+        **{k: facts[k] for k in ("duration_s", "api_calls")},
         "counts": {
             "by_rule": {str(k): int(n) for k, n in v["rule_code"].value_counts().items()},
             "by_severity": {str(k): int(n) for k, n in v["severity"].value_counts().items()},
-            "rejected_rows": len(run.snapshot.meta.rejected),
+            "rejected_rows": facts["rejected_rows"],
             "new": h.new if h else None,
             "resolved": h.resolved if h else None,
             "persisting": h.persisting if h else None,
