@@ -160,7 +160,7 @@ def at_risk_amount(run: AuditRun) -> float | None:
     flagged = np.zeros(len(opp), dtype=bool)
     pos = positions(opp["id"], v["opportunity_id"])
     flagged[pos[pos >= 0]] = True
-    open_ = ~opp["is_closed"].fillna(False).astype(bool)
+    open_ = opp["is_open"].to_numpy(dtype=bool, na_value=False)
     sel = opp.loc[flagged & open_]
     if sel.loc[sel["amount"].notna(), "currency"].dropna().nunique() > 1:
         return None  # amounts in several currencies are never added
