@@ -453,8 +453,7 @@ class CsvConnector(Connector):
         meta.extra.setdefault("rows_read", {})[table.label] = len(table.frame)
         return make_stage_history(frame)
 
-    def _match_owners(self, opps: pd.DataFrame, owners: pd.DataFrame, table: CsvTable,
-                      meta: SnapshotMeta) -> None:
+    def _match_owners(self, opps: pd.DataFrame, owners: pd.DataFrame, table: CsvTable) -> None:
         """The opportunities name owners by e-mail or name: turn those into owner ids."""
         key = self.opts.owner_match
         if key not in owners.columns or owners[key].isna().all():
@@ -468,12 +467,7 @@ class CsvConnector(Connector):
         lookup = lookup[~lookup.index.duplicated()]
         given = opps["owner_id"]
         ids = given.astype("string").str.strip().str.casefold().map(lookup)
-        unknown = given.notna() & ids.isna()
-        if unknown.any():
-            meta.warnings.append(
-                f"{table.label}: {int(unknown.sum())} opportunities name an owner {key} that is "
-                f"not in this file (e.g. {given[unknown].iloc[0]!r}); the {key} is used as the "
-                "owner id")
+        # an unknown one stays as it was (the owners-file check below warns about it)
         opps["owner_id"] = ids.fillna(given).astype(given.dtype)
 
     # -- owners ---------------------------------------------------------------------------------
@@ -512,7 +506,7 @@ class CsvConnector(Connector):
             frame = _add_managers(frame)
         owners = make_owners(frame)
         if o.owner_match != "id":
-            self._match_owners(opps, owners, table, meta)
+            self._match_owners(opps, owners, table)
         missing = opps["owner_id"][opps["owner_id"].notna() & ~opps["owner_id"].isin(owners["id"])]
         if len(missing):
             top = missing.value_counts().head(5)
