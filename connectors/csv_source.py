@@ -110,7 +110,7 @@ class CsvConnector(Connector):
             meta.extra["unreadable"] = dict(self._unreadable)
         snap = Snapshot(opps, history, owners, meta).validate()
         rates = configured_rates(o.corporate_currency, o.conversion_rates)
-        return convert(snap, rates, where=o.opportunities.name).validate()
+        return convert(snap, rates, where=o.opportunities.name)
 
     def check(self) -> dict[str, Any]:
         snap = self.pull()

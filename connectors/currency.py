@@ -101,8 +101,8 @@ class RateTable:
 
 
 def convert(snap: Snapshot, rates: RateTable | None, *, where: str = "source") -> Snapshot:
-    """Convert the snapshot's amounts into ``rates.corporate`` (vectorized); without rates and
-    with several currencies, warn that amounts are reported per currency. Returns ``snap``."""
+    """Convert the snapshot's amounts into ``rates.corporate`` (vectorized) and validate it again;
+    without rates, return it as it is (metrics then keep several currencies apart)."""
     opp = snap.opportunities
     meta = snap.meta
     codes = opp["currency"].dropna().astype(str).str.upper()
@@ -149,6 +149,7 @@ def convert(snap: Snapshot, rates: RateTable | None, *, where: str = "source") -
         "rates_from": rates.origin,
         "rates": {k: v for k, v in sorted(rates.static.items()) if k in present},
     }
+    snap = snap.validate()  # the amounts changed: check the frame again
     if converted:
         meta.warnings.append(
             f"{converted} amounts converted into {rates.corporate} (rates from {rates.origin}); "

@@ -98,7 +98,7 @@ class HubSpotExportConnector(Connector):
         ctx.extra["reached_stages_by_pipeline"] = reached_by_pipeline(cat)
         snap = normalise(raw, cat, owners, o, stage_map, ctx)
         rates = configured_rates(o.corporate_currency, o.conversion_rates)
-        return convert(snap, rates, where=path.name).validate()
+        return convert(snap, rates, where=path.name)
 
     def check(self) -> dict[str, Any]:
         """Read the export and report what an audit would work with."""

@@ -261,7 +261,7 @@ class SalesforceExportConnector(Connector):
                                           opts.conversion_rates, opts.corporate_currency)
         if rates is None and opts.conversion_rates:
             rates = configured_rates(opts.corporate_currency, opts.conversion_rates)
-        return convert(snap, rates, where=FILES["opportunities"]).validate()
+        return convert(snap, rates, where=FILES["opportunities"])
 
     def _missing_fields(self, headers: list[str], snake: bool) -> list[dict[str, Any]]:
         """Configured fields the Opportunity file lacks: the column they feed stays empty, so
