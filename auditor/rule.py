@@ -86,6 +86,10 @@ class Rule:
     #: {"as_of": "YYYY-MM-DD", "record": {column: value}, optional "history": [[stage, date]],
     #: optional "owners": [{...}], "message": the text the rule produces for it}
     example: ClassVar[dict[str, Any]] = {}
+    #: close-out rules (CL01-CL03) judge how a deal was closed: their findings on deals closed
+    #: within ``audit.fix_window_days`` are to-dos. Every other finding on a closed deal is
+    #: process history (rates per owner / team / period, never a to-do).
+    closeout: ClassVar[bool] = False
 
     def __init__(self, **values: Any) -> None:
         self.p: dict[str, Any] = {k: param.default for k, param in self.params.items()}
@@ -162,6 +166,18 @@ class Rule:
         fill caches the rule itself reads (``snap._cache`` keys it owns).
         """
 
+    def applies(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        """The records whose state the rule judges (e.g. open deals, lost deals).
+
+        Coverage and rates count only these: "CL01: 63 of 488 lost deals", never "of 2,000".
+        Default: every record.
+        """
+        return all_records(snap)
+
+    def fallbacks(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
+        """Documented fallbacks the rule used, {what was done: mask}; coverage counts them."""
+        return {}
+
     def not_evaluable(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
         """Record-level reasons the rule cannot judge a record: {reason: mask}.
 
@@ -177,6 +193,19 @@ class Rule:
     def message(self, snap: Snapshot, ctx: AuditContext, rows: pd.Index) -> pd.Series:
         """Per-finding text for the flagged ``rows`` (vectorized); default: the summary."""
         return pd.Series(self.summary(), index=rows, dtype="string[pyarrow]")
+
+
+def empty_everywhere(snap: Snapshot, column: str) -> dict[str, pd.Series]:
+    """{reason: every record} when ``column`` is empty in every record, else {}.
+
+    For inputs a rule would otherwise replace by a fallback (no activity → idle since
+    creation): a source that never fills the column would have every record judged on the
+    fallback alone, silently.
+    """
+    opp = snap.opportunities
+    if len(opp) and opp[column].isna().all():
+        return {f"{column} is empty in every record": all_records(snap)}
+    return {}
 
 
 def is_open(snap: Snapshot) -> pd.Series:

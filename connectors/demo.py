@@ -755,7 +755,12 @@ def _move_current_stage(
 ) -> None:
     """Set when the current stage was entered (deal and its last history row) for ``mask``."""
     hist_opp_pos = h["opp"]
-    entered = pd.DatetimeIndex(new_entered) + pd.Timedelta(hours=9)
+    # a working-hours time that differs from deal to deal (no RNG draw, so the planted truth
+    # stays the same): real people do not create deals in the same second
+    jitter = (np.arange(len(opp), dtype=np.int64) * 7919) % (8 * 3600)
+    entered = (
+        pd.DatetimeIndex(new_entered) + pd.Timedelta(hours=9) + pd.to_timedelta(jitter, unit="s")
+    )
     opp.loc[mask, "stage_entered_at"] = entered[mask]
     naive = entered.tz_convert("UTC").tz_localize(None).to_numpy().astype("datetime64[us]")
     ent = h["at"].copy()

@@ -39,6 +39,10 @@ class MissingAmount(Rule):
         "message": "open in proposal with no amount",
     }
 
+    def applies(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        late = (snap.opportunities["stage"] >= self.p["from_stage"]).fillna(False).astype(bool)
+        return is_open(snap) & late
+
     def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
         opp = snap.opportunities
         late = (opp["stage"] >= self.p["from_stage"]).fillna(False).astype(bool)
@@ -96,6 +100,9 @@ class OwnerMissingOrInactive(Rule):
             index=opp.index,
         )
 
+    def applies(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        return is_open(snap)
+
     def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
         st = self._state(snap)
         return is_open(snap) & (st["missing"] | st["unknown"] | st["inactive"])
@@ -133,6 +140,9 @@ class UnmappedStage(Rule):
         "record": {"id": "OPP-18", "stage": None, "source_stage": "On hold (legacy)"},
         "message": 'source stage "On hold (legacy)" is not in the stage map',
     }
+
+    def applies(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        return snap.opportunities["source_stage"].notna()
 
     def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
         opp = snap.opportunities
@@ -218,6 +228,9 @@ class PossibleDuplicate(Rule):
         # normalising every open deal's name is most of this rule's cost: do it off the
         # main thread (Arrow's regex releases the GIL)
         self._keys(snap)
+
+    def applies(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        return is_open(snap)
 
     def not_evaluable(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
         acct, nm = self._keys(snap)
