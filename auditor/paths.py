@@ -88,8 +88,9 @@ def import_artefacts(snap: Snapshot, min_records: int) -> tuple[np.ndarray, list
     """(mask of records an import created, the import batches found).
 
     A batch is a creation second shared by at least ``min_records`` records whose stage history
-    (when they have one) starts in that same second. People do not create five deals in one
-    second; data loaders, migrations and integrations do.
+    starts in that same second. People do not create five deals in one second; data loaders,
+    migrations and integrations do. Records without history, and creation times at midnight
+    (date-only sources such as a CSV with dates), are never counted.
     """
 
     def build() -> tuple[np.ndarray, list[ImportBatch]]:
@@ -108,9 +109,11 @@ def import_artefacts(snap: Snapshot, min_records: int) -> tuple[np.ndarray, list
             at = _us(h["entered_at"])
             ok = (pos >= 0) & (at != _NAT)
             np.minimum.at(first, pos[ok], at[ok])
-        no_hist = first == np.iinfo(np.int64).max
-        starts_at_creation = no_hist | (first // _US_PER_S == sec)
-        candidate = (sec != _NAT) & starts_at_creation
+        # an import is told by its history starting at the creation second: records without
+        # history say nothing, and date-only creation times (midnight) are no evidence either
+        starts_at_creation = first // _US_PER_S == sec
+        midnight = (sec % 86_400) == 0
+        candidate = (sec != _NAT) & starts_at_creation & ~midnight
         if not candidate.any():
             return mask, []
         codes, uniq = pd.factorize(sec[candidate])

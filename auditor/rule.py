@@ -90,6 +90,8 @@ class Rule:
     #: within ``audit.fix_window_days`` are to-dos. Every other finding on a closed deal is
     #: process history (rates per owner / team / period, never a to-do).
     closeout: ClassVar[bool] = False
+    #: what ``applies`` selects, for rates in reports ("63 of 488 lost deals")
+    applies_to: ClassVar[str] = "deals"
 
     def __init__(self, **values: Any) -> None:
         self.p: dict[str, Any] = {k: param.default for k, param in self.params.items()}

@@ -23,6 +23,7 @@ class CloseDatePast(Rule):
     """
 
     code = "CD01"
+    applies_to = "open deals"
     name = "close-date-past"
     severity = "error"
     requires = ("close_date",)
@@ -69,6 +70,7 @@ class CloseDateSlipping(Rule):
     """
 
     code = "CD02"
+    applies_to = "open deals"
     name = "close-date-slipping"
     severity = "warning"
     requires = ("close_date_changes",)
@@ -119,6 +121,7 @@ class ForecastStageMismatch(Rule):
     """
 
     code = "CD03"
+    applies_to = "open deals before the committed stage"
     name = "forecast-stage-mismatch"
     severity = "error"
     requires = ("stage",)

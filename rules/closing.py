@@ -29,6 +29,7 @@ class MissingLossReason(Rule):
     """
 
     code = "CL01"
+    applies_to = "lost deals"
     name = "missing-loss-reason"
     severity = "warning"
     closeout = True
@@ -61,6 +62,7 @@ class WonWithoutAmount(Rule):
     """
 
     code = "CL02"
+    applies_to = "won deals"
     name = "won-without-amount"
     severity = "error"
     closeout = True
@@ -100,6 +102,7 @@ class WonWithoutHandoff(Rule):
     """
 
     code = "CL03"
+    applies_to = "won deals not in handoff"
     name = "won-without-handoff"
     severity = "warning"
     closeout = True

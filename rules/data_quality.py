@@ -27,6 +27,7 @@ class MissingAmount(Rule):
     """
 
     code = "DQ01"
+    applies_to = "open deals from proposal on"
     name = "missing-amount"
     severity = "error"
     requires = ("stage", "amount")
@@ -70,6 +71,7 @@ class OwnerMissingOrInactive(Rule):
     """
 
     code = "DQ02"
+    applies_to = "open deals"
     name = "owner-missing-or-inactive"
     severity = "error"
     requires = ("owner_id",)
@@ -132,6 +134,7 @@ class UnmappedStage(Rule):
     """
 
     code = "DQ03"
+    applies_to = "deals with a source stage"
     name = "unmapped-stage"
     severity = "warning"
     requires = ("source_stage",)
@@ -190,6 +193,7 @@ class PossibleDuplicate(Rule):
     """
 
     code = "DQ04"
+    applies_to = "open deals"
     name = "possible-duplicate"
     severity = "warning"
     requires = ("name",)

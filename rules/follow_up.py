@@ -32,6 +32,7 @@ class MissingNextStep(Rule):
     """
 
     code = "FU01"
+    applies_to = "open deals past first contact"
     name = "missing-next-step"
     severity = "warning"
     requires = ("stage",)
@@ -78,6 +79,7 @@ class OverdueNextStep(Rule):
     """
 
     code = "FU02"
+    applies_to = "open deals"
     name = "overdue-next-step"
     severity = "warning"
     requires = ("next_step_due",)
@@ -130,6 +132,7 @@ class NoRecentActivity(Rule):
     """
 
     code = "FU03"
+    applies_to = "open deals"
     name = "no-recent-activity"
     severity = "warning"
     requires = ("last_activity_at",)

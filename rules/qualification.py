@@ -43,6 +43,7 @@ class SkippedQualification(Rule):
     """
 
     code = "QL01"
+    applies_to = "deals past qualification"
     name = "skipped-qualification"
     severity = "error"
     requires = ("stage", STAGE_HISTORY)
@@ -125,6 +126,7 @@ class QualificationCriteriaMissing(Rule):
     """
 
     code = "QL02"
+    applies_to = "open or won deals past a stage with exit criteria"
     name = "qualification-criteria-missing"
     severity = "warning"
     requires = ("stage",)

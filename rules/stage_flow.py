@@ -47,6 +47,7 @@ class SkippedStage(Rule):
     """
 
     code = "ST01"
+    applies_to = "deals"
     name = "skipped-stage"
     severity = "warning"
     requires = ("stage", STAGE_HISTORY)
@@ -107,6 +108,7 @@ class StageRegression(Rule):
     """
 
     code = "ST02"
+    applies_to = "open deals"
     name = "stage-regression"
     severity = "info"
     requires = ("stage", STAGE_HISTORY)
@@ -158,6 +160,7 @@ class StageAging(Rule):
     """
 
     code = "ST03"
+    applies_to = "open deals in an open stage"
     name = "stage-aging"
     severity = "warning"
     requires = ("stage", "stage_entered_at")
@@ -217,6 +220,7 @@ class StaleProposal(Rule):
     """
 
     code = "ST04"
+    applies_to = "open deals in proposal or negotiation"
     name = "stale-proposal"
     severity = "warning"
     requires = ("stage", "stage_entered_at", "last_activity_at")
