@@ -329,11 +329,10 @@ def generate_demo_org(n: int = 2000, seed: int = 7, as_of: date | None = None) -
     acct_ids = _join("ACC-", pc.utf8_lpad(_num(a), width=6, padding="0"))
     prod_idx = rng.integers(0, len(_PRODUCTS), n)
     product = _take(_PRODUCTS, prod_idx)
-    # a second deal for the same account and product is an expansion: names stay distinct, so
-    # the only duplicates in the org are the planted ones (DQ04)
-    nth = pd.DataFrame({"a": acct_idx, "p": prod_idx}).groupby(["a", "p"]).cumcount().to_numpy()
-    expansion = pc.if_else(pa.array(nth > 0), pa.array(_join(" expansion ", _num(nth))), _lstr(""))
-    opp_names = _join(acct_names.take(acct_idx), " – ", product, expansion)
+    # a second deal for the same account and product is a repeat purchase (renewal, next
+    # phase) and carries the same name, as it does in real CRMs; DQ04 must tell it from a
+    # duplicate by evidence, not by a name the generator made unique
+    opp_names = _join(acct_names.take(acct_idx), " – ", product)
     rep_owner = n_teams + rng.integers(0, n_reps, n)
     active_reps = n_teams + np.flatnonzero(~left)
     reassign = ~is_closed & ~active[rep_owner]  # open deals belong to active reps
@@ -485,6 +484,30 @@ def _pick(rng: np.random.Generator, eligible: np.ndarray, rate: float) -> np.nda
 def _ts(day: np.ndarray | np.datetime64, hours: int) -> pd.DatetimeIndex:
     """Naive calendar days (+ a time of day) as tz-aware UTC timestamps."""
     return pd.to_datetime(np.asarray(day) + np.timedelta64(hours, "h"), utc=True)
+
+
+def _drop_last_letter(names: np.ndarray) -> np.ndarray:
+    """"Acme Labs – Platform" → "Acme Labs – Platfor": a one-letter typo."""
+    return np.array([n[:-1] for n in names.tolist()], dtype=object).astype(str)
+
+
+def _chance_duplicates(opp: pd.DataFrame, is_open: np.ndarray, ids: np.ndarray) -> set[str]:
+    """Open deals sharing account and name with another open deal, plus evidence (same amount,
+    or same close month and created within 7 days): DQ04's definition, applied to the repeats."""
+    o = pd.DataFrame({
+        "id": ids, "acct": opp["account_id"].astype(object), "name": opp["name"].astype(object),
+        "amount": opp["amount"].to_numpy(dtype=float, na_value=np.nan),
+        "month": opp["close_date"].dt.strftime("%Y-%m").astype(object),
+        "created": opp["created_at"].dt.tz_convert(None).astype("datetime64[us]"),
+    })[is_open]
+    o = o[o.duplicated(["acct", "name"], keep=False)]
+    pairs = o.merge(o, on=["acct", "name"], suffixes=("_a", "_b"))
+    pairs = pairs[pairs["id_a"] != pairs["id_b"]]
+    same_amount = pairs["amount_a"] == pairs["amount_b"]
+    close_and_created = (pairs["month_a"] == pairs["month_b"]) & (
+        (pairs["created_a"] - pairs["created_b"]).abs() <= pd.Timedelta(days=7)
+    )
+    return set(pairs.loc[same_amount | close_and_created, "id_a"])
 
 
 def _plant(
@@ -685,12 +708,28 @@ def _plant(
     for col in ("account_id", "account_name"):
         opp.loc[y, col] = opp[col].iloc[x].to_numpy()
     base = opp["name"].iloc[x].to_numpy().astype(str)
+    # how duplicates look in real CRMs: re-typed (case, separator), "Copy of", a "(2)" counter,
+    # a one-letter typo (the last letter of the product dropped); entered twice, so the amount
+    # is the same
+    kind = np.arange(n_pairs) % 4
     variant = np.where(
-        np.arange(n_pairs) % 2 == 0,
+        kind == 0,
         np.char.replace(np.char.upper(base), " – ", ": "),
-        np.char.add("Copy of ", base),
+        np.where(
+            kind == 1,
+            np.char.add("Copy of ", base),
+            np.where(kind == 2, np.char.add(base, " (2)"), _drop_last_letter(base)),
+        ),
     )
     opp.loc[y, "name"] = variant
+    opp.loc[y, "amount"] = opp["amount"].iloc[x].to_numpy()
+    # a copy marker is evidence against every open deal of that account with the copied name
+    # (the original, and its repeats): the docs' definition, applied without the rule's code
+    marked = pd.DataFrame({"acct": opp["account_id"].iloc[y].to_numpy(dtype=object),
+                           "name": base})[(kind == 1) | (kind == 2)]
+    same = pd.DataFrame({"id": ids, "acct": opp["account_id"].astype(object),
+                         "name": opp["name"].astype(object)})[is_open]
+    extra_dq04 = set(same.merge(marked, on=["acct", "name"])["id"])
     # edge: a closed deal with the same account and name as an open one is not a duplicate
     v = pool[2 * n_pairs : 2 * n_pairs + max(1, n_pairs // 2)]
     w = rng.permutation(np.flatnonzero(~is_open & ~taken))[: v.size]
@@ -700,7 +739,7 @@ def _plant(
     dq04 = np.zeros(n, dtype=bool)
     dq04[np.r_[x, y]] = True
     taken[np.r_[x, y, v, w]] = True
-    truth["DQ04"] = set(ids[dq04])
+    truth["DQ04"] = set(ids[dq04]) | extra_dq04
 
     # ---- qualification criteria (QL02) ----------------------------------------------------------
     past_qual = (code > S_["qualification"]) & ~lost & ~dq03
@@ -732,6 +771,11 @@ def _plant(
     extra_code = np.column_stack([hist_codes[k_row - 1], hist_codes[k_row]]).ravel()
     extra_at = np.column_stack([ent[k_row] + gap // 3, ent[k_row] + 2 * (gap // 3)]).ravel()
     truth["ST02"] = set(ids[st02])
+
+    # repeat deals (same account, same product, so the same name) that happen to carry the
+    # documented evidence are duplicates by the rule's definition too: computed here from the
+    # docs (docs/rules.md, DQ04), without the rule's code
+    truth["DQ04"] |= _chance_duplicates(opp, is_open, ids)
 
     keep = ~drop
     out = {
