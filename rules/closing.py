@@ -98,7 +98,7 @@ class WonWithoutHandoff(Rule):
     to onboarding or delivery risks a bad start, a late go-live and an early churn.
 
     How to fix: hand the account over (kick-off with delivery / customer success) and record
-    the handoff date, or move the deal to the handoff stage.
+    the handoff date on the won deal.
     """
 
     code = "CL03"

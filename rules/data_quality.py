@@ -204,7 +204,7 @@ def _one_letter_pairs(acct: np.ndarray, name: pd.Series) -> pd.DataFrame:
     length = name.str.len().to_numpy(dtype=np.int64)
     parts = [pd.DataFrame({"row": rows, "acct": acct, "key": name.to_numpy(dtype=object),
                            "pos": -1, "ch": ""})]
-    long_enough = length >= _TYPO_MIN_LEN - 1
+    long_enough = length >= _TYPO_MIN_LEN  # a substitution needs both, an insertion the longer
     for i in range(int(length.max()) if len(length) else 0):
         ok = long_enough & (length > i)
         if not ok.any():
