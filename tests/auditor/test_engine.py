@@ -170,3 +170,35 @@ def test_prepare_runs_before_evaluate_and_its_errors_name_the_rule() -> None:
     assert res.process["opportunity_id"].tolist() == ["a"]
     with pytest.raises(AuditorError, match=r"rule ZZ02 \(broken\) failed on this snapshot: boom"):
         run_audit(small_snapshot({"stage"}), cfg(), as_of=AS_OF, rules=[Broken()])
+
+
+def test_stale_data_and_import_notes() -> None:
+    """#14: the reader is told when the data ends long before the audit day, and which records
+    an import created (five or more created in one second, history starting then)."""
+    rows = [
+        {"id": f"I{i}", "stage": "closed_won", "is_closed": True, "is_won": True,
+         "created_at": "2025-06-02T09:15:00Z", "updated_at": "2025-06-02T09:15:00Z"}
+        for i in range(5)
+    ] + [{"id": "N", "stage": "proposal", "is_closed": False, "is_won": False,
+          "created_at": "2025-06-03T10:11:12Z", "updated_at": "2025-07-01T08:00:00Z"}]
+    opp = make_opportunities(pd.DataFrame(rows))
+    hist = make_stage_history(pd.DataFrame(
+        [{"opportunity_id": f"I{i}", "stage": "closed_won",
+          "entered_at": "2025-06-02T09:15:00Z"} for i in range(5)]
+        + [{"opportunity_id": "N", "stage": "proposal", "entered_at": "2025-06-03T10:11:12Z"}]
+    ))
+    meta = SnapshotMeta("t", "test", provided_fields=frozenset({"stage"}),
+                        has_stage_history=True, reached_stages=frozenset({"qualification"}))
+    snap = Snapshot(opp, hist, make_owners(), meta).validate()
+    res = run_audit(snap, cfg(select=["QL01"]), as_of=AS_OF)
+    assert res.notes == [
+        "5 records look imported on 2025-06-02; their stage history starts there",
+        "the newest change in the data is on 2025-07-01, 364 days before the audit day "
+        "2026-06-30: ages and overdue dates are measured to the audit day (set audit.as_of to "
+        "audit the data as of then)",
+    ]
+    cov = res.coverage.set_index("rule_code").loc["QL01"]
+    assert cov["reasons"] == {
+        "history starts at an import, past qualification": 5,
+        "history starts past qualification (created there)": 1,
+    }

@@ -481,3 +481,31 @@ def test_days_are_calendar_days_in_the_audit_time_zone() -> None:
     cl = compute_metrics(snap, _result(ctx), ctx, MetricsSection())["cycle_length"]
     assert cl["by_period"][Q3]["won"] == {"count": 2, "median_days": 58.0}  # 61, 55
     assert cl["by_period"][Q3]["lost"] == {"count": 1, "median_days": 16.0}
+
+
+def test_caveats_no_closed_lost_and_empty_periods() -> None:
+    """#14: a 100 % win rate without any lost deal, and periods without data, are said."""
+    snap = _snapshot()
+    opp = snap.opportunities.copy()
+    lost = opp["is_closed"].astype(bool) & ~opp["is_won"].astype(bool)
+    opp = opp[~lost].reset_index(drop=True)
+    hist = snap.stage_history[snap.stage_history["opportunity_id"].isin(opp["id"])]
+    snap2 = Snapshot(opp, hist.reset_index(drop=True), snap.owners, snap.meta).validate()
+    ctx = AuditContext.create(AS_OF)
+    m = compute_metrics(snap2, _result(ctx), ctx, MetricsSection())
+    won = int(opp["is_won"].astype(bool).sum())
+    caveat = (
+        f"the data holds no closed-lost deal ({won:,} won): win rates of 100% mean lost deals "
+        "are not recorded (or were deleted), not that every deal is won"
+    )
+    assert m["caveats"] == [caveat]
+    assert m["win_rate"]["caveats"] == [caveat]
+    # an audit two years later: both default periods are empty, the quarters with data named
+    ctx = AuditContext.create("2028-11-26")
+    m = compute_metrics(snap, _result(ctx), ctx, MetricsSection())
+    assert len(m["caveats"]) == 1
+    assert m["caveats"][0].startswith(
+        "no deal was created or closed in 2028-Q3, 2028-Q4: the metrics for those periods are "
+        "empty; quarters holding data (deals created or closed): "
+    )
+    assert "2026-Q3" in m["caveats"][0]

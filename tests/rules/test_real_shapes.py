@@ -93,3 +93,25 @@ def test_bulk_import_report_names_the_import_and_gives_no_advice_on_closed_deals
         for rid in closed:
             assert rid not in text
         assert "move it back" not in text.split("## Process history")[0]
+
+
+def test_stock_probabilities_without_opportunity_stage_csv(tmp_path: Path) -> None:
+    """An export without OpportunityStage.csv: Salesforce's stock expectations for stock stage
+    names stand in, so the same two deals (and only they) are over-forecast."""
+    import shutil
+
+    folder = tmp_path / "export"
+    shutil.copytree(HERE / "default_probabilities", folder)
+    (folder / "OpportunityStage.csv").unlink()
+    got = _audit("default_probabilities", "audit.toml", tmp_path / "out")  # with the file
+    cfg = folder / "audit.toml"
+    without = CliRunner().invoke(main, ["run", "--config", str(cfg), "--out", str(tmp_path / "o2")])
+    assert without.exit_code == 0, without.output
+    todo = json.loads((tmp_path / "o2" / "violations.json").read_text(encoding="utf-8"))
+    assert {(v["rule_code"], v["opportunity_id"]) for v in todo} == {
+        (v["rule_code"], v["opportunity_id"]) for v in got["todo"]
+    } == _pairs(_expected("default_probabilities", None)["todo"])
+    msgs = {v["opportunity_id"]: v["message"] for v in todo}
+    assert msgs["006P00000000002AAA"] == (
+        "forecast pipeline at 80% while in discovery (before proposal); the stage expects 20%"
+    )
