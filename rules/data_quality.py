@@ -290,10 +290,7 @@ class PossibleDuplicate(Rule):
                 acct = acct.mask(by_name, names)
             return acct, normalise_name(opp["name"])
 
-        key = "rules.DQ04.keys"
-        if key not in snap._cache:
-            snap._cache[key] = build()
-        return snap._cache[key]
+        return snap.memo.get(("rule", self.code, "keys"), build)
 
     def prepare(self, snap: Snapshot, ctx: AuditContext) -> None:
         # normalising every open deal's name is most of this rule's cost: do it off the
@@ -313,10 +310,7 @@ class PossibleDuplicate(Rule):
 
     def _pairs(self, snap: Snapshot) -> pd.DataFrame:
         """Matching pairs with evidence: ``a``, ``b`` (opportunity row positions), texts."""
-        key = "rules.DQ04.pairs"
-        if key not in snap._cache:
-            snap._cache[key] = self._build_pairs(snap)
-        return snap._cache[key]
+        return snap.memo.get(("rule", self.code, "pairs"), lambda: self._build_pairs(snap))
 
     def _build_pairs(self, snap: Snapshot) -> pd.DataFrame:
         acct, nm = self._keys(snap)

@@ -141,7 +141,9 @@ def test_prepare_runs_before_evaluate_and_its_errors_name_the_rule() -> None:
     class Prepared(Rule):
         """Test rule.
 
-        Why it matters: test. How to fix: test.
+        Why it matters: test.
+
+        How to fix: test.
         """
 
         code = "ZZ01"
@@ -149,13 +151,20 @@ def test_prepare_runs_before_evaluate_and_its_errors_name_the_rule() -> None:
 
         def prepare(self, snap, ctx) -> None:  # noqa: ANN001
             calls.append("prepare")
-            snap._cache["zz"] = snap.opportunities["id"] == "a"
+            snap.memo.get(("rule", "ZZ01", "zz"), lambda: snap.opportunities["id"] == "a")
 
         def evaluate(self, snap, ctx):  # noqa: ANN001, ANN201
             calls.append("evaluate")
-            return snap._cache["zz"]
+            return snap.memo.get(("rule", "ZZ01", "zz"), lambda: None)
 
     class Broken(Prepared):
+        """Test rule whose prepare fails.
+
+        Why it matters: test.
+
+        How to fix: test.
+        """
+
         code = "ZZ02"
         name = "broken"
 
@@ -202,3 +211,44 @@ def test_stale_data_and_import_notes() -> None:
         "history starts at an import, past qualification": 5,
         "history starts past qualification (created there)": 1,
     }
+
+
+def test_memo_builds_each_key_once_across_threads() -> None:
+    import threading
+    import time
+
+    from auditor.memo import Memo
+
+    memo = Memo()
+    builds: list[str] = []
+
+    def slow() -> int:
+        builds.append("slow")
+        time.sleep(0.2)
+        return 42
+
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda: results.append(memo.get("k", slow)))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    # another key builds while "k" is being built: keys do not wait for each other
+    t0 = time.perf_counter()
+    assert memo.get("other", lambda: 7) == 7
+    assert time.perf_counter() - t0 < 0.15
+    for t in threads:
+        t.join()
+    assert results == [42, 42, 42, 42] and builds == ["slow"]
+    assert "k" in memo and "missing" not in memo
+
+
+def test_a_copied_snapshot_does_not_share_derived_values() -> None:
+    from dataclasses import replace
+
+    from auditor.derived import visited
+
+    snap = small_snapshot({"stage"})
+    visited(snap)
+    assert ("derived", "visited") in snap.memo
+    copy = replace(snap, opportunities=snap.opportunities.copy())
+    assert ("derived", "visited") not in copy.memo

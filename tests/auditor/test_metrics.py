@@ -366,12 +366,22 @@ def test_hygiene_score() -> None:
     from auditor.rule import Rule
 
     class E(Rule):
-        """E."""
+        """An error rule.
+
+        Why it matters: test.
+
+        How to fix: test.
+        """
 
         code, name, severity = "XE01", "e", "error"
 
     class C(Rule):
-        """C."""
+        """A close-out warning rule.
+
+        Why it matters: test.
+
+        How to fix: test.
+        """
 
         code, name, severity, closeout = "XC01", "c", "warning", True
 

@@ -101,8 +101,8 @@ def reference_findings(snap: Any, s: Settings) -> dict[str, Any]:
         CREATE TABLE o AS SELECT *, {order} AS pos,
           NOT coalesce(is_closed, stage IN ('closed_won','closed_lost','handoff'), FALSE) AS op,
           coalesce(is_won, stage IN ('closed_won','handoff'), FALSE) AS won,
-          (stage = 'closed_lost') IS TRUE OR (stage IS NULL AND is_closed IS TRUE
-             AND is_won IS FALSE) AS lost
+          coalesce(is_closed, stage IN ('closed_won','closed_lost','handoff'), FALSE)
+            AND NOT coalesce(is_won, stage IN ('closed_won','handoff'), FALSE) AS lost
         FROM opp_raw""")
     con.execute(f"""
         CREATE TABLE h AS SELECT hist_raw.opportunity_id AS id, hist_raw.stage,
