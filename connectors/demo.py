@@ -26,7 +26,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from auditor.config import DEFAULT_STAGE_LIMITS
 from auditor.snapshot import (
     Snapshot,
     SnapshotMeta,
@@ -203,7 +202,12 @@ PLANT_RATES: dict[str, float] = {
 }
 S_ = STAGE_ORDER
 #: stage-aging limits the demo plants against (the shipped process defaults)
-_STAGE_LIMIT = dict(DEFAULT_STAGE_LIMITS)
+# the stage limits as docs/rules.md (ST03) states them: the planted truth is written from the
+# documentation, never from the rules' own defaults (#14)
+_STAGE_LIMIT = {
+    "lead": 14, "contact": 21, "qualification": 30, "discovery": 30, "solution": 30,
+    "proposal": 30, "negotiation": 45,
+}
 #: a retired source stage the stage map does not know (DQ03)
 _LEGACY_STAGE = "On hold (legacy)"
 NO_HISTORY_RATE = 0.03
@@ -491,11 +495,14 @@ def _drop_last_letter(names: np.ndarray) -> np.ndarray:
     return np.array([n[:-1] for n in names.tolist()], dtype=object).astype(str)
 
 
-def _chance_duplicates(opp: pd.DataFrame, is_open: np.ndarray, ids: np.ndarray) -> set[str]:
-    """Open deals sharing account and name with another open deal, plus evidence (same amount,
-    or same close month and created within 7 days): DQ04's definition, applied to the repeats."""
+def _chance_duplicates(
+    opp: pd.DataFrame, is_open: np.ndarray, ids: np.ndarray, name: np.ndarray, marked: np.ndarray
+) -> set[str]:
+    """Open deals sharing account and name with another open deal, plus evidence (a copy
+    marker, the same amount, or the same close month and creation within 7 days): DQ04's
+    definition, applied to the repeat purchases and the planted copies."""
     o = pd.DataFrame({
-        "id": ids, "acct": opp["account_id"].astype(object), "name": opp["name"].astype(object),
+        "id": ids, "acct": opp["account_id"].astype(object), "name": name, "marked": marked,
         "amount": opp["amount"].to_numpy(dtype=float, na_value=np.nan),
         "month": opp["close_date"].dt.strftime("%Y-%m").astype(object),
         "created": opp["created_at"].dt.tz_convert(None).astype("datetime64[us]"),
@@ -503,7 +510,7 @@ def _chance_duplicates(opp: pd.DataFrame, is_open: np.ndarray, ids: np.ndarray) 
     o = o[o.duplicated(["acct", "name"], keep=False)]
     pairs = o.merge(o, on=["acct", "name"], suffixes=("_a", "_b"))
     pairs = pairs[pairs["id_a"] != pairs["id_b"]]
-    same_amount = pairs["amount_a"] == pairs["amount_b"]
+    same_amount = (pairs["amount_a"] == pairs["amount_b"]) | pairs["marked_a"] | pairs["marked_b"]
     close_and_created = (pairs["month_a"] == pairs["month_b"]) & (
         (pairs["created_a"] - pairs["created_b"]).abs() <= pd.Timedelta(days=7)
     )
@@ -723,13 +730,13 @@ def _plant(
     )
     opp.loc[y, "name"] = variant
     opp.loc[y, "amount"] = opp["amount"].iloc[x].to_numpy()
-    # a copy marker is evidence against every open deal of that account with the copied name
-    # (the original, and its repeats): the docs' definition, applied without the rule's code
-    marked = pd.DataFrame({"acct": opp["account_id"].iloc[y].to_numpy(dtype=object),
-                           "name": base})[(kind == 1) | (kind == 2)]
-    same = pd.DataFrame({"id": ids, "acct": opp["account_id"].astype(object),
-                         "name": opp["name"].astype(object)})[is_open]
-    extra_dq04 = set(same.merge(marked, on=["acct", "name"])["id"])
+    # for the truth, every variant is the name it copies; a copy marker ("Copy of", "(2)") is
+    # evidence against every open deal of that account with that name (the original and its
+    # repeats). The docs' definition, applied without the rule's code.
+    dup_name = opp["name"].astype(object).to_numpy().copy()
+    dup_name[y] = base
+    marked = np.zeros(n, dtype=bool)
+    marked[y[(kind == 1) | (kind == 2)]] = True
     # edge: a closed deal with the same account and name as an open one is not a duplicate
     v = pool[2 * n_pairs : 2 * n_pairs + max(1, n_pairs // 2)]
     w = rng.permutation(np.flatnonzero(~is_open & ~taken))[: v.size]
@@ -739,7 +746,7 @@ def _plant(
     dq04 = np.zeros(n, dtype=bool)
     dq04[np.r_[x, y]] = True
     taken[np.r_[x, y, v, w]] = True
-    truth["DQ04"] = set(ids[dq04]) | extra_dq04
+    truth["DQ04"] = set(ids[dq04])
 
     # ---- qualification criteria (QL02) ----------------------------------------------------------
     past_qual = (code > S_["qualification"]) & ~lost & ~dq03
@@ -775,7 +782,7 @@ def _plant(
     # repeat deals (same account, same product, so the same name) that happen to carry the
     # documented evidence are duplicates by the rule's definition too: computed here from the
     # docs (docs/rules.md, DQ04), without the rule's code
-    truth["DQ04"] |= _chance_duplicates(opp, is_open, ids)
+    truth["DQ04"] |= _chance_duplicates(opp, is_open, ids, dup_name, marked)
 
     keep = ~drop
     out = {

@@ -192,6 +192,75 @@ def normalise_name(names: pd.Series) -> pd.Series:
     return s.where(s.str.len() > 0).astype(STR)
 
 
+#: above this many same-account pairs, candidates come from symmetric deletes instead
+_MAX_PAIRS = 5_000_000
+
+
+def _same_account_pairs(acct: np.ndarray, name: pd.Series) -> pd.DataFrame:
+    """Same as :func:`_one_letter_pairs`, by comparing every same-account pair of names.
+
+    Cheap when accounts hold few open deals (the usual case): the pairs are enumerated per
+    account and checked with numpy on fixed-width code-point arrays (common prefix + common
+    suffix), in chunks.
+    """
+    order = np.argsort(acct, kind="stable")
+    a_sorted = acct[order]
+    starts = np.flatnonzero(np.r_[True, a_sorted[1:] != a_sorted[:-1]])
+    sizes = np.diff(np.r_[starts, len(a_sorted)])
+    # all (i, j) with i < j inside each account group, vectorized by group size
+    ra, rb = [], []
+    for k in np.unique(sizes[sizes > 1]):  # a few distinct group sizes
+        iu, ju = np.triu_indices(int(k), 1)
+        g = starts[sizes == k]
+        ra.append((g[:, None] + iu[None, :]).ravel())
+        rb.append((g[:, None] + ju[None, :]).ravel())
+    if not ra:
+        return pd.DataFrame({"row_a": [], "row_b": [], "same_name": []})
+    pa_, pb_ = order[np.concatenate(ra)], order[np.concatenate(rb)]
+    lo, hi = np.minimum(pa_, pb_), np.maximum(pa_, pb_)
+    txt = name.to_numpy(dtype=object)
+    length = name.str.len().to_numpy(dtype=np.int64)
+    la, lb = length[lo], length[hi]
+    same = txt[lo] == txt[hi]
+    near = ~same & (np.abs(la - lb) <= 1) & (np.maximum(la, lb) >= _TYPO_MIN_LEN)
+    keep = same.copy()
+    idx = np.flatnonzero(near)
+    if idx.size:
+        fwd = name.to_numpy(dtype=str)
+        rev = name.str[::-1].to_numpy(dtype=str)
+        width = fwd.dtype.itemsize // 4
+        f32 = fwd.view(np.uint32).reshape(len(fwd), width)
+        r32 = rev.view(np.uint32).reshape(len(rev), width)
+        step = max(1, 20_000_000 // max(width, 1))
+        for c in range(0, idx.size, step):
+            part = idx[c : c + step]
+            x, y = lo[part], hi[part]
+            diff = f32[x] != f32[y]
+            lcp = np.where(diff.any(axis=1), diff.argmax(axis=1), width)
+            rdiff = r32[x] != r32[y]
+            lcs = np.where(rdiff.any(axis=1), rdiff.argmax(axis=1), width)
+            lx, ly = la[part], lb[part]
+            shorter = np.minimum(lx, ly)
+            one = np.where(lx == ly, lcp + lcs == lx - 1, lcp + lcs >= shorter)
+            # the edited character: at lcp in the longer name (either one when equal length)
+            longer = np.where(lx >= ly, x, y)
+            other = np.where(lx >= ly, y, x)
+            pos = np.minimum(lcp, width - 1)
+            ch1 = f32[longer, pos]
+            ch2 = np.where(lx == ly, f32[other, pos], ch1)
+            letters = _is_letter(ch1) & _is_letter(ch2)
+            keep[part] = one & letters
+    out = pd.DataFrame({"row_a": lo[keep], "row_b": hi[keep], "same_name": same[keep]})
+    return out.reset_index(drop=True)
+
+
+def _is_letter(codes: np.ndarray) -> np.ndarray:
+    """Code points that are letters (the few distinct ones are looked up, not every pair)."""
+    uniq, inv = np.unique(codes, return_inverse=True)
+    is_l = np.array([chr(int(u)).isalpha() for u in uniq], dtype=bool)
+    return is_l[inv]
+
+
 def _one_letter_pairs(acct: np.ndarray, name: pd.Series) -> pd.DataFrame:
     """Pairs (row a < row b) of the same account whose names are equal or one letter apart.
 
@@ -323,7 +392,11 @@ class PossibleDuplicate(Rule):
         if len(acct) < 2:
             return empty
         codes, _ = pd.factorize(acct)
-        pairs = _one_letter_pairs(codes, nm.reset_index(drop=True))
+        sizes = np.bincount(codes)
+        n_pairs = int((sizes * (sizes - 1) // 2).sum())
+        names = nm.reset_index(drop=True)
+        pairs = (_same_account_pairs(codes, names) if n_pairs <= _MAX_PAIRS
+                 else _one_letter_pairs(codes, names))
         if pairs.empty:
             return empty
         rows = acct.index.to_numpy(dtype=np.int64)

@@ -120,3 +120,24 @@ def test_maven_flag_rate_far_below_the_shuffled_baseline() -> None:
     assert real_chance == 481  # what the name-only rule flagged (issue #14)
     assert 440 < baseline < 520  # chance gives as many
     assert len(flagged) < 0.25 * baseline
+
+
+def test_both_candidate_generators_find_the_same_pairs() -> None:
+    """Few open deals per account: all same-account pairs are compared (numpy); huge accounts:
+    symmetric deletes. Both must give the same pairs, typo rules included."""
+    from rules import data_quality as dq
+
+    rng = np.random.default_rng(1)
+    base = ["acmeplatform", "acmeplatfrm", "acmeplatforms", "acmeplatform2", "acmeplatform3",
+            "orbital", "orbitel", "renewal2026", "renewal2027", "globexanalytics",
+            "globexanalytic", "xglobexanalytics", "globexanalytixs", "aab", "ab", "müllerbau",
+            "mullerbau"]
+    for _ in range(40):
+        acct = rng.integers(0, 6, 60)
+        names = pd.Series(rng.choice(base, 60)).astype("string[pyarrow]")
+        a = dq._one_letter_pairs(acct, names).sort_values(["row_a", "row_b"])
+        b = dq._same_account_pairs(acct, names).sort_values(["row_a", "row_b"])
+        assert a[["row_a", "row_b"]].to_numpy(int).tolist() == (
+            b[["row_a", "row_b"]].to_numpy(int).tolist()
+        )
+        assert a["same_name"].to_numpy(bool).tolist() == b["same_name"].to_numpy(bool).tolist()
