@@ -218,7 +218,8 @@ portal_id = 1234
 """
     res = run_cli(tmp_path, source, select=["ST03", "CD03", "DQ04"], as_of="2024-06-15")
     # by hand: 201 entered Qualified 2024-03-01 (106 days > 30) and is forecast Commit before
-    # proposal; 201 and 202 are "Acme – Platform" / "ACME platform" of company 9001; 203 is won
+    # proposal; 201 and 202 are "Acme – Platform" / "ACME platform" of company 9001 with the
+    # same amount (60000: the evidence DQ04 asks for beyond the name); 203 is won
     # (Is Deal Closed? true, forecast "Closed won"); 204 in Proposal 14 days, "Not forecasted"
     assert found(res) == {("ST03", "201"), ("CD03", "201"), ("DQ04", "201"), ("DQ04", "202")}
     assert message(res, "ST03", "201") == "106 days in qualification (limit 30)"
