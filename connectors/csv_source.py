@@ -56,6 +56,8 @@ class CsvConnector(Connector):
     """Reads CSV exports (any CRM, or a consultant's client files)."""
 
     type_name: ClassVar[str] = "csv"
+    #: the files are read whole on every run (``since`` is ignored)
+    pulls_incrementally: ClassVar[bool] = False
     Options: ClassVar[type[SourceOptions]] = CsvOptions
 
     @property

@@ -193,7 +193,9 @@ def _pull_maybe_incremental(
     from auditor.incremental import merge_incremental
 
     base = None
-    if store is not None and not full:
+    # file sources (exports, CSV) are read whole every run: a stored snapshot is of no use to
+    # them, and a wall-clock `since` would drop rows of a newer export (#13)
+    if store is not None and not full and getattr(connector, "pulls_incrementally", True):
         try:
             base = store.last_snapshot(connector.source_name)
         except HistoryError as exc:

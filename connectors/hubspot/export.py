@@ -38,6 +38,8 @@ class HubSpotExportConnector(Connector):
     type_name: ClassVar[str] = "hubspot_export"
     Options: ClassVar[type[HubSpotExportOptions]] = HubSpotExportOptions  # type: ignore[assignment]
     options: HubSpotExportOptions
+    #: an export is read whole on every run (``since`` is ignored)
+    pulls_incrementally: ClassVar[bool] = False
 
     def pull(self, since: Any = None) -> Snapshot:
         o = self.options
@@ -48,8 +50,6 @@ class HubSpotExportConnector(Connector):
         if o.portal_timezone is None:
             ctx.warnings.append("source.portal_timezone is not set: export times and dates are "
                                 "read as UTC")
-        if since is not None:
-            ctx.warnings.append("an export is always read whole; `since` was ignored")
         if o.portal_id is None:
             ctx.warnings.append("source.portal_id is not set: deals carry no record links")
         frame = self._read(path)
