@@ -147,9 +147,8 @@ class OutputFolder:
 
     # -- before the pull ---------------------------------------------------------------------
 
-    def prepare(self) -> Path:
-        """Check the folder can be published to and create the staging folder (before any
-        pull, so an unusable output folder fails fast). Returns the staging folder."""
+    def check(self) -> None:
+        """Refuse a folder that cannot or must not be replaced (no side effects)."""
         out = self.path
         if out.parent == out or out == Path(os.path.abspath(os.sep)):
             raise OutputError(
@@ -163,6 +162,12 @@ class OutputFolder:
             )
         if out.is_dir():
             self._check_ours(out)
+
+    def prepare(self) -> Path:
+        """Check the folder can be published to and create the staging folder (before any
+        pull, so an unusable output folder fails fast). Returns the staging folder."""
+        self.check()
+        out = self.path
         parent = out.parent
         try:
             parent.mkdir(parents=True, exist_ok=True)

@@ -105,6 +105,7 @@ def execute(
     folder = OutputFolder(out_dir or config.resolve(config.report.out_dir))
     connector = build_connector(config)
     day = AuditContext.create(as_of or config.audit.as_of, config.audit.timezone).as_of.date()
+    folder.check()
     path = history_path(config, folder.path)
     if path is not None:
         _check_history_path(path, folder.path, config)
