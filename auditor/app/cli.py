@@ -270,7 +270,7 @@ def schedule(config_path: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 def history(config_path: Path | None, limit: int, source: str | None, as_json: bool) -> None:
     """List past runs, most recent first: status, findings, new / resolved, score, duration."""
-    from auditor.history import HistoryStore, history_path
+    from auditor.history import history_path, open_for_reading
 
     config = _load(config_path)
     path = history_path(config)
@@ -282,7 +282,7 @@ def history(config_path: Path | None, limit: int, source: str | None, as_json: b
         else:
             click.echo(f"No history yet ({path} does not exist).")
         return
-    with HistoryStore(path) as store:
+    with open_for_reading(path) as store:  # opens on a full disk too
         runs = store.runs(source=source, limit=limit)
     if as_json:
         click.echo(json.dumps(runs, indent=2, default=str))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from auditor.config import AuditConfig, default_config
-from auditor.history.store import HistoryError, HistoryStore, StoredSnapshot
+from auditor.history.store import HistoryError, HistoryStore, StoredSnapshot, open_for_reading
 
 #: file name of a v0.1 demo history, kept inside the output folder (moved out on the next run)
 DEMO_HISTORY_NAME = "history.sqlite"
@@ -47,4 +47,5 @@ __all__ = [
     "StoredSnapshot",
     "adopt_demo_history",
     "history_path",
+    "open_for_reading",
 ]

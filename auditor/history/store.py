@@ -133,10 +133,21 @@ class HistoryDiskFullError(HistoryError):
     exit_code = 3
 
 
-def _is_full(exc: sqlite3.Error) -> bool:
-    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or (
+def _is_full(exc: sqlite3.Error, path: Path | None = None) -> bool:
+    """SQLITE_FULL, or an I/O error on a file system with no space left (creating the WAL
+    index, -shm, fails with SQLITE_IOERR_SHMSIZE rather than SQLITE_FULL)."""
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or (
         "database or disk is full" in str(exc)
-    )
+    ):
+        return True
+    code = getattr(exc, "sqlite_errorcode", 0) or 0
+    if path is None or code & 0xFF != sqlite3.SQLITE_IOERR:
+        return False
+    try:
+        st = os.statvfs(Path(path).parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 1 << 16
 
 
 def _sqlite_errors(what: str) -> Callable[[F], F]:
@@ -148,7 +159,7 @@ def _sqlite_errors(what: str) -> Callable[[F], F]:
             try:
                 return fn(self, *args, **kwargs)
             except sqlite3.Error as exc:
-                if _is_full(exc):
+                if _is_full(exc, self.path):
                     raise HistoryDiskFullError(
                         f"history store {self.path}: {what} failed: the disk is full; the store "
                         "keeps its previous runs and the previous reports are unchanged. Free "
@@ -227,13 +238,13 @@ class HistoryStore:
             try:
                 self.mark_stale_runs()
             except sqlite3.OperationalError as exc:
-                if not _is_full(exc):
+                if not _is_full(exc, self.path):
                     raise
                 # bookkeeping only: the next open marks them; the run fails cleanly later
                 log.warning("history store %s: disk full, stale runs not marked", self.path)
         except sqlite3.OperationalError as exc:  # locked by another writer for too long, ...
             self.conn.close()
-            if _is_full(exc):
+            if _is_full(exc, self.path):
                 raise HistoryDiskFullError(
                     f"history store {self.path}: cannot open: the disk is full; free some space "
                     "and run again"
@@ -668,3 +679,13 @@ def _violation_rows(run_id: int, v: pd.DataFrame) -> list[tuple[Any, ...]]:
         else:
             cols.append(pa.array(v[c].astype("string").array).to_pylist())
     return [(run_id, *row) for row in zip(*cols, strict=True)]
+
+
+def open_for_reading(path: Path | str) -> HistoryStore:
+    """A store to list runs from: opened normally (stale runs get marked ``interrupted``), or
+    read-only when the disk is too full for even that (``crm-audit history`` after a full
+    disk)."""
+    try:
+        return HistoryStore(path)
+    except HistoryDiskFullError:
+        return HistoryStore(path, readonly=True)
