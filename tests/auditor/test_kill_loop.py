@@ -5,8 +5,8 @@ and the store intact.
 
 Marked ``slow`` (a full run takes 10-20 s at 200,000 opportunities, the loop 4-6 minutes on
 2 busy cores): `pytest -m "not slow"` skips it locally; CI runs the whole suite, this
-included. CRM_AUDIT_KILL_SIZE / CRM_AUDIT_KILL_SEED / CRM_AUDIT_KILLS change the org size, the random seed
-and the number of kills.
+included. CRM_AUDIT_KILL_SIZE / CRM_AUDIT_KILL_SEED / CRM_AUDIT_KILLS change the org size,
+the random seed and the number of kills.
 """
 
 from __future__ import annotations
