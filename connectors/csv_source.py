@@ -31,6 +31,7 @@ from auditor.snapshot import (
 )
 from auditor.stages import CLOSED_STAGES, WON_STAGES, StageMap
 from connectors.base import Connector, SourceOptions
+from connectors.local_files import contained
 from connectors.csv_options import CsvLookup, CsvOptions
 from connectors.csv_parsing import (
     DateOrderUnknown,
@@ -112,7 +113,7 @@ class CsvConnector(Connector):
     def _read(self, path: Path, what: str, meta: SnapshotMeta) -> CsvTable:
         o = self.opts
         table = read_table(
-            self.resolve(path), what=what, encoding=o.encoding, delimiter=o.delimiter,
+            contained(self.resolve(path)), what=what, encoding=o.encoding, delimiter=o.delimiter,
             na_values=o.na_values,
         )
         meta.warnings.extend(table.warnings)

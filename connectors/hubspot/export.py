@@ -17,6 +17,7 @@ from auditor.errors import SourceDataError
 from auditor.snapshot import STR, RejectedRow, Snapshot, make_owners
 from auditor.stages import StageMap
 from connectors.base import Connector
+from connectors.local_files import contained
 from connectors.hubspot.connector import reached_by_pipeline
 from connectors.hubspot.fields import DATE_ENTERED_HEADER, DATE_ENTERED_PREFIX, EXPORT_LABELS
 from connectors.hubspot.normalise import PullContext, RawDeals, normalise
@@ -43,7 +44,7 @@ class HubSpotExportConnector(Connector):
 
     def pull(self, since: Any = None) -> Snapshot:
         o = self.options
-        path = self.resolve(o.path)
+        path = contained(self.resolve(o.path))
         ctx = PullContext(source=self.source_name, source_type=self.type_name,
                           portal_id=o.portal_id, portal_tz=o.portal_timezone or "UTC",
                           naive_tz=o.portal_timezone or "UTC")
@@ -144,7 +145,7 @@ class HubSpotExportConnector(Connector):
     def _catalogue(self, props: pd.DataFrame, entered: list[tuple[str, str, str]]) -> pd.DataFrame:
         o = self.options
         if o.pipelines_path is not None:
-            p = self.resolve(o.pipelines_path)
+            p = contained(self.resolve(o.pipelines_path))
             try:
                 payload = json.loads(p.read_text(encoding="utf-8"))
             except FileNotFoundError:
@@ -167,7 +168,7 @@ class HubSpotExportConnector(Connector):
             distinct = (names.dropna().drop_duplicates().sort_values() if names is not None
                         else pd.Series([], dtype=STR))
             return make_owners(pd.DataFrame({"id": distinct, "name": distinct}))
-        path = self.resolve(self.options.owners_path)
+        path = contained(self.resolve(self.options.owners_path))
         try:
             owners = pd.read_csv(path, dtype=str, keep_default_na=False).astype(STR)
         except FileNotFoundError:

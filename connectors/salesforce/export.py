@@ -21,6 +21,7 @@ from pydantic import field_validator
 from auditor.errors import ConfigError, SourceDataError
 from auditor.snapshot import Snapshot
 from connectors.base import Connector, SourceOptions
+from connectors.local_files import contained
 from connectors.salesforce.fields import (
     ACCOUNT_FIELDS,
     HISTORY_FIELDS,
@@ -72,7 +73,7 @@ class _ExportFiles:
         if path.is_dir():
             for p in sorted(path.rglob("*")):
                 if p.is_file() and p.suffix.lower() == ".csv":
-                    self._add(p.name, p)
+                    self._add(p.name, contained(p, path))  # no link out of the folder
         elif path.is_file() and zipfile.is_zipfile(path):
             self._zip = zipfile.ZipFile(path)
             for info in self._zip.infolist():
