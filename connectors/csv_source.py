@@ -31,7 +31,6 @@ from auditor.snapshot import (
 )
 from auditor.stages import CLOSED_STAGES, WON_STAGES, StageMap
 from connectors.base import Connector, SourceOptions
-from connectors.local_files import contained
 from connectors.csv_options import CsvLookup, CsvOptions
 from connectors.csv_parsing import (
     DateOrderUnknown,
@@ -41,6 +40,7 @@ from connectors.csv_parsing import (
     parse_numbers,
 )
 from connectors.csv_reading import CsvTable, Rejections, quoted, read_table
+from connectors.local_files import contained
 
 _FORECAST = {
     "omitted": "omitted",

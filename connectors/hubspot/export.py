@@ -17,7 +17,6 @@ from auditor.errors import SourceDataError
 from auditor.snapshot import STR, RejectedRow, Snapshot, make_owners
 from auditor.stages import StageMap
 from connectors.base import Connector
-from connectors.local_files import contained
 from connectors.hubspot.connector import reached_by_pipeline
 from connectors.hubspot.fields import DATE_ENTERED_HEADER, DATE_ENTERED_PREFIX, EXPORT_LABELS
 from connectors.hubspot.normalise import PullContext, RawDeals, normalise
@@ -29,6 +28,7 @@ from connectors.hubspot.pipelines import (
     resolve_stages,
 )
 from connectors.hubspot.values import parse_booleans
+from connectors.local_files import contained
 
 
 def _fold(text: str) -> str:
