@@ -258,11 +258,10 @@ def test_history_lists_runs_on_a_full_disk(tmp_path, scripted):
         cfg = _config(tmp_path, history=str(disk / "h.sqlite"))
         scripted.script = [_org()]
         assert _cli("run", "-c", str(cfg))[0] == 0
-        with open(disk / "filler", "wb") as fh:
-            with pytest.raises(OSError):
-                while True:
-                    fh.write(b"\0" * 65536)
-                    fh.flush()
+        with open(disk / "filler", "wb") as fh, pytest.raises(OSError):
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
         code, text = _cli("history", "-c", str(cfg))
     finally:
         os.system(f"umount -l {disk}")
