@@ -89,9 +89,12 @@ def run(config_path: Path | None, out_dir: Path | None, as_of, full: bool, dry_r
 
     Writes report.html/.md/.txt, assessment.html/.md, digests/, violations.csv/.json,
     metrics.json and run.json into the output folder, sends the [delivery] emails (or writes
-    them as .eml with --dry-run) and prints a short summary. Exit status 0 on success; 2 on a
-    user error (config, input data); 3 when the CRM could not be read; 4 when the reports were
-    written but some recipient could not be sent to (listed in run.json).
+    them as .eml with --dry-run) and prints a short summary. The output folder is replaced
+    whole at the end (manifest.json names the run); a failed run leaves it as it was.
+    Exit status 0 on success; 2 on a user error (config, input data, an unusable output
+    folder); 3 when the CRM could not be read or the disk is full; 4 when the reports were
+    written but some recipient could not be sent to (listed in run.json); 5 when another run
+    of the same source holds the history store's run lock (after history.lock_wait_s).
     """
     from auditor.app.run import execute
 
