@@ -162,6 +162,13 @@ class OutputFolder:
             )
         if out.is_dir():
             self._check_ours(out)
+            if os.stat(out).st_dev != os.stat(out.parent).st_dev:
+                raise OutputError(
+                    f"output folder {out} is a mount point (a volume of its own); each run "
+                    "swaps in a new folder beside it, which needs the same file system. Mount "
+                    "the volume one level up, or set `report.out_dir` (or --out) to a folder "
+                    "inside it"
+                )
 
     def prepare(self) -> Path:
         """Check the folder can be published to and create the staging folder (before any

@@ -20,7 +20,7 @@ import pandas as pd
 from auditor.config import AuditConfig
 from auditor.context import AuditContext
 from auditor.engine import run_audit
-from auditor.errors import ConfigError, DiskFullError
+from auditor.errors import ConfigError, DiskFullError, OutputError
 from auditor.files import is_disk_full
 from auditor.metrics import compute_metrics
 from auditor.results import AuditRun
@@ -125,8 +125,17 @@ def execute(
             run = _execute_locked(
                 config, connector, store, staging, day, full, started_at, deliver, dry_run
             )
-            folder.write_manifest(_manifest_info(run))
-            folder.publish()
+            try:
+                folder.write_manifest(_manifest_info(run))
+                folder.publish()
+            except OSError as exc:
+                if is_disk_full(exc):
+                    raise
+                stored = f"run {run.run_id} is stored; " if run.run_id is not None else ""
+                raise OutputError(
+                    f"output folder {folder.path}: could not publish the new reports: "
+                    f"{exc.strerror or exc}; {stored}the folder still holds the previous run"
+                ) from None
     except BaseException as exc:
         folder.discard()
         if is_disk_full(exc):

@@ -236,3 +236,18 @@ def test_v01_output_folder_is_replaced_and_a_missing_parent_created(tmp_path, sc
     execute(make_config(tmp_path), out_dir=tmp_path / "new" / "x" / "out")
     verify(tmp_path / "new" / "x" / "out")
     assert pd.notna(json.loads((old / MANIFEST).read_text())["run_id"])
+
+
+def test_output_folder_that_is_a_mount_point_is_refused_before_the_pull(tmp_path, scripted):
+    out = tmp_path / "volume"
+    out.mkdir()
+    if os.system(f"mount -t tmpfs -o size=1m tmpfs {out} 2>/dev/null") != 0:
+        pytest.skip("needs to mount a tmpfs (root)")
+    try:
+        scripted.script = [_org(1)]
+        code, output = _cli("run", "-c", str(_config_file(tmp_path, str(out))))
+    finally:
+        os.system(f"umount {out}")
+    assert code == 2 and "is a mount point" in output, output
+    assert scripted.calls == []
+
