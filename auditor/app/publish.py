@@ -54,6 +54,10 @@ LEGACY_NAMES = frozenset(
         "history.sqlite-wal",
         "history.sqlite-shm",
         "history.sqlite-journal",
+        # what file browsers leave behind
+        ".DS_Store",
+        "Thumbs.db",
+        "desktop.ini",
     }
 )
 _AT_FDCWD = -100
