@@ -251,3 +251,26 @@ def test_output_folder_that_is_a_mount_point_is_refused_before_the_pull(tmp_path
     assert code == 2 and "is a mount point" in output, output
     assert scripted.calls == []
 
+
+
+def test_without_rename_exchange_the_swap_is_two_renames_and_a_half_swap_is_undone(
+        tmp_path, scripted, monkeypatch):
+    """Systems without renameat2(RENAME_EXCHANGE): out → .out.old-…, staging → out. A run
+    killed between the two renames leaves no output folder; the next run restores it first."""
+    from auditor.app import publish
+
+    monkeypatch.setattr(publish, "_RENAMEAT2", None)
+    scripted.script = [_org(1), _org(2), _org(3)]
+    cfg = make_config(tmp_path)
+    out = tmp_path / "out"
+    execute(cfg, out_dir=out)
+    second = execute(cfg, out_dir=out)
+    assert verify(out)["run_id"] == second.run_id and _siblings(tmp_path) == []
+
+    # the state a kill between the two renames leaves (pid 999999: no such process)
+    out.rename(tmp_path / ".out.old-999999-0badc0de.tmp")
+    folder = publish.OutputFolder(out)
+    staging = folder.prepare()
+    assert verify(out)["run_id"] == second.run_id  # put back before anything else
+    folder.discard()
+    assert not staging.exists() and _siblings(tmp_path) == []
