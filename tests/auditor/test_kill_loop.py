@@ -4,9 +4,9 @@ every file with size and SHA-256, nothing else is there) of a run the store has 
 and the store intact.
 
 Marked ``slow`` (a full run takes 10-20 s at 200,000 opportunities, the loop 4-6 minutes on
-2 busy cores): `pytest -m "not slow"` skips it locally; CI runs the whole suite, this
-included. CRM_AUDIT_KILL_SIZE / CRM_AUDIT_KILL_SEED / CRM_AUDIT_KILLS change the org size,
-the random seed and the number of kills.
+2 busy cores): `pytest -q` skips it; `pytest -q -m slow` runs it, and so does CI (.ci/run).
+CRM_AUDIT_KILL_SIZE / CRM_AUDIT_KILL_SEED / CRM_AUDIT_KILLS change the org size, the random
+seed and the number of kills.
 """
 
 from __future__ import annotations
