@@ -265,7 +265,7 @@ def schedule(config_path: Path) -> None:
     "--config",
     "config_path",
     type=click.Path(path_type=Path),
-    help="Config whose history to list (default: the demo's, in ./audit-report/).",
+    help="Config whose history to list (default: the demo's, ./audit-report.history.sqlite).",
 )
 @click.option("-n", "--limit", default=20, show_default=True, help="How many runs to list.")
 @click.option("--source", help="Only runs of this source (its name).")
