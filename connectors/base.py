@@ -34,6 +34,9 @@ class Connector(ABC):
 
     type_name: ClassVar[str]
     Options: ClassVar[type[SourceOptions]] = SourceOptions
+    #: False for file sources (exports, CSV): the run then never passes ``since`` nor loads a
+    #: stored snapshot to merge into; every run audits the files as they are
+    pulls_incrementally: ClassVar[bool] = True
 
     def __init__(
         self,
