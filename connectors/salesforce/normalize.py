@@ -50,7 +50,7 @@ class RawOrg:
     stages: pd.DataFrame | None = None
     #: Account Id → Name, used when the opportunity frame has no ``Account.Name``
     accounts: pd.DataFrame | None = None
-    #: ids of deleted opportunities (queryAll with ``include_deleted``)
+    #: ids of opportunities removed at the source (→ ``SnapshotMeta.deleted_ids``)
     deleted_ids: list[str] = field(default_factory=list)
     #: labels used in messages, e.g. {"opportunities": "Opportunity.csv"}
     where: dict[str, str] = field(default_factory=dict)
@@ -354,8 +354,6 @@ def build_snapshot(
              "common_stage": stage_map.lookup(r.stage)}
             for r in meta_stages.itertuples(index=False)
         ]
-    if raw.deleted_ids:
-        extra["deleted_opportunity_ids"] = sorted(raw.deleted_ids)
     meta = SnapshotMeta(
         source=facts.source,
         source_type=facts.source_type,
@@ -369,6 +367,7 @@ def build_snapshot(
         warnings=warnings + notes.warnings,
         loaded_rows=len(out),
         incremental=facts.incremental,
+        deleted_ids=sorted(raw.deleted_ids),
         extra=extra,
     )
     return Snapshot(out, history, owners, meta).validate()

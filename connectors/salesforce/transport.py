@@ -76,8 +76,12 @@ class SalesforceOptions(SalesforceFieldOptions):
     bulk_poll_s: float = Field(default=2.0, gt=0)
     bulk_timeout_s: float = Field(default=3600.0, gt=0)
     include_history: bool = True
-    #: also read deleted opportunities (queryAll); their ids go to meta.extra
+    #: no longer needed (kept so older configs load): incremental pulls always detect deleted
+    #: opportunities (queryAll IsDeleted + the deleted resource + reconciliation)
     include_deleted: bool = False
+    #: reconcile the stored opportunity ids against an ids-only query at least this often
+    #: (days); also whenever the stored snapshot is older than the Recycle Bin's 15 days
+    reconcile_every_days: float = Field(default=7.0, gt=0, le=15)
     #: extra SOQL condition on Opportunity, e.g. "RecordType.Name = 'New Business'"
     opportunity_filter: str | None = None
     #: SOQL condition selecting the users to read as owners ("" = all users)

@@ -70,7 +70,7 @@ def test_jwt_bearer_login(rsps, rsa_key, domain, audience) -> None:
     assert snap.opportunities["url"][0] == (
         "https://acme.my.salesforce.com/lightning/r/Opportunity/0068d00000OpA01AAA/view"
     )
-    assert snap.meta.api_usage["calls"] == {"login": 1, "rest": 7}
+    assert snap.meta.api_usage["calls"] == {"login": 1, "rest": 8}
 
 
 def test_jwt_key_from_file(rsps, rsa_key, tmp_path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlparse
 
 import pandas.testing as pdt
@@ -55,7 +56,7 @@ def test_bulk_gives_the_same_snapshot_as_rest(org, rsps, make_connector, sleeps)
     results = [c.request for c in rsps.calls if c.request.url.count("/results")]
     assert all(parse_qs(urlparse(r.url).query)["maxRecords"] == ["50000"] for r in results)
     assert sleeps == [2.0, 2.0]  # one wait per job while it was InProgress
-    assert bulk.meta.api_usage["calls"] == {"bulk": 9, "rest": 2}
+    assert bulk.meta.api_usage["calls"] == {"bulk": 9, "rest": 3}
 
 
 def test_auto_switches_to_bulk_above_threshold(org, make_connector) -> None:
@@ -63,18 +64,20 @@ def test_auto_switches_to_bulk_above_threshold(org, make_connector) -> None:
     pdt.assert_frame_equal(snap.opportunities, expected.opportunities())
     assert snap.meta.extra["api_paths"] == {"Opportunity": "bulk", "OpportunityHistory": "bulk"}
     # stage + user pages, one wasted first page per object, then the two jobs
-    assert snap.meta.api_calls == 2 + (1 + 5) + (1 + 4)
+    assert snap.meta.api_calls == 3 + (1 + 5) + (1 + 4)  # stages, describe, users
 
 
-def test_bulk_include_deleted_runs_queryall(org, make_connector) -> None:
+def test_bulk_incremental_pull_runs_queryall(org, make_connector) -> None:
     org.bulk["Opportunity"] = [
         p.replace('"SystemModstamp"\n', '"SystemModstamp","IsDeleted"\n').replace(
             'Z"\n', 'Z","false"\n'
         )
         for p in org.bulk["Opportunity"]
     ]
-    snap = make_connector(bulk="always", include_deleted=True).pull()
+    snap = make_connector(bulk="always").pull(since=datetime(2024, 4, 1, tzinfo=UTC))
+    # deleted rows (IsDeleted) come only from queryAll; history needs none
     assert [j["operation"] for j in org.jobs] == ["queryAll", "query"]
+    assert "IsDeleted" in org.jobs[0]["query"]
     pdt.assert_frame_equal(snap.opportunities, expected.opportunities())
 
 
