@@ -57,10 +57,14 @@ class StreamState:
     bookmark: datetime | None = None
     #: when the stored ids were last checked against the source (a full pull counts)
     reconciled_at: datetime | None = None
+    #: up to when the source's list of removed records was read (Salesforce answers with
+    #: ``latestDateCovered``, which can lag behind the request's end)
+    removed_until: datetime | None = None
 
     def to_meta(self) -> dict[str, str]:
         return {k: v.isoformat() for k, v in (("bookmark", self.bookmark),
-                                               ("reconciled_at", self.reconciled_at)) if v}
+                                               ("reconciled_at", self.reconciled_at),
+                                               ("removed_until", self.removed_until)) if v}
 
     @classmethod
     def from_meta(cls, d: dict[str, str] | None) -> StreamState:
@@ -72,7 +76,8 @@ class StreamState:
             except ValueError:
                 return None
 
-        return cls(bookmark=ts("bookmark"), reconciled_at=ts("reconciled_at"))
+        return cls(bookmark=ts("bookmark"), reconciled_at=ts("reconciled_at"),
+                   removed_until=ts("removed_until"))
 
 
 @dataclass(frozen=True)
@@ -121,9 +126,10 @@ class StreamReads(Protocol[R]):
         """Records whose replication key is at or after ``since`` (live ones) and the ids of
         records the same feed marks as removed (deleted / archived) in that window."""
 
-    def read_removed(self, since: datetime, until: datetime) -> list[str]:
+    def read_removed(self, since: datetime, until: datetime) -> tuple[list[str], datetime]:
         """Ids the source lists as removed in ``[since, until]`` beyond the change feed
-        (e.g. Salesforce's ``deleted`` resource: records purged from the Recycle Bin)."""
+        (e.g. Salesforce's ``deleted`` resource: records purged from the Recycle Bin), and
+        up to when the source says the list is complete."""
 
     def read_ids(self) -> set[str]:
         """Every live id, as cheaply as the API allows (reconciliation)."""
@@ -159,19 +165,24 @@ class Stream(Generic[R]):
     def pull(self, prior: PriorPull | None, now: datetime) -> StreamResult[R]:
         if prior is None:
             records = self.reads.read_all()
-            return StreamResult(records, False, [], StreamState(bookmark=now, reconciled_at=now))
+            return StreamResult(records, False, [],
+                                StreamState(bookmark=now, reconciled_at=now, removed_until=now))
         bookmark = prior.state.bookmark or prior.since
         since = bookmark - self.lookback
+        removed_from = min(since, prior.state.removed_until or since)
+        removed_until = prior.state.removed_until
         records, feed_removed = self.reads.read_changed(since, now)
         by: dict[str, set[str]] = {"feed": set(feed_removed)}
         reason = self.policy.due(prior, now)
         if self.removed_window is not None:
-            if now - since > self.removed_window:
+            if now - removed_from > self.removed_window:
                 # the source no longer lists removals that old: only a full id list can tell
                 reason = reason or (f"the last pull is more than {self.removed_window.days} "
                                     "days ago, beyond the source's list of deleted records")
+                removed_until = now
             else:
-                by["removed"] = set(self.reads.read_removed(since, now))
+                removed, removed_until = self.reads.read_removed(removed_from, now)
+                by["removed"] = set(removed)
         reconciled_at = prior.state.reconciled_at
         if reason:
             live = self.reads.read_ids()
@@ -185,7 +196,8 @@ class Stream(Generic[R]):
         deleted = set().union(*by.values()) - pulled
         return StreamResult(
             records, True, sorted(deleted),
-            StreamState(bookmark=now, reconciled_at=reconciled_at), reason,
+            StreamState(bookmark=now, reconciled_at=reconciled_at,
+                        removed_until=removed_until), reason,
             {k: len(v - pulled) for k, v in by.items() if v - pulled},
         )
 

@@ -127,8 +127,9 @@ class OpportunityReads:
         live = frame[~gone].drop(columns="IsDeleted")
         return [live], deleted
 
-    def read_removed(self, since: datetime, until: datetime) -> list[str]:
-        """``GET /sobjects/Opportunity/deleted/?start=&end=`` (one call, 30 days back at most)."""
+    def read_removed(self, since: datetime, until: datetime) -> tuple[list[str], datetime]:
+        """``GET /sobjects/Opportunity/deleted/?start=&end=`` (one call, 30 days back at most);
+        the next window starts at ``latestDateCovered`` (whole minutes, may lag the end)."""
         start = max(since, until - timedelta(days=DELETED_RESOURCE_DAYS) + timedelta(minutes=1))
         body = self.t.call("Opportunity deleted records",
                            lambda: self.t.sf.Opportunity.deleted(start.astimezone(UTC),
@@ -137,7 +138,14 @@ class OpportunityReads:
         if not isinstance(recs, list):
             raise ConnectorError("Salesforce Opportunity deleted records: no `deletedRecords` "
                                  "list in the response")
-        return [str(r["id"]) for r in recs if isinstance(r, dict) and r.get("id")]
+        covered = until
+        raw = body.get("latestDateCovered")
+        if raw:
+            try:
+                covered = min(until, datetime.strptime(str(raw), "%Y-%m-%dT%H:%M:%S.%f%z"))
+            except ValueError:
+                pass
+        return [str(r["id"]) for r in recs if isinstance(r, dict) and r.get("id")], covered
 
     def read_ids(self) -> set[str]:
         """``SELECT Id FROM Opportunity``: ids only, 2,000 per call."""

@@ -378,11 +378,14 @@ class FakeOrg:
         if datetime.now(UTC) - start > timedelta(days=30):
             return sf_error(400, "INVALID_REPLICATION_DATE",
                             "startDate cannot be more than 30 days ago")
-        hits = [(i, at) for i, at in self.deleted_log if start <= at <= end]
+        covered = min(end, datetime.now(UTC)).replace(second=0, microsecond=0)
+        hits = [(i, at) for i, at in self.deleted_log if start <= at < covered]
         return self._ok({
             "deletedRecords": [{"id": i, "deletedDate": _sf_time(at)} for i, at in hits],
             "earliestDateAvailable": _sf_time(datetime.now(UTC) - timedelta(days=30)),
-            "latestDateCovered": _sf_time(end),
+            # the service covers whole minutes: a deletion in the current minute comes next time
+            "latestDateCovered": _sf_time(min(end, datetime.now(UTC)).replace(second=0,
+                                                                               microsecond=0)),
         })
 
     def _create_job(self, request: Any) -> Reply:
