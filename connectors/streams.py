@@ -184,6 +184,8 @@ class Stream(Generic[R]):
                 removed, removed_until = self.reads.read_removed(removed_from, now)
                 by["removed"] = set(removed)
         reconciled_at = prior.state.reconciled_at
+        if reason and not prior.known_ids:  # nothing stored that could have gone
+            reason = None
         if reason:
             live = self.reads.read_ids()
             by["reconciliation"] = set(prior.known_ids) - live
@@ -207,18 +209,19 @@ class Pages:
     neither repeated nor handed out by an empty page (either would mean looping forever or
     silently missing records)."""
 
-    def __init__(self, what: str, service: str) -> None:
+    def __init__(self, what: str, service: str, shape: str = "list of records") -> None:
         self.what = what
         self.service = service
+        self.shape = shape
         self.page = 0
         self.seen: dict[str, int] = {}
 
     def records(self, records: Any) -> list[Any]:
         self.page += 1
-        if not isinstance(records, list):
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
             raise ConnectorError(
                 f"{self.service} {self.what}, page {self.page}: unexpected response shape (no "
-                "list of records); stopped without passing on a partial pull")
+                f"{self.shape}); stopped without passing on a partial pull")
         return records
 
     def next(self, cursor: str | None, records: Iterable[Any]) -> str | None:

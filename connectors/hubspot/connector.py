@@ -15,7 +15,8 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -34,6 +35,14 @@ from connectors.hubspot.options import HubSpotOptions
 from connectors.hubspot.pipelines import catalogue_from_pipelines, map_catalogue
 from connectors.hubspot.transport import HubSpotTransport, UriTooLong
 from connectors.retrying import RetryPolicy
+from connectors.streams import (
+    Pages,
+    PriorPull,
+    ReconcilePolicy,
+    Stream,
+    StreamSpec,
+    StreamState,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,19 +93,25 @@ class HubSpotConnector(Connector):
         full = o.stage_history == "full"
         props = [*o.properties(), *(DATE_ENTERED_PREFIX + s for s in cat["stage_id"])]
         hist = list(HISTORY_PROPERTIES) if full else []
-        if since is None:
-            records = self._list_all(t, props, hist)
-        else:
-            records = self._search_since(t, props, since)
-            if full:
-                records = self._add_history(t, records, hist)
-            if o.track_archived:
-                ctx.extra["archived_ids"] = self._archived_since(t, since)
-        raw = raw_from_records(records)
+        if since is not None and since.tzinfo is None:
+            raise ConnectorError("incremental pull: `since` must be timezone-aware")
+        prior = self.prior if since is not None else None
+        if since is not None and prior is None:  # called without the run (no stored ids)
+            prior = PriorPull(since, frozenset(), since, StreamState(since, since, since))
+        stream: Stream[Record] = Stream(
+            DEALS_STREAM, DealReads(self, t, props, hist),
+            lookback=timedelta(seconds=o.lookback_s),
+            policy=ReconcilePolicy(o.reconcile_every_days),
+            removed_window=timedelta(days=ARCHIVE_DAYS))
+        result = stream.pull(prior, self._now())
+        raw = raw_from_records(result.records)
         ctx.api_calls = t.calls
         ctx.api_usage = {**t.usage, "calls_by_endpoint": dict(t.calls_by_endpoint)}
         ctx.extra["reached_stages_by_pipeline"] = reached_by_pipeline(cat)
-        return normalise(raw, cat, owners, o, stage_map, ctx, full_history=full)
+        ctx.extra.update(reconciled=result.reconciled, deleted_by=result.deleted_by)
+        snap = normalise(raw, cat, owners, o, stage_map, ctx, full_history=full)
+        return replace(snap, meta=replace(snap.meta, deleted_ids=result.deleted_ids,
+                                          stream_state=result.state.to_meta()))
 
     def check(self) -> dict[str, Any]:
         t = self.transport()
@@ -197,39 +212,60 @@ class HubSpotConnector(Connector):
                 return out
 
     # -- incremental -------------------------------------------------------------------------
-    def _search_since(self, t: HubSpotTransport, props: list[str], since: datetime) -> list[Record]:
-        """Deals modified in [since, now), in time slices each under the search result cap."""
+    def _search_since(self, t: HubSpotTransport, props: list[str], since: datetime,
+                      until: datetime) -> list[Record]:
+        """Deals modified at or after ``since``, paged by the modification time itself.
+
+        Each request asks for ``hs_lastmodifieddate >= cursor`` sorted ascending and starts at
+        offset 0, so no request pages past the 10,000-result cap, and a deal edited while the
+        pages are read only moves *later* (it is read again there) instead of shifting the
+        offsets of the others and making one of them skip. The cursor moves to the last time on
+        a full page (deals at that time are read again: ties across pages are kept); a full
+        page all at one time is paged by ``hs_object_id`` (the stable tie-break). Stops at a
+        page that is not full, or once past ``until`` (deals edited during the pull).
+        """
         o = self.options
-        if since.tzinfo is None:
-            raise ConnectorError("incremental pull: `since` must be timezone-aware")
-        windows = deque([(_ms(since), _ms(self._now()))])
+        limit = min(o.search_page_size, o.search_result_cap)
         found: dict[str, Record] = {}
-        slices = 0
-        while windows:
-            lo, hi = windows.popleft()
-            body = _search_body(lo, hi, props, min(o.search_page_size, o.search_result_cap))
-            page = t.search_deals(body)
-            total = int(page.get("total", 0))
-            if total > o.search_result_cap:
-                if hi - lo <= 1:
-                    raise ConnectorError(
-                        f"HubSpot search: {total} deals modified within one millisecond "
-                        f"({lo}); cannot slice under the {o.search_result_cap}-result cap")
-                mid = lo + (hi - lo) // 2
-                windows.extendleft([(mid, hi), (lo, mid)])
-                continue
-            slices += 1
-            pages = _Pages("POST /crm/v3/objects/deals/search")
-            results = list(pages.results(page))
-            after = pages.next_after(page)
-            while after is not None:
-                page = t.search_deals({**body, "after": after})
-                results += pages.results(page)
-                after = pages.next_after(page)
-            for r in results:  # a deal modified during the pull may show in two slices
+        lo = _ms(since)
+        pages = _Pages("POST /crm/v3/objects/deals/search")
+        while True:
+            results = pages.results(t.search_deals(_search_body(
+                [_f("hs_lastmodifieddate", "GTE", lo)], "hs_lastmodifieddate", props, limit)))
+            for r in results:  # a later read of the same deal is the newer version
                 found[str(r["id"])] = r
-        log.info("incremental search: %d deals in %d time slices", len(found), slices)
+            if len(results) < limit:
+                break
+            top = max(_modified_ms(r, pages) for r in results)
+            if top < lo:
+                raise _stuck(pages, f"modified {top} before the cursor {lo}")
+            if top == lo:  # a whole page at one time: page that time by id
+                self._search_tie(t, props, lo, limit, found, pages)
+                lo += 1
+            else:
+                lo = top
+            if lo > _ms(until):
+                break
+        log.info("incremental search: %d deals in %d search calls", len(found), pages.page)
         return list(found.values())
+
+    def _search_tie(self, t: HubSpotTransport, props: list[str], at: int, limit: int,
+                    found: dict[str, Record], pages: _Pages) -> None:
+        last: int | None = None
+        while True:
+            filters = [_f("hs_lastmodifieddate", "EQ", at)]
+            if last is not None:
+                filters.append(_f("hs_object_id", "GT", last))
+            results = pages.results(t.search_deals(
+                _search_body(filters, "hs_object_id", props, limit)))
+            for r in results:
+                found[str(r["id"])] = r
+            if len(results) < limit:
+                return
+            top = max(int(str(r["id"])) for r in results)
+            if last is not None and top <= last:
+                raise _stuck(pages, f"deal ids do not move past {last}")
+            last = top
 
     def _add_history(self, t: HubSpotTransport, records: list[Record],
                      hist: list[str]) -> list[Record]:
@@ -244,17 +280,62 @@ class HubSpotConnector(Connector):
         by_id = {str(r["id"]): r.get("propertiesWithHistory", {}) for r in extra}
         return [{**r, "propertiesWithHistory": by_id.get(str(r["id"]), {})} for r in records]
 
-    def _archived_since(self, t: HubSpotTransport, since: datetime) -> list[str]:
+    def _archived_between(self, t: HubSpotTransport, since: datetime,
+                          until: datetime) -> list[str]:
         out: list[str] = []
         after: str | None = None
         pages = _Pages("GET /crm/v3/objects/deals?archived=true")
         while True:
             page = t.list_deals(limit=100, after=after, properties=["hs_object_id"], archived=True)
             out += [str(r["id"]) for r in pages.results(page)
-                    if _archived_at(r) is not None and _archived_at(r) >= since]
+                    if (at := _archived_at(r)) is not None and since <= at <= until]
             after = pages.next_after(page)
             if after is None:
                 return sorted(out, key=lambda x: (len(x), x))
+
+    def _all_ids(self, t: HubSpotTransport) -> set[str]:
+        """Every live deal id: the list API with one property, 100 per call."""
+        out: set[str] = set()
+        after: str | None = None
+        pages = _Pages("GET /crm/v3/objects/deals (id reconciliation)")
+        while True:
+            page = t.list_deals(limit=100, after=after, properties=["hs_object_id"])
+            out.update(str(r["id"]) for r in pages.results(page) if not r.get("archived"))
+            after = pages.next_after(page)
+            if after is None:
+                return out
+
+
+#: the deals stream, declared: HubSpot's deal id, modification time as the replication key;
+#: the properties come from the options (fields.py) and the pipelines' stage ids
+DEALS_STREAM = StreamSpec("deals", "id", "hs_lastmodifieddate", (), frozenset({"dealstage"}))
+#: archived deals can be restored for 90 days, then they leave the archived listing
+ARCHIVE_DAYS = 90
+
+
+class DealReads:
+    """The stream reads on the HubSpot transport."""
+
+    def __init__(self, conn: HubSpotConnector, t: HubSpotTransport, props: list[str],
+                 hist: list[str]) -> None:
+        self.conn, self.t, self.props, self.hist = conn, t, props, hist
+
+    def read_all(self) -> list[Record]:
+        return self.conn._list_all(self.t, self.props, self.hist)
+
+    def read_changed(self, since: datetime, until: datetime) -> tuple[list[Record], list[str]]:
+        records = self.conn._search_since(self.t, self.props, since, until)
+        if self.hist:
+            records = self.conn._add_history(self.t, records, self.hist)
+        return records, []
+
+    def read_removed(self, since: datetime, until: datetime) -> tuple[list[str], datetime]:
+        if not self.conn.options.track_archived:
+            return [], until
+        return self.conn._archived_between(self.t, since, until), until
+
+    def read_ids(self) -> set[str]:
+        return self.conn._all_ids(self.t)
 
 
 # -- helpers shared with tests and the export connector ---------------------------------------
@@ -314,38 +395,18 @@ def _merge(merged: dict[str, Record], records: list[Record]) -> None:
             cur["propertiesWithHistory"] = r["propertiesWithHistory"]
 
 
-class _Pages:
-    """Checks one paged listing: every page has a results list, and a cursor is never repeated
-    nor handed out by an empty page (either would mean looping or silently missing records)."""
+class _Pages(Pages):
+    """HubSpot's paged listings (``results`` + ``paging.next.after``), checked by the stream
+    base's :class:`~connectors.streams.Pages`."""
 
     def __init__(self, what: str) -> None:
-        self.what = what
-        self.page = 0
-        self.seen: dict[str, int] = {}
+        super().__init__(what, "HubSpot", "`results` list of records")
 
     def results(self, page: Record) -> list[Record]:
-        self.page += 1
-        results = page.get("results")
-        if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
-            raise ConnectorError(
-                f"HubSpot {self.what}, page {self.page}: unexpected response shape (no "
-                "`results` list of records); stopped without passing on a partial pull")
-        return results
+        return self.records(page.get("results"))
 
     def next_after(self, page: Record) -> str | None:
-        after = _next_after(page)
-        if after is None:
-            return None
-        if not page.get("results"):
-            raise ConnectorError(
-                f"HubSpot {self.what}, page {self.page}: an empty page that points to a next "
-                "one; stopped without passing on a partial pull")
-        if after in self.seen:
-            raise ConnectorError(
-                f"HubSpot {self.what}, page {self.page}: paging cursor {after!r} repeats the one "
-                f"of page {self.seen[after]}; stopped rather than page in a loop")
-        self.seen[after] = self.page
-        return after
+        return self.next(_next_after(page), page.get("results") or [])
 
 
 def _next_after(page: Record) -> str | None:
@@ -365,13 +426,32 @@ def _archived_at(r: Record) -> datetime | None:
     return datetime.fromisoformat(str(v).replace("Z", "+00:00"))
 
 
-def _search_body(lo: int, hi: int, props: list[str], limit: int) -> Record:
+def _f(prop: str, op: str, value: int) -> Record:
+    return {"propertyName": prop, "operator": op, "value": str(value)}
+
+
+def _search_body(filters: list[Record], sort: str, props: list[str], limit: int) -> Record:
     return {
-        "filterGroups": [{"filters": [
-            {"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": str(lo)},
-            {"propertyName": "hs_lastmodifieddate", "operator": "LT", "value": str(hi)},
-        ]}],
-        "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
+        "filterGroups": [{"filters": filters}],
+        "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
         "properties": props,
         "limit": limit,
     }
+
+
+def _modified_ms(r: Record, pages: _Pages) -> int:
+    v = (r.get("properties") or {}).get("hs_lastmodifieddate") or r.get("updatedAt")
+    try:
+        if str(v).isdigit():
+            return int(str(v))
+        return _ms(datetime.fromisoformat(str(v).replace("Z", "+00:00")))
+    except ValueError:
+        raise ConnectorError(
+            f"HubSpot {pages.what}, page {pages.page}: deal {r.get('id')} has no readable "
+            f"hs_lastmodifieddate ({v!r}); cannot page by modification time") from None
+
+
+def _stuck(pages: _Pages, why: str) -> ConnectorError:
+    return ConnectorError(
+        f"HubSpot {pages.what}, page {pages.page}: the results do not move past the cursor "
+        f"({why}); stopped rather than page in a loop")

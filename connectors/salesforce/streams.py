@@ -10,6 +10,7 @@ window (records purged from the Recycle Bin; 30 days back at most); an ids-only 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -141,10 +142,8 @@ class OpportunityReads:
         covered = until
         raw = body.get("latestDateCovered")
         if raw:
-            try:
+            with contextlib.suppress(ValueError):
                 covered = min(until, datetime.strptime(str(raw), "%Y-%m-%dT%H:%M:%S.%f%z"))
-            except ValueError:
-                pass
         return [str(r["id"]) for r in recs if isinstance(r, dict) and r.get("id")], covered
 
     def read_ids(self) -> set[str]:

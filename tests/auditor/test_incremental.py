@@ -10,7 +10,6 @@ from dataclasses import replace
 from datetime import date, datetime
 
 import pandas as pd
-import pytest
 
 from auditor.app.run import execute
 from auditor.history import HistoryStore
