@@ -298,6 +298,7 @@ class FakeHubSpot:
 
     def edit(self, deal_id: str, **props: str) -> None:
         """A user saves the deal now: hs_lastmodifieddate moves; search sees it after the lag."""
+        self._search_index()  # what was written before is indexed
         now = self.now_ms()
         for d in self.deals:
             if d["id"] == deal_id:
@@ -305,10 +306,17 @@ class FakeHubSpot:
                 self._pending.append((now + self.search_lag_ms, copy.deepcopy(d)))
 
     def add(self, deal: dict[str, Any]) -> None:
+        self._search_index()
         now = self.now_ms()
         deal["properties"].setdefault("hs_lastmodifieddate", _iso(now))
         self.deals.append(deal)
         self._pending.append((now + self.search_lag_ms, copy.deepcopy(deal)))
+
+    def archive(self, deal_id: str) -> None:
+        """A user archives (deletes) the deal now: it leaves lists and search."""
+        deal = next(d for d in self.deals if d["id"] == deal_id)
+        self.deals.remove(deal)
+        self.archived_deals.append({**deal, "archived": True, "archivedAt": _iso(self.now_ms())})
 
     def _search_index(self) -> list[dict[str, Any]]:
         """What search sees now: the last indexed version of each deal."""
