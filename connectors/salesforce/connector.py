@@ -85,15 +85,20 @@ class SalesforceConnector(Connector):
     # -- public -----------------------------------------------------------------------------
 
     def check(self) -> dict[str, Any]:
-        """Log in, read the stage metadata; report unmapped stages and API usage."""
+        """Log in, read the stage metadata and describe Opportunity; report unmapped stages,
+        fields the integration user cannot read, and API usage."""
         t = self._connect()
         stages = self._query_frame(t, "OpportunityStage", list(STAGE_FIELDS))
         unmapped, warnings = stage_metadata_report(stages, self._stage_map())
+        _, unreadable = opportunity_stream(
+            opportunity_specs(self.options), list(OPPORTUNITY_EXTRA_FIELDS),
+            self._describe(t, "Opportunity"))
         remaining = t.remaining_api_calls()
         return {
             "instance_url": t.instance_url,
             "stages": int(len(stages)),
             "unmapped_stages": unmapped,
+            "unreadable_fields": unreadable,
             "warnings": warnings,
             "api_calls": t.counter.api_calls,
             "api_usage": t.counter.as_meta(),
@@ -157,15 +162,6 @@ class SalesforceConnector(Connector):
                  len(snap.opportunities), len(snap.stage_history), len(result.deleted_ids),
                  facts.api_calls)
         return snap
-
-    def readable_report(self) -> dict[str, str]:
-        """Optional Opportunity fields the integration user cannot read (column → field);
-        raises for an unreadable required field. One describe call (``check-config``)."""
-        t = self._connect()
-        _, unreadable = opportunity_stream(
-            opportunity_specs(self.options), list(OPPORTUNITY_EXTRA_FIELDS),
-            self._describe(t, "Opportunity"))
-        return unreadable
 
     # -- steps ------------------------------------------------------------------------------
 

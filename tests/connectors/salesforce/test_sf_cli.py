@@ -31,10 +31,43 @@ def test_check_config_reports_unmapped_stages_and_usage(org, rsps, tmp_path, mon
     result = CliRunner().invoke(main, ["check-config", str(tmp_path / "audit.toml")])
     assert result.exit_code == 0, result.output
     assert "  unmapped_stages: ['Discovery Call']\n" in result.output
-    assert "  api_calls: 1\n" in result.output
+    assert "  api_calls: 2\n" in result.output  # stage metadata + describe
     assert "  api_remaining: 13800\n" in result.output
+    assert "  unreadable_fields: {}\n" in result.output
+    assert "not readable" not in result.output
     assert SESSION_ENV["SF_SESSION"] not in result.output
-    assert len(rsps.calls) == 1 and org.soql[0].endswith("FROM OpportunityStage")
+    assert len(rsps.calls) == 2 and org.soql[0].endswith("FROM OpportunityStage")
+    assert org.describes == ["Opportunity"]
+
+
+def test_check_config_names_hidden_fields_and_the_rules_they_stop(org, tmp_path,
+                                                                  monkeypatch) -> None:
+    monkeypatch.setenv("SF_SESSION", SESSION_ENV["SF_SESSION"])
+    org.hidden |= {"Amount", "NextStep", "Loss_Reason__c"}
+    (tmp_path / "audit.toml").write_text(CONFIG)
+    result = CliRunner().invoke(main, ["check-config", str(tmp_path / "audit.toml")])
+    assert result.exit_code == 0, result.output
+    lines = [x.strip() for x in result.output.splitlines() if "is not readable" in x]
+    assert lines == [
+        "field Amount is not readable by the integration user: rules not evaluable: CL02, DQ01 "
+        "(grant Read on Opportunity.Amount to audit them)",
+        "field Loss_Reason__c is not readable by the integration user: rules not evaluable: "
+        "CL01 (grant Read on Opportunity.Loss_Reason__c to audit them)",
+        "field NextStep is not readable by the integration user: rules not evaluable: FU01 "
+        "(grant Read on Opportunity.NextStep to audit them)",
+    ]
+
+
+def test_check_config_with_a_hidden_required_field_is_a_clear_error(org, tmp_path,
+                                                                      monkeypatch) -> None:
+    monkeypatch.setenv("SF_SESSION", SESSION_ENV["SF_SESSION"])
+    org.hidden |= {"StageName"}
+    (tmp_path / "audit.toml").write_text(CONFIG)
+    result = CliRunner().invoke(main, ["check-config", str(tmp_path / "audit.toml")])
+    assert result.exit_code != 0
+    assert "cannot read the required field Opportunity.StageName; grant the integration user " \
+        "Read access to Opportunity.StageName" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_run_audits_an_export_folder(tmp_path: Path) -> None:
