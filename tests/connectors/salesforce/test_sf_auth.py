@@ -106,7 +106,7 @@ def test_password_login_posts_soap(rsps) -> None:
         security_token_env="SF_TOKEN",
         domain="test",
     )
-    assert conn.check()["api_calls"] == 1
+    assert conn.check()["api_calls"] == 2  # stage metadata + describe
     body = login.calls[0].request.body
     body = body.decode() if isinstance(body, bytes) else body
     assert "<n1:username>ann.lee@acme.example</n1:username>" in body

@@ -138,16 +138,17 @@ def test_check_reports_unmapped_stages_and_usage(org, rsps, make_connector) -> N
         "instance_url": "https://acme.my.salesforce.com",
         "stages": 12,
         "unmapped_stages": ["Discovery Call"],
+        "unreadable_fields": {},
         "warnings": [],
-        "api_calls": 1,
+        "api_calls": 2,  # stage metadata + describe
         "api_usage": {
             "api_usage": {"used": 1200, "total": 15000, "remaining": 13800},
-            "calls": {"rest": 1},
+            "calls": {"rest": 2},
             "transient_failures": 0,
         },
         "api_remaining": 13800,
     }
-    assert len(rsps.calls) == 1
+    assert len(rsps.calls) == 2
 
 
 def test_stage_map_contradicting_metadata_is_warned(org, make_connector) -> None:
