@@ -194,6 +194,9 @@ def test_week_two_incremental_run_equals_a_fresh_full_audit(fake, tmp_path, monk
     fake.archive("104")
     second = execute(_config(tmp_path, fake, "nightly"), out_dir=tmp_path / "out")
     assert second.snapshot.meta.incremental is True
+    # full: pipelines + active and archived owners + 1 deals page; incremental: the same
+    # metadata + 1 search page + 1 archived-deals page (no reconciliation: stored minutes ago)
+    assert (first.snapshot.meta.api_calls, second.snapshot.meta.api_calls) == (4, 5)
     assert second.snapshot.meta.deleted_ids == ["104"]
     assert second.snapshot.meta.extra["merge"]["removed"] == 1
     opp = second.snapshot.opportunities.set_index("id")

@@ -7,12 +7,14 @@ or the user cannot read (field-level security) with Salesforce's ``INVALID_FIELD
 400), filters by the WHERE clause, leaves ``IsDeleted`` rows to ``queryAll`` and pages the result
 behind ``nextRecordsUrl``. ``describe`` lists only readable fields; the ``deleted`` resource lists
 what was deleted in a window (also after a purge from the Recycle Bin). Faults can be put in
-front of any call. Bulk 2.0 jobs check their SOQL the same way; their result pages are the
-recorded CSVs (the same org in Bulk's wire format).
+front of any call. Bulk 2.0 jobs check their SOQL the same way and serve its result as Bulk's
+CSV (``Z`` datetimes, empty for null), ``maxRecords`` per page behind ``Sforce-Locator``.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -131,7 +133,8 @@ class FakeOrg:
     ) -> None:
         self.rsps = rsps
         pages = rest_pages() if pages is None else pages
-        self.bulk = bulk_pages() if bulk is None else bulk
+        #: result pages to serve instead of the job's real results (fault injection only)
+        self.bulk: dict[str, list[str]] = {} if bulk is None else bulk
         self.limit_info = limit_info
         self.faults: dict[str, list[Reply]] = {}
         self.soql: list[str] = []
@@ -173,6 +176,7 @@ class FakeOrg:
         )
         self._polls: dict[str, int] = {}
         self._job_obj: dict[str, str] = {}
+        self._job_body: dict[str, dict[str, Any]] = {}
         #: Sforce-NumberOfRecords to announce instead of the page's real count
         self.bulk_counts: dict[str, int] = {}
 
@@ -401,6 +405,7 @@ class FakeOrg:
             return exc.reply
         job_id = f"7508d0000Job{len(self.jobs) - 1:03d}AAA"
         self._job_obj[job_id] = obj
+        self._job_body[job_id] = body
         return self._ok(
             {
                 "id": job_id,
@@ -441,14 +446,41 @@ class FakeOrg:
         fault = self._fault(f"results:{self._obj(job_id)}")
         if fault:
             return fault
-        pages = self.bulk[self._obj(job_id)]
-        locator = parse_qs(url.query).get("locator", ["0"])[0]
-        i = int(locator)
-        nxt = str(i + 1) if i + 1 < len(pages) else "null"
-        n = self.bulk_counts.get(self._obj(job_id), pages[i].count("\n") - 1)
-        return self._ok(
-            pages[i], "text/csv", {"Sforce-Locator": nxt, "Sforce-NumberOfRecords": str(n)}
-        )
+        obj = self._obj(job_id)
+        q = parse_qs(url.query)
+        locator = q.get("locator", ["0"])[0]
+        if obj in self.bulk:  # pages a test put in (cut-off rows, wrong counts)
+            pages, i = self.bulk[obj], int(locator)
+            nxt = str(i + 1) if i + 1 < len(pages) else "null"
+            n = self.bulk_counts.get(obj, pages[i].count("\n") - 1)
+            return self._ok(
+                pages[i], "text/csv", {"Sforce-Locator": nxt, "Sforce-NumberOfRecords": str(n)})
+        # the job's real result: its SOQL run on the org, as Bulk's CSV, maxRecords per page
+        body = self._job_body[job_id]
+        _, fields, rows = self.run_soql(body["query"], all_rows=body["operation"] == "queryAll")
+        size = int(q.get("maxRecords", ["50000"])[0])
+        start = int(locator)
+        chunk = rows[start:start + size]
+        nxt = str(start + size) if start + size < len(rows) else "null"
+        buf = io.StringIO()
+        w = csv.writer(buf, quoting=csv.QUOTE_ALL, lineterminator="\n")
+        w.writerow(fields)
+        w.writerows([[_bulk_value(_get(r, f)) for f in fields] for r in chunk])
+        n = self.bulk_counts.get(obj, len(chunk))
+        return self._ok(buf.getvalue(), "text/csv",
+                        {"Sforce-Locator": nxt, "Sforce-NumberOfRecords": str(n)})
+
+
+def _bulk_value(v: Any) -> str:
+    """A REST value as Bulk 2.0 writes it: empty for null, true/false, Z datetimes."""
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    text = str(v)
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}T[\d:.]+\+0000", text):
+        return text[:-5] + "Z"
+    return text
 
 
 def _sf_time(dt: datetime) -> str:
