@@ -26,6 +26,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any, Generic, Protocol, TypeVar
 
 from auditor.errors import ConnectorError
@@ -86,11 +87,16 @@ class PriorPull:
 
     #: start of the last successful pull
     since: datetime
-    #: opportunity ids in the stored snapshot (for reconciliation)
-    known_ids: frozenset[str]
+    #: opportunity ids in the stored snapshot (any iterable, e.g. the id column; only read when
+    #: a reconciliation is due, so a run that does not need them pays nothing)
+    ids: Iterable[Any]
     #: when the stored snapshot was pulled
     pulled_at: datetime
     state: StreamState = field(default_factory=StreamState)
+
+    @cached_property
+    def known_ids(self) -> frozenset[str]:
+        return frozenset(str(i) for i in self.ids)
 
 
 @dataclass(frozen=True)

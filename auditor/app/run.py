@@ -204,7 +204,7 @@ def _pull_maybe_incremental(
 
     connector.prior = PriorPull(
         since=base.pull_started_at,
-        known_ids=frozenset(base.snapshot.opportunities["id"].astype(str)),
+        ids=base.snapshot.opportunities["id"],
         pulled_at=base.pull_started_at,
         state=StreamState.from_meta(base.snapshot.meta.stream_state),
     )
