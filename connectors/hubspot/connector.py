@@ -15,7 +15,6 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -109,9 +108,8 @@ class HubSpotConnector(Connector):
         ctx.api_usage = {**t.usage, "calls_by_endpoint": dict(t.calls_by_endpoint)}
         ctx.extra["reached_stages_by_pipeline"] = reached_by_pipeline(cat)
         ctx.extra.update(reconciled=result.reconciled, deleted_by=result.deleted_by)
-        snap = normalise(raw, cat, owners, o, stage_map, ctx, full_history=full)
-        return replace(snap, meta=replace(snap.meta, deleted_ids=result.deleted_ids,
-                                          stream_state=result.state.to_meta()))
+        ctx.deleted_ids, ctx.stream_state = result.deleted_ids, result.state.to_meta()
+        return normalise(raw, cat, owners, o, stage_map, ctx, full_history=full)
 
     def check(self) -> dict[str, Any]:
         t = self.transport()

@@ -61,6 +61,9 @@ class PullContext:
     incremental: bool = False
     warnings: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: ids removed at the source since the last pull, and the stream state after this pull
+    deleted_ids: list[str] = field(default_factory=list)
+    stream_state: dict[str, str] = field(default_factory=dict)
 
 
 def _warn(ctx: PullContext, msg: str) -> None:
@@ -228,6 +231,8 @@ def normalise(
         warnings=list(ctx.warnings),
         loaded_rows=len(opportunities),
         incremental=ctx.incremental,
+        deleted_ids=list(ctx.deleted_ids),
+        stream_state=dict(ctx.stream_state),
         extra=dict(ctx.extra),
     )
     return Snapshot(opportunities, make_stage_history(history), owners, meta).validate()

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -116,7 +115,8 @@ class SalesforceConnector(Connector):
         for column, sf_field in unreadable.items():
             warnings.append(
                 f"field {sf_field} is not readable by the integration user: {column} is not "
-                f"audited; {permission_hint('Opportunity', sf_field)}")
+                f"audited; {permission_hint('Opportunity', sf_field)} (if the field does not "
+                "exist, check its name in the config)")
 
         users = self._query_frame(t, "User", [s.sf_field for s in user_specs(opts)],
                                   _where(opts.owner_filter))
@@ -152,12 +152,11 @@ class SalesforceConnector(Connector):
             extra={"instance_url": t.instance_url, "api_paths": paths,
                    "since": since.isoformat() if since else None,
                    "reconciled": result.reconciled, "deleted_by": result.deleted_by},
+            unreadable_fields=unreadable, stream_state=result.state.to_meta(),
         )
         raw = RawOrg(opportunities=opps, users=users, history=history, stages=stages,
                      deleted_ids=result.deleted_ids)
         snap = build_snapshot(raw, opts, facts)
-        snap = replace(snap, meta=replace(snap.meta, unreadable_fields=unreadable,
-                                          stream_state=result.state.to_meta()))
         log.info("Salesforce pull: %d opportunities, %d stage entries, %d removed, %d API calls",
                  len(snap.opportunities), len(snap.stage_history), len(result.deleted_ids),
                  facts.api_calls)

@@ -70,11 +70,12 @@ def test_unreadable_amount_and_next_step_are_left_out_and_named(org, make_connec
         "field Amount is not readable by the integration user: amount is not audited; grant the "
         "integration user Read access to Opportunity.Amount (Setup → Object Manager → Opportunity "
         "→ Fields & Relationships → Amount → Set Field-Level Security, or a permission set with "
-        "Read on the field)",
+        "Read on the field) (if the field does not exist, check its name in the config)",
         "field NextStep is not readable by the integration user: next_step is not audited; grant "
         "the integration user Read access to Opportunity.NextStep (Setup → Object Manager → "
         "Opportunity → Fields & Relationships → NextStep → Set Field-Level Security, or a "
-        "permission set with Read on the field)",
+        "permission set with Read on the field) (if the field does not exist, check its name in "
+        "the config)",
     ]
 
 
