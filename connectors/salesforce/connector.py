@@ -18,6 +18,7 @@ wasted first page per object it switches to Bulk 2.0.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -118,8 +119,7 @@ class SalesforceConnector(Connector):
                 f"audited; {permission_hint('Opportunity', sf_field)} (if the field does not "
                 "exist, check its name in the config)")
 
-        users = self._query_frame(t, "User", [s.sf_field for s in user_specs(opts)],
-                                  _where(opts.owner_filter))
+        users = self._users(t, warnings)
         paths: dict[str, str] = {}
         reads = OpportunityReads(t, spec, opts.opportunity_filter, partial(self._pull_object, t),
                                  paths)
@@ -170,6 +170,23 @@ class SalesforceConnector(Connector):
 
     def _stage_map(self) -> StageMap:
         return StageMap.build("salesforce", self.options.stage_map, name="source.stage_map")
+
+    def _users(self, t: SalesforceTransport, warnings: list[str]) -> pd.DataFrame:
+        """The owners; a hidden ``team_field`` costs one refused query, not the pull."""
+        opts = self.options
+        fields = [s.sf_field for s in user_specs(opts)]
+        try:
+            return self._query_frame(t, "User", fields, _where(opts.owner_filter))
+        except ConnectorError as exc:
+            team = opts.team_field
+            if not team or not re.search(
+                    rf"INVALID_FIELD.*'{re.escape(team.split('.')[0])}'", str(exc), re.DOTALL):
+                raise
+        warnings.append(
+            f"field User.{team} is not readable by the integration user: owners' team is not "
+            f"read; {permission_hint('User', team)}")
+        return self._query_frame(t, "User", [f for f in fields if f != team],
+                                 _where(opts.owner_filter))
 
     def _describe(self, t: SalesforceTransport, obj: str) -> Readable:
         """One describe per object and run: the fields this user can read (field-level

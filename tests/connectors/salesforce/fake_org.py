@@ -149,7 +149,8 @@ class FakeOrg:
             if len(body) > 1:
                 self.page_size[obj] = len(body[0]["records"])
                 self.cursor[obj] = body[0]["nextRecordsUrl"].rsplit("/", 1)[1].rsplit("-", 1)[0]
-        #: Opportunity fields hidden from the integration user by field-level security
+        #: fields hidden from the integration user by field-level security: "Amount" (an
+        #: Opportunity field) or "User.Department"
         self.hidden: set[str] = set()
         #: (id, deletedDate) of every deletion, also after a purge from the Recycle Bin
         self.deleted_log: list[tuple[str, datetime]] = []
@@ -209,7 +210,10 @@ class FakeOrg:
         fields |= {RELATIONSHIPS.get(obj, {}).get(k, k) for r in self.records.get(obj, [])
                    for k, v in r.items() if isinstance(v, dict) and k != "attributes"}
         fields |= set(EXTRA_FIELDS.get(obj, ())) | {"Id"}
-        return fields - (self.hidden if obj == "Opportunity" else set())
+        hidden = {h.split(".", 1)[1] for h in self.hidden if h.startswith(obj + ".")}
+        if obj == "Opportunity":
+            hidden |= {h for h in self.hidden if "." not in h}
+        return fields - hidden
 
     # -- plumbing --------------------------------------------------------------------------
     def _fault(self, key: str) -> Reply | None:

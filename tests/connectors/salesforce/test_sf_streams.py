@@ -79,6 +79,16 @@ def test_unreadable_amount_and_next_step_are_left_out_and_named(org, make_connec
     ]
 
 
+def test_a_hidden_user_team_field_costs_the_team_column_not_the_pull(org, make_connector) -> None:
+    org.hidden |= {"User.Department"}
+    snap = make_connector().pull()  # team_field = "Department"
+    user_queries = [q for q in org.soql if " FROM User" in q]
+    assert [("Department" in q) for q in user_queries] == [True, False]
+    assert snap.owners["team"].isna().all() and len(snap.owners) == 3
+    assert any(w.startswith("field User.Department is not readable by the integration user")
+               for w in snap.meta.warnings)
+
+
 def test_unreadable_required_field_is_a_clear_error(org, make_connector) -> None:
     org.hidden |= {"StageName"}
     with pytest.raises(ConnectorError) as err:
