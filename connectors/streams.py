@@ -12,10 +12,12 @@ right the same way:
   archived), ids the source lists as removed in the window (Salesforce's ``deleted`` resource),
   and, on the reconciliation schedule, stored ids the source no longer returns. All of them end
   up in ``SnapshotMeta.deleted_ids``, the one field the merge reads;
-- **paging**: :class:`Pages` checks every cursor-paged listing the same way (a repeated cursor
-  or an empty page that points further means looping or missing records: stop, never pass on a
-  partial pull). Retries and call counting live in each transport's one session
-  (:mod:`connectors.retrying` is shared), because only the transport sees each HTTP attempt.
+- **paging**: :class:`Pages` checks every cursor-paged listing the same way — HubSpot lists and
+  search, Salesforce REST query pages and Bulk 2.0 result pages (a repeated cursor or an empty
+  page that points further means looping or missing records: stop, never pass on a partial
+  pull). Retries (:mod:`connectors.retrying`, one policy for both) and call counting sit in each
+  transport's one HTTP session, because only the session sees every attempt (retries and
+  logins included); the stream reports what they counted.
 
 Nothing here maps fields: see each connector's ``fields`` / ``normalize`` modules.
 """
@@ -23,7 +25,7 @@ Nothing here maps fields: see each connector's ``fields`` / ``normalize`` module
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -213,33 +215,49 @@ class Stream(Generic[R]):
 class Pages:
     """Checks one cursor-paged listing: each page has a list of records, and a cursor is
     neither repeated nor handed out by an empty page (either would mean looping forever or
-    silently missing records)."""
+    silently missing records). Used by every paged read of the API connectors (HubSpot lists
+    and search, Salesforce REST query pages and Bulk 2.0 result pages); the message texts are
+    each API's own words for its cursor."""
 
-    def __init__(self, what: str, service: str, shape: str = "list of records") -> None:
+    def __init__(
+        self, what: str, service: str, shape: str = "list of records", *,
+        where: str = "{service} {what}, page {page}: ",
+        empty: str = ("an empty page that points to a next one; stopped without passing on a "
+                      "partial pull"),
+        repeat: str = ("paging cursor {cursor!r} repeats the one of page {first}; stopped "
+                       "rather than page in a loop"),
+        bad_shape: str = ("unexpected response shape (no {shape}); stopped without passing on "
+                          "a partial pull"),
+    ) -> None:
         self.what = what
         self.service = service
         self.shape = shape
         self.page = 0
         self.seen: dict[str, int] = {}
+        self._where, self._empty, self._repeat, self._bad = where, empty, repeat, bad_shape
+
+    def turn(self) -> int:
+        """Count one more page received; returns its number."""
+        self.page += 1
+        return self.page
+
+    def fail(self, text: str) -> ConnectorError:
+        return ConnectorError(self._where.format(service=self.service, what=self.what,
+                                                 page=self.page) + text)
 
     def records(self, records: Any) -> list[Any]:
-        self.page += 1
+        self.turn()
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-            raise ConnectorError(
-                f"{self.service} {self.what}, page {self.page}: unexpected response shape (no "
-                f"{self.shape}); stopped without passing on a partial pull")
+            raise self.fail(self._bad.format(shape=self.shape))
         return records
 
-    def next(self, cursor: str | None, records: Iterable[Any]) -> str | None:
+    def next(self, cursor: str | None, records: Sized) -> str | None:
+        """The cursor of the next page (None: this was the last one), once checked."""
         if cursor is None:
             return None
-        if not list(records):
-            raise ConnectorError(
-                f"{self.service} {self.what}, page {self.page}: an empty page that points to a "
-                "next one; stopped without passing on a partial pull")
+        if not len(records):
+            raise self.fail(self._empty)
         if cursor in self.seen:
-            raise ConnectorError(
-                f"{self.service} {self.what}, page {self.page}: paging cursor {cursor!r} "
-                f"repeats the one of page {self.seen[cursor]}; stopped rather than page in a loop")
+            raise self.fail(self._repeat.format(cursor=cursor, first=self.seen[cursor]))
         self.seen[cursor] = self.page
         return cursor
