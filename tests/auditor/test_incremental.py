@@ -119,7 +119,7 @@ def test_second_run_pulls_changes_since_the_first_and_finds_the_same_violations(
     assert inc.snapshot.meta.incremental is True
     assert inc.facts()["incremental"] is True
     # three loss reasons filled in, two lost deals deleted; the moved and the new deal are clean
-    assert (inc.history["resolved"], inc.history["new"]) == (5, 0)
+    assert (inc.history.to_dict()["resolved"], inc.history.to_dict()["new"]) == (5, 0)
 
     # the same audit over a full pull of the second state, in a separate store
     scripted.script = [crm.after]

@@ -156,12 +156,14 @@ def test_stage_map_contradicting_metadata_is_warned(org, make_connector) -> None
         stage_map={"Closed Lost": "negotiation", "Discovery Call": "discovery"}
     ).pull()
     assert snap.meta.unmapped_stages == {}
+    # reported once, by the Snapshot validator, with the number of records it affects
     assert snap.meta.warnings == [
-        "stage map maps Salesforce stage 'Closed Lost' to 'negotiation', but Salesforce says "
-        "the stage is closed lost; is_closed / is_won follow Salesforce"
+        "1 record whose CRM closed/won flags contradict the mapped stage "
+        "(e.g. 0068d00000OpA03AAA); the CRM's flags are used — check the stage map"
     ]
     row = snap.opportunities.set_index("id").loc["0068d00000OpA03AAA"]
     assert (row["stage"], row["is_closed"], row["is_won"]) == ("negotiation", True, False)
+    assert (row["is_open"], row["is_lost"]) == (False, True)
 
 
 def test_registry_builds_the_connector_from_config() -> None:
