@@ -5,16 +5,17 @@ API cost of a full pull of N deals (O active owners, A archived owners), one pro
 pipelines call + ``max(1, ceil(O/100)) + max(1, ceil(A/100))`` owner pages (+ 1 account-info
 call when ``portal_id`` or ``portal_timezone`` is not configured). Each extra property pass
 (very long property lists, see ``max_url_length``) adds ``max(1, ceil(N/100))``. Retries count.
-See docs/connectors/hubspot.md.
+Incremental pulls run the deals stream (:mod:`.streams`: search from the bookmark minus the
+lookback, archived deals, id reconciliation). See docs/connectors/hubspot.md.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -32,14 +33,18 @@ from connectors.hubspot.fields import DATE_ENTERED_PREFIX, HISTORY_PROPERTIES
 from connectors.hubspot.normalise import PullContext, RawDeals, normalise
 from connectors.hubspot.options import HubSpotOptions
 from connectors.hubspot.pipelines import catalogue_from_pipelines, map_catalogue
+from connectors.hubspot.streams import (
+    ARCHIVE_DAYS,
+    DEALS_STREAM,
+    DealReads,
+)
+from connectors.hubspot.streams import HubSpotPages as _Pages
 from connectors.hubspot.transport import HubSpotTransport, UriTooLong
 from connectors.retrying import RetryPolicy
 from connectors.streams import (
-    Pages,
     PriorPull,
     ReconcilePolicy,
     Stream,
-    StreamSpec,
     StreamState,
 )
 
@@ -98,7 +103,8 @@ class HubSpotConnector(Connector):
         if since is not None and prior is None:  # called without the run (no stored ids)
             prior = PriorPull(since, frozenset(), since, StreamState(since, since, since))
         stream: Stream[Record] = Stream(
-            DEALS_STREAM, DealReads(self, t, props, hist),
+            replace(DEALS_STREAM, fields=tuple(props)),
+            DealReads(t, o, props, hist, lambda: self._list_all(t, props, hist)),
             lookback=timedelta(seconds=o.lookback_s),
             policy=ReconcilePolicy(o.reconcile_every_days),
             removed_window=timedelta(days=ARCHIVE_DAYS))
@@ -209,133 +215,6 @@ class HubSpotConnector(Connector):
             if after is None:
                 return out
 
-    # -- incremental -------------------------------------------------------------------------
-    def _search_since(self, t: HubSpotTransport, props: list[str], since: datetime,
-                      until: datetime) -> list[Record]:
-        """Deals modified at or after ``since``, paged by the modification time itself.
-
-        Each request asks for ``hs_lastmodifieddate >= cursor`` sorted ascending and starts at
-        offset 0, so no request pages past the 10,000-result cap, and a deal edited while the
-        pages are read only moves *later* (it is read again there) instead of shifting the
-        offsets of the others and making one of them skip. The cursor moves to the last time on
-        a full page (deals at that time are read again: ties across pages are kept); a full
-        page all at one time is paged by ``hs_object_id`` (the stable tie-break). Stops at a
-        page that is not full, or once past ``until`` (deals edited during the pull).
-        """
-        o = self.options
-        limit = min(o.search_page_size, o.search_result_cap)
-        found: dict[str, Record] = {}
-        lo = _ms(since)
-        pages = _Pages("POST /crm/v3/objects/deals/search")
-        while True:
-            results = pages.results(t.search_deals(_search_body(
-                [_f("hs_lastmodifieddate", "GTE", lo)], "hs_lastmodifieddate", props, limit)))
-            for r in results:  # a later read of the same deal is the newer version
-                found[str(r["id"])] = r
-            if len(results) < limit:
-                break
-            top = max(_modified_ms(r, pages) for r in results)
-            if top < lo:
-                raise _stuck(pages, f"modified {top} before the cursor {lo}")
-            if top == lo:  # a whole page at one time: page that time by id
-                self._search_tie(t, props, lo, limit, found, pages)
-                lo += 1
-            else:
-                lo = top
-            if lo > _ms(until):
-                break
-        log.info("incremental search: %d deals in %d search calls", len(found), pages.page)
-        return list(found.values())
-
-    def _search_tie(self, t: HubSpotTransport, props: list[str], at: int, limit: int,
-                    found: dict[str, Record], pages: _Pages) -> None:
-        last: int | None = None
-        while True:
-            filters = [_f("hs_lastmodifieddate", "EQ", at)]
-            if last is not None:
-                filters.append(_f("hs_object_id", "GT", last))
-            results = pages.results(t.search_deals(
-                _search_body(filters, "hs_object_id", props, limit)))
-            for r in results:
-                found[str(r["id"])] = r
-            if len(results) < limit:
-                return
-            top = max(int(str(r["id"])) for r in results)
-            if last is not None and top <= last:
-                raise _stuck(pages, f"deal ids do not move past {last}")
-            last = top
-
-    def _add_history(self, t: HubSpotTransport, records: list[Record],
-                     hist: list[str]) -> list[Record]:
-        """Search cannot return property history: batch-read it, 50 deals per call."""
-        ids = [str(r["id"]) for r in records]
-        extra: list[Record] = []
-        for i in range(0, len(ids), 50):
-            body = {"properties": [], "propertiesWithHistory": hist,
-                    "inputs": [{"id": x} for x in ids[i:i + 50]]}
-            extra += _Pages("POST /crm/v3/objects/deals/batch/read").results(
-                t.batch_read_deals(body))
-        by_id = {str(r["id"]): r.get("propertiesWithHistory", {}) for r in extra}
-        return [{**r, "propertiesWithHistory": by_id.get(str(r["id"]), {})} for r in records]
-
-    def _archived_between(self, t: HubSpotTransport, since: datetime,
-                          until: datetime) -> list[str]:
-        out: list[str] = []
-        after: str | None = None
-        pages = _Pages("GET /crm/v3/objects/deals?archived=true")
-        while True:
-            page = t.list_deals(limit=100, after=after, properties=["hs_object_id"], archived=True)
-            out += [str(r["id"]) for r in pages.results(page)
-                    if (at := _archived_at(r)) is not None and since <= at <= until]
-            after = pages.next_after(page)
-            if after is None:
-                return sorted(out, key=lambda x: (len(x), x))
-
-    def _all_ids(self, t: HubSpotTransport) -> set[str]:
-        """Every live deal id: the list API with one property, 100 per call."""
-        out: set[str] = set()
-        after: str | None = None
-        pages = _Pages("GET /crm/v3/objects/deals (id reconciliation)")
-        while True:
-            page = t.list_deals(limit=100, after=after, properties=["hs_object_id"])
-            out.update(str(r["id"]) for r in pages.results(page) if not r.get("archived"))
-            after = pages.next_after(page)
-            if after is None:
-                return out
-
-
-#: the deals stream, declared: HubSpot's deal id, modification time as the replication key;
-#: the properties come from the options (fields.py) and the pipelines' stage ids
-DEALS_STREAM = StreamSpec("deals", "id", "hs_lastmodifieddate", (), frozenset({"dealstage"}))
-#: archived deals can be restored for 90 days, then they leave the archived listing
-ARCHIVE_DAYS = 90
-
-
-class DealReads:
-    """The stream reads on the HubSpot transport."""
-
-    def __init__(self, conn: HubSpotConnector, t: HubSpotTransport, props: list[str],
-                 hist: list[str]) -> None:
-        self.conn, self.t, self.props, self.hist = conn, t, props, hist
-
-    def read_all(self) -> list[Record]:
-        return self.conn._list_all(self.t, self.props, self.hist)
-
-    def read_changed(self, since: datetime, until: datetime) -> tuple[list[Record], list[str]]:
-        records = self.conn._search_since(self.t, self.props, since, until)
-        if self.hist:
-            records = self.conn._add_history(self.t, records, self.hist)
-        return records, []
-
-    def read_removed(self, since: datetime, until: datetime) -> tuple[list[str], datetime]:
-        if not self.conn.options.track_archived:
-            return [], until
-        return self.conn._archived_between(self.t, since, until), until
-
-    def read_ids(self) -> set[str]:
-        return self.conn._all_ids(self.t)
-
-
 # -- helpers shared with tests and the export connector ---------------------------------------
 def raw_from_records(records: list[Record]) -> RawDeals:
     """API records (``id``, ``properties``, ``propertiesWithHistory``) → RawDeals."""
@@ -393,63 +272,3 @@ def _merge(merged: dict[str, Record], records: list[Record]) -> None:
             cur["propertiesWithHistory"] = r["propertiesWithHistory"]
 
 
-class _Pages(Pages):
-    """HubSpot's paged listings (``results`` + ``paging.next.after``), checked by the stream
-    base's :class:`~connectors.streams.Pages`."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(what, "HubSpot", "`results` list of records")
-
-    def results(self, page: Record) -> list[Record]:
-        return self.records(page.get("results"))
-
-    def next_after(self, page: Record) -> str | None:
-        return self.next(_next_after(page), page.get("results") or [])
-
-
-def _next_after(page: Record) -> str | None:
-    nxt = (page.get("paging") or {}).get("next") or {}
-    after = nxt.get("after")
-    return str(after) if after not in (None, "") else None
-
-
-def _ms(dt: datetime) -> int:
-    return int(math.floor(dt.timestamp() * 1000))
-
-
-def _archived_at(r: Record) -> datetime | None:
-    v = r.get("archivedAt")
-    if not v:
-        return None
-    return datetime.fromisoformat(str(v).replace("Z", "+00:00"))
-
-
-def _f(prop: str, op: str, value: int) -> Record:
-    return {"propertyName": prop, "operator": op, "value": str(value)}
-
-
-def _search_body(filters: list[Record], sort: str, props: list[str], limit: int) -> Record:
-    return {
-        "filterGroups": [{"filters": filters}],
-        "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
-        "properties": props,
-        "limit": limit,
-    }
-
-
-def _modified_ms(r: Record, pages: _Pages) -> int:
-    v = (r.get("properties") or {}).get("hs_lastmodifieddate") or r.get("updatedAt")
-    try:
-        if str(v).isdigit():
-            return int(str(v))
-        return _ms(datetime.fromisoformat(str(v).replace("Z", "+00:00")))
-    except ValueError:
-        raise ConnectorError(
-            f"HubSpot {pages.what}, page {pages.page}: deal {r.get('id')} has no readable "
-            f"hs_lastmodifieddate ({v!r}); cannot page by modification time") from None
-
-
-def _stuck(pages: _Pages, why: str) -> ConnectorError:
-    return ConnectorError(
-        f"HubSpot {pages.what}, page {pages.page}: the results do not move past the cursor "
-        f"({why}); stopped rather than page in a loop")
