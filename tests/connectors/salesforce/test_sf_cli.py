@@ -130,3 +130,38 @@ instance_url = "https://acme.my.salesforce.com"
         out[name] = json.loads((tmp_path / name / "violations.json").read_text())
     assert len(out["live"]) > 0
     assert out["live"] == out["offline"]
+
+
+def test_crm_audit_run_by_a_user_who_cannot_read_amount_and_next_step(org, tmp_path,
+                                                                       monkeypatch) -> None:
+    """Issue 13 acceptance, through the CLI: the run succeeds (exit 0) and the report's
+    coverage names each rule that could not run and why; the findings of the other rules are
+    there."""
+    monkeypatch.setenv("SF_SESSION", SESSION_ENV["SF_SESSION"])
+    org.hidden |= {"Amount", "NextStep"}
+    cfg = tmp_path / "audit.toml"
+    cfg.write_text(CONFIG + f"""
+[audit]
+as_of = 2024-05-15
+[history]
+enabled = false
+[report]
+out_dir = "{tmp_path / "out"}"
+formats = ["txt", "json"]
+""")
+    result = CliRunner().invoke(main, ["run", "--config", str(cfg)])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "out" / "report.txt").read_text()
+    hits = [y.strip() for y in text.splitlines() if "is not readable by the integration user" in y]
+    lines = {x.split()[0]: x for x in hits if " evaluated " in x}  # the coverage section
+    assert sorted(lines) == ["CL02", "DQ01", "FU01"]
+    assert "field Amount is not readable by the integration user: 7" in lines["CL02"]
+    assert "field Amount is not readable by the integration user: 7" in lines["DQ01"]
+    assert "field NextStep is not readable by the integration user: 7" in lines["FU01"]
+    assert "evaluated 0 of 7" in lines["CL02"]
+    # and the warnings say what to grant
+    assert sum(x.startswith("Warning:") and "grant the integration user Read access" in x
+               for x in hits) == 2
+    data = json.loads((tmp_path / "out" / "violations.json").read_text())
+    codes = {v["rule_code"] for v in data}
+    assert codes.isdisjoint({"CL02", "DQ01", "FU01"}) and "ST04" in codes
