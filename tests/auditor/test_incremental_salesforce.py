@@ -290,7 +290,8 @@ def test_incremental_salesforce_run_costs_calls_per_change_and_finds_what_a_full
     assert resolved.to_dict() == {
         ("FU01", "fixed"): 20,
         ("FU01", "deleted"): 5,
-        ("ST04", "closed"): 1,  # closed won: no longer stale at proposal
+        # closed won: skipping qualification is no longer a to-do on it (process history)
+        ("QL01", "closed"): 1,
     }
     st04 = second.result.coverage.set_index("rule_code").loc["ST04"]
     assert st04["evaluated"] == 0
