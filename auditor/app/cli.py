@@ -238,9 +238,13 @@ def check_config(config_file: Path, offline: bool) -> None:
     connector = build_connector(config)
     click.echo(f"{config_file}: configuration is valid; {len(selected)} rules selected.")
     if not offline:
+        from auditor.app.checks import check_readable_fields
+
         facts = connector.check()
         for k, v in facts.items():
             click.echo(f"  {k}: {v}")
+        for line in check_readable_fields(facts, config):
+            click.echo(f"  {line}")
         click.echo(f"  source {connector.source_name}: reachable")
 
 

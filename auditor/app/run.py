@@ -304,6 +304,14 @@ def _pull_maybe_incremental(
             log.warning("%s; pulling in full", exc)
     if base is None:
         return pull_from(connector, config, as_of=day)
+    from connectors.streams import PriorPull, StreamState
+
+    connector.prior = PriorPull(
+        since=base.pull_started_at,
+        ids=base.snapshot.opportunities["id"],
+        pulled_at=base.pull_started_at,
+        state=StreamState.from_meta(base.snapshot.meta.stream_state),
+    )
     snap = pull_from(connector, config, since=base.pull_started_at, as_of=day)
     if not snap.meta.incremental:
         return snap
