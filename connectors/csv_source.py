@@ -42,6 +42,7 @@ from connectors.csv_parsing import (
 from connectors.csv_reading import CsvTable, Rejections, quoted, read_table
 from connectors.currency import configured_rates, convert
 from connectors.file_dates import decide_order, order_basis, why_not
+from connectors.local_files import contained
 
 _FORECAST = {
     "omitted": "omitted",
@@ -64,6 +65,8 @@ class CsvConnector(Connector):
     """Reads CSV exports (any CRM, or a consultant's client files)."""
 
     type_name: ClassVar[str] = "csv"
+    #: the files are read whole on every run (``since`` is ignored)
+    pulls_incrementally: ClassVar[bool] = False
     Options: ClassVar[type[SourceOptions]] = CsvOptions
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -134,7 +137,7 @@ class CsvConnector(Connector):
     def _read(self, path: Path, what: str, meta: SnapshotMeta) -> CsvTable:
         o = self.opts
         table = read_table(
-            self.resolve(path), what=what, encoding=o.encoding, delimiter=o.delimiter,
+            contained(self.resolve(path)), what=what, encoding=o.encoding, delimiter=o.delimiter,
             na_values=o.na_values,
         )
         meta.warnings.extend(table.warnings)
