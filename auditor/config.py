@@ -195,14 +195,24 @@ class DeliverySection(Section):
 
 class ScheduleJob(Section):
     name: str
+    #: standard five-field cron (crontab(5)): minute hour day-of-month month day-of-week
     cron: str
     timezone: str = "UTC"
     config: Path | None = None
 
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        from auditor.cron import parse_cron
+
+        parse_cron(v)  # CronError (a ValueError) names the field and its range
+        return v
+
 
 class ScheduleSection(Section):
     jobs: list[ScheduleJob] = Field(default_factory=list)
-    misfire_grace_s: int = 3600
+    #: seconds a missed run may still start late; 0 = never late
+    misfire_grace_s: int = Field(default=3600, ge=0)
     alert_emails: list[str] = Field(default_factory=list)
 
 
