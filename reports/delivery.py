@@ -254,7 +254,7 @@ _LOCAL = ("localhost", "127.0.0.1", "::1")
 
 def _read_username(env_name: str, env: Mapping[str, str] | None) -> str:
     """The login name is not a secret (it is often the sender address): read, not registered."""
-    value = (os.environ if env is None else env).get(env_name)
+    value = ((os.environ if env is None else env).get(env_name) or "").strip()
     if not value:
         raise ConfigError(
             f"config key delivery.smtp.username_env names environment variable {env_name}, "
