@@ -217,6 +217,10 @@ def stage_metadata_report(
     return _metadata_unmapped(meta, stage_map), _check_stage_map(meta, stage_map) + notes.warnings
 
 
+#: a Salesforce record id: 15 case-sensitive or 18 case-insensitive alphanumeric characters
+SALESFORCE_ID = r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?"
+
+
 def build_snapshot(
     raw: RawOrg, opts: SalesforceFieldOptions, facts: PullFacts, *, tz: str = "UTC",
 ) -> Snapshot:
@@ -260,9 +264,17 @@ def build_snapshot(
     opp["source"] = facts.source
     provided.add("source")
     if facts.instance_url:
+        # a link only from an id of Salesforce's shape: an export's Id column is untrusted text
+        # and would otherwise be pasted into the URL of every report
+        valid = opp["id"].str.fullmatch(SALESFORCE_ID).fillna(False).astype(bool)
         base = facts.instance_url.rstrip("/") + "/lightning/r/Opportunity/"
-        opp["url"] = base + opp["id"] + "/view"
+        opp["url"] = (base + opp["id"] + "/view").where(valid)
         provided.add("url")
+        if not valid.all():
+            warnings.append(
+                f"{w_opp}: {int((~valid).sum())} Id values are not 15- or 18-character "
+                f"Salesforce ids (e.g. {str(opp['id'][~valid].iloc[0])[:40]!r}); those "
+                "opportunities have no record link")
     if "currency" not in opp and opts.currency:
         opp["currency"] = opts.currency
         provided.add("currency")
