@@ -153,6 +153,11 @@ class SmtpSection(Section):
     timeout_s: float = Field(default=30.0, gt=0)
     #: PEM file of extra CA certificates to trust (a company relay with a private CA)
     ca_file: Path | None = None
+    #: a message the server answers with a temporary (4xx) reply or a dropped connection is
+    #: sent again on a new connection, at most this many more times
+    retries: int = Field(default=3, ge=0, le=10)
+    #: wait before the first retry; doubled for each further one
+    retry_delay_s: float = Field(default=2.0, ge=0, le=300)
 
 
 SUBJECT_FIELDS = ("date", "score", "findings", "deals", "source", "title", "owner", "team")
