@@ -122,6 +122,8 @@ class ReportSection(Section):
     )
     #: how many flagged deals the HTML / Markdown / text reports list (the CSV / JSON hold all)
     max_deals: int = Field(default=50, ge=1)
+    #: how many unmapped stages and warnings the reports and the CLI list (run.json holds all)
+    max_listed: int = Field(default=20, ge=1)
     #: folder with template overrides (a template may ``{% extends "default:report.html.j2" %}``)
     template_dir: Path | None = None
     title: str = "Pipeline hygiene audit"

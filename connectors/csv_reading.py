@@ -18,6 +18,7 @@ import pandas as pd
 
 from auditor.errors import SourceDataError
 from auditor.snapshot import RejectedRow
+from connectors.limits import DEFAULT_LIMITS, FileLimits, check_cells, check_file_size, check_header
 
 
 @dataclass
@@ -56,9 +57,16 @@ def read_table(
     encoding: str,
     delimiter: str,
     na_values: Iterable[str],
+    limits: FileLimits = DEFAULT_LIMITS,
 ) -> CsvTable:
-    """Read every cell as text; trim spaces; cells in ``na_values`` become NA; drop blank rows."""
+    """Read every cell as text; trim spaces; cells in ``na_values`` become NA; drop blank rows.
+
+    The file's size and header width are checked against ``limits`` before pandas reads it,
+    and every cell's length after."""
     label = path.name
+    if path.is_file():
+        check_file_size(path, label, limits)
+        check_header(path, label, encoding=encoding, delimiter=delimiter, limits=limits)
     try:
         raw = pd.read_csv(
             path,
@@ -89,6 +97,7 @@ def read_table(
     raw.index = pd.RangeIndex(2, len(raw) + 2)
     na = [v.strip() for v in na_values]
     cells = raw.apply(lambda c: c.str.strip())
+    check_cells(cells, label, limits)
     cells = cells.where(~cells.isin(na))
     blank = cells.isna().all(axis=1)
     return CsvTable(path, label, cells[~blank], blank_rows=int(blank.sum()), warnings=warnings)

@@ -111,7 +111,7 @@ class CsvConnector(Connector):
         o = self.opts
         table = read_table(
             self.resolve(path), what=what, encoding=o.encoding, delimiter=o.delimiter,
-            na_values=o.na_values,
+            na_values=o.na_values, limits=o,
         )
         meta.warnings.extend(table.warnings)
         return table

@@ -117,8 +117,12 @@ def run(config_path: Path | None, out_dir: Path | None, as_of, full: bool, dry_r
             click.echo(f"  {r.code} {r.name:<32} {n:>6}")
     if facts["rejected_rows"]:
         click.echo(f"  {facts['rejected_rows']} source rows rejected (see the report).")
-    for w in facts["warnings"]:
+    limit = config.report.max_listed  # 50,000 unmapped stages printed 50,000 lines
+    for w in facts["warnings"][:limit]:
         click.echo(f"  warning: {w}")
+    if len(facts["warnings"]) > limit:
+        click.echo(f"  … and {len(facts['warnings']) - limit} more warnings (run.json lists "
+                   "them all; report.max_listed)")
     out = result.outputs[0].parent if result.outputs else out_dir
     click.echo(f"Reports written to {out}/")
     failed = [d for d in result.delivery if d["status"] == "failed"]

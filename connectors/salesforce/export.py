@@ -21,6 +21,13 @@ from pydantic import field_validator
 from auditor.errors import ConfigError, SourceDataError
 from auditor.snapshot import Snapshot
 from connectors.base import Connector, SourceOptions
+from connectors.limits import (
+    FileLimits,
+    check_cells,
+    check_file_size,
+    check_header,
+    read_zip_member,
+)
 from connectors.salesforce.fields import (
     ACCOUNT_FIELDS,
     HISTORY_FIELDS,
@@ -41,7 +48,7 @@ FILES = {
 }
 
 
-class SalesforceExportOptions(SalesforceFieldOptions):
+class SalesforceExportOptions(SalesforceFieldOptions, FileLimits):
     #: folder or .zip holding the export CSVs (relative to the config file)
     path: Path
     #: your org's URL, e.g. https://acme.my.salesforce.com, for record links in reports
@@ -89,16 +96,23 @@ class _ExportFiles:
             raise SourceDataError(f"{self.path}: more than one file named {name}")
         self._files[key] = ref
 
-    def read(self, name: str, encoding: str) -> pd.DataFrame | None:
+    def read(self, name: str, encoding: str, limits: FileLimits) -> pd.DataFrame | None:
         ref = self._files.get(name.casefold())
         if ref is None:
             return None
-        data = ref.read_bytes() if isinstance(ref, Path) else self._zip.read(ref)
         where = f"{self.path}/{name}" if isinstance(ref, Path) else f"{self.path}:{ref.filename}"
+        if isinstance(ref, Path):
+            check_file_size(ref, where, limits)
+            data = ref.read_bytes()
+        else:  # sizes and ratio checked before unpacking (a zip bomb is refused, not read)
+            data = read_zip_member(self._zip, ref, where, limits)
+        check_header(data, where, encoding=encoding, delimiter=",", limits=limits)
         try:
             # every value as text, empty = missing; normalize parses by field kind
-            return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False,
-                               encoding=encoding)
+            frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False,
+                                encoding=encoding)
+            check_cells(frame, where, limits, rows=frame.index + 2)
+            return frame
         except UnicodeError:  # a decode error, or a UTF-16 file without its byte order mark
             raise SourceDataError(f"{where}: not {encoding} text") from None
         except LookupError:
@@ -137,7 +151,7 @@ class SalesforceExportConnector(Connector):
         }
         frames: dict[str, pd.DataFrame | None] = {}
         for key, name in FILES.items():
-            df = files.read(name, opts.encoding)
+            df = files.read(name, opts.encoding, opts)
             frames[key] = None if df is None else canonical_headers(df, wanted[key])
         opps = frames["opportunities"]
         if opps is None:
