@@ -29,9 +29,31 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+#: the days an audit may be "as of": pandas timestamps end in 2262, and day arithmetic on
+#: dates near year 1 overflows (``--as-of 0001-01-01`` was a traceback)
+AS_OF_RANGE = (date(1900, 1, 1), date(2200, 12, 31))
+
+
+def check_as_of(day: date, key: str) -> date:
+    """``day`` when an audit can be run as of it, else a ConfigError naming ``key``."""
+    low, high = AS_OF_RANGE
+    if not low <= day <= high:
+        raise ConfigError(f"{key} {day.isoformat()}: the audit date must be between "
+                          f"{low.isoformat()} and {high.isoformat()}")
+    return day
+
+
 class AuditSection(Section):
     #: the day the audit is "as of" (default: today, in ``timezone``)
     as_of: date | None = None
+
+    @field_validator("as_of")
+    @classmethod
+    def _as_of(cls, v: date | None) -> date | None:
+        low, high = AS_OF_RANGE
+        if v is not None and not low <= v <= high:
+            raise ValueError(f"the audit date must be between {low} and {high}")
+        return v
     #: IANA time zone used for "today" and for turning timestamps into calendar days
     timezone: str = "UTC"
 

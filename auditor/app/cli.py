@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from auditor import __version__
-from auditor.config import AuditConfig, default_config, load_config
+from auditor.config import AuditConfig, check_as_of, default_config, load_config
 from auditor.errors import AuditorError
 from auditor.secrets import install_log_redaction, redact
 
@@ -96,7 +96,7 @@ def run(config_path: Path | None, out_dir: Path | None, as_of, full: bool, dry_r
     from auditor.app.run import execute
 
     config = _load(config_path)
-    day: date | None = as_of.date() if as_of else None
+    day: date | None = check_as_of(as_of.date(), "--as-of") if as_of else None
     result = execute(config, out_dir=out_dir, as_of=day, full=full, dry_run=dry_run)
     facts = result.facts()
     counts = result.result.violations["rule_code"].value_counts()

@@ -107,6 +107,10 @@ class _ExportFiles:
         else:  # sizes and ratio checked before unpacking (a zip bomb is refused, not read)
             data = read_zip_member(self._zip, ref, where, limits)
         check_header(data, where, encoding=encoding, delimiter=",", limits=limits)
+        if encoding.lower().replace("_", "-").startswith(("utf-8", "utf8")):
+            # a byte order mark starting a later line (exports concatenated) is no part of a
+            # value; before a quoted cell it would make the quotes part of it
+            data = data.replace(b"\n\xef\xbb\xbf", b"\n")
         try:
             # every value as text, empty = missing; normalize parses by field kind
             frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False,
@@ -124,11 +128,24 @@ class _ExportFiles:
             raise SourceDataError(f"{where}: not a readable CSV file: {exc}") from None
 
 
-def canonical_headers(df: pd.DataFrame, fields: list[str]) -> pd.DataFrame:
-    """Rename headers matching known API names case-insensitively to their canonical spelling."""
+def canonical_headers(df: pd.DataFrame, fields: list[str], where: str = "") -> pd.DataFrame:
+    """Rename headers matching known API names case-insensitively to their canonical spelling.
+
+    Two headers naming the same field once trimmed and case-folded ("Id" and " ID") are an
+    error naming both: which one holds the data cannot be guessed."""
     known = {f.casefold(): f for f in fields}
-    renames = {c: known[c.strip().casefold()] for c in df.columns
-               if c.strip().casefold() in known}
+    renames: dict[str, str] = {}
+    first: dict[str, str] = {}
+    for c in df.columns:
+        key = str(c).strip().casefold()
+        if key not in known:
+            continue
+        if key in first:
+            raise SourceDataError(
+                f"{where or 'export'}: columns {first[key]!r} and {c!r} both hold the field "
+                f"{known[key]}; remove one of them")
+        first[key] = c
+        renames[c] = known[key]
     return df.rename(columns=renames)
 
 
@@ -152,7 +169,8 @@ class SalesforceExportConnector(Connector):
         frames: dict[str, pd.DataFrame | None] = {}
         for key, name in FILES.items():
             df = files.read(name, opts.encoding, opts)
-            frames[key] = None if df is None else canonical_headers(df, wanted[key])
+            frames[key] = None if df is None else canonical_headers(
+                df, wanted[key], f"{files.path}/{name}")
         opps = frames["opportunities"]
         if opps is None:
             raise SourceDataError(f"{files.path}: no {FILES['opportunities']} in the export")

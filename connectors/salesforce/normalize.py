@@ -91,9 +91,13 @@ class _Notes:
         )
 
 
+#: whitespace as str.strip() sees it, plus a byte order mark (concatenated export files)
+_STRIP = "".join(chr(c) for c in range(0x3001) if chr(c).isspace()) + "\ufeff"
+
+
 def as_text(s: pd.Series) -> pd.Series:
     """Any raw column → stripped text with NA for null / empty."""
-    t = s.astype(STR).str.strip()
+    t = s.astype(STR).str.strip(_STRIP)
     return t.where(t.str.len() > 0)
 
 
