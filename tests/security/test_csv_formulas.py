@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from auditor.app.cli import main
 from reports.machine import violations_csv_bytes
-from tests.security.matrix import record
+from tests.security.matrix import HARDENING, record
 
 DATA = Path(__file__).parent / "data" / "hostile"
 DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
@@ -102,7 +102,7 @@ def test_no_formula_and_no_nul_in_any_csv_written(tmp_path: Path) -> None:
     # negative amounts are still numbers, and plain cells are untouched
     assert (by_id["H-2"]["amount"], by_id["H-3"]["amount"]) == ("-5000", "-12.5")
     assert by_id["'=cmd"]["opportunity_name"] == "Plain deal"
-    record("6. Hardening (issue 17)", "csv-formula-cells", "CSV outputs",
+    record(HARDENING, "csv-formula-cells", "CSV outputs",
            "deal / account / owner / id cells starting with = + - @ (e.g. =HYPERLINK(...))",
            "every cell of every CSV written starts with none of = + - @ tab CR",
            f"exit 0; {len(files)} CSV files ({', '.join(sorted(files))[:120]}…), "
@@ -123,6 +123,6 @@ def test_every_dangerous_start_is_neutralised_and_nul_removed() -> None:
         "'=1+1", "'+1", "'-1", "'@SUM(A1)", "'\tx", "'\rx", "ab", "plain", "'- ok", ""]
     assert {r["message"] for r in rows} == {"'-m"}
     assert {r["amount"] for r in rows} == {"-1.5"}
-    record("6. Hardening (issue 17)", "csv-nul-byte", "CSV outputs",
+    record(HARDENING, "csv-nul-byte", "CSV outputs",
            "a NUL byte in a deal / account name", "no NUL byte in any CSV cell",
            "removed: 'a\\0b' written as 'ab'; each of = + - @ tab CR prefixed with '")

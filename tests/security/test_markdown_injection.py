@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from markdown_it import MarkdownIt
 
 from auditor.app.cli import main
-from tests.security.matrix import record
+from tests.security.matrix import HARDENING, record
 
 DATA = Path(__file__).parent / "data" / "hostile_md"
 SCENARIOS = ["md-injection-csv", "md-injection-salesforce-export-id"]
@@ -106,7 +106,7 @@ enabled = false
         assert sorted(set(links)) == [
             "https://acme.my.salesforce.com/lightning/r/Opportunity/0068d00000OpA01AAA/view"]
         assert "2 Id values are not 15- or 18-character Salesforce ids" in report
-    record("6. Hardening (issue 17)", scenario, "report.md, assessment.md",
+    record(HARDENING, scenario, "report.md, assessment.md",
            "CRM text with <script>, <img onerror>, `>` / `)` ending a link, javascript: and "
            "data: URLs" + (" in the Id column (record links)" if "salesforce" in scenario else ""),
            "no raw HTML, only http(s) links (markdown-it-py, CommonMark with HTML on)",

@@ -25,7 +25,7 @@ import pytest
 from click.testing import CliRunner
 
 from auditor.app.cli import main
-from tests.security.matrix import record
+from tests.security.matrix import HARDENING, record
 
 MEMORY_CAP = 1536 * 1024 * 1024
 TIME_BOUND_S = 60
@@ -82,7 +82,7 @@ def test_zip_bomb_is_refused_under_a_memory_cap(zip_bomb: Path, tmp_path: Path) 
     assert f"{zip_bomb}:Opportunity.csv: unpacks to " in msg
     assert "over the limit of 100 (source.max_compression_ratio)" in msg
     assert not (tmp_path / "out" / "report.html").exists()
-    record("6. Hardening (issue 17)", "cap-zip-bomb", "salesforce_export",
+    record(HARDENING, "cap-zip-bomb", "salesforce_export",
            f"a {zip_bomb.stat().st_size / 1e6:.1f} MB zip whose Opportunity.csv unpacks to "
            f"{info.file_size / 1e6:,.0f} MB", "refused before unpacking, under a 1.5 GiB "
            "memory cap, naming the cap and the setting",
@@ -99,7 +99,7 @@ def test_zip_member_over_the_size_cap_is_refused(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert (f"{path}:Opportunity.csv: unpacks to 4 MB, over the limit of 2 MB "
             "(source.max_file_mb)") in result.output
-    record("6. Hardening (issue 17)", "cap-zip-member-size", "salesforce_export",
+    record(HARDENING, "cap-zip-member-size", "salesforce_export",
            "a zip member of 4 MB with max_file_mb = 2", "refused before unpacking",
            "exit 2: " + result.output.strip().splitlines()[-1])
 
@@ -117,7 +117,7 @@ def test_csv_with_a_million_columns_is_refused_fast(tmp_path: Path) -> None:
     assert msg == ("error: wide.csv: the header has 1,000,000 columns, over the limit of 2,000 "
                    "(source.max_columns); raise it if the export really has that many")
     assert elapsed < 20
-    record("6. Hardening (issue 17)", "cap-wide-csv", "CSV",
+    record(HARDENING, "cap-wide-csv", "CSV",
            f"a {path.stat().st_size / 1e6:.1f} MB CSV with 1,000,000 columns",
            "refused before pandas reads it, under a 1.5 GiB memory cap",
            f"exit 2 in {elapsed:.1f} s: {msg}")
@@ -140,7 +140,7 @@ def test_wide_exports_are_refused_by_every_file_connector(tmp_path: Path) -> Non
         assert ("the header has 3,002 columns, over the limit of 2,000 (source.max_columns)"
                 in result.output), result.output
         got[kind] = result.output.strip().splitlines()[-1]
-    record("6. Hardening (issue 17)", "cap-wide-exports", "salesforce_export, hubspot_export",
+    record(HARDENING, "cap-wide-exports", "salesforce_export, hubspot_export",
            "an export whose header has 3,002 columns", "refused naming source.max_columns",
            "exit 2: " + " / ".join(got.values()))
 
@@ -160,7 +160,7 @@ def test_a_100_mb_cell_is_refused_naming_row_and_column(tmp_path: Path) -> None:
                    "over the limit of 131,072 (source.max_field_chars); raise it if the field "
                    "really holds that much text")
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
-    record("6. Hardening (issue 17)", "cap-huge-field", "CSV",
+    record(HARDENING, "cap-huge-field", "CSV",
            "a deal name of 100 MB", "refused naming file, row, column, cap and setting",
            f"exit 2 in {elapsed:.1f} s: {msg}")
 
@@ -187,7 +187,7 @@ def test_50000_unmapped_stages_are_listed_up_to_the_cap(tmp_path: Path) -> None:
     md = (out / "report.md").read_text(encoding="utf-8")
     assert "and 49,980 more (run.json lists them all)" in md
     assert "- 49,980 more warnings (run.json lists them all)" in md
-    record("6. Hardening (issue 17)", "cap-unmapped-stages-listed", "CLI and reports",
+    record(HARDENING, "cap-unmapped-stages-listed", "CLI and reports",
            "50,000 distinct unmapped stages", "reports and the CLI list report.max_listed "
            "(20) and say how many more", f"exit 0; {len(lines)} CLI lines; largest report "
            f"{max(sizes.values()) / 1000:.0f} kB ({', '.join(sorted(sizes))})")

@@ -321,3 +321,57 @@ def test_no_secret_in_any_output(case, env, private_key, smtp, tmp_path, caplog,
            f"exit {exit_code}; none of {len(secrets(private_key))} secret values in any output",
            f"exit {result.exit_code}; clean: {len(caplog.records)} log records, output, "
            f"exception text, {len(files)} files" + (f"; last line: {shown}" if shown else ""))
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_scheduled_job_alert_with_a_token_ending_in_a_newline(env, private_key, tmp_path, caplog,
+                                                             monkeypatch) -> None:
+    """A scheduled run fails on HubSpot (the server echoes the token, escaped and encoded);
+    the alert e-mail, the log and the history hold no form of the token."""
+    from aiosmtpd.handlers import Message
+
+    from auditor.app.scheduler import run_job
+    from auditor.config import ScheduleJob, load_config
+
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("HS_TOKEN", HUBSPOT_TOKEN + "\n")
+    received: list[email.message.Message] = []
+
+    class Collect(Message):
+        def handle_message(self, message):  # noqa: ANN001, ANN202
+            received.append(message)
+
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctl = Controller(Collect(), hostname="127.0.0.1", port=port)
+    ctl.start()
+    try:
+        with FakeHubSpot(token=HUBSPOT_TOKEN) as fake:
+            fake.fail("/crm/v3/pipelines/deals", 401, {
+                "status": "error", "message": echo_encoded(HUBSPOT_TOKEN + "\n")})
+            source = {"type": "hubspot", "name": "hs", "host": fake.host,
+                      "access_token_env": "HS_TOKEN", "portal_id": 4242,
+                      "portal_timezone": "America/New_York", "retry_base_delay_s": 0,
+                      "retry_max_delay_s": 0, "search_min_interval_s": 0}
+            path = write_config(tmp_path / "audit.toml", source, port)
+            text = path.read_text().replace('username_env = "SMTP_USER"\n', "").replace(
+                'password_env = "SMTP_PASSWORD"\n', "")
+            path.write_text(text + '\n[schedule]\nalert_emails = ["ops@example.com"]\n')
+            ok = run_job(ScheduleJob(name="nightly", cron="30 2 * * 1-5"), load_config(path))
+    finally:
+        ctl.stop()
+    assert ok is False and len(received) == 1
+    body = received[0].get_payload(decode=True).decode()
+    assert "401 unauthorized" in body and MASK in body
+    found = [("alert e-mail", received[0].as_string()), ("alert body", body)]
+    found += [(str(p), p.read_bytes().decode("latin-1")) for p in tmp_path.glob("history.sqlite*")]
+    assert any(w.endswith("history.sqlite") for w, _ in found)
+    assert scan(found, caplog, secrets(private_key)) == []
+    record("5. Secret scan (CLI at DEBUG)", "secrets-scheduler-alert-token-newline", "HubSpot",
+           "scheduled job; token with a trailing newline, echoed escaped / URL-encoded / base64 "
+           "by a 401", "the alert e-mail, log and history hold no form of the token",
+           f"alert sent to ops@example.com; clean: {len(caplog.records)} log records, alert, "
+           "history")

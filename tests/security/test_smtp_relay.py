@@ -21,7 +21,7 @@ from aiosmtpd.controller import Controller
 from click.testing import CliRunner
 
 from auditor.app.cli import main
-from tests.security.matrix import record
+from tests.security.matrix import HARDENING, record
 
 DATA = Path(__file__).parent / "data" / "hostile"
 MANAGERS = [f"m{i}@example.com" for i in range(10)]
@@ -110,7 +110,7 @@ def test_relay_with_3_messages_per_connection_gets_every_message(tmp_path: Path)
     got = [tuple(rcpts) for rcpts, _ in relay.delivered]
     assert len(got) == 13 and len(set(got)) == 13  # each exactly once
     assert relay.refused == 4 and relay.connections == 5  # 3 + 3 + 3 + 3 + 1
-    record("6. Hardening (issue 17)", "smtp-421-after-3-per-connection", "SMTP",
+    record(HARDENING, "smtp-421-after-3-per-connection", "SMTP",
            "a relay that accepts 3 messages per connection, then answers 421 (13 messages)",
            "every message delivered once (new connection after each 421)",
            f"exit 0; 13 of 13 sent, each once, over {relay.connections} connections, "
@@ -126,7 +126,7 @@ def test_a_relay_that_always_answers_4xx_fails_within_the_bound(tmp_path: Path) 
     assert relay.refused == 13 * 3  # 1 + 2 retries each, no more
     assert failed[0]["error"] == "SMTPDataError: 451 4.3.0 Try again later (after 3 attempts)"
     assert elapsed < 30
-    record("6. Hardening (issue 17)", "smtp-4xx-always", "SMTP",
+    record(HARDENING, "smtp-4xx-always", "SMTP",
            "the relay answers every message 451 (retries = 2)",
            "each message tried 3 times, then failed with the reply; exit 4",
            f"exit 4; 13 failed: {failed[0]['error']}; {relay.refused} attempts in {elapsed:.1f} s")
@@ -144,7 +144,7 @@ def test_owner_email_field_with_two_addresses_reaches_both(tmp_path: Path) -> No
     assert sorted(rcpts) == ["ann.backup@example.com", "ann@example.com"]
     assert [a.addr_spec for a in msg["To"].addresses] == [
         "ann@example.com", "ann.backup@example.com"]
-    record("6. Hardening (issue 17)", "smtp-owner-two-addresses", "SMTP",
+    record(HARDENING, "smtp-owner-two-addresses", "SMTP",
            "an owner's e-mail field holds 'ann@example.com, ann.backup@example.com'",
            "one digest, delivered to both addresses",
            f"exit 0; envelope recipients {sorted(rcpts)}; To: {msg['To']}")
