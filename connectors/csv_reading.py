@@ -101,7 +101,7 @@ def read_table(
     na = [v.strip() for v in na_values]
     # a byte order mark inside the file (two exports concatenated) is not part of a value
     cells = raw.apply(lambda c: c.str.strip(_STRIP))
-    check_cells(cells, label, limits)
+    check_cells(cells, label, limits, rows=cells.index)
     cells = cells.where(~cells.isin(na))
     blank = cells.isna().all(axis=1)
     return CsvTable(path, label, cells[~blank], blank_rows=int(blank.sum()), warnings=warnings)

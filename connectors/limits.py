@@ -122,17 +122,19 @@ def check_cells(frame: pd.DataFrame, where: str, limits: FileLimits,
                 rows: pd.Index | None = None) -> None:
     """Refuse a cell longer than ``max_field_chars`` (vectorized: one length pass per column).
 
-    ``rows`` gives the row number of each frame row for the message (default: the index)."""
+    ``rows`` gives the row number of each frame row for the message (default: its position + 2,
+    the line of a file whose header is line 1)."""
     cap = limits.max_field_chars
-    for col in frame.columns:
-        s = frame[col]
+    for i, col in enumerate(frame.columns):
+        s = frame.iloc[:, i]
         if not (pd.api.types.is_string_dtype(s) or s.dtype == object):
             continue
-        lengths = s.str.len()
-        if not (lengths > cap).any():
+        lengths = s.astype("string").str.len()
+        over = (lengths > cap).fillna(False).to_numpy(dtype=bool)
+        if not over.any():
             continue
-        pos = int((lengths > cap).to_numpy().argmax())
-        row = (rows if rows is not None else frame.index)[pos]
+        pos = int(over.argmax())
+        row = rows[pos] if rows is not None else pos + 2
         raise SourceDataError(
             f"{where} row {row}, column {col!r}: a cell of {int(lengths.iloc[pos]):,} characters, "
             f"over the limit of {cap:,} (source.max_field_chars); raise it if the field really "

@@ -116,7 +116,7 @@ class HubSpotExportConnector(Connector):
         except (UnicodeError, pd.errors.ParserError) as exc:
             raise SourceDataError(f"HubSpot export {path} cannot be read as CSV: {exc}") from None
         df = df.astype(STR)
-        check_cells(df, where, self.options, rows=df.index + 2)
+        check_cells(df, where, self.options)
         return df.where(df.apply(lambda s: s.str.strip() != ""))
 
     def _properties(
@@ -181,7 +181,7 @@ class HubSpotExportConnector(Connector):
                          limits=self.options)
         try:
             owners = pd.read_csv(path, dtype=str, keep_default_na=False).astype(STR)
-            check_cells(owners, f"owners file {path}", self.options, rows=owners.index + 2)
+            check_cells(owners, f"owners file {path}", self.options)
         except FileNotFoundError:
             raise SourceDataError(f"owners file {path} does not exist") from None
         except pd.errors.EmptyDataError:

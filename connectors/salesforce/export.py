@@ -115,7 +115,7 @@ class _ExportFiles:
             # every value as text, empty = missing; normalize parses by field kind
             frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False,
                                 encoding=encoding)
-            check_cells(frame, where, limits, rows=frame.index + 2)
+            check_cells(frame, where, limits)
             return frame
         except UnicodeError:  # a decode error, or a UTF-16 file without its byte order mark
             raise SourceDataError(f"{where}: not {encoding} text") from None
