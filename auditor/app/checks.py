@@ -1,0 +1,231 @@
+"""The checks behind ``crm-audit check-config``: one function per check.
+
+A check takes the loaded config and a :class:`CheckEnv` and returns a :class:`Check` (a title,
+a status and detail lines). ``OFFLINE`` checks never touch the network (they may read local
+files); ``ONLINE`` checks contact the source and run unless ``--offline`` is given. Register a
+new check with the ``@offline`` or ``@online`` decorator: it runs in the order of definition.
+A check that finds a problem returns ``status="error"`` (check-config exits 2) or
+``"warning"`` (reported, exit 0); it raises only for a bug, never for bad input.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from auditor.config import AuditConfig
+from auditor.errors import AuditorError
+
+Status = Literal["ok", "warning", "error"]
+
+
+@dataclass
+class Check:
+    """Outcome of one check: ``title`` is one line; ``details`` are indented under it."""
+
+    title: str
+    status: Status = "ok"
+    details: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CheckEnv:
+    """What checks may read besides the config: environment variables and the clock."""
+
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+CheckFn = Callable[[AuditConfig, CheckEnv], Check]
+OFFLINE: list[CheckFn] = []
+ONLINE: list[CheckFn] = []
+
+
+def offline(fn: CheckFn) -> CheckFn:
+    OFFLINE.append(fn)
+    return fn
+
+
+def online(fn: CheckFn) -> CheckFn:
+    ONLINE.append(fn)
+    return fn
+
+
+def run_checks(config: AuditConfig, *, network: bool, env: CheckEnv | None = None) -> list[Check]:
+    """Every offline check, then (with ``network``) every online one; a check that raises an
+    AuditorError becomes an error result with its message."""
+    env = env or CheckEnv()
+    out = []
+    for fn in [*OFFLINE, *(ONLINE if network else [])]:
+        try:
+            out.append(fn(config, env))
+        except AuditorError as exc:
+            out.append(Check(_title(fn), "error", [str(exc)]))
+    return out
+
+
+def _title(fn: CheckFn) -> str:
+    return (fn.__doc__ or fn.__name__).strip().splitlines()[0].rstrip(".")
+
+
+# -- config and rules (cli) ------------------------------------------------------------------
+
+
+@offline
+def check_rule_selection(config: AuditConfig, env: CheckEnv) -> Check:
+    """Rule selection and parameters."""
+    from auditor.engine import select_rules
+    from auditor.suppressions import load_suppressions
+
+    selected = select_rules(config)
+    load_suppressions(config)
+    codes = ", ".join(r.code for r in selected)
+    return Check(f"{len(selected)} rules selected", details=[codes] if codes else [])
+
+
+@offline
+def check_source_options(config: AuditConfig, env: CheckEnv) -> Check:
+    """Source options."""
+    from connectors.registry import build_connector
+
+    connector = build_connector(config, env=env.env)
+    return Check(f"source {connector.source_name!r} (type {connector.type_name}): options valid")
+
+
+@offline
+def check_rules_evaluable(config: AuditConfig, env: CheckEnv) -> Check:
+    """Rules evaluable on this source."""
+    from auditor.app.source_shape import expected_shape, rules_that_cannot_run
+    from auditor.engine import select_rules
+    from connectors.registry import build_connector
+
+    connector = build_connector(config, env=env.env)
+    shape = expected_shape(connector)
+    selected = select_rules(config)
+    if shape is None:
+        return Check(
+            f"rules evaluable: cannot tell before reading a {connector.type_name} source "
+            "(run check-config without --offline)",
+            "ok",
+        )
+    blocked = rules_that_cannot_run(selected, shape, config)
+    if not blocked:
+        return Check(f"all {len(selected)} selected rules can run on this source")
+    return Check(
+        f"{len(blocked)} of {len(selected)} selected rules cannot run on this source",
+        "warning",
+        [f"{code} {name}: {reason}" for code, name, reason in blocked],
+    )
+
+
+# -- secrets and schedule (cli) ---------------------------------------------------------------
+
+
+def secret_keys(config: AuditConfig) -> list[tuple[str, str]]:
+    """(config key, environment variable) for every ``*_env`` key that names a variable,
+    including the source options' defaults (e.g. HubSpot's access_token_env)."""
+    from connectors.registry import build_connector
+
+    found: list[tuple[str, str]] = []
+
+    def walk(value: object, path: str) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                key = f"{path}.{k}" if path else str(k)
+                if str(k).endswith("_env") and isinstance(v, str) and v:
+                    found.append((key, v))
+                else:
+                    walk(v, key)
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, f"{path}[{i}]")
+
+    data = config.model_dump(exclude={"source"})
+    walk(data, "")
+    connector = build_connector(config, env={})
+    walk(connector.options.model_dump(), "source")
+    return found
+
+
+@offline
+def check_secrets(config: AuditConfig, env: CheckEnv) -> Check:
+    """Secrets present in the environment."""
+    keys = secret_keys(config)
+    missing = [(k, var) for k, var in keys if not env.env.get(var)]
+    if missing:
+        return Check(
+            f"{len(missing)} secret environment variable(s) not set",
+            "error",
+            [f"`{k}` names {var}, which is not set or empty: export {var}=..." for k, var in
+             missing],
+        )
+    if not keys:
+        return Check("secrets: none needed")
+    # names only: the values are secrets
+    return Check(f"secrets: {', '.join(var for _, var in keys)} set")
+
+
+@offline
+def check_schedule(config: AuditConfig, env: CheckEnv) -> Check:
+    """Schedule: cron expressions valid and firing."""
+    from auditor.app.scheduler import cron_trigger
+
+    jobs = config.schedule.jobs
+    if not jobs:
+        return Check("schedule: no jobs configured")
+    problems: list[str] = []
+    lines: list[str] = []
+    for i, job in enumerate(jobs):
+        try:
+            trigger = cron_trigger(job, i, config.origin)
+        except AuditorError as exc:
+            problems.append(str(exc))
+            continue
+        nxt = trigger.get_next_fire_time(None, env.now)
+        if nxt is None:
+            problems.append(
+                f"{config.origin}: key `schedule.jobs[{i}].cron` ({job.name!r}): "
+                f"{job.cron!r} never fires (no such day in the calendar)"
+            )
+        else:
+            lines.append(f"{job.name}: next run {nxt.isoformat()}")
+    if problems:
+        return Check(f"schedule: {len(problems)} of {len(jobs)} job(s) invalid", "error",
+                     problems + lines)
+    return Check(f"schedule: {len(jobs)} job(s) valid", details=lines)
+
+
+# -- file sources: reading the data (exports) -------------------------------------------------
+
+
+# -- API sources: describe / field access (streams) -------------------------------------------
+
+
+# -- online: connect to the source (cli) ------------------------------------------------------
+
+
+@online
+def check_source_reachable(config: AuditConfig, env: CheckEnv) -> Check:
+    """Source reachable."""
+    from connectors.registry import build_connector
+
+    connector = build_connector(config, env=env.env)
+    facts = connector.check()
+    return Check(
+        f"source {connector.source_name}: reachable",
+        details=[f"{k}: {_fact(v)}" for k, v in facts.items()],
+    )
+
+
+def _fact(value: object) -> str:
+    """A fact as text for people: mappings as "key (n), ...", lists comma-separated."""
+    if isinstance(value, Mapping):
+        if not value:
+            return "none"
+        return ", ".join(f"{k} ({v})" for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(map(str, value)) or "none"
+    return str(value)
