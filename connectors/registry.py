@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from auditor.config import AuditConfig, format_validation_error
 from auditor.errors import ConfigError
+from auditor.suggest import did_you_mean
 from connectors.base import Connector
 
 #: source.type → "module:Class" (imported lazily so a missing optional piece costs nothing)
@@ -27,8 +28,8 @@ def connector_class(type_name: str, origin: str = "<config>") -> type[Connector]
     target = CONNECTORS.get(type_name)
     if target is None:
         raise ConfigError(
-            f"{origin}: key `source.type`: unknown source type {type_name!r}; "
-            f"allowed: {', '.join(sorted(CONNECTORS))}"
+            f"{origin}: key `source.type`: unknown source type {type_name!r}"
+            f"{did_you_mean(type_name, CONNECTORS)}; allowed: {', '.join(sorted(CONNECTORS))}"
         )
     module, cls = target.split(":")
     return getattr(importlib.import_module(module), cls)
@@ -41,5 +42,7 @@ def build_connector(config: AuditConfig, env: Mapping[str, str] | None = None) -
     try:
         options = cls.Options.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, config.origin, prefix="source.")) from None
+        raise ConfigError(
+            format_validation_error(exc, config.origin, prefix="source.", model=cls.Options)
+        ) from None
     return cls(options, base_dir=Path(config.base_dir), env=env)

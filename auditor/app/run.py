@@ -11,7 +11,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
@@ -24,9 +24,28 @@ from auditor.snapshot import Snapshot
 
 if TYPE_CHECKING:
     from auditor.history import HistoryStore
-    from connectors.base import Connector
+    from connectors.base import Connector, PullProgress
 
 log = logging.getLogger(__name__)
+
+
+class RunObserver(Protocol):
+    """Told what a run is doing (the CLI's progress display); every method must be cheap."""
+
+    def start(self, phase: str) -> None: ...
+    def done(self, phase: str, seconds: float) -> None: ...
+    def pulled(self, progress: PullProgress) -> None: ...
+
+
+class _Quiet:
+    def start(self, phase: str) -> None:
+        pass
+
+    def done(self, phase: str, seconds: float) -> None:
+        pass
+
+    def pulled(self, progress: PullProgress) -> None:
+        pass
 
 
 def pull(config: AuditConfig, since: datetime | None = None, as_of: date | None = None) -> Snapshot:
@@ -47,15 +66,24 @@ def pull_from(
 
 
 def audit_snapshot(
-    snap: Snapshot, config: AuditConfig, as_of: date | None = None, started: float | None = None
+    snap: Snapshot,
+    config: AuditConfig,
+    as_of: date | None = None,
+    started: float | None = None,
+    observer: RunObserver | None = None,
 ) -> AuditRun:
     """Audit an already pulled Snapshot (rules + metrics)."""
+    obs = observer or _Quiet()
     t = time.perf_counter()
     started_at = datetime.now(UTC)
+    obs.start("rules")
     result = run_audit(snap, config, as_of=as_of)
     t_rules = time.perf_counter()
+    obs.done("rules", t_rules - t)
+    obs.start("metrics")
     metrics = compute_metrics(snap, result, result.context, config.metrics)
     t_metrics = time.perf_counter()
+    obs.done("metrics", t_metrics - t_rules)
     run = AuditRun(config, snap, result, metrics, started_at)
     run.timings["rules"] = t_rules - t
     run.timings["metrics"] = t_metrics - t_rules
@@ -70,6 +98,7 @@ def execute(
     full: bool = False,
     deliver: bool = True,
     dry_run: bool = False,
+    observer: RunObserver | None = None,
 ) -> AuditRun:
     """Run the configured audit, write the reports, record the run and deliver the reports.
 
@@ -82,6 +111,8 @@ def execute(
 
     Delivery outcomes land in ``run.delivery`` (one dict per recipient) and in run.json; a
     failed recipient does not raise (the CLI turns it into exit status 4).
+
+    ``observer`` is told when each phase starts and ends, and how the pull advances.
     """
     from auditor.history import HistoryStore, history_path
     from auditor.history.frames import snapshot_to_blobs
@@ -90,7 +121,9 @@ def execute(
 
     started_at = datetime.now(UTC)
     out = out_dir or config.resolve(config.report.out_dir)
+    obs = observer or _Quiet()
     connector = build_connector(config)
+    connector.on_progress = obs.pulled
     day = AuditContext.create(as_of or config.audit.as_of, config.audit.timezone).as_of.date()
     path = history_path(config, out)
     store = HistoryStore(path) if path is not None else None
@@ -109,32 +142,42 @@ def execute(
             )
         t0 = time.perf_counter()
         pull_started_at = datetime.now(UTC)
+        obs.start("pull")
         snap = _pull_maybe_incremental(connector, config, store, day, full)
+        obs.done("pull", time.perf_counter() - t0)
         pulled = snap
         derived_rows = None
         if store is not None and not snap.meta.has_stage_history:
+            th0 = time.perf_counter()
+            obs.start("observed history")
             derived_rows, snap = _observe_history(store, snap, day, config.audit.timezone)
+            obs.done("observed history", time.perf_counter() - th0)
         t1 = time.perf_counter()
-        run = audit_snapshot(snap, config, as_of=day)
+        run = audit_snapshot(snap, config, as_of=day, observer=obs)
         run.timings = {"pull": t1 - t0, **run.timings}
         run.started_at = started_at
         run.run_id = run_id
         if store is not None and run_id is not None:
             th = time.perf_counter()
+            obs.start("history diff")
             run.finished_at = datetime.now(UTC)
             run.history = _history_diff(store, run, config.history.trend_runs)
             run.timings["history_diff"] = time.perf_counter() - th
+            obs.done("history diff", run.timings["history_diff"])
         if store is not None and run_id is not None:
             # Parquet-encode the snapshot for the store on another core while the reports
             # (pure-Python templating) render: pyarrow releases the GIL
             encoder = ThreadPoolExecutor(max_workers=1)
             blobs_future = encoder.submit(snapshot_to_blobs, pulled)
         t2 = time.perf_counter()
+        obs.start("reports")
         run.outputs = written = write_reports(run, out)
         run.timings["reports"] = time.perf_counter() - t2
+        obs.done("reports", run.timings["reports"])
         run.finished_at = datetime.now(UTC)
         if store is not None and run_id is not None:
             tc = time.perf_counter()
+            obs.start("history store")
             store.commit_run(
                 run_id,
                 summary=_run_summary(run),
@@ -147,6 +190,7 @@ def execute(
             )
             # after the commit, so not in the stored duration; the run facts show it
             run.timings["history_store"] = time.perf_counter() - tc
+            obs.done("history store", run.timings["history_store"])
     except BaseException as exc:
         if store is not None and run_id is not None:
             interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
@@ -171,8 +215,10 @@ def execute(
         from reports.delivery import deliver as send_reports
 
         t3 = time.perf_counter()
+        obs.start("delivery")
         run.delivery = send_reports(run, config, dry_run=dry_run, out_dir=Path(out))
         run.timings["delivery"] = time.perf_counter() - t3
+        obs.done("delivery", run.timings["delivery"])
     run.finished_at = datetime.now(UTC)
     if (Path(out) / "run.json").exists():
         from reports.machine import write_run_json
