@@ -97,9 +97,8 @@ def select_rules(config: AuditConfig, available: list[type[Rule]] | None = None)
             if pname not in rule.params:
                 allowed = ", ".join(rule.params) or "none"
                 raise ConfigError(
-                    f"{config.origin}: unknown key `rules.{key}.{pname}`"
-                    f"{did_you_mean(pname, rule.params)}: rule {rule.code} "
-                    f"({rule.name}) has parameters: {allowed}"
+                    f"{config.origin}: unknown key `rules.{key}.{pname}`: rule {rule.code} "
+                    f"({rule.name}) has parameters: {allowed}{did_you_mean(pname, rule.params)}"
                 )
             params.setdefault(rule.code, {})[pname] = rule.params[pname].coerce(value, where)
 

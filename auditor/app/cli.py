@@ -272,6 +272,7 @@ def run(
     """
     from auditor.app.progress import make_progress
     from auditor.app.run import execute
+    from auditor.engine import select_rules
 
     if new_only and fail_on == "never":
         raise AuditorError("--new-only only changes what --fail-on counts; add --fail-on LEVEL")
@@ -281,6 +282,8 @@ def run(
             f"--new-only needs the run history, which {config.origin} disables "
             "(`history.enabled = false`)"
         )
+    # rule selection and parameters are checked before pulling, not after a long pull
+    select_rules(config)
     verbosity = _verbosity(ctx)
     day: date | None = as_of.date() if as_of else None
     progress = make_progress(verbosity >= 0)
