@@ -283,7 +283,14 @@ def run(
             "(`history.enabled = false`)"
         )
     # rule selection and parameters are checked before pulling, not after a long pull
-    select_rules(config)
+    selected = select_rules(config)
+    log.info(
+        "config %s: source %s, %d rules selected (%s)",
+        config.origin,
+        config.source.get("type"),
+        len(selected),
+        ", ".join(r.code for r in selected),
+    )
     verbosity = _verbosity(ctx)
     day: date | None = as_of.date() if as_of else None
     progress = make_progress(verbosity >= 0)
