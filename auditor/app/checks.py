@@ -19,7 +19,7 @@ from typing import Literal
 from auditor.config import AuditConfig
 from auditor.errors import AuditorError
 
-Status = Literal["ok", "warning", "error"]
+Status = Literal["ok", "warning", "error", "skipped"]
 
 
 @dataclass
@@ -29,6 +29,8 @@ class Check:
     title: str
     status: Status = "ok"
     details: list[str] = field(default_factory=list)
+    #: exit status an error implies (3: the source could not be read)
+    exit_code: int = 2
 
 
 @dataclass
@@ -59,11 +61,17 @@ def run_checks(config: AuditConfig, *, network: bool, env: CheckEnv | None = Non
     AuditorError becomes an error result with its message."""
     env = env or CheckEnv()
     out = []
+    seen: set[str] = set()
     for fn in [*OFFLINE, *(ONLINE if network else [])]:
         try:
             out.append(fn(config, env))
         except AuditorError as exc:
-            out.append(Check(_title(fn), "error", [str(exc)]))
+            msg = str(exc)
+            if msg in seen:  # e.g. bad source options stop several checks: say it once
+                out.append(Check(_title(fn), "skipped", ["not checked: see the error above"]))
+            else:
+                seen.add(msg)
+                out.append(Check(_title(fn), "error", [msg], exc.exit_code))
     return out
 
 

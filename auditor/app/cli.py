@@ -498,7 +498,7 @@ def check_config(config_path: Path | None, config_file: Path | None, offline: bo
         config_path = config_file
     config = _load(config_path)
     results = run_checks(config, network=not offline)
-    mark = {"ok": "ok", "warning": "warning", "error": "ERROR"}
+    mark = {"ok": "ok", "warning": "warning", "error": "ERROR", "skipped": "skipped"}
     for r in results:
         click.echo(f"{mark[r.status]:<7} {r.title}")
         for line in r.details:
@@ -506,7 +506,7 @@ def check_config(config_path: Path | None, config_file: Path | None, offline: bo
     errors = [r for r in results if r.status == "error"]
     if errors:
         click.echo(f"{config.origin}: {len(errors)} problem(s) found.", err=True)
-        sys.exit(EXIT_USER)
+        sys.exit(max(r.exit_code for r in errors))
     selected = next((r.title for r in results if r.title.endswith("rules selected")), "")
     click.echo(f"{config.origin}: configuration is valid; {selected}.")
 

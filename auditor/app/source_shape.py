@@ -35,6 +35,8 @@ class SourceShape:
     has_stage_history: bool
     #: custom columns the source adds (e.g. exit-criteria fields like ``budget``)
     extra_columns: frozenset[str] = field(default_factory=frozenset)
+    #: common stages the stage map reaches (skipped-stage rules need them)
+    reached_stages: frozenset[str] = field(default_factory=frozenset)
 
 
 #: columns every connector fills once it has an id and a stage
@@ -45,12 +47,17 @@ def expected_shape(connector: Connector) -> SourceShape | None:
     """The predicted shape, or None when it depends on data only a pull can show."""
     kind = connector.type_name
     opts = connector.options
-    if kind == "demo":
+    if kind == "demo":  # generated locally: its own meta is the truth
         from auditor.snapshot import OPPORTUNITY_SCHEMA
 
-        return SourceShape(frozenset(OPPORTUNITY_SCHEMA), True, frozenset({"product"}))
+        snap = connector.pull()
+        meta = snap.meta
+        extra = frozenset(snap.opportunities.columns) - frozenset(OPPORTUNITY_SCHEMA)
+        return SourceShape(meta.provided_fields, meta.has_stage_history, extra,
+                           meta.reached_stages)
     if kind == "csv":
         return _csv_shape(connector)
+    reached = _reached(kind, opts)
     if kind == "salesforce":
         from connectors.salesforce.fields import opportunity_specs
 
@@ -59,8 +66,10 @@ def expected_shape(connector: Connector) -> SourceShape | None:
         if history:
             cols |= {"stage_entered_at", "close_date_changes"}
         custom = set(getattr(opts, "custom_fields", {}))
-        return SourceShape(frozenset(cols | _ALWAYS | {"url"}) - custom, history,
-                           frozenset(custom))
+        if getattr(opts, "currency", None):
+            cols.add("currency")
+        return SourceShape(frozenset(cols | custom | _ALWAYS | {"url"}), history,
+                           frozenset(custom), reached)
     if kind == "hubspot":
         from connectors.hubspot.fields import CONFIGURABLE_COLUMNS, STANDARD_PROPERTIES
 
@@ -70,8 +79,20 @@ def expected_shape(connector: Connector) -> SourceShape | None:
         if getattr(opts, "stage_history", "") == "full":
             cols.add("close_date_changes")
         custom = set(getattr(opts, "custom_fields", {}))
-        return SourceShape(frozenset(cols | _ALWAYS), True, frozenset(custom))
+        return SourceShape(frozenset(cols | custom | _ALWAYS), True, frozenset(custom), reached)
     return None
+
+
+def _reached(kind: str, opts: object) -> frozenset[str]:
+    """Stages the default map of the CRM plus ``source.stage_map`` reach (the live pipeline
+    may reach fewer; only a pull can tell)."""
+    from auditor.stages import StageMap
+
+    default = {"salesforce": "salesforce", "hubspot": "hubspot"}.get(kind)
+    if default is None:
+        default = getattr(opts, "stage_map_default", None)
+    overrides = getattr(opts, "stage_map", {}) or {}
+    return StageMap.build(default, overrides, name="source.stage_map").reached
 
 
 def _csv_shape(connector: Connector) -> SourceShape | None:
@@ -101,7 +122,8 @@ def _csv_shape(connector: Connector) -> SourceShape | None:
     extra = set(getattr(opts, "extra_columns", {}))
     for lookup in getattr(opts, "lookups", []):
         extra |= set(lookup.columns)
-    return SourceShape(frozenset(cols | _ALWAYS), history, frozenset(extra))
+    return SourceShape(frozenset(cols | _ALWAYS), history, frozenset(extra),
+                       _reached("csv", opts))
 
 
 def _csv_headers(path, opts) -> list[str] | None:  # noqa: ANN001 - CsvOptions, Path
@@ -141,7 +163,7 @@ def _probe(shape: SourceShape, ctx: AuditContext) -> Snapshot:
     owners = make_owners(pd.DataFrame({"id": ["U1"], "name": ["Owner"], "active": [True]}))
     meta = SnapshotMeta(
         source="probe", source_type="probe", provided_fields=shape.provided_fields,
-        has_stage_history=shape.has_stage_history,
+        has_stage_history=shape.has_stage_history, reached_stages=shape.reached_stages,
     )
     return Snapshot(opp, history, owners, meta).validate()
 
