@@ -258,8 +258,9 @@ def run(
 
     Writes report.html/.md/.txt, assessment.html/.md, digests/, violations.csv/.json,
     metrics.json and run.json into the output folder, sends the [delivery] emails (or writes
-    them as .eml with --dry-run) and prints a summary (or, with --format json, one JSON object)
-    on stdout. Progress goes to stderr: a live display on a terminal, plain lines otherwise.
+    them as .eml with --dry-run) and prints a summary (or, with --format json, one JSON object
+    on one line) on stdout. Progress goes to stderr: a live display on a terminal, plain lines
+    otherwise.
 
     \b
     Exit codes:
@@ -312,8 +313,9 @@ def run(
                 click.echo(f"warning: skipped {d['kind']} {d['key']}: {d['error']}", err=True)
     if verbosity > -2:
         if fmt == "json":
+            # one line: easy to capture (an Airflow XCom takes the last line of stdout)
             click.echo(json.dumps(_run_json(result, fail_on, new_only, failing, code),
-                                  indent=2, default=str))
+                                  default=str))
         else:
             _echo_run_text(result, out_dir, fail_on, new_only, failing)
     for d in failed:
