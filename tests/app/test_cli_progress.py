@@ -107,3 +107,22 @@ def test_plain_lines_are_throttled() -> None:
     # no page line within the interval; the phase line carries the final counts
     assert len(lines) == 1
     assert lines[0].endswith("pull: done in 12.0 s (deals: 4,900 records, 49 pages, 49 API calls)")
+
+
+def test_eta_from_the_pace_of_the_pull() -> None:
+    clock = [0.0]
+    buf = io.StringIO()
+    display = RichProgress(Console(file=buf, force_terminal=True, width=160))
+    display.progress.get_time = lambda: clock[0]
+    display.start("pull")
+    clock[0] = 5.0
+    display.pulled(PullProgress("Opportunity", 1000, 1, api_calls=1, total=5000))
+    clock[0] = 10.0
+    display.pulled(PullProgress("Opportunity", 2000, 2, api_calls=2, total=5000))
+    task = display.progress.tasks[0]
+    # 1,000 records in the last 5 s: 3,000 left at 200 a second
+    assert task.time_remaining == 15
+    from auditor.app.progress import _Eta
+
+    assert _Eta().render(task).plain == "ETA 0:15"
+    display.close()

@@ -247,3 +247,83 @@ def test_exit_codes_documented_in_help() -> None:
         for line in ("0  success", "1  ", "2  user error", "3  the CRM could not be read",
                      "4  "):
             assert line in out, (args, line)
+
+
+# -- exit codes 3 and 4, and how they combine with --fail-on ----------------------------------
+
+#: nothing listens on 127.0.0.1:9 (discard): connecting is refused at once
+UNREACHABLE_HUBSPOT = """\
+[source]
+type = "hubspot"
+host = "http://127.0.0.1:9"
+retry_attempts = 1
+timeout_s = 2
+"""
+
+REFUSING_SMTP = """
+[delivery]
+managers = ["head.of.sales@example.com"]
+[delivery.smtp]
+host = "127.0.0.1"
+port = 9
+security = "none"
+sender = "audit@example.com"
+timeout_s = 2
+"""
+
+
+def test_exit_3_when_the_crm_cannot_be_read(tmp_path: Path) -> None:
+    cfg = tmp_path / "hs.toml"
+    cfg.write_text(UNREACHABLE_HUBSPOT)
+    env = {"HUBSPOT_ACCESS_TOKEN": "pat-test-0000"}
+    res = CliRunner(env=env).invoke(main, ["run", "--config", str(cfg), "--fail-on", "error"])
+    assert res.exit_code == 3, res.output
+    assert res.stdout == "" and res.stderr.splitlines()[-1].startswith("error: ")
+    proc = run_cli("run", "--config", str(cfg), cwd=tmp_path, env=env)
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr
+    assert "pat-test-0000" not in proc.stderr
+
+
+def test_exit_4_when_mail_fails_wins_over_findings(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    cfg.write_text(cfg.read_text() + REFUSING_SMTP)
+    res = invoke("run", "--config", str(cfg), "--fail-on", "error")
+    assert res.exit_code == 4, res.output
+    assert "error: 1 email(s) could not be sent (see run.json)" in res.stderr
+    assert "--fail-on error: 2 findings at or above error: FAIL" in res.stdout
+    proc = run_cli("run", "--config", str(cfg), "--format", "json", cwd=tmp_path)
+    assert proc.returncode == 4
+    data = json.loads(proc.stdout)
+    assert data["exit_code"] == 4
+    assert [(d["recipient"], d["status"]) for d in data["delivery_results"]] == [
+        ("head.of.sales@example.com", "failed")
+    ]
+
+
+def test_quiet_and_verbose_with_the_runner(sf_report: Path) -> None:
+    res = invoke("-q", "run", "--config", str(sf_report))
+    assert res.exit_code == 0 and res.stdout.startswith("Audited 6 opportunities")
+    assert res.stderr == ""
+    res = invoke("run", "--config", str(sf_report), "-qq", "--fail-on", "warning")
+    assert res.exit_code == 1 and res.stdout == "" and res.stderr == ""
+
+
+def test_verbose_subprocess(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    proc = run_cli("run", "--config", str(cfg), "-vv", cwd=tmp_path)
+    assert proc.returncode == 0
+    assert "INFO auditor: config " in proc.stderr
+    assert proc.stdout.startswith("Audited 6 opportunities") and "INFO" not in proc.stdout
+
+
+def test_readme_and_help_list_every_run_option() -> None:
+    from tests.app.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    help_text = invoke("run", "--help").output
+    for opt in ("--select", "--ignore", "--fail-on", "--new-only", "--format", "--quiet",
+                "--config"):
+        assert opt in help_text, opt
+        assert f"`{opt}" in readme, opt
+    for level in ("never", "info", "warning", "error"):
+        assert level in help_text
