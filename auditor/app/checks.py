@@ -129,6 +129,35 @@ def check_rules_evaluable(config: AuditConfig, env: CheckEnv) -> Check:
     )
 
 
+@offline
+def check_field_names(config: AuditConfig, env: CheckEnv) -> Check:
+    """Fields named in the config exist in the source."""
+    from auditor.app.source_shape import expected_shape
+    from auditor.suggest import did_you_mean
+    from connectors.registry import build_connector
+
+    shape = expected_shape(build_connector(config, env=env.env))
+    if shape is None:
+        return Check("field names: cannot tell before reading the source")
+    columns = shape.provided_fields | shape.extra_columns
+    named = [
+        (f"process.exit_criteria.{stage}", f)
+        for stage, fields in config.process.exit_criteria.items()
+        for f in fields
+    ]
+    if config.metrics.segment_field:
+        named.append(("metrics.segment_field", config.metrics.segment_field))
+    missing = [
+        f"{config.origin}: key `{key}`: field {name!r} is not in this source's data"
+        f"{did_you_mean(name, columns)}"
+        for key, name in named
+        if name not in columns
+    ]
+    if missing:
+        return Check(f"{len(missing)} field name(s) not in the source", "warning", missing)
+    return Check(f"field names: all {len(named)} found in the source")
+
+
 # -- secrets and schedule (cli) ---------------------------------------------------------------
 
 

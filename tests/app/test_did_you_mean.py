@@ -129,3 +129,17 @@ def test_column_name_in_the_csv_header(tmp_path: Path) -> None:
         "headers found: Opportunity ID, Opportunity Name, Account Name, Opportunity Owner, "
         "Stage, Amount, Close Date, Next Step"
     )
+
+
+def test_field_names_the_config_refers_to(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, '[process.exit_criteria]\nqualification = ["budgt", "authority", '
+               '"need", "timeline"]\n[metrics]\nsegment_field = "prodcut"\n')
+    res = CliRunner().invoke(main, ["check-config", "--config", str(cfg), "--offline"])
+    assert res.exit_code == 0  # a warning: the rule and the metric say "not evaluable"
+    assert (
+        "warning 2 field name(s) not in the source\n"
+        f"          {cfg}: key `process.exit_criteria.qualification`: field 'budgt' is not in "
+        "this source's data (did you mean 'budget'?)\n"
+        f"          {cfg}: key `metrics.segment_field`: field 'prodcut' is not in this "
+        "source's data (did you mean 'product'?)\n"
+    ) in res.stdout
