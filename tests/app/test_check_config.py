@@ -217,3 +217,12 @@ def test_csv_prediction_equals_the_pull(sf_report: Path) -> None:
     assert shape.provided_fields == snap.meta.provided_fields
     assert shape.reached_stages == snap.meta.reached_stages
     assert shape.has_stage_history is snap.meta.has_stage_history is False
+
+
+def test_source_facts_are_printed_for_people_not_as_python() -> None:
+    from auditor.app.checks import _fact
+
+    assert _fact({"Demo Booked": 39, "On hold": 2}) == "Demo Booked (39), On hold (2)"
+    assert _fact({}) == "none"
+    assert _fact(["Discovery Call", "Legacy"]) == "Discovery Call, Legacy"
+    assert _fact(13800) == "13800"
