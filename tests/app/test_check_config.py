@@ -226,3 +226,10 @@ def test_source_facts_are_printed_for_people_not_as_python() -> None:
     assert _fact({}) == "none"
     assert _fact(["Discovery Call", "Legacy"]) == "Discovery Call, Legacy"
     assert _fact(13800) == "13800"
+
+
+def test_the_example_config_passes_the_offline_check() -> None:
+    cfg = ROOT / "config.example.toml"
+    res = CliRunner().invoke(main_cli(), ["check-config", "--config", str(cfg), "--offline"])
+    assert res.exit_code == 0, res.output
+    assert res.stdout.endswith(f"{cfg}: configuration is valid; 19 rules selected.\n")
