@@ -166,6 +166,14 @@ def with_cli_selection(
     return config
 
 
+def _history(run_result: Any) -> dict[str, Any] | None:
+    """The run's diff with the previous run as a dict (None on a source's first run)."""
+    h = run_result.history
+    if h is None or isinstance(h, dict):
+        return h
+    return h.to_dict()
+
+
 def failing_findings(run_result: Any, fail_on: str, new_only: bool) -> int:
     """How many findings make the run fail: severity at or above ``fail_on`` (and, with
     ``new_only``, not present in the last successful run; all count on a source's first run)."""
@@ -174,8 +182,9 @@ def failing_findings(run_result: Any, fail_on: str, new_only: bool) -> int:
     if fail_on == "never":
         return 0
     floor = SEVERITY_RANK[fail_on]
-    if new_only and isinstance(run_result.history, dict):
-        severities = [str(v.get("severity")) for v in run_result.history.get("new_items", [])]
+    hist = _history(run_result)
+    if new_only and hist is not None:
+        severities = [str(v.get("severity")) for v in hist.get("new_items", [])]
     else:
         severities = [str(s) for s in run_result.result.violations["severity"]]
     return sum(1 for sev in severities if SEVERITY_RANK.get(sev, 99) <= floor)
@@ -331,7 +340,7 @@ def _run_json(
     """The --format json object: the run facts plus counts, history and the gate outcome."""
     v = result.result.violations
     facts = result.facts()
-    hist = result.history if isinstance(result.history, dict) else None
+    hist = _history(result)
     prev = (hist or {}).get("previous_run") or None
     return {
         **facts,
