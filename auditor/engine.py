@@ -21,12 +21,12 @@ from auditor.config import AuditConfig
 from auditor.context import AuditContext
 from auditor.derived import has_history
 from auditor.errors import AuditorError, ConfigError
+from auditor.plugins import rule_classes
 from auditor.results import VIOLATION_COLUMNS, AuditResult
 from auditor.rule import GROUPS, STAGE_HISTORY, Rule
 from auditor.snapshot import STR, Snapshot
 from auditor.suggest import did_you_mean
 from auditor.suppressions import apply_suppressions, load_suppressions
-from rules.registry import all_rules
 
 
 def _matches(rule: type[Rule], token: str) -> bool:
@@ -48,7 +48,7 @@ def check_selectors(
     tokens: list[str], rules: list[type[Rule]] | None, key: str, origin: str
 ) -> None:
     """Each selector must match some rule; the message suggests the closest name."""
-    rules = all_rules() if rules is None else rules
+    rules = rule_classes() if rules is None else rules
     for t in tokens:
         if not any(_matches(r, t) for r in rules):
             hint = did_you_mean(t, selector_names(rules))
@@ -64,7 +64,7 @@ _check_tokens = check_selectors
 
 def select_rules(config: AuditConfig, available: list[type[Rule]] | None = None) -> list[Rule]:
     """Selected rule instances with their configured parameters and severities."""
-    available = all_rules() if available is None else available
+    available = rule_classes() if available is None else available
     rc = config.rules
     _check_tokens(rc.select, available, "rules.select", config.origin)
     _check_tokens(rc.ignore, available, "rules.ignore", config.origin)
@@ -301,7 +301,7 @@ def run_audit(
     violations = violations[VIOLATION_COLUMNS]
 
     rule_keys = {}
-    for r in all_rules():
+    for r in rule_classes():
         rule_keys[r.code.casefold()] = r.code
         rule_keys[r.name.casefold()] = r.code
     kept, suppressed, status = apply_suppressions(
