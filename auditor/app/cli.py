@@ -347,6 +347,9 @@ def _run_json(
         "score": result.score,
         "by_severity": {str(k): int(n) for k, n in v["severity"].value_counts().items()},
         "by_rule": {str(k): int(n) for k, n in v["rule_code"].value_counts().items()},
+        # closed deals' process history: rates to learn from, never counted by --fail-on
+        "process_findings": int(len(result.result.process)),
+        "notes": list(result.result.notes),
         "history": None
         if hist is None
         else {
