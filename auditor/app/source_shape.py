@@ -24,6 +24,7 @@ from auditor.snapshot import (
     make_owners,
     make_stage_history,
 )
+from auditor.stages import STAGES
 
 if TYPE_CHECKING:
     from connectors.base import Connector
@@ -145,7 +146,8 @@ def _probe(shape: SourceShape, ctx: AuditContext) -> Snapshot:
         "account_id": "A1", "account_name": "Account", "owner_id": "U1", "pipeline": "default",
         "stage": "proposal", "source_stage": "Proposal", "is_closed": False, "is_won": False,
         "amount": 1000.0, "currency": "USD", "probability": 0.5, "forecast_category": "pipeline",
-        "close_date": day + pd.Timedelta(days=30), "created_at": ts, "updated_at": ts,
+        "close_date": day + pd.Timedelta(days=30), "created_at": ts - pd.Timedelta(days=7),
+        "updated_at": ts,
         "stage_entered_at": ts, "last_activity_at": ts, "next_step": "call",
         "next_step_due": day + pd.Timedelta(days=7), "loss_reason": "none",
         "lead_source": "web", "close_date_changes": 0, "handoff_at": ts,
@@ -156,9 +158,11 @@ def _probe(shape: SourceShape, ctx: AuditContext) -> Snapshot:
         opp[col] = pd.Series(["x"], dtype="string[pyarrow]")
     history = make_stage_history()
     if shape.has_stage_history:
+        # a deal that went through every stage up to proposal, one day each, from creation
+        path = list(STAGES[: STAGES.index("proposal") + 1])
         history = make_stage_history(pd.DataFrame({
-            "opportunity_id": ["probe"], "stage": ["proposal"], "source_stage": ["Proposal"],
-            "entered_at": [ts],
+            "opportunity_id": ["probe"] * len(path), "stage": path, "source_stage": path,
+            "entered_at": [ts - pd.Timedelta(days=len(path) - 1 - i) for i in range(len(path))],
         }))
     owners = make_owners(pd.DataFrame({"id": ["U1"], "name": ["Owner"], "active": [True]}))
     meta = SnapshotMeta(
