@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from auditor.config import AuditConfig
 from auditor.errors import AuditorError
@@ -28,7 +29,7 @@ class Check:
 
     title: str
     status: Status = "ok"
-    details: list[str] = field(default_factory=list)
+    details: list[str] = dc_field(default_factory=list)
     #: exit status an error implies (3: the source could not be read)
     exit_code: int = 2
 
@@ -37,8 +38,8 @@ class Check:
 class CheckEnv:
     """What checks may read besides the config: environment variables and the clock."""
 
-    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    env: Mapping[str, str] = dc_field(default_factory=lambda: dict(os.environ))
+    now: datetime = dc_field(default_factory=lambda: datetime.now(UTC))
 
 
 CheckFn = Callable[[AuditConfig, CheckEnv], Check]
@@ -241,6 +242,41 @@ def check_schedule(config: AuditConfig, env: CheckEnv) -> Check:
 # -- API sources: describe / field access (streams) -------------------------------------------
 
 
+def check_readable_fields(facts: Mapping[str, Any], config: AuditConfig) -> list[str]:
+    """Live sources: each source field the integration user cannot read (field-level
+    security), and the selected rules it makes not evaluable — the same rules a run's coverage
+    names, found by asking each rule about an empty snapshot with that field hidden."""
+    unreadable: dict[str, str] = dict(facts.get("unreadable_fields") or {})
+    if not unreadable:
+        return []
+    import pandas as pd
+
+    from auditor.context import AuditContext
+    from auditor.engine import select_rules
+    from auditor.snapshot import (
+        Snapshot,
+        SnapshotMeta,
+        make_opportunities,
+        make_owners,
+        make_stage_history,
+    )
+
+    snap = Snapshot(make_opportunities(pd.DataFrame({"id": []})), make_stage_history(),
+                    make_owners(), SnapshotMeta(
+        source="check", source_type="check", unreadable_fields=unreadable)).validate()
+    ctx = AuditContext.create(config.audit.as_of, config.audit.timezone, config.process)
+    rules = select_rules(config)
+    lines = []
+    for column, field in sorted(unreadable.items(), key=lambda kv: kv[1]):
+        reason = f"field {field} is not readable by the integration user"
+        blocked = sorted(r.code for r in rules
+                         if column in r.requires or reason in r.not_evaluable(snap, ctx))
+        lines.append(f"{reason}: rules not evaluable: {', '.join(blocked) or 'none'} "
+                     f"(grant Read on Opportunity.{field} to audit them)")
+    return lines
+
+
+
 # -- online: connect to the source (cli) ------------------------------------------------------
 
 
@@ -251,9 +287,11 @@ def check_source_reachable(config: AuditConfig, env: CheckEnv) -> Check:
 
     connector = build_connector(config, env=env.env)
     facts = connector.check()
+    hidden = check_readable_fields(facts, config)  # field-level security (API sources)
     return Check(
         f"source {connector.source_name}: reachable",
-        details=[f"{k}: {_fact(v)}" for k, v in facts.items()],
+        "warning" if hidden else "ok",
+        [f"{k}: {_fact(v)}" for k, v in facts.items()] + hidden,
     )
 
 

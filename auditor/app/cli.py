@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from auditor import __version__
-from auditor.config import AuditConfig, default_config, load_config
+from auditor.config import AuditConfig, check_as_of, default_config, load_config
 from auditor.errors import AuditorError
 from auditor.secrets import install_log_redaction, redact
 
@@ -22,7 +22,7 @@ log = logging.getLogger("auditor")
 
 
 #: exit statuses (README "Exit codes" and `crm-audit run --help` say the same)
-EXIT_OK, EXIT_FINDINGS, EXIT_USER, EXIT_SOURCE, EXIT_DELIVERY = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_FINDINGS, EXIT_USER, EXIT_SOURCE, EXIT_DELIVERY, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
 FAIL_ON = ("never", "info", "warning", "error")
 
 
@@ -137,9 +137,10 @@ def main() -> None:
     Exit codes (every command):
       0  success (run: no finding at or above --fail-on)
       1  run: findings at or above --fail-on (only new ones with --new-only)
-      2  user error: config, command line, input data
-      3  the CRM could not be read
+      2  user error: config, command line, input data, an unusable output folder
+      3  the CRM could not be read, or the disk is full
       4  run: reports written, but some recipient could not be sent to
+      5  run: another run of the same source holds the run lock
     """
 
 
@@ -269,16 +270,18 @@ def run(
     metrics.json and run.json into the output folder, sends the [delivery] emails (or writes
     them as .eml with --dry-run) and prints a summary (or, with --format json, one JSON object
     on one line) on stdout. Progress goes to stderr: a live display on a terminal, plain lines
-    otherwise.
+    otherwise. The output folder is replaced whole at the end (manifest.json names the run); a
+    failed run leaves it as it was.
 
     \b
     Exit codes:
       0  success, and no finding at or above --fail-on
       1  findings at or above --fail-on (only new ones with --new-only)
-      2  user error (config, command line, input data)
-      3  the CRM could not be read
+      2  user error (config, command line, input data, an unusable output folder)
+      3  the CRM could not be read, or the disk is full
       4  reports written, but some recipient could not be sent to (listed in run.json);
          4 wins over 1 when both apply
+      5  another run of the same source holds the run lock (after history.lock_wait_s)
     """
     from auditor.app.progress import make_progress
     from auditor.app.run import execute
@@ -302,7 +305,7 @@ def run(
         ", ".join(r.code for r in selected),
     )
     verbosity = _verbosity(ctx)
-    day: date | None = as_of.date() if as_of else None
+    day: date | None = check_as_of(as_of.date(), "--as-of") if as_of else None
     progress = make_progress(verbosity >= 0)
     try:
         result = execute(
@@ -315,8 +318,13 @@ def run(
     failed = [d for d in result.delivery if d["status"] == "failed"]
     code = EXIT_DELIVERY if failed else EXIT_FINDINGS if failing else EXIT_OK
     if verbosity >= 0:
-        for w in result.facts()["warnings"]:
+        warnings = result.facts()["warnings"]
+        limit = config.report.max_listed  # 50,000 unmapped stages printed 50,000 lines
+        for w in warnings[:limit]:
             click.echo(f"warning: {w}", err=True)
+        if len(warnings) > limit:
+            click.echo(f"warning: … and {len(warnings) - limit} more (run.json lists them all; "
+                       "report.max_listed)", err=True)
         for d in result.delivery:
             if d["status"] == "skipped":
                 click.echo(f"warning: skipped {d['kind']} {d['key']}: {d['error']}", err=True)
@@ -550,14 +558,15 @@ def schedule(config_path: Path) -> None:
 
 
 @main.command()
-@config_option("Config whose history to list (default: the demo's, in ./audit-report/).")
+@config_option("Config whose history to list (default: the demo's, "
+               "./audit-report.history.sqlite).")
 @click.option("-n", "--limit", default=20, show_default=True, help="How many runs to list.")
 @click.option("--source", help="Only runs of this source (its name).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 @verbosity_options
 def history(config_path: Path | None, limit: int, source: str | None, as_json: bool) -> None:
     """List past runs, most recent first: status, findings, new / resolved, score, duration."""
-    from auditor.history import HistoryStore, history_path
+    from auditor.history import history_path, open_for_reading
 
     config = _load(config_path)
     path = history_path(config)
@@ -569,7 +578,7 @@ def history(config_path: Path | None, limit: int, source: str | None, as_json: b
         else:
             click.echo(f"No history yet ({path} does not exist).")
         return
-    with HistoryStore(path) as store:
+    with open_for_reading(path) as store:  # opens on a full disk too
         runs = store.runs(source=source, limit=limit)
     if as_json:
         click.echo(json.dumps(runs, indent=2, default=str))

@@ -245,7 +245,7 @@ def test_exit_codes_documented_in_help() -> None:
     for args in (["--help"], ["run", "--help"]):
         out = invoke(*args).output
         for line in ("0  success", "1  ", "2  user error", "3  the CRM could not be read",
-                     "4  "):
+                     "4  ", "5  "):
             assert line in out, (args, line)
 
 
