@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from auditor.config import Section, check_timezone
 from auditor.snapshot import OPPORTUNITY_SCHEMA, OWNER_SCHEMA, STAGE_HISTORY_SCHEMA
+from auditor.suggest import did_you_mean
 from connectors.base import SourceOptions
 from connectors.csv_parsing import DEFAULT_FALSE, DEFAULT_TRUE
 from connectors.limits import FileLimits
@@ -173,6 +174,8 @@ class CsvOptions(SourceOptions, FileLimits):
 def _known(mapping: dict[str, str], allowed: set[str], what: str) -> None:
     unknown = sorted(set(mapping) - allowed)
     if unknown:
+        hint = did_you_mean(unknown[0], allowed)
         raise ValueError(
-            f"unknown {what} {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(allowed))}"
+            f"unknown {what} {', '.join(map(repr, unknown))}{hint}; "
+            f"allowed: {', '.join(sorted(allowed))}"
         )

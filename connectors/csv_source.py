@@ -85,6 +85,7 @@ class CsvConnector(Connector):
             has_stage_history=o.stage_history is not None,
         )
         opps, provided = self._opportunities(stage_map, meta)
+        self.progress(o.opportunities.name, len(opps), 1)
         history = make_stage_history()
         if o.stage_history is not None:
             history = self._history(stage_map, opps, meta)

@@ -427,8 +427,8 @@ def _build(source: dict[str, Any]) -> None:
         ({}, "audit.toml: missing required key `source.opportunities`"),
         (
             {"opportunities": "x.csv", "columns": {"closedate": "Close"}},
-            "audit.toml: key `source.columns`: Value error, unknown opportunity column "
-            "'closedate'; allowed: ",
+            "audit.toml: key `source.columns`: unknown opportunity column "
+            "'closedate' (did you mean 'close_date'?); allowed: ",
         ),
         ({"opportunities": "x.csv", "decimal": ";"}, "audit.toml: key `source.decimal`: "),
         (
