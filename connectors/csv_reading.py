@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import difflib
 import io
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,10 @@ import pandas as pd
 from auditor.errors import SourceDataError
 from auditor.snapshot import RejectedRow
 from connectors.file_text import decode_bytes
+from connectors.limits import DEFAULT_LIMITS, FileLimits, check_cells, check_file_size, check_header
+
+# whitespace as str.strip() sees it, plus the byte order mark
+_STRIP = "".join(chr(c) for c in range(0x3001) if chr(c).isspace()) + "\ufeff"
 
 
 @dataclass
@@ -60,13 +63,17 @@ def read_table(
     encoding: str,
     delimiter: str,
     na_values: Iterable[str],
+    limits: FileLimits = DEFAULT_LIMITS,
     option: str = "source.encoding",
 ) -> CsvTable:
     """Read every cell as text; trim spaces; cells in ``na_values`` become NA; drop blank rows.
 
     The encoding is detected unless ``encoding`` names one (see :mod:`connectors.file_text`).
-    """
+    The file's size and header width are checked against ``limits`` before pandas reads it,
+    and every cell's length after."""
     label = path.name
+    if path.is_file():
+        check_file_size(path, label, limits)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -74,9 +81,13 @@ def read_table(
     except IsADirectoryError:
         raise SourceDataError(f"{what} file {path} is a folder, not a CSV file") from None
     decoded = decode_bytes(data, label=label, setting=encoding, option=option)
+    check_header(data, label, encoding=decoded.encoding, delimiter=delimiter, limits=limits)
+    # a byte order mark starting a later line (two exports concatenated): before a quoted cell
+    # it would make the quotes part of the value
+    text = decoded.text.replace("\n\ufeff", "\n")
     try:
         raw = pd.read_csv(
-            io.StringIO(decoded.text),
+            io.StringIO(text),
             dtype=str,
             keep_default_na=False,
             na_filter=False,
@@ -87,32 +98,61 @@ def read_table(
         raise SourceDataError(f"{label}: the file is empty (expected a header row)") from None
     except pd.errors.ParserError as exc:
         raise SourceDataError(f"{label}: not readable as CSV: {exc}") from None
-    warnings = _repeated_headers(decoded.text, label, delimiter)
+    raw.columns, warnings = unique_headers(_header_row(text, delimiter, raw), label)
     if (mixed := decoded.warning(label)) is not None:
         warnings.append(mixed)
-    raw.columns = [str(c).strip() for c in raw.columns]
     raw.index = pd.RangeIndex(2, len(raw) + 2)
     na = [v.strip() for v in na_values]
-    cells = raw.apply(lambda c: c.str.strip())
+    # a byte order mark inside the file (two exports concatenated) is not part of a value
+    cells = raw.apply(lambda c: c.str.strip(_STRIP))
+    check_cells(cells, label, limits, rows=cells.index)
     cells = cells.where(~cells.isin(na))
     blank = cells.isna().all(axis=1)
     return CsvTable(path, label, cells[~blank], blank_rows=int(blank.sum()), warnings=warnings,
                     encoding=decoded.fact())
 
 
-def _repeated_headers(text: str, label: str, delimiter: str) -> list[str]:
-    """pandas renames a repeated header to "X.1"; say so, since a mapping to "X" takes the first."""
+def _header_row(text: str, delimiter: str, raw: pd.DataFrame) -> list[str]:
+    """The header cells as written (pandas has already renamed exact repeats to "X.1")."""
     try:
         header = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
-    except csv.Error:  # e.g. a header cell over the csv module's field size limit
-        return []  # pandas read the file; only this courtesy warning is skipped
-    counts = Counter(h.strip() for h in header)
-    return [
-        f"{label}: header {name!r} appears {n} times; mappings use the first, the others are "
-        f"named {', '.join(repr(f'{name}.{i}') for i in range(1, n))}"
-        for name, n in counts.items()
-        if n > 1
-    ]
+    except csv.Error:  # e.g. a header cell over the csv module's size limit
+        header = []
+    if len(header) != len(raw.columns):
+        header = [str(c) for c in raw.columns]
+    return header
+
+
+def unique_headers(header: list[str], label: str) -> tuple[list[str], list[str]]:
+    """Trimmed header names, a repeat renamed "X.1", "X.2", … (skipping names already in the
+    header), and a warning per repeated name saying which column keeps the name.
+
+    Trimming can make names equal that pandas saw as different ("id" and " id"), so the
+    renaming is done here, after trimming, not left to pandas."""
+    names = [h.strip().lstrip("\ufeff").strip() for h in header]
+    taken = set(names)
+    seen: dict[str, list[int]] = {}
+    out: list[str] = []
+    for pos, name in enumerate(names, start=1):
+        if name not in seen:
+            seen[name] = [pos]
+            out.append(name)
+            continue
+        k = len(seen[name])
+        while f"{name}.{k}" in taken:
+            k += 1
+        new = f"{name}.{k}"
+        taken.add(new)
+        seen[name].append(pos)
+        out.append(new)
+    warnings = []
+    for name, cols in seen.items():
+        if len(cols) > 1:
+            others = ", ".join(f"column {c} as {out[c - 1]!r}" for c in cols[1:])
+            warnings.append(
+                f"{label}: header {name!r} appears {len(cols)} times; mappings use column "
+                f"{cols[0]}, the others are named: {others}")
+    return out, warnings
 
 
 @dataclass

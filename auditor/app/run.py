@@ -13,7 +13,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
@@ -28,9 +28,28 @@ from auditor.snapshot import Snapshot
 
 if TYPE_CHECKING:
     from auditor.history import HistoryStore
-    from connectors.base import Connector
+    from connectors.base import Connector, PullProgress
 
 log = logging.getLogger(__name__)
+
+
+class RunObserver(Protocol):
+    """Told what a run is doing (the CLI's progress display); every method must be cheap."""
+
+    def start(self, phase: str) -> None: ...
+    def done(self, phase: str, seconds: float) -> None: ...
+    def pulled(self, progress: PullProgress) -> None: ...
+
+
+class _Quiet:
+    def start(self, phase: str) -> None:
+        pass
+
+    def done(self, phase: str, seconds: float) -> None:
+        pass
+
+    def pulled(self, progress: PullProgress) -> None:
+        pass
 
 
 def pull(config: AuditConfig, since: datetime | None = None, as_of: date | None = None) -> Snapshot:
@@ -51,15 +70,24 @@ def pull_from(
 
 
 def audit_snapshot(
-    snap: Snapshot, config: AuditConfig, as_of: date | None = None, started: float | None = None
+    snap: Snapshot,
+    config: AuditConfig,
+    as_of: date | None = None,
+    started: float | None = None,
+    observer: RunObserver | None = None,
 ) -> AuditRun:
     """Audit an already pulled Snapshot (rules + metrics)."""
+    obs = observer or _Quiet()
     t = time.perf_counter()
     started_at = datetime.now(UTC)
+    obs.start("rules")
     result = run_audit(snap, config, as_of=as_of)
     t_rules = time.perf_counter()
+    obs.done("rules", t_rules - t)
+    obs.start("metrics")
     metrics = compute_metrics(snap, result, result.context, config.metrics)
     t_metrics = time.perf_counter()
+    obs.done("metrics", t_metrics - t_rules)
     run = AuditRun(config, snap, result, metrics, started_at)
     run.timings["rules"] = t_rules - t
     run.timings["metrics"] = t_metrics - t_rules
@@ -74,6 +102,7 @@ def execute(
     full: bool = False,
     deliver: bool = True,
     dry_run: bool = False,
+    observer: RunObserver | None = None,
 ) -> AuditRun:
     """Run the configured audit, write the reports, record the run and deliver the reports.
 
@@ -95,6 +124,8 @@ def execute(
 
     Delivery outcomes land in ``run.delivery`` (one dict per recipient) and in run.json; a
     failed recipient does not raise (the CLI turns it into exit status 4).
+
+    ``observer`` is told when each phase starts and ends, and how the pull advances.
     """
     from auditor.app.publish import OutputFolder
     from auditor.config import default_config
@@ -103,7 +134,9 @@ def execute(
 
     started_at = datetime.now(UTC)
     folder = OutputFolder(out_dir or config.resolve(config.report.out_dir))
+    obs = observer or _Quiet()
     connector = build_connector(config)
+    connector.on_progress = obs.pulled
     day = AuditContext.create(as_of or config.audit.as_of, config.audit.timezone).as_of.date()
     folder.check()
     path = history_path(config, folder.path)
@@ -123,11 +156,14 @@ def execute(
         )
         with lock:
             run = _execute_locked(
-                config, connector, store, staging, day, full, started_at, deliver, dry_run
+                config, connector, store, staging, day, full, started_at, deliver, dry_run, obs
             )
             try:
+                tp = time.perf_counter()
+                obs.start("publish")
                 folder.write_manifest(_manifest_info(run))
                 folder.publish()
+                obs.done("publish", time.perf_counter() - tp)
             except OSError as exc:
                 if is_disk_full(exc):
                     raise
@@ -162,6 +198,7 @@ def _execute_locked(
     started_at: datetime,
     deliver: bool,
     dry_run: bool,
+    obs: RunObserver,
 ) -> AuditRun:
     """The run itself, holding the run lock; every file goes into ``staging``."""
     from auditor.history.frames import snapshot_to_blobs
@@ -181,32 +218,42 @@ def _execute_locked(
             )
         t0 = time.perf_counter()
         pull_started_at = datetime.now(UTC)
+        obs.start("pull")
         snap = _pull_maybe_incremental(connector, config, store, day, full)
+        obs.done("pull", time.perf_counter() - t0)
         pulled = snap
         derived_rows = None
         if store is not None and not snap.meta.has_stage_history:
+            th0 = time.perf_counter()
+            obs.start("observed history")
             derived_rows, snap = _observe_history(store, snap, day, config.audit.timezone)
+            obs.done("observed history", time.perf_counter() - th0)
         t1 = time.perf_counter()
-        run = audit_snapshot(snap, config, as_of=day)
+        run = audit_snapshot(snap, config, as_of=day, observer=obs)
         run.timings = {"pull": t1 - t0, **run.timings}
         run.started_at = started_at
         run.run_id = run_id
         if store is not None and run_id is not None:
             th = time.perf_counter()
+            obs.start("history diff")
             run.finished_at = datetime.now(UTC)
             run.history = _history_diff(store, run, config.history.trend_runs)
             run.timings["history_diff"] = time.perf_counter() - th
+            obs.done("history diff", run.timings["history_diff"])
         if store is not None and run_id is not None:
             # Parquet-encode the snapshot for the store on another core while the reports
             # (pure-Python templating) render: pyarrow releases the GIL
             encoder = ThreadPoolExecutor(max_workers=1)
             blobs_future = encoder.submit(snapshot_to_blobs, pulled)
         t2 = time.perf_counter()
+        obs.start("reports")
         run.outputs = write_reports(run, staging)
         run.timings["reports"] = time.perf_counter() - t2
+        obs.done("reports", run.timings["reports"])
         run.finished_at = datetime.now(UTC)
         if store is not None and run_id is not None:
             tc = time.perf_counter()
+            obs.start("history store")
             store.commit_run(
                 run_id,
                 summary=_run_summary(run),
@@ -219,6 +266,7 @@ def _execute_locked(
             )
             # after the commit, so not in the stored duration; the run facts show it
             run.timings["history_store"] = time.perf_counter() - tc
+            obs.done("history store", run.timings["history_store"])
     except BaseException as exc:
         if store is not None and run_id is not None:
             interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
@@ -237,8 +285,10 @@ def _execute_locked(
         from reports.delivery import deliver as send_reports
 
         t3 = time.perf_counter()
+        obs.start("delivery")
         run.delivery = send_reports(run, config, dry_run=dry_run, out_dir=staging)
         run.timings["delivery"] = time.perf_counter() - t3
+        obs.done("delivery", run.timings["delivery"])
         final = str(staging.parent / _published_name(staging))
         for d in run.delivery:  # .eml paths as they will be once published
             if isinstance(d.get("file"), str) and d["file"].startswith(str(staging)):

@@ -11,6 +11,7 @@ from connectors.base import SourceOptions
 from connectors.currency import CurrencyOptions
 from connectors.file_dates import DateOrder
 from connectors.hubspot.fields import FieldOptions
+from connectors.limits import FileLimits
 
 
 class HubSpotOptions(SourceOptions, FieldOptions):
@@ -50,7 +51,7 @@ class HubSpotOptions(SourceOptions, FieldOptions):
     timeout_s: float = Field(default=30.0, gt=0)
 
 
-class HubSpotExportOptions(SourceOptions, FieldOptions, CurrencyOptions):
+class HubSpotExportOptions(SourceOptions, FieldOptions, CurrencyOptions, FileLimits):
     """``type = "hubspot_export"``: the deals CSV exported from HubSpot's deals view."""
 
     #: the exported CSV file (relative to the config file)

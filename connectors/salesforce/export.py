@@ -25,6 +25,13 @@ from connectors.base import Connector, SourceOptions
 from connectors.currency import CurrencyOptions, RateTable, configured_rates, convert
 from connectors.file_dates import DateOrder, decide_order
 from connectors.file_text import decode_bytes
+from connectors.limits import (
+    FileLimits,
+    check_cells,
+    check_file_size,
+    check_header,
+    read_zip_member,
+)
 from connectors.local_files import contained
 from connectors.salesforce.fields import (
     ACCOUNT_FIELDS,
@@ -48,7 +55,7 @@ FILES = {
 }
 
 
-class SalesforceExportOptions(SalesforceFieldOptions, CurrencyOptions):
+class SalesforceExportOptions(SalesforceFieldOptions, CurrencyOptions, FileLimits):
     #: folder or .zip holding the export CSVs (relative to the config file)
     path: Path
     #: your org's URL, e.g. https://acme.my.salesforce.com, for record links in reports
@@ -104,24 +111,34 @@ class _ExportFiles:
             raise SourceDataError(f"{self.path}: more than one file named {name}")
         self._files[key] = ref
 
-    def read(self, name: str, encoding: str) -> pd.DataFrame | None:
+    def read(self, name: str, encoding: str, limits: FileLimits) -> pd.DataFrame | None:
         ref = self._files.get(self._key(name))
         if ref is None:
             return None
         name = ref.name if isinstance(ref, Path) else Path(ref.filename).name
-        data = ref.read_bytes() if isinstance(ref, Path) else self._zip.read(ref)
         where = f"{self.path}/{name}" if isinstance(ref, Path) else f"{self.path}:{ref.filename}"
+        if isinstance(ref, Path):
+            check_file_size(ref, where, limits)
+            data = ref.read_bytes()
+        else:  # sizes and ratio checked before unpacking (a zip bomb is refused, not read)
+            data = read_zip_member(self._zip, ref, where, limits)
         decoded = decode_bytes(data, label=where, setting=encoding, option="source.encoding")
+        check_header(data, where, encoding=decoded.encoding, delimiter=",", limits=limits)
         self.encodings[name] = decoded.fact()
         if (mixed := decoded.warning(name)) is not None:
             self.warnings.append(mixed)
+        # a byte order mark starting a later line (exports concatenated) is no part of a value;
+        # before a quoted cell it would make the quotes part of it
+        text = decoded.text.replace("\n\ufeff", "\n")
         try:
             # every value as text, empty = missing; normalize parses by field kind
-            return pd.read_csv(io.StringIO(decoded.text), dtype=str, keep_default_na=False)
+            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
         except pd.errors.EmptyDataError:
             raise SourceDataError(f"{where}: the file is empty (expected a header row)") from None
         except pd.errors.ParserError as exc:
             raise SourceDataError(f"{where}: not a readable CSV file: {exc}") from None
+        check_cells(frame, where, limits)
+        return frame
 
 
 def _fold(header: str, snake_case: bool) -> str:
@@ -130,14 +147,27 @@ def _fold(header: str, snake_case: bool) -> str:
 
 
 def canonical_headers(
-    df: pd.DataFrame, fields: list[str], snake_case: bool = False
+    df: pd.DataFrame, fields: list[str], snake_case: bool = False, where: str = ""
 ) -> pd.DataFrame:
     """Rename headers matching known API names case-insensitively to their canonical spelling
     (with ``snake_case``, also ignoring underscores: stage_name → StageName,
-    loss_reason_c → Loss_Reason__c, as warehouse loaders such as Fivetran write them)."""
+    loss_reason_c → Loss_Reason__c, as warehouse loaders such as Fivetran write them).
+
+    Two headers naming the same field once trimmed and case-folded ("Id" and " ID") are an
+    error naming both: which one holds the data cannot be guessed."""
     known = {_fold(f, snake_case): f for f in fields}
-    renames = {c: known[_fold(c, snake_case)] for c in df.columns
-               if _fold(c, snake_case) in known}
+    renames: dict[str, str] = {}
+    first: dict[str, str] = {}
+    for c in df.columns:
+        key = _fold(str(c), snake_case)
+        if key not in known:
+            continue
+        if key in first:
+            raise SourceDataError(
+                f"{where or 'export'}: columns {first[key]!r} and {c!r} both hold the field "
+                f"{known[key]}; remove one of them")
+        first[key] = c
+        renames[c] = known[key]
     return df.rename(columns=renames)
 
 
@@ -201,9 +231,10 @@ class SalesforceExportConnector(Connector):
             wanted["opportunities"].append("_fivetran_deleted")
         raw_headers: dict[str, list[str]] = {}
         for key, name in FILES.items():
-            df = files.read(name, opts.encoding)
+            df = files.read(name, opts.encoding, opts)
             raw_headers[key] = [] if df is None else [str(c) for c in df.columns]
-            frames[key] = None if df is None else canonical_headers(df, wanted[key], snake)
+            frames[key] = None if df is None else canonical_headers(
+                df, wanted[key], snake, f"{files.path}/{name}")
         opps = frames["opportunities"]
         if opps is None:
             raise SourceDataError(f"{files.path}: no {FILES['opportunities']} in the export")

@@ -20,7 +20,7 @@ SF_EXPORT = Path(__file__).resolve().parents[1] / "salesforce" / "data" / "expor
 def check(tmp_path: Path, source: str) -> tuple[int, str]:
     cfg = tmp_path / "audit.toml"
     cfg.write_text(f"[source]\n{source}\n[history]\nenabled = false\n", encoding="utf-8")
-    result = CliRunner().invoke(main, ["check-config", str(cfg)])
+    result = CliRunner().invoke(main, ["check-config", "--config", str(cfg)])
     return result.exit_code, result.output
 
 
@@ -126,5 +126,5 @@ def test_warehouse_table_read_as_an_export(tmp_path: Path) -> None:
 def test_offline_does_not_read_the_data(tmp_path: Path, offline: bool) -> None:
     cfg = tmp_path / "audit.toml"
     cfg.write_text("[source]\n" + sf_export(tmp_path / "nope"))
-    result = CliRunner().invoke(main, ["check-config", str(cfg), "--offline"])
+    result = CliRunner().invoke(main, ["check-config", "--config", str(cfg), "--offline"])
     assert result.exit_code == 0, result.output

@@ -56,6 +56,6 @@ def test_pipedrive_example(tmp_path: Path) -> None:
 def test_examples_pass_check_config() -> None:
     for cfg in (EXAMPLES / "dynamics365" / "dynamics365.toml",
                 EXAMPLES / "pipedrive" / "pipedrive.toml"):
-        result = CliRunner().invoke(main, ["check-config", str(cfg)])
+        result = CliRunner().invoke(main, ["check-config", "--config", str(cfg)])
         assert result.exit_code == 0, result.output
         assert "files read, no problem found" in result.output
