@@ -16,11 +16,11 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from auditor.na import frame_na_to_none, is_na, na_to_none
 from auditor.results import VIOLATION_COLUMNS
 
 if TYPE_CHECKING:
@@ -45,10 +45,9 @@ def jsonable(value: Any) -> Any:
         return [jsonable(v) for v in value]
     if isinstance(value, set | frozenset):
         return sorted(jsonable(v) for v in value)
-    if value is None or value is pd.NA or value is pd.NaT:
+    if is_na(value):
         return None
-    if isinstance(value, np.generic):
-        value = value.item()
+    value = na_to_none(value)
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, pd.Timestamp | datetime | date):
@@ -62,8 +61,7 @@ def jsonable(value: Any) -> Any:
 
 def violations_records(violations: pd.DataFrame) -> list[dict[str, Any]]:
     """Violations as JSON-ready dicts (NA → null), columns in the documented order."""
-    frame = violations[VIOLATION_COLUMNS].astype(object)
-    frame = frame.where(frame.notna(), None)
+    frame = frame_na_to_none(violations[VIOLATION_COLUMNS])
     frame["stage"] = frame["stage"].map(lambda s: None if s is None else str(s))
     frame["amount"] = frame["amount"].map(lambda a: None if a is None else float(a))
     return frame.to_dict(orient="records")
