@@ -17,6 +17,7 @@ import pandas as pd
 from auditor.config import AuditConfig
 from auditor.context import AuditContext
 from auditor.memo import Memo
+from auditor.metric_types import Metrics
 from auditor.rule import Rule
 from auditor.snapshot import Snapshot
 
@@ -124,7 +125,7 @@ class AuditRun:
     config: AuditConfig
     snapshot: Snapshot
     result: AuditResult
-    metrics: dict[str, Any]
+    metrics: Metrics
     started_at: datetime
     finished_at: datetime | None = None
     timings: dict[str, float] = field(default_factory=dict)
@@ -139,7 +140,7 @@ class AuditRun:
 
     @property
     def score(self) -> float | None:
-        return self.metrics.get("hygiene_score", {}).get("org")
+        return self.metrics.hygiene_score.org
 
     @property
     def duration_s(self) -> float:

@@ -118,7 +118,8 @@ def write_reports(run: AuditRun, out_dir: Path) -> list[Path]:
     if "json" in formats:
         written.append(write_violations_json(run.result.violations, out_dir / "violations.json"))
         written.append(write_violations_json(process, out_dir / "process_findings.json"))
-        written.append(write_json(run.metrics, out_dir / "metrics.json", schema="metrics"))
+        metrics = run.metrics.to_dict()
+        written.append(write_json(metrics, out_dir / "metrics.json", schema="metrics"))
         written.append(out_dir / "run.json")
         run.outputs = written
         write_run_json(run, out_dir / "run.json")

@@ -139,7 +139,7 @@ def execute(
                 run_id,
                 summary=_run_summary(run),
                 violations=run.result.violations,
-                metrics=run.metrics,
+                metrics=run.metrics.to_dict(),
                 snapshot=pulled,
                 pull_started_at=pull_started_at,
                 derived_rows=derived_rows,
