@@ -167,6 +167,9 @@ class HistorySection(Section):
     path: Path = Path("crm-audit-history.sqlite")
     #: how many runs the trend covers
     trend_runs: int = Field(default=14, ge=2)
+    #: one run at a time per history store and source: a second run waits this many seconds
+    #: for the one in progress, then exits with status 5 (0: do not wait)
+    lock_wait_s: float = Field(default=300.0, ge=0)
 
 
 class SmtpSection(Section):

@@ -27,6 +27,7 @@ from typing import Any
 
 from auditor.config import AuditConfig, SmtpSection
 from auditor.errors import ConfigError
+from auditor.files import mkdir_private, write_private
 from auditor.results import AuditRun
 from auditor.secrets import read_secret, redact
 from reports.context import (
@@ -416,13 +417,12 @@ def deliver(
             results.append(out.result("failed", redact(str(exc))))
 
     if dry_run:
-        box = Path(out_dir) / "outbox"
-        box.mkdir(parents=True, exist_ok=True)
+        box = mkdir_private(Path(out_dir) / "outbox")
         for old in box.glob("*.eml"):
             old.unlink()
         for i, (out, msg) in enumerate(built, 1):
             path = box / f"{i:03d}-{out.kind}-{safe_name(out.key)}.eml"
-            path.write_bytes(msg.as_bytes(policy=policy.SMTP))
+            write_private(path, msg.as_bytes(policy=policy.SMTP))
             results.append(out.result("dry-run", file=str(path)))
         return results
     assert smtp is not None

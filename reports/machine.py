@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from auditor.files import replace_private, write_private
 from auditor.na import frame_na_to_none, is_na, na_to_none
 from auditor.results import VIOLATION_COLUMNS
 
@@ -79,8 +80,7 @@ def violations_csv_bytes(violations: pd.DataFrame) -> bytes:
 
 
 def write_violations_csv(violations: pd.DataFrame, path: Path) -> Path:
-    path.write_bytes(violations_csv_bytes(violations))
-    return path
+    return write_private(path, violations_csv_bytes(violations))
 
 
 def _dump(data: Any) -> str:
@@ -93,18 +93,14 @@ def write_violations_json(violations: pd.DataFrame, path: Path) -> Path:
     frame = violations[VIOLATION_COLUMNS].copy()
     frame["stage"] = frame["stage"].astype("string")
     frame["amount"] = frame["amount"].astype("Float64")
-    path.write_text(
-        frame.to_json(orient="records", force_ascii=False, indent=1), encoding="utf-8"
-    )
-    return path
+    return write_private(path, frame.to_json(orient="records", force_ascii=False, indent=1))
 
 
 def write_json(data: Any, path: Path, schema: str | None = None) -> Path:
     """Write ``data`` as JSON; with ``schema``, a top-level ``schema_version`` is added."""
     if schema is not None and isinstance(data, dict):
         data = {"schema_version": SCHEMA_VERSIONS[schema], **data}
-    path.write_text(_dump(data), encoding="utf-8")
-    return path
+    return write_private(path, _dump(data))
 
 
 def run_record(run: AuditRun) -> dict[str, Any]:
@@ -146,5 +142,6 @@ def run_record(run: AuditRun) -> dict[str, Any]:
 
 
 def write_run_json(run: AuditRun, path: Path) -> Path:
-    path.write_text(_dump(run_record(run)), encoding="utf-8")
-    return path
+    """Write run.json whole (written twice per run: with the reports, and final after
+    delivery; an atomic replace, so a reader never sees half of it)."""
+    return replace_private(path, _dump(run_record(run)))

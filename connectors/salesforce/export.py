@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,6 +22,7 @@ from auditor.config import check_timezone
 from auditor.errors import ConfigError, SourceDataError
 from auditor.snapshot import Snapshot
 from connectors.base import Connector, SourceOptions
+from connectors.local_files import contained
 from connectors.salesforce.fields import (
     ACCOUNT_FIELDS,
     HISTORY_FIELDS,
@@ -67,7 +68,7 @@ class _ExportFiles:
         if path.is_dir():
             for p in sorted(path.rglob("*")):
                 if p.is_file() and p.suffix.lower() == ".csv":
-                    self._add(p.name, p)
+                    self._add(p.name, contained(p, path))  # no link out of the folder
         elif path.is_file() and zipfile.is_zipfile(path):
             self._zip = zipfile.ZipFile(path)
             for info in self._zip.infolist():
@@ -117,8 +118,12 @@ class SalesforceExportConnector(Connector):
     type_name: ClassVar[str] = "salesforce_export"
     Options: ClassVar[type[SourceOptions]] = SalesforceExportOptions
     options: SalesforceExportOptions
+    #: an export is a complete picture of the org on the day it was taken: every run audits
+    #: exactly the files present, never rows filtered by a wall-clock stamp
+    pulls_incrementally: ClassVar[bool] = False
 
     def pull(self, since: datetime | None = None) -> Snapshot:
+        """Read the export whole: ``since`` is ignored (see :attr:`pulls_incrementally`)."""
         opts = self.options
         files = _ExportFiles(self.resolve(opts.path))
         opp_fields = [s.sf_field for s in opportunity_specs(opts)] + [
@@ -144,14 +149,10 @@ class SalesforceExportConnector(Connector):
             deleted = parse_column(opps.loc[gone, "Id"], "id").dropna().tolist() if (
                 "Id" in opps.columns) else []
             opps = opps[~gone]
-        if since is not None and "SystemModstamp" in opps.columns:
-            stamp = parse_column(opps["SystemModstamp"], "datetime", tz=opts.timezone)
-            cut = pd.Timestamp(since if since.tzinfo else since.replace(tzinfo=UTC))
-            opps = opps[(stamp > cut).fillna(False).astype(bool)]
 
         facts = PullFacts(
             source=self.source_name, source_type=self.type_name,
-            instance_url=opts.instance_url, incremental=since is not None,
+            instance_url=opts.instance_url, incremental=False,
             warnings=[] if opts.instance_url else [
                 "source.instance_url is not set: opportunities have no record links"],
             extra={"export_path": str(files.path)},

@@ -52,7 +52,7 @@ class RawOrg:
     stages: pd.DataFrame | None = None
     #: Account Id → Name, used when the opportunity frame has no ``Account.Name``
     accounts: pd.DataFrame | None = None
-    #: ids of deleted opportunities (queryAll with ``include_deleted``)
+    #: ids of opportunities removed at the source (→ ``SnapshotMeta.deleted_ids``)
     deleted_ids: list[str] = field(default_factory=list)
     #: labels used in messages, e.g. {"opportunities": "Opportunity.csv"}
     where: dict[str, str] = field(default_factory=dict)
@@ -72,6 +72,10 @@ class PullFacts:
     incremental: bool = False
     warnings: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Snapshot column → field hidden from the integration user (field-level security)
+    unreadable_fields: dict[str, str] = field(default_factory=dict)
+    #: the stream's incremental state after this pull (see connectors.streams)
+    stream_state: dict[str, str] = field(default_factory=dict)
 
 
 class _Notes:
@@ -373,6 +377,8 @@ def build_snapshot(
         loaded_rows=len(out),
         incremental=facts.incremental,
         deleted_ids=sorted(raw.deleted_ids),
+        unreadable_fields=dict(facts.unreadable_fields),
+        stream_state=dict(facts.stream_state),
         extra=extra,
     )
     return Snapshot(out, history, owners, meta).validate()

@@ -245,12 +245,15 @@ HUBSPOT: list[dict[str, Any]] = [
      "fail": {"path": DEALS, "status": 200,
               "body": {"results": [], "paging": {"next": {"after": "2"}}}},
      "expect": "stops", "error": r"page 1: an empty page that points to a next one"},
-    {"id": "hs-search-cursor-loop", "fault": "incremental search repeats its `after` cursor",
+    {"id": "hs-search-cursor-loop", "fault": "incremental search answers the same full page "
+     "whatever its cursor asks (a stale cache)",
      "since": True, "options": {"search_page_size": 2, "track_archived": False},
      "fail": {"path": SEARCH, "status": 200, "times": 3,
-              "body": {"total": 3, "results": [{"id": "9001", "properties": {}}],
-                       "paging": {"next": {"after": "2"}}}},
-     "expect": "stops", "error": r"POST /crm/v3/objects/deals/search, page 2: paging cursor"},
+              "body": {"total": 2, "results": [
+                  {"id": "9001", "properties": {"hs_lastmodifieddate": "2000-01-01T00:00:00Z"}},
+                  {"id": "9002", "properties": {"hs_lastmodifieddate": "2000-01-01T00:00:00Z"}}]}},
+     "expect": "stops",
+     "error": r"POST /crm/v3/objects/deals/search, page 1: the results do not move past"},
 ]
 
 #: SMTP: two manager recipients; ``server`` names the fake in test_fault_matrix.py

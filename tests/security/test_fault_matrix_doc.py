@@ -10,6 +10,7 @@ from pathlib import Path
 from tests.security.faults import HUBSPOT, SALESFORCE, SMTP
 from tests.security.matrix import HEADER
 from tests.security.test_fuzz_parsers import FAMILIES, LONG_EXAMPLES
+from tests.security.test_output_faults import OUTPUT_FAULTS
 from tests.security.test_secret_scan import SCENARIOS
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "fault-matrix.md"
@@ -28,7 +29,8 @@ def test_doc_lists_every_scenario_and_family() -> None:
     text = DOC.read_text(encoding="utf-8")
     assert text.startswith(HEADER) and "Failed in this run" not in text
     expected = ({c["id"] for c in SALESFORCE + HUBSPOT + SMTP} | set(FAMILIES)
-                | {f"secrets-{s[0]}" for s in SCENARIOS} | {"history-commit-fails"})
+                | {f"secrets-{s[0]}" for s in SCENARIOS} | {"history-commit-fails"}
+                | {c["id"] for c in OUTPUT_FAULTS})
     rows = doc_rows()
     assert sorted(expected - set(rows)) == []
     assert sorted(set(rows) - expected) == []  # nothing stale either

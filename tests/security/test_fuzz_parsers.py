@@ -5,7 +5,7 @@ raises an AuditorError whose message names the file; any other exception fails t
 A short budget per parser in the default test run (FUZZ_EXAMPLES, default 50) keeps the suite
 fast; the long fuzzing keeps its 500 examples per parser in a separate command (README):
 
-    FUZZ_EXAMPLES=500 CI=true pytest -q -p no:cacheprovider -n 2 --dist loadfile -m "long or fuzz"
+    FUZZ_EXAMPLES=500 CI=true pytest -q -p no:cacheprovider -n 2 --dist loadfile -m "slow or fuzz"
 
 (hypothesis, no deadline); the counts of each outcome go into docs/fault-matrix.md through
 matrix.record (scripts/fault_matrix.py runs the long budget).
