@@ -108,7 +108,6 @@ def run_record(run: AuditRun) -> dict[str, Any]:
     from auditor import __version__
 
     h = run.history
-    failed = [d for d in run.delivery if d.get("status") == "failed"]
     out_dir = run.outputs[0].parent if run.outputs else None
     return {
         "schema_version": SCHEMA_VERSIONS["run"],
@@ -116,7 +115,7 @@ def run_record(run: AuditRun) -> dict[str, Any]:
         "run_id": run.run_id,
         "started_at": run.started_at,
         "finished_at": run.finished_at,
-        "status": "delivery_failed" if failed else "ok",
+        "status": run.status,
         "score": run.score,
         "facts": run.facts(),
         "history": None
@@ -142,6 +141,7 @@ def run_record(run: AuditRun) -> dict[str, Any]:
 
 
 def write_run_json(run: AuditRun, path: Path) -> Path:
-    """Write run.json whole (written twice per run: with the reports, and final after
-    delivery; an atomic replace, so a reader never sees half of it)."""
+    """Write run.json whole (an atomic replace, so a reader never sees half of it). A run
+    writes it once, after delivery (auditor.app.run); write_reports writes it when used
+    on its own."""
     return replace_private(path, _dump(run_record(run)))
