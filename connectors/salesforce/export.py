@@ -32,7 +32,7 @@ from connectors.salesforce.fields import (
     opportunity_specs,
     user_specs,
 )
-from connectors.salesforce.normalize import PullFacts, RawOrg, build_snapshot, parse_column
+from connectors.salesforce.normalise import PullFacts, RawOrg, build_snapshot, parse_column
 
 FILES = {
     "opportunities": "Opportunity.csv",
@@ -92,7 +92,7 @@ class _ExportFiles:
         data = ref.read_bytes() if isinstance(ref, Path) else self._zip.read(ref)
         where = f"{self.path}/{name}" if isinstance(ref, Path) else f"{self.path}:{ref.filename}"
         try:
-            # every value as text, empty = missing; normalize parses by field kind
+            # every value as text, empty = missing; normalise parses by field kind
             return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False,
                                encoding=encoding)
         except UnicodeError:  # a decode error, or a UTF-16 file without its byte order mark

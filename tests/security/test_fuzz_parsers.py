@@ -35,7 +35,7 @@ from connectors.hubspot import values as hs_values
 from connectors.hubspot.export import HubSpotExportConnector
 from connectors.hubspot.options import HubSpotExportOptions
 from connectors.salesforce.export import SalesforceExportConnector
-from connectors.salesforce.normalize import parse_column
+from connectors.salesforce.normalise import parse_column
 from tests.security.matrix import record
 
 #: examples per parser in this run; the long run (and docs/fault-matrix.md) uses LONG_EXAMPLES
