@@ -29,6 +29,20 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+#: the days an audit may be "as of": pandas timestamps end in 2262, and day arithmetic on
+#: dates near year 1 overflows (``--as-of 0001-01-01`` was a traceback)
+AS_OF_RANGE = (date(1900, 1, 1), date(2200, 12, 31))
+
+
+def check_as_of(day: date, key: str) -> date:
+    """``day`` when an audit can be run as of it, else a ConfigError naming ``key``."""
+    low, high = AS_OF_RANGE
+    if not low <= day <= high:
+        raise ConfigError(f"{key} {day.isoformat()}: the audit date must be between "
+                          f"{low.isoformat()} and {high.isoformat()}")
+    return day
+
+
 def check_timezone(v: str, example: str = "Europe/Berlin") -> str:
     """The one time-zone check of every config section: ``v`` is an IANA name, or ValueError."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -43,6 +57,14 @@ def check_timezone(v: str, example: str = "Europe/Berlin") -> str:
 class AuditSection(Section):
     #: the day the audit is "as of" (default: today, in ``timezone``)
     as_of: date | None = None
+
+    @field_validator("as_of")
+    @classmethod
+    def _as_of(cls, v: date | None) -> date | None:
+        low, high = AS_OF_RANGE
+        if v is not None and not low <= v <= high:
+            raise ValueError(f"the audit date must be between {low} and {high}")
+        return v
     #: IANA time zone used for "today" and for turning timestamps into calendar days
     timezone: str = "UTC"
     #: closed deals count as to-dos (fix lists, digests, new / resolved) only for close-out
@@ -150,6 +172,8 @@ class ReportSection(Section):
     )
     #: how many flagged deals the HTML / Markdown / text reports list (the CSV / JSON hold all)
     max_deals: int = Field(default=50, ge=1)
+    #: how many unmapped stages and warnings the reports and the CLI list (run.json holds all)
+    max_listed: int = Field(default=20, ge=1)
     #: folder with template overrides (a template may ``{% extends "default:report.html.j2" %}``)
     template_dir: Path | None = None
     title: str = "Pipeline hygiene audit"
@@ -184,6 +208,11 @@ class SmtpSection(Section):
     timeout_s: float = Field(default=30.0, gt=0)
     #: PEM file of extra CA certificates to trust (a company relay with a private CA)
     ca_file: Path | None = None
+    #: a message the server answers with a temporary (4xx) reply or a dropped connection is
+    #: sent again on a new connection, at most this many more times
+    retries: int = Field(default=3, ge=0, le=10)
+    #: wait before the first retry; doubled for each further one
+    retry_delay_s: float = Field(default=2.0, ge=0, le=300)
 
 
 SUBJECT_FIELDS = ("date", "score", "findings", "deals", "source", "title", "owner", "team")
@@ -226,14 +255,24 @@ class DeliverySection(Section):
 
 class ScheduleJob(Section):
     name: str
+    #: standard five-field cron (crontab(5)): minute hour day-of-month month day-of-week
     cron: str
     timezone: str = "UTC"
     config: Path | None = None
 
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        from auditor.cron import parse_cron
+
+        parse_cron(v)  # CronError (a ValueError) names the field and its range
+        return v
+
 
 class ScheduleSection(Section):
     jobs: list[ScheduleJob] = Field(default_factory=list)
-    misfire_grace_s: int = 3600
+    #: seconds a missed run may still start late; 0 = never late
+    misfire_grace_s: int = Field(default=3600, ge=0)
     alert_emails: list[str] = Field(default_factory=list)
 
 
@@ -275,21 +314,81 @@ class AuditConfig(Section):
         return p if p.is_absolute() else self.base_dir / p
 
 
-def format_validation_error(exc: ValidationError, origin: str, prefix: str = "") -> str:
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation (``X``, ``X | None``, ``list[X]``), if any."""
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def allowed_keys(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str]:
+    """The keys the table at ``loc`` (a pydantic error location, last part the bad key) takes."""
+    cur = model
+    for part in loc[:-1]:
+        if cur is None:
+            return []
+        if isinstance(part, int) or str(part).startswith("function-"):
+            continue
+        f = cur.model_fields.get(str(part))
+        if f is None:
+            return []
+        cur = _model_in(f.annotation)
+    return list(cur.model_fields) if cur is not None else []
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool | date) and len(repr(value)) <= 80
+
+
+def format_validation_error(
+    exc: ValidationError,
+    origin: str,
+    prefix: str = "",
+    model: type[BaseModel] | None = None,
+) -> str:
+    """One line per error naming the key, what was wrong and what is allowed.
+
+    Never dumps the offending table: a value is quoted only when it is a short scalar. Unknown
+    keys and values outside a fixed set get a "did you mean" from the allowed ones.
+    """
+    import re
+
+    from auditor.suggest import did_you_mean
+
     lines = []
     for err in exc.errors():
-        loc = ".".join(
-            str(x) for x in err["loc"] if not str(x).startswith("function-") and str(x) != "[key]"
-        )
+        parts = tuple(x for x in err["loc"] if not str(x).startswith("function-"))
+        loc = "".join(
+            f"[{x}]" if isinstance(x, int) else f".{x}" for x in parts if str(x) != "[key]"
+        ).lstrip(".")
         key = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "(top level)"
+        value = err.get("input")
+        got = f" (got {value!r})" if _scalar(value) else ""
         if err["type"] == "extra_forbidden":
-            lines.append(f"{origin}: unknown key `{key}`")
-        elif err["type"] == "literal_error":
-            lines.append(f"{origin}: key `{key}`: {err['msg']} (got {err.get('input')!r})")
+            allowed = [k for k in allowed_keys(model, parts) if k not in ("origin", "base_dir")]
+            hint = did_you_mean(str(parts[-1]), allowed) if parts else ""
+            listing = f"; allowed here: {', '.join(allowed)}" if allowed and not hint else ""
+            lines.append(f"{origin}: unknown key `{key}`{hint}{listing}")
+        elif err["type"] in ("literal_error", "enum"):
+            expected = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get("expected", "")))
+            hint = did_you_mean(str(value), expected) if _scalar(value) else ""
+            lines.append(
+                f"{origin}: key `{key}`: {value!r} is not allowed{hint}; allowed: "
+                f"{', '.join(expected)}"
+                if expected and _scalar(value)
+                else f"{origin}: key `{key}`: allowed: {', '.join(expected) or err['msg']}"
+            )
         elif err["type"] == "missing":
             lines.append(f"{origin}: missing required key `{key}`")
         else:
-            lines.append(f"{origin}: key `{key}`: {err['msg']} (got {err.get('input')!r})")
+            msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+            lines.append(f"{origin}: key `{key}`: {msg}{got}")
     return "\n".join(lines)
 
 
@@ -306,7 +405,7 @@ def parse_config(
     try:
         cfg = AuditConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, origin)) from None
+        raise ConfigError(format_validation_error(exc, origin, model=AuditConfig)) from None
     cfg.origin = origin
     cfg.base_dir = base_dir or Path(".")
     if "type" not in cfg.source:

@@ -13,8 +13,10 @@ from pydantic import Field, field_validator, model_validator
 
 from auditor.config import Section, check_timezone
 from auditor.snapshot import OPPORTUNITY_SCHEMA, OWNER_SCHEMA, STAGE_HISTORY_SCHEMA
+from auditor.suggest import did_you_mean
 from connectors.base import SourceOptions
 from connectors.csv_parsing import DEFAULT_FALSE, DEFAULT_TRUE
+from connectors.limits import FileLimits
 
 #: opportunity columns a mapping may feed; "stage" is accepted as a spelling of "source_stage"
 #: because the CSV holds the source's stage, which the stage map turns into the common stage.
@@ -46,7 +48,7 @@ class CsvLookup(Section):
         return v
 
 
-class CsvOptions(SourceOptions):
+class CsvOptions(SourceOptions, FileLimits):
     #: the opportunities file (required); relative paths are relative to the config file
     opportunities: Path
     #: optional stage history file: one row per stage entry (opportunity_id, stage, entered_at)
@@ -172,6 +174,8 @@ class CsvOptions(SourceOptions):
 def _known(mapping: dict[str, str], allowed: set[str], what: str) -> None:
     unknown = sorted(set(mapping) - allowed)
     if unknown:
+        hint = did_you_mean(unknown[0], allowed)
         raise ValueError(
-            f"unknown {what} {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(allowed))}"
+            f"unknown {what} {', '.join(map(repr, unknown))}{hint}; "
+            f"allowed: {', '.join(sorted(allowed))}"
         )

@@ -85,6 +85,7 @@ class CsvConnector(Connector):
             has_stage_history=o.stage_history is not None,
         )
         opps, provided = self._opportunities(stage_map, meta)
+        self.progress(o.opportunities.name, len(opps), 1)
         history = make_stage_history()
         if o.stage_history is not None:
             history = self._history(stage_map, opps, meta)
@@ -119,7 +120,7 @@ class CsvConnector(Connector):
         o = self.opts
         table = read_table(
             contained(self.resolve(path)), what=what, encoding=o.encoding, delimiter=o.delimiter,
-            na_values=o.na_values,
+            na_values=o.na_values, limits=o,
         )
         meta.warnings.extend(table.warnings)
         return table

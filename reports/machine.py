@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from auditor.files import replace_private, write_private
@@ -68,12 +69,34 @@ def violations_records(violations: pd.DataFrame) -> list[dict[str, Any]]:
     return frame.to_dict(orient="records")
 
 
+#: a text cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection")
+FORMULA_START = r"^[=+\-@\t\r]"
+
+
+def neutralise_text(arr: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A text column safe to open in a spreadsheet: NUL bytes removed, and a cell starting with
+    =, +, -, @, tab or CR prefixed with a single quote, as OWASP recommends, so Excel, LibreOffice
+    and Google Sheets show it as text instead of running it. Numeric columns are never passed
+    here, so a negative amount stays a number."""
+    arr = pc.replace_substring(arr, "\x00", "")
+    quote, empty = pa.scalar("'", arr.type), pa.scalar("", arr.type)
+    return pc.if_else(pc.match_substring_regex(arr, FORMULA_START),
+                      pc.binary_join_element_wise(quote, arr, empty), arr)
+
+
 def violations_csv_bytes(violations: pd.DataFrame) -> bytes:
     """The findings as CSV (RFC 4180, text fields quoted, NA empty), written by Arrow's C++
-    writer: six times faster than DataFrame.to_csv on a million-opportunity audit."""
+    writer: six times faster than DataFrame.to_csv on a million-opportunity audit. Every text
+    cell goes through :func:`neutralise_text` (this is the only CSV writer: violations.csv and
+    every e-mail attachment)."""
     frame = violations[VIOLATION_COLUMNS].copy()
-    frame["stage"] = frame["stage"].astype("string")
+    for col in frame.columns:
+        if col != "amount":
+            frame[col] = frame[col].astype("string")
     table = pa.Table.from_pandas(frame, preserve_index=False)
+    for i, field in enumerate(table.schema):
+        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+            table = table.set_column(i, field, neutralise_text(table.column(i)))
     buf = io.BytesIO()
     pa_csv.write_csv(table, buf, pa_csv.WriteOptions(quoting_style="needed"))
     return buf.getvalue()

@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
@@ -32,9 +32,28 @@ from auditor.snapshot import Snapshot
 if TYPE_CHECKING:
     from auditor.app.publish import OutputFolder
     from auditor.history import HistoryStore
-    from connectors.base import Connector
+    from connectors.base import Connector, PullProgress
 
 log = logging.getLogger(__name__)
+
+
+class RunObserver(Protocol):
+    """Told what a run is doing (the CLI's progress display); every method must be cheap."""
+
+    def start(self, phase: str) -> None: ...
+    def done(self, phase: str, seconds: float) -> None: ...
+    def pulled(self, progress: PullProgress) -> None: ...
+
+
+class _Quiet:
+    def start(self, phase: str) -> None:
+        pass
+
+    def done(self, phase: str, seconds: float) -> None:
+        pass
+
+    def pulled(self, progress: PullProgress) -> None:
+        pass
 
 
 def pull(config: AuditConfig, since: datetime | None = None, as_of: date | None = None) -> Snapshot:
@@ -55,15 +74,24 @@ def pull_from(
 
 
 def audit_snapshot(
-    snap: Snapshot, config: AuditConfig, as_of: date | None = None, started: float | None = None
+    snap: Snapshot,
+    config: AuditConfig,
+    as_of: date | None = None,
+    started: float | None = None,
+    observer: RunObserver | None = None,
 ) -> AuditRun:
     """Audit an already pulled Snapshot (rules + metrics)."""
+    obs = observer or _Quiet()
     t = time.perf_counter()
     started_at = datetime.now(UTC)
+    obs.start("rules")
     result = run_audit(snap, config, as_of=as_of)
     t_rules = time.perf_counter()
+    obs.done("rules", t_rules - t)
+    obs.start("metrics")
     metrics = compute_metrics(snap, result, result.context, config.metrics)
     t_metrics = time.perf_counter()
+    obs.done("metrics", t_metrics - t_rules)
     run = AuditRun(config, snap, result, metrics, started_at)
     run.timings["rules"] = t_rules - t
     run.timings["metrics"] = t_metrics - t_rules
@@ -78,6 +106,7 @@ def execute(
     full: bool = False,
     deliver: bool = True,
     dry_run: bool = False,
+    observer: RunObserver | None = None,
 ) -> AuditRun:
     """Run the configured audit, write the reports, record the run and deliver the reports.
 
@@ -99,6 +128,8 @@ def execute(
 
     Delivery outcomes land in ``run.delivery`` (one dict per recipient) and in run.json; a
     failed recipient does not raise (the CLI turns it into exit status 4).
+
+    ``observer`` is told when each phase starts and ends, and how the pull advances.
     """
     from auditor.app.publish import OutputFolder
     from auditor.config import default_config
@@ -107,7 +138,9 @@ def execute(
 
     started_at = datetime.now(UTC)
     folder = OutputFolder(out_dir or config.resolve(config.report.out_dir))
+    obs = observer or _Quiet()
     connector = build_connector(config)
+    connector.on_progress = obs.pulled
     day = AuditContext.create(as_of or config.audit.as_of, config.audit.timezone).as_of.date()
     folder.check()
     path = history_path(config, folder.path)
@@ -127,9 +160,9 @@ def execute(
         )
         with lock:
             run = _execute_locked(
-                config, connector, store, staging, day, full, started_at, deliver, dry_run
+                config, connector, store, staging, day, full, started_at, deliver, dry_run, obs
             )
-            _publish_phase(folder, run)
+            _publish_phase(folder, run, obs)
     except BaseException as exc:
         folder.discard()
         if is_disk_full(exc):
@@ -156,6 +189,7 @@ def _execute_locked(
     started_at: datetime,
     deliver: bool,
     dry_run: bool,
+    obs: RunObserver,
 ) -> AuditRun:
     """The run itself, holding the run lock; every file goes into ``staging``.
 
@@ -175,23 +209,23 @@ def _execute_locked(
                 config_origin=config.origin,
             )
         t0 = time.perf_counter()
-        pulled = _pull_phase(connector, config, store, day, full)
+        pulled = _pull_phase(connector, config, store, day, full, obs)
         pull_s = time.perf_counter() - t0
-        run = audit_snapshot(pulled.audited, config, as_of=day)
+        run = audit_snapshot(pulled.audited, config, as_of=day, observer=obs)
         run.timings = {"pull": pull_s, **run.timings}
         run.started_at = started_at
         run.run_id = run_id
         stored = store is not None and run_id is not None
         if stored:
-            with _timed(run, "history_diff"):
+            with _phase(obs, "history diff", run, "history_diff"):
                 run.finished_at = datetime.now(UTC)
                 run.history = _history_diff(store, run, config.history.trend_runs)
         # Parquet-encode the snapshot for the store on another core while the reports
         # (pure-Python templating) render: pyarrow releases the GIL
         with _in_background(snapshot_to_blobs if stored else None, pulled.snapshot) as blobs:
-            _reports_phase(run, staging)
+            _reports_phase(run, staging, obs)
             if stored:
-                _store_phase(store, run, pulled, blobs)
+                _store_phase(store, run, pulled, blobs, obs)
     except BaseException as exc:
         if store is not None and run_id is not None:
             interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
@@ -203,7 +237,7 @@ def _execute_locked(
     # delivery only after the commit: a run whose results could not be stored is a failed run,
     # and nothing goes out for it
     if deliver:
-        _deliver_phase(run, config, staging, dry_run)
+        _deliver_phase(run, config, staging, dry_run, obs)
     run.finished_at = datetime.now(UTC)
     _write_run_json(run, staging)
     return run
@@ -221,48 +255,60 @@ class _Pulled:
 
 
 def _pull_phase(
-    connector: Connector, config: AuditConfig, store: HistoryStore | None, day: date, full: bool
+    connector: Connector,
+    config: AuditConfig,
+    store: HistoryStore | None,
+    day: date,
+    full: bool,
+    obs: RunObserver,
 ) -> _Pulled:
     started = datetime.now(UTC)
-    snap = _pull_maybe_incremental(connector, config, store, day, full)
-    if store is not None and not snap.meta.has_stage_history:
+    with _phase(obs, "pull"):
+        snap = _pull_maybe_incremental(connector, config, store, day, full)
+    if store is None or snap.meta.has_stage_history:
+        return _Pulled(snap, snap, None, started)
+    with _phase(obs, "observed history"):
         rows, audited = _observe_history(store, snap, day, config.audit.timezone)
-        return _Pulled(snap, audited, rows, started)
-    return _Pulled(snap, snap, None, started)
+    return _Pulled(snap, audited, rows, started)
 
 
-def _reports_phase(run: AuditRun, staging: Path) -> None:
+def _reports_phase(run: AuditRun, staging: Path, obs: RunObserver) -> None:
     from reports.render import write_reports
 
-    with _timed(run, "reports"):
+    with _phase(obs, "reports", run, "reports"):
         run.outputs = write_reports(run, staging, run_json=False)
     run.finished_at = datetime.now(UTC)
 
 
 def _store_phase(
-    store: HistoryStore, run: AuditRun, pulled: _Pulled, blobs: Future[dict[str, Any]] | None
+    store: HistoryStore,
+    run: AuditRun,
+    pulled: _Pulled,
+    blobs: Future[dict[str, Any]] | None,
+    obs: RunObserver,
 ) -> None:
     """One transaction: the run summary, its findings, metrics and the pulled snapshot."""
     assert run.run_id is not None
-    tc = time.perf_counter()
-    store.commit_run(
-        run.run_id,
-        summary=run.summary(),
-        violations=run.result.violations,
-        metrics=run.metrics.to_dict(),
-        snapshot=pulled.snapshot,
-        pull_started_at=pulled.started_at,
-        derived_rows=pulled.derived_rows,
-        snapshot_blobs=blobs.result() if blobs is not None else None,
-    )
-    # after the commit, so not in the stored duration; the run facts show it
-    run.timings["history_store"] = time.perf_counter() - tc
+    # timed after the commit, so not in the stored duration; the run facts show it
+    with _phase(obs, "history store", run, "history_store"):
+        store.commit_run(
+            run.run_id,
+            summary=run.summary(),
+            violations=run.result.violations,
+            metrics=run.metrics.to_dict(),
+            snapshot=pulled.snapshot,
+            pull_started_at=pulled.started_at,
+            derived_rows=pulled.derived_rows,
+            snapshot_blobs=blobs.result() if blobs is not None else None,
+        )
 
 
-def _deliver_phase(run: AuditRun, config: AuditConfig, staging: Path, dry_run: bool) -> None:
+def _deliver_phase(
+    run: AuditRun, config: AuditConfig, staging: Path, dry_run: bool, obs: RunObserver
+) -> None:
     from reports.delivery import deliver as send_reports
 
-    with _timed(run, "delivery"):
+    with _phase(obs, "delivery", run, "delivery"):
         run.delivery = send_reports(run, config, dry_run=dry_run, out_dir=staging)
     final = str(staging.parent / _published_name(staging))
     for d in run.delivery:  # .eml paths as they will be once published
@@ -283,13 +329,35 @@ def _write_run_json(run: AuditRun, staging: Path) -> None:
     write_run_json(run, path)
 
 
-@contextlib.contextmanager
-def _timed(run: AuditRun, phase: str) -> Iterator[None]:
-    t = time.perf_counter()
+def _publish_phase(folder: OutputFolder, run: AuditRun, obs: RunObserver) -> None:
+    """manifest.json, then the staging folder swapped in whole for the output folder."""
     try:
-        yield
-    finally:
-        run.timings[phase] = time.perf_counter() - t
+        with _phase(obs, "publish"):
+            folder.write_manifest(_manifest_info(run))
+            folder.publish()
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise
+        stored = f"run {run.run_id} is stored; " if run.run_id is not None else ""
+        raise OutputError(
+            f"output folder {folder.path}: could not publish the new reports: "
+            f"{exc.strerror or exc}; {stored}the folder still holds the previous run"
+        ) from None
+
+
+@contextlib.contextmanager
+def _phase(
+    obs: RunObserver, label: str, run: AuditRun | None = None, timing: str | None = None
+) -> Iterator[None]:
+    """Tell the observer a phase starts and (if it succeeds) how long it took; with ``run``,
+    keep the time in ``run.timings[timing]`` too."""
+    t = time.perf_counter()
+    obs.start(label)
+    yield
+    seconds = time.perf_counter() - t
+    if run is not None and timing is not None:
+        run.timings[timing] = seconds
+    obs.done(label, seconds)
 
 
 @contextlib.contextmanager
@@ -305,21 +373,6 @@ def _in_background(
         yield pool.submit(fn, *args)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _publish_phase(folder: OutputFolder, run: AuditRun) -> None:
-    """manifest.json, then the staging folder swapped in whole for the output folder."""
-    try:
-        folder.write_manifest(_manifest_info(run))
-        folder.publish()
-    except OSError as exc:
-        if is_disk_full(exc):
-            raise
-        stored = f"run {run.run_id} is stored; " if run.run_id is not None else ""
-        raise OutputError(
-            f"output folder {folder.path}: could not publish the new reports: "
-            f"{exc.strerror or exc}; {stored}the folder still holds the previous run"
-        ) from None
 
 
 def _published_name(staging: Path) -> str:

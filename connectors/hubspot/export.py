@@ -28,6 +28,7 @@ from connectors.hubspot.pipelines import (
     resolve_stages,
 )
 from connectors.hubspot.values import parse_booleans
+from connectors.limits import check_cells, check_file_size, check_header
 from connectors.local_files import contained
 
 
@@ -98,6 +99,11 @@ class HubSpotExportConnector(Connector):
 
     # -- reading -----------------------------------------------------------------------------
     def _read(self, path: Path) -> pd.DataFrame:
+        where = f"HubSpot export {path}"
+        if path.is_file():
+            check_file_size(path, where, self.options)
+            check_header(path, where, encoding=self.options.encoding, delimiter=",",
+                         limits=self.options)
         try:
             df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=self.options.encoding)
         except FileNotFoundError:
@@ -111,6 +117,7 @@ class HubSpotExportConnector(Connector):
         except (UnicodeError, pd.errors.ParserError) as exc:
             raise SourceDataError(f"HubSpot export {path} cannot be read as CSV: {exc}") from None
         df = df.astype(STR)
+        check_cells(df, where, self.options)
         return df.where(df.apply(lambda s: s.str.strip() != ""))
 
     def _properties(
@@ -169,8 +176,13 @@ class HubSpotExportConnector(Connector):
                         else pd.Series([], dtype=STR))
             return make_owners(pd.DataFrame({"id": distinct, "name": distinct}))
         path = contained(self.resolve(self.options.owners_path))
+        if path.is_file():
+            check_file_size(path, f"owners file {path}", self.options)
+            check_header(path, f"owners file {path}", encoding="utf-8", delimiter=",",
+                         limits=self.options)
         try:
             owners = pd.read_csv(path, dtype=str, keep_default_na=False).astype(STR)
+            check_cells(owners, f"owners file {path}", self.options)
         except FileNotFoundError:
             raise SourceDataError(f"owners file {path} does not exist") from None
         except pd.errors.EmptyDataError:

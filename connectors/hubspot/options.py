@@ -9,6 +9,7 @@ from pydantic import Field
 
 from connectors.base import SourceOptions
 from connectors.hubspot.fields import FieldOptions
+from connectors.limits import FileLimits
 
 
 class HubSpotOptions(SourceOptions, FieldOptions):
@@ -48,7 +49,7 @@ class HubSpotOptions(SourceOptions, FieldOptions):
     timeout_s: float = Field(default=30.0, gt=0)
 
 
-class HubSpotExportOptions(SourceOptions, FieldOptions):
+class HubSpotExportOptions(SourceOptions, FieldOptions, FileLimits):
     """``type = "hubspot_export"``: the deals CSV exported from HubSpot's deals view."""
 
     #: the exported CSV file (relative to the config file)

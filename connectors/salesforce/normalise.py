@@ -97,9 +97,13 @@ class _Notes:
         )
 
 
+#: whitespace as str.strip() sees it, plus a byte order mark (concatenated export files)
+_STRIP = "".join(chr(c) for c in range(0x3001) if chr(c).isspace()) + "\ufeff"
+
+
 def as_text(s: pd.Series) -> pd.Series:
     """Any raw column → stripped text with NA for null / empty."""
-    t = s.astype(STR).str.strip()
+    t = s.astype(STR).str.strip(_STRIP)
     return t.where(t.str.len() > 0)
 
 
@@ -225,6 +229,10 @@ def stage_metadata_report(
     return _metadata_unmapped(meta, stage_map), _check_stage_map(meta, stage_map) + notes.warnings
 
 
+#: a Salesforce record id: 15 case-sensitive or 18 case-insensitive alphanumeric characters
+SALESFORCE_ID = r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?"
+
+
 def build_snapshot(
     raw: RawOrg, opts: SalesforceFieldOptions, facts: PullFacts, *, tz: str = "UTC",
 ) -> Snapshot:
@@ -268,9 +276,17 @@ def build_snapshot(
     opp["source"] = facts.source
     provided.add("source")
     if facts.instance_url:
+        # a link only from an id of Salesforce's shape: an export's Id column is untrusted text
+        # and would otherwise be pasted into the URL of every report
+        valid = opp["id"].str.fullmatch(SALESFORCE_ID).fillna(False).astype(bool)
         base = facts.instance_url.rstrip("/") + "/lightning/r/Opportunity/"
-        opp["url"] = base + opp["id"] + "/view"
+        opp["url"] = (base + opp["id"] + "/view").where(valid)
         provided.add("url")
+        if not valid.all():
+            warnings.append(
+                f"{w_opp}: {int((~valid).sum())} Id values are not 15- or 18-character "
+                f"Salesforce ids (e.g. {str(opp['id'][~valid].iloc[0])[:40]!r}); those "
+                "opportunities have no record link")
     if "currency" not in opp and opts.currency:
         opp["currency"] = opts.currency
         provided.add("currency")

@@ -13,6 +13,7 @@ No field mapping here: see :mod:`.fields` and :mod:`.normalise`.
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import re
 import time
@@ -41,8 +42,10 @@ from connectors.streams import Pages
 
 log = logging.getLogger(__name__)
 AuthFlow = Literal["jwt", "password", "client_credentials", "session"]
-_LIMIT_RE = re.compile(r"api-usage=(\d+)/(\d+)")
-_PER_APP_RE = re.compile(r"per-app-api-usage=(\d+)/(\d+)\(appName=([^)]*)\)")
+# at most 15 digits: a header is not trusted to hold a number int() can parse (past 4300 digits
+# it raises ValueError, which was then reported as "the response is not valid JSON")
+_LIMIT_RE = re.compile(r"(?<![\w-])api-usage=(\d{1,15})/(\d{1,15})(?!\d)")
+_PER_APP_RE = re.compile(r"per-app-api-usage=(\d{1,15})/(\d{1,15})\(appName=([^)]*)\)")
 
 
 class SalesforceOptions(SalesforceFieldOptions):
@@ -250,7 +253,15 @@ class CountingSession(requests.Session):
                     requests.exceptions.ChunkedEncodingError) as exc:  # a body cut off
                 self.counter.transient_failures += 1
                 raise Retryable(f"{type(exc).__name__}: {exc}") from None
-            self.counter.record_limits(resp.headers.get("Sforce-Limit-Info"))
+            limits = resp.headers.get("Sforce-Limit-Info")
+            if limits and re.search(r"\d{16}", limits):
+                # simple-salesforce parses this header with int(); a number past 4300 digits
+                # raises ValueError there. It only reports usage: drop it, keep the response.
+                log.warning("Salesforce %s: ignored a malformed Sforce-Limit-Info header (%s…)",
+                            self.step, limits[:40])
+                del resp.headers["Sforce-Limit-Info"]
+                limits = None
+            self.counter.record_limits(limits)
             status = resp.status_code
             if status == 429 or status >= 500 or status == 403:
                 code, msg = error_detail(resp)
@@ -389,9 +400,12 @@ class SalesforceTransport:
             hint = "; check the field names and filters under [source]" if bad_query else ""
             raise ConnectorError(redact(
                 f"Salesforce {step} failed: HTTP {exc.status} {code}{hint}")) from None
-        except ValueError as exc:  # requests' JSONDecodeError is a ValueError
+        except (requests.exceptions.JSONDecodeError, json.JSONDecodeError) as exc:
             raise ConnectorError(redact(
                 f"Salesforce {step}: the response is not valid JSON ({exc})")) from None
+        except ValueError as exc:  # anything else odd in a response: say what, not "JSON"
+            raise ConnectorError(redact(
+                f"Salesforce {step}: unexpected response ({type(exc).__name__}: {exc})")) from None
         except requests.RequestException as exc:
             raise ConnectorError(redact(
                 f"Salesforce {step} failed: {type(exc).__name__}: {exc}")) from None

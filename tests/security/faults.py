@@ -124,6 +124,10 @@ SALESFORCE: list[dict[str, Any]] = [
      "key": "page:Opportunity:2",
      "replies": [sf_page(2, nextRecordsUrl=_opp_page(1)["nextRecordsUrl"])],
      "expect": "stops", "error": r"page 2: nextRecordsUrl repeats the cursor of page 1"},
+    {"id": "sf-bad-limit-header", "fault": "page 2 carries a Sforce-Limit-Info header with a "
+     "5000-digit number (the body is fine)", "key": "page:Opportunity:2",
+     "replies": [(200, {**JSON, "Sforce-Limit-Info": "api-usage=" + "9" * 5000 + "/15000"},
+                  sf_page(2)[2])], "expect": "recovers", "sleeps": []},
     {"id": "sf-empty-middle-page", "fault": "page 2 of 3 comes back with no records",
      "key": "page:Opportunity:2", "replies": [sf_page(2, records=[])], "expect": "stops",
      "error": r"page 2: an empty page that is not the last one"},

@@ -427,8 +427,8 @@ def _build(source: dict[str, Any]) -> None:
         ({}, "audit.toml: missing required key `source.opportunities`"),
         (
             {"opportunities": "x.csv", "columns": {"closedate": "Close"}},
-            "audit.toml: key `source.columns`: Value error, unknown opportunity column "
-            "'closedate'; allowed: ",
+            "audit.toml: key `source.columns`: unknown opportunity column "
+            "'closedate' (did you mean 'close_date'?); allowed: ",
         ),
         ({"opportunities": "x.csv", "decimal": ";"}, "audit.toml: key `source.decimal`: "),
         (
@@ -599,6 +599,6 @@ def test_repeated_header_is_reported(tmp_path: Path) -> None:
     snap = CsvConnector(opts, base_dir=tmp_path).pull()
     assert values(snap.opportunities["amount"]) == [5.0]
     assert snap.meta.warnings == [
-        "rep.csv: header 'amount' appears 2 times; mappings use the first, the others are named "
-        "'amount.1'"
+        "rep.csv: header 'amount' appears 2 times; mappings use column 3, the others are named: "
+        "column 4 as 'amount.1'"
     ]
