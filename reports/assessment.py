@@ -195,7 +195,7 @@ def assessment_context(run: AuditRun, ctx: dict[str, Any]) -> dict[str, Any]:
     records = ctx["facts"].get("records") or 0
     owners = [o for o in by_owner(run) if is_number(o["score"])]
     owners.sort(key=lambda o: (o["score"], o["owner"]))
-    open_amount = (run.metrics.get("counts") or {}).get("open_amount")
+    open_amount = run.metrics.counts.open_amount
     risk = at_risk_amount(run)
     return {
         **ctx,

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from auditor.metric_types import Metric
 from auditor.metrics.base import MetricInputs, floats, metric, ratio, unavailable
 from auditor.metrics.periods import NAT_DAY, Period
 from auditor.stages import STAGE_ORDER
@@ -33,7 +34,7 @@ def _money(x: float) -> float:
 
 def pipeline_coverage(
     mi: MetricInputs, periods: list[Period], targets: dict[str, float]
-) -> dict[str, Any]:
+) -> Metric:
     name = "pipeline_coverage"
     if reason := mi.missing("amount", "close_date"):
         return unavailable(name, PIPELINE_COVERAGE, reason)
@@ -92,7 +93,7 @@ def pipeline_coverage(
     )
 
 
-def follow_up_discipline(mi: MetricInputs) -> dict[str, Any]:
+def follow_up_discipline(mi: MetricInputs) -> Metric:
     name = "follow_up_discipline"
     has_due, has_text = mi.provides("next_step_due"), mi.provides("next_step")
     if not (has_due or has_text):

@@ -42,7 +42,7 @@ from connectors.salesforce.fields import (
     opportunity_specs,
     user_specs,
 )
-from connectors.salesforce.normalize import PullFacts, RawOrg, build_snapshot, parse_column
+from connectors.salesforce.normalise import PullFacts, RawOrg, build_snapshot, parse_column
 
 FILES = {
     "opportunities": "Opportunity.csv",
@@ -131,7 +131,7 @@ class _ExportFiles:
         # before a quoted cell it would make the quotes part of it
         text = decoded.text.replace("\n\ufeff", "\n")
         try:
-            # every value as text, empty = missing; normalize parses by field kind
+            # every value as text, empty = missing; normalise parses by field kind
             frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
         except pd.errors.EmptyDataError:
             raise SourceDataError(f"{where}: the file is empty (expected a header row)") from None
