@@ -213,7 +213,7 @@ def test_not_a_terminal_gives_plain_progress_lines(tmp_path: Path) -> None:
     phases = [line.split(" ", 1)[1].split(":")[0] for line in proc.stderr.splitlines()
               if ": done in " in line]
     assert phases == ["pull", "observed history", "rules", "metrics", "history diff",
-                      "reports", "history store", "delivery"]
+                      "reports", "history store", "delivery", "publish"]
     assert "(sf_report_opportunities.csv: 6 records, 1 page)" in proc.stderr
     assert "\x1b[" not in proc.stderr  # no terminal control codes in a log
     assert "done in" not in proc.stdout

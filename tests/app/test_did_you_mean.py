@@ -47,7 +47,7 @@ def test_unknown_key_without_a_close_match_lists_the_allowed_ones(tmp_path: Path
     cfg = _cfg(tmp_path, "[history]\nkeep_forever = true\n")
     assert _error("run", "--config", str(cfg)) == (
         f"error: {cfg}: unknown key `history.keep_forever`; allowed here: enabled, path, "
-        "trend_runs"
+        "trend_runs, lock_wait_s"
     )
 
 
