@@ -41,7 +41,7 @@ from connectors.salesforce.fields import (
     select_list,
     user_specs,
 )
-from connectors.salesforce.normalize import (
+from connectors.salesforce.normalise import (
     PullFacts,
     RawOrg,
     build_snapshot,
