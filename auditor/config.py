@@ -388,6 +388,8 @@ def format_validation_error(
             lines.append(f"{origin}: missing required key `{key}`")
         else:
             msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+            if got and repr(value) in msg:  # the message quotes the value already
+                got = ""
             lines.append(f"{origin}: key `{key}`: {msg}{got}")
     return "\n".join(lines)
 

@@ -323,8 +323,8 @@ def run(
         for w in warnings[:limit]:
             click.echo(f"warning: {w}", err=True)
         if len(warnings) > limit:
-            click.echo(f"warning: … and {len(warnings) - limit} more (run.json lists them all; "
-                       "report.max_listed)", err=True)
+            click.echo(f"warning: … and {len(warnings) - limit} more warnings (run.json lists "
+                       "them all; report.max_listed)", err=True)
         for d in result.delivery:
             if d["status"] == "skipped":
                 click.echo(f"warning: skipped {d['kind']} {d['key']}: {d['error']}", err=True)

@@ -101,12 +101,12 @@ def test_smtp_secrets_are_checked_too(tmp_path: Path) -> None:
 def test_offline_catches_a_bad_cron(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path, '[[schedule.jobs]]\nname = "nightly"\ncron = "30 25 * * *"\n')
     proc = run_cli("check-config", "--config", str(cfg), "--offline", cwd=tmp_path)
-    # the config validator reads the cron with the scheduler's parser: refused at load, exit 2,
-    # naming the key, the field and its range
     assert proc.returncode == 2, proc.stdout
+    assert "configuration is valid" not in proc.stdout
+    # the cron parser's own message (the field and its range), naming key and value once
     assert proc.stderr == (
         f"error: {cfg}: key `schedule.jobs[0].cron`: '30 25 * * *': the hour field is 25, "
-        "outside its range 0-23 (got '30 25 * * *')\n"
+        "outside its range 0-23\n"
     )
 
 
@@ -115,9 +115,27 @@ def test_offline_catches_a_cron_that_never_fires(tmp_path: Path) -> None:
     proc = run_cli("check-config", "--config", str(cfg), "--offline", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr == (
-        f"error: {cfg}: key `schedule.jobs[0].cron`: '0 6 30 2 *' never fires: no month in the "
-        "month field has the day(s) 30 (got '0 6 30 2 *')\n"
+        f"error: {cfg}: key `schedule.jobs[0].cron`: '0 6 30 2 *' never fires: no month in "
+        "the month field has the day(s) 30\n"
     )
+
+
+def test_schedule_check_reports_a_trigger_that_never_fires(monkeypatch) -> None:
+    """Defence in depth: a trigger with no next fire time is an error of the check itself."""
+    import auditor.app.scheduler as sched
+    from auditor.app import checks
+
+    class Never:
+        def get_next_fire_time(self, previous, now):  # noqa: ANN001, ANN201
+            return None
+
+    monkeypatch.setattr(sched, "cron_trigger", lambda job, i, origin: Never())
+    cfg = parse_config({"schedule": {"jobs": [{"name": "n", "cron": "30 2 * * *"}]}},
+                       origin="a.toml")
+    res = checks.check_schedule(cfg, CheckEnv(env={}))
+    assert res.status == "error"
+    assert res.details == ["a.toml: key `schedule.jobs[0].cron` ('n'): '30 2 * * *' never fires "
+                           "(no such day in the calendar)"]
 
 
 def test_valid_schedule_names_the_next_run() -> None:

@@ -91,7 +91,7 @@ def test_full_disk_is_exit_3_and_the_previous_run_stays_whole(tmp_path, scripted
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
 
     filler = fill(small_disk, leave)
-    code, text = _cli("run", "-c", str(cfg))
+    code, text = _cli("run", "-c", str(cfg), "-q")  # -q: no progress lines before the error
     assert code == 3, text
     assert text.startswith("error: ") and "the disk is full" in text, text
     assert "Traceback" not in text

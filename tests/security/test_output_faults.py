@@ -167,7 +167,7 @@ def test_disk_full(tmp_path, scripted, monkeypatch):
     cfg, manifest, before = _seeded(tmp_path, scripted)
     scripted.script = [_org()]
     monkeypatch.setattr(files_module, "os", _FullOs(5000))
-    code, out = _cli("run", "-c", str(cfg))
+    code, out = _cli("run", "-c", str(cfg), "-q")  # -q: no progress lines before the error
     monkeypatch.undo()
     assert code == 3 and out.startswith("error: the disk is full: "), out
     assert "the previous reports in" in out and "are unchanged" in out

@@ -20,8 +20,9 @@ def test_every_page_reports_records_pages_calls_and_total(org, make_connector) -
         ("OpportunityHistory", 10, 1, 17),
         ("OpportunityHistory", 17, 2, 17),
     ]
-    # one query call per page, counted as the pull goes (calls 1 and 2: stages, users)
-    assert [p.api_calls for p in seen] == [3, 4, 5, 6, 7]
+    # one query call per page, counted as the pull goes (calls 1-3: stage metadata, the
+    # Opportunity describe, users)
+    assert [p.api_calls for p in seen] == [4, 5, 6, 7, 8]
 
 
 def test_no_callback_no_cost(org, make_connector) -> None:
