@@ -102,9 +102,11 @@ def test_offline_catches_a_bad_cron(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path, '[[schedule.jobs]]\nname = "nightly"\ncron = "30 25 * * *"\n')
     proc = run_cli("check-config", "--config", str(cfg), "--offline", cwd=tmp_path)
     assert proc.returncode == 2, proc.stdout
-    assert "ERROR   schedule: 1 of 1 job(s) invalid\n" in proc.stdout
-    # the wording of the cron message is the scheduler's; the key and value are named
-    assert f"{cfg}: key `schedule.jobs[0]" in proc.stdout and "'30 25 * * *'" in proc.stdout
+    # refused when the config is read (auditor.cron, the scheduler's parser), before the
+    # checks run; the key, the value and the field with its range are named
+    out = proc.stdout + proc.stderr
+    assert f"{cfg}: key `schedule.jobs[0]" in out and "'30 25 * * *'" in out
+    assert "the hour field is 25, outside its range 0-23" in out
 
 
 def test_offline_catches_a_cron_that_never_fires(tmp_path: Path) -> None:
@@ -112,7 +114,7 @@ def test_offline_catches_a_cron_that_never_fires(tmp_path: Path) -> None:
     proc = run_cli("check-config", "--config", str(cfg), "--offline", cwd=tmp_path)
     assert proc.returncode == 2
     # the scheduler's cron parser may say why first; either way the key and value are named
-    line = next(x for x in proc.stdout.splitlines() if "never fires" in x)
+    line = next(x for x in (proc.stdout + proc.stderr).splitlines() if "never fires" in x)
     assert f"{cfg}: key `schedule.jobs[0]" in line and "'0 6 30 2 *'" in line
 
 

@@ -81,7 +81,7 @@ def test_schedule_with_a_bad_cron_names_the_key(tmp_path):
     res = CliRunner().invoke(main, ["schedule", "-c", cfg])
     assert res.exit_code == 2
     # refused when the config is read (auditor.cron), naming the key and what is wrong
-    assert "key `schedule.jobs.0.cron`" in res.output
+    assert "key `schedule.jobs[0].cron`" in res.output
     assert "'every night' is not a cron expression with five fields" in res.output
 
 

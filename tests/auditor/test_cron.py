@@ -96,7 +96,7 @@ def test_day_31_in_a_month_that_has_it_is_fine_and_feb_29_fires_in_leap_years():
 def test_config_validation_refuses_a_bad_or_never_firing_cron(tmp_path):
     with pytest.raises(ConfigError) as err:
         make_config(tmp_path, schedule={"jobs": [{"name": "n", "cron": "30 25 * * *"}]})
-    assert "schedule.jobs.0.cron" in str(err.value)
+    assert "schedule.jobs[0].cron" in str(err.value)
     assert "the hour field is 25, outside its range 0-23" in str(err.value)
     with pytest.raises(ConfigError, match="never fires"):
         make_config(tmp_path, schedule={"jobs": [{"name": "n", "cron": "0 0 31 2 *"}]})

@@ -118,7 +118,7 @@ def test_bad_jobs_are_config_errors_naming_the_key(tmp_path, job, message):
 
 
 @pytest.mark.parametrize(("cron", "message"), [
-    ("61 2 * * *", r"schedule.jobs.0.cron`: .*'61 2 \* \* \*': the minute field is 61"),
+    ("61 2 * * *", r"schedule.jobs\[0\].cron`: .*'61 2 \* \* \*': the minute field is 61"),
     ("0 2 * *", r"is not a cron expression with five fields"),
 ])
 def test_bad_cron_is_refused_when_the_config_is_read(tmp_path, cron, message):
