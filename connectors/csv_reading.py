@@ -85,9 +85,22 @@ def read_table(
     # a byte order mark starting a later line (two exports concatenated): before a quoted cell
     # it would make the quotes part of the value
     text = decoded.text.replace("\n\ufeff", "\n")
+    header_text = text[: 4 * 1024 * 1024]  # enough for the header row (limits check it)
+    if not decoded.mixed_rows:
+        # one decoding pass proved the encoding: let pandas read the bytes (a second full copy
+        # of a large file as text would double the memory)
+        del text
+        decoded.text = ""
+        utf8 = decoded.encoding.replace("_", "-").startswith("utf-8")
+        body: io.StringIO | io.BytesIO = io.BytesIO(
+            data.replace(b"\n\xef\xbb\xbf", b"\n") if utf8 else data)
+        enc: str | None = decoded.encoding
+    else:
+        body, enc = io.StringIO(text), None
     try:
         raw = pd.read_csv(
-            io.StringIO(text),
+            body,
+            encoding=enc,
             dtype=str,
             keep_default_na=False,
             na_filter=False,
@@ -98,7 +111,7 @@ def read_table(
         raise SourceDataError(f"{label}: the file is empty (expected a header row)") from None
     except pd.errors.ParserError as exc:
         raise SourceDataError(f"{label}: not readable as CSV: {exc}") from None
-    raw.columns, warnings = unique_headers(_header_row(text, delimiter, raw), label)
+    raw.columns, warnings = unique_headers(_header_row(header_text, delimiter, raw), label)
     if (mixed := decoded.warning(label)) is not None:
         warnings.append(mixed)
     raw.index = pd.RangeIndex(2, len(raw) + 2)
