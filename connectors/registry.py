@@ -20,6 +20,7 @@ CONNECTORS: dict[str, str] = {
     "salesforce_export": "connectors.salesforce.export:SalesforceExportConnector",
     "hubspot": "connectors.hubspot.connector:HubSpotConnector",
     "hubspot_export": "connectors.hubspot.export:HubSpotExportConnector",
+    "warehouse": "connectors.warehouse.connector:WarehouseConnector",
 }
 
 
