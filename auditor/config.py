@@ -137,6 +137,11 @@ class ReportSection(Section):
 class HistorySection(Section):
     enabled: bool = True
     path: Path = Path("crm-audit-history.sqlite")
+    #: a shared PostgreSQL history instead of the SQLite file, e.g.
+    #: "postgresql://audit@db.internal:5432/crm_audit" (no password: see password_env)
+    url: str | None = None
+    #: environment variable holding the PostgreSQL password
+    password_env: str | None = None
     #: how many runs the trend covers
     trend_runs: int = Field(default=14, ge=2)
 

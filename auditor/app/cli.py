@@ -270,19 +270,20 @@ def schedule(config_path: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 def history(config_path: Path | None, limit: int, source: str | None, as_json: bool) -> None:
     """List past runs, most recent first: status, findings, new / resolved, score, duration."""
-    from auditor.history import HistoryStore, history_path
+    from auditor.history import history_location, history_path, open_history
 
     config = _load(config_path)
-    path = history_path(config)
-    if path is None:
+    if not config.history.enabled:
         raise AuditorError(f"{config.origin}: history is disabled (`history.enabled = false`)")
-    if not path.exists():
+    path = history_location(config)
+    store = open_history(config, create=False)
+    if store is None:
         if as_json:
             click.echo("[]")
         else:
-            click.echo(f"No history yet ({path} does not exist).")
+            click.echo(f"No history yet ({history_path(config)} does not exist).")
         return
-    with HistoryStore(path) as store:
+    with store:
         runs = store.runs(source=source, limit=limit)
     if as_json:
         click.echo(json.dumps(runs, indent=2, default=str))

@@ -6,6 +6,7 @@ the benchmarks. A run that fails part-way raises; nothing is delivered for it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -83,7 +84,7 @@ def execute(
     Delivery outcomes land in ``run.delivery`` (one dict per recipient) and in run.json; a
     failed recipient does not raise (the CLI turns it into exit status 4).
     """
-    from auditor.history import HistoryStore, history_path
+    from auditor.history import open_history
     from auditor.history.frames import snapshot_to_blobs
     from connectors.registry import build_connector
     from reports.render import write_reports
@@ -92,13 +93,16 @@ def execute(
     out = out_dir or config.resolve(config.report.out_dir)
     connector = build_connector(config)
     day = AuditContext.create(as_of or config.audit.as_of, config.audit.timezone).as_of.date()
-    path = history_path(config, out)
-    store = HistoryStore(path) if path is not None else None
+    store = open_history(config, out)
+    # the per-source run lock, where the store has one (PostgreSQL: advisory locks)
+    lock = contextlib.ExitStack()
     run_id: int | None = None
     written: list[Path] = []  # this run's report files, withdrawn if the run fails after them
     encoder: ThreadPoolExecutor | None = None
     blobs_future: Future[dict[str, Any]] | None = None
     try:
+        if store is not None and hasattr(store, "run_lock"):
+            lock.enter_context(store.run_lock(connector.source_name))
         if store is not None:
             run_id = store.begin_run(
                 connector.source_name,
@@ -162,6 +166,7 @@ def execute(
     finally:
         if encoder is not None:
             encoder.shutdown(wait=True, cancel_futures=True)
+        lock.close()
         if store is not None:
             store.close()
 

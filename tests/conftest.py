@@ -1,4 +1,4 @@
-"""A PostgreSQL server for the warehouse tests (one per test session of this folder)."""
+"""Shared fixtures: one throwaway PostgreSQL server per test session, started on first use."""
 
 from __future__ import annotations
 
