@@ -230,6 +230,9 @@ class MetricsSection(Section):
 class AuditConfig(Section):
     audit: AuditSection = Field(default_factory=AuditSection)
     source: dict[str, Any] = Field(default_factory=lambda: {"type": "demo"})
+    #: several sources in one config (``[[sources]]``): each a [source] table plus optional
+    #: ``process`` / ``rules`` overrides; see docs/scale.md
+    sources: list[dict[str, Any]] = Field(default_factory=list)
     process: ProcessSection = Field(default_factory=ProcessSection)
     rules: RulesSection = Field(default_factory=RulesSection)
     suppressions: SuppressionsSection = Field(default_factory=SuppressionsSection)

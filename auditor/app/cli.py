@@ -84,7 +84,12 @@ def main(verbose: int) -> None:
     is_flag=True,
     help="Write the configured emails as .eml files into <out>/outbox/ instead of sending.",
 )
-def run(config_path: Path | None, out_dir: Path | None, as_of, full: bool, dry_run: bool) -> None:  # noqa: ANN001
+@click.option("-j", "--jobs", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="With [[sources]]: how many sources are audited at once (one process each).")
+@click.option("--source", "source_name",
+              help="With [[sources]]: audit only the source of this name.")
+def run(config_path: Path | None, out_dir: Path | None, as_of, full: bool, dry_run: bool,  # noqa: ANN001
+        jobs: int, source_name: str | None) -> None:
     """Pull the source, audit it, write the reports and email them as configured.
 
     Writes report.html/.md/.txt, assessment.html/.md, digests/, violations.csv/.json,
@@ -92,11 +97,23 @@ def run(config_path: Path | None, out_dir: Path | None, as_of, full: bool, dry_r
     them as .eml with --dry-run) and prints a short summary. Exit status 0 on success; 2 on a
     user error (config, input data); 3 when the CRM could not be read; 4 when the reports were
     written but some recipient could not be sent to (listed in run.json).
+
+    With [[sources]] in the config, every source is audited in parallel (--jobs at a time),
+    each into <out>/<name>/, plus portfolio.html/.md/.json in <out>; exit status 6 when any
+    source failed (the others' reports are written; portfolio.json says which and why).
     """
     from auditor.app.run import execute
 
     config = _load(config_path)
     day: date | None = as_of.date() if as_of else None
+    if source_name or config.sources:
+        from auditor.app.portfolio import only_source
+
+        if not source_name:
+            _run_portfolio(config, out_dir, day, full, dry_run, jobs)
+            return
+        out_dir = Path(out_dir or config.resolve(config.report.out_dir)) / source_name
+        config = only_source(config, source_name)
     result = execute(config, out_dir=out_dir, as_of=day, full=full, dry_run=dry_run)
     facts = result.facts()
     counts = result.result.violations["rule_code"].value_counts()
@@ -310,6 +327,26 @@ def history(config_path: Path | None, limit: int, source: str | None, as_json: b
             click.echo(f"       {redact(r['error'])[:160]}")
     if any(r["incremental"] for r in runs):
         click.echo("* incremental pull")
+
+
+def _run_portfolio(config: AuditConfig, out_dir: Path | None, day: date | None, full: bool,
+                   dry_run: bool, jobs: int) -> None:
+    from auditor.app.portfolio import PARTIAL_FAILURE, run_portfolio
+
+    result = run_portfolio(config, out_dir=out_dir, as_of=day, full=full, dry_run=dry_run,
+                           jobs=jobs)
+    for r in result.rows:
+        if r["status"] == "success":
+            click.echo(f"{r['source']}: {r['records']} opportunities, {r['findings']} findings, "
+                       f"hygiene score {r['score']}")
+        else:
+            click.echo(f"{r['source']}: FAILED (exit {r['exit_code']}): {r['error']}", err=True)
+    click.echo(f"Portfolio overview written to {result.outputs[0].parent}/portfolio.html")
+    if result.failed:
+        names = ", ".join(r["source"] for r in result.failed)
+        click.echo(f"error: {len(result.failed)} of {len(result.rows)} sources failed: {names}",
+                   err=True)
+        sys.exit(PARTIAL_FAILURE)
 
 
 def _n(v: object, fmt: str = "") -> str:
