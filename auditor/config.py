@@ -280,6 +280,9 @@ def parse_config(
     data: dict[str, Any], origin: str = "<config>", base_dir: Path | None = None
 ) -> AuditConfig:
     _reject_reserved(data, origin)
+    if "source" in data and data.get("sources"):
+        raise ConfigError(f"{origin}: both [source] and [[sources]] are set; use one [source] "
+                          "table, or one [[sources]] table per source")
     try:
         cfg = AuditConfig.model_validate(data)
     except ValidationError as exc:

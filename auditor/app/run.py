@@ -89,6 +89,11 @@ def execute(
     from connectors.registry import build_connector
     from reports.render import write_reports
 
+    if config.sources:
+        from auditor.errors import ConfigError
+
+        raise ConfigError(f"{config.origin} lists several sources ([[sources]]): run them with "
+                          "`crm-audit run` (all, in parallel) or `crm-audit run --source NAME`")
     started_at = datetime.now(UTC)
     out = out_dir or config.resolve(config.report.out_dir)
     connector = build_connector(config)

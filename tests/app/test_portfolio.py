@@ -146,3 +146,18 @@ def test_source_option_runs_one_source(tmp_path: Path) -> None:
     assert res.returncode == 2
     assert "no source named 'nope' in [[sources]] (there are: demo-co, csv-client, sf-export)" \
         in res.stderr
+
+
+def test_source_and_sources_together_or_a_bad_name_are_refused(tmp_path: Path) -> None:
+    import pytest
+
+    from auditor.config import parse_config
+    from auditor.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"both \[source\] and \[\[sources\]\] are set"):
+        parse_config({"source": {"type": "demo"}, "sources": [{"name": "a", "type": "demo"}]})
+    cfg = _config(tmp_path, extra='[[sources]]\nname = "a/b"\ntype = "demo"\n')
+    res = _run("-c", str(cfg), "-o", str(tmp_path / "out"))
+    assert res.returncode == 2
+    assert "[[sources]] entry 4: `name` is required: letters, digits, '.', '_' or '-'" in res.stderr
+    assert not (tmp_path / "out").exists()  # refused before anything ran
