@@ -242,7 +242,7 @@ class PostgresHistoryStore(HistoryStore):
         return n
 
     @contextmanager
-    def run_lock(self, source: str, *, wait_s: float = 0.0) -> Iterator[None]:
+    def run_lock(self, source: str, wait_s: float = 0.0) -> Iterator[None]:
         """Hold the source's run lock for the block; another holder (any machine) makes it
         raise :class:`RunLockedError` after ``wait_s`` seconds. Released when the block ends
         or, if the process dies, when the server drops its connection."""
