@@ -199,3 +199,31 @@ def test_field_options_are_checked_for_the_crm() -> None:
         cls.Options.model_validate({"url": "duckdb:///x", "crm": "salesforce",
                                     "layout": "fivetran",
                                     "fields": {"loss_reason_field": "a b"}})
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_hubspot_since_pull_reads_changed_deals_and_reports_archived_ones(
+        layout: str, db_url: Any, statements: list[str]) -> None:
+    url, env, pw = db_url("duckdb", f"hs_since_{layout}")
+    tables = hubspot_tables(layout)
+    _load(url, env, tables)
+    statements.clear()
+    since = datetime(2024, 1, 1, tzinfo=UTC)
+    snap = _warehouse(url, env, pw, crm="hubspot", layout=layout, name="hubspot",
+                      stage_map=STAGE_MAP,
+                      fields={"custom_fields": CUSTOM, "portal_id": 4242}).pull(since=since)
+    deal_query = next(s for s in statements if re.search(r'FROM "?deals?"? WHERE', s, re.I))
+    stamp = "property_hs_lastmodifieddate" if layout == "fivetran" else \
+        "properties_hs_lastmodifieddate"
+    assert stamp in deal_query.split("WHERE", 1)[1]
+    # by hand from deals.json: every live deal was modified in 2024; of the archived ones,
+    # 190 (modified 2024-01-02) is after `since`, 191 (2023) is not
+    assert sorted(snap.opportunities["id"]) == ["101", "102", "103", "104", "105", "106", "107"]
+    assert snap.meta.incremental is True
+    assert snap.meta.extra["archived_ids"] == ["190"]
+    # 2024-03-01 12:00: 103 (03-05), 105 (03-02), 106 (03-03), 107 (03-04); not 104 (03-01 10:00)
+    later = _warehouse(url, env, pw, crm="hubspot", layout=layout, name="hubspot",
+                       stage_map=STAGE_MAP, fields={"custom_fields": CUSTOM, "portal_id": 4242}
+                       ).pull(since=datetime(2024, 3, 1, 12, tzinfo=UTC))
+    assert sorted(later.opportunities["id"]) == ["103", "105", "106", "107"]
+    assert later.meta.extra["archived_ids"] == []
