@@ -37,6 +37,7 @@ from connectors.salesforce.fields import (
 from connectors.salesforce.normalize import PullFacts, RawOrg, build_snapshot
 from connectors.warehouse.layouts import (
     HISTORY_COLUMNS,
+    HUBSPOT_TABLES,
     OWNER_COLUMNS,
     Crm,
     HubSpotLayout,
@@ -106,10 +107,28 @@ class WarehouseConnector(Connector):
         o = self.options
         return Warehouse(build_url(o.url, o.password_env, self.env), o.db_schema)
 
+    def expected_tables(self) -> dict[str, str]:
+        """Logical table → the table name this layout (and source.tables) expects."""
+        o = self.options
+        if o.crm == "salesforce":
+            lay = SalesforceLayout(o.layout)
+            names = ("Opportunity", "OpportunityHistory", "User", "OpportunityStage", "Account")
+            return {n: o.tables.get(n, lay.table(n)) for n in names}
+        hs = HubSpotLayout(o.layout)
+        return {k: o.tables.get(k, v) for k, v in HUBSPOT_TABLES[hs.name].items()}
+
     def check(self) -> dict[str, Any]:
+        """Connect and list which of the layout's tables exist (the main one must)."""
         wh = self._open()
         try:
-            return {"warehouse": wh.shown, "tables": len(wh._names)}
+            want = self.expected_tables()
+            missing = sorted(v for v in want.values() if not wh.has_table(v))
+            main = want["Opportunity" if self.options.crm == "salesforce" else "deal"]
+            if main in missing:
+                wh.table(main)  # raises the "table not found" message
+            return {"warehouse": wh.shown, "tables_found": sorted(set(want.values())
+                                                                  - set(missing)),
+                    "tables_missing": missing}
         finally:
             wh.close()
 

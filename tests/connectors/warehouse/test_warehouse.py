@@ -227,3 +227,16 @@ def test_hubspot_since_pull_reads_changed_deals_and_reports_archived_ones(
                        ).pull(since=datetime(2024, 3, 1, 12, tzinfo=UTC))
     assert sorted(later.opportunities["id"]) == ["103", "105", "106", "107"]
     assert later.meta.extra["archived_ids"] == []
+
+
+def test_check_lists_the_layouts_tables(db_url: Any) -> None:
+    url, env, pw = db_url("duckdb", "check")
+    tables = salesforce_tables("fivetran")
+    del tables["opportunity_stage"]
+    _load(url, env, tables)
+    facts = _warehouse(url, env, pw, layout="fivetran", **SF_OPTS).check()
+    assert facts["tables_found"] == ["account", "opportunity", "opportunity_history", "user"]
+    assert facts["tables_missing"] == ["opportunity_stage"]
+    with pytest.raises(SourceDataError, match=r"table deals not found \(tables there: account, "
+                       r"opportunity, opportunity_history, user\); check source.layout"):
+        _warehouse(url, env, pw, layout="airbyte", crm="hubspot", name="x").check()
