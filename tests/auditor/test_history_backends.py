@@ -266,3 +266,46 @@ def test_both_backends_have_the_same_tables_and_columns() -> None:
     for lite, pgsql in zip(MIGRATIONS, PG_MIGRATIONS, strict=True):
         assert columns(lite) == columns(pgsql) - PG_ONLY_COLUMNS
         assert len(columns(lite)) > 40
+
+
+def test_incremental_second_run_merges_into_the_stored_snapshot(tmp_path, backend,
+                                                                scripted) -> None:
+    from tests.auditor.test_incremental import ChangingCrm
+
+    crm = ChangingCrm()
+    scripted.script = [crm.before, crm.pull_second]
+    cfg = _cfg(tmp_path, backend)
+    execute(cfg, out_dir=tmp_path / "out")
+    with open_history(cfg) as store:
+        since = store.last_snapshot("demo").pull_started_at
+    inc = execute(cfg, out_dir=tmp_path / "out")
+    assert scripted.calls == [None, since]
+    assert inc.snapshot.meta.incremental is True
+    assert (inc.history["resolved"], inc.history["new"]) == (5, 0)
+    with open_history(cfg) as store:
+        assert [r["incremental"] for r in store.runs()] == [True, False]
+        stored = store.last_snapshot("demo").snapshot
+    assert sorted(stored.opportunities["id"]) == sorted(crm.after.opportunities["id"])
+
+
+def test_observed_stage_history_over_three_runs(tmp_path, backend, scripted) -> None:
+    from datetime import timedelta
+
+    from tests.auditor.test_observed_history import DAY1, _csv_like
+
+    scripted.script = [
+        _csv_like({"D1": "contact", "D2": "contact"}),
+        _csv_like({"D1": "contact", "D2": "qualification"}),
+        _csv_like({"D1": "discovery", "D2": "discovery"}),
+    ]
+    cfg = _cfg(tmp_path, backend)
+    runs = [execute(cfg, out_dir=tmp_path / "out", as_of=DAY1 + timedelta(days=i))
+            for i in range(3)]
+    ql01 = [set(r.result.violations.loc[r.result.violations["rule_code"] == "QL01",
+                                        "opportunity_id"]) for r in runs]
+    assert ql01 == [set(), set(), {"D1"}]  # D1 skipped qualification; D2 went through it
+    with open_history(cfg) as store:
+        hist = store.derived_history("demo")
+    assert hist[["opportunity_id", "stage"]].values.tolist() == [
+        ["D1", "contact"], ["D2", "contact"], ["D2", "qualification"], ["D1", "discovery"],
+        ["D2", "discovery"]]
