@@ -29,6 +29,17 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+def check_timezone(v: str, example: str = "Europe/Berlin") -> str:
+    """The one time-zone check of every config section: ``v`` is an IANA name, or ValueError."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {v!r} (use an IANA name like {example!r})") from exc
+    return v
+
+
 class AuditSection(Section):
     #: the day the audit is "as of" (default: today, in ``timezone``)
     as_of: date | None = None
@@ -38,15 +49,7 @@ class AuditSection(Section):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(
-                f"unknown time zone {v!r} (use an IANA name like 'Europe/Berlin')"
-            ) from exc
-        return v
+        return check_timezone(v)
 
 
 DEFAULT_STAGE_LIMITS: dict[str, int] = {

@@ -1,10 +1,14 @@
 """Frames derived from a Snapshot once and shared by every rule and metric.
 
-Stage-history group-bys are the expensive part of an audit, so they are computed here, cached on
-the Snapshot, and reused: no rule re-sorts or re-groups the history itself.
+Stage-history group-bys are the expensive part of an audit, so they are computed here, kept in
+the Snapshot's memo (auditor.memo, keys ``("derived", name)``), and reused: no rule re-sorts or
+re-groups the history itself.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -14,11 +18,11 @@ import pyarrow.compute as pc
 from auditor.snapshot import Snapshot
 from auditor.stages import OPEN_STAGES, STAGES
 
+T = TypeVar("T")
 
-def _cached(snap: Snapshot, key: str, build):  # noqa: ANN001, ANN202 - tiny memo helper
-    if key not in snap._cache:
-        snap._cache[key] = build()
-    return snap._cache[key]
+
+def _cached(snap: Snapshot, key: str, build: Callable[[], T]) -> T:
+    return snap.memo.get(("derived", key), build)
 
 
 def id_index(snap: Snapshot) -> pd.Index:

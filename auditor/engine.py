@@ -21,11 +21,11 @@ from auditor.config import AuditConfig
 from auditor.context import AuditContext
 from auditor.derived import has_history
 from auditor.errors import AuditorError, ConfigError
+from auditor.plugins import rule_classes
 from auditor.results import VIOLATION_COLUMNS, AuditResult
 from auditor.rule import GROUPS, STAGE_HISTORY, Rule
 from auditor.snapshot import STR, Snapshot
 from auditor.suppressions import apply_suppressions, load_suppressions
-from rules.registry import all_rules
 
 
 def _matches(rule: type[Rule], token: str) -> bool:
@@ -50,7 +50,7 @@ def _check_tokens(tokens: list[str], rules: list[type[Rule]], key: str, origin: 
 
 def select_rules(config: AuditConfig, available: list[type[Rule]] | None = None) -> list[Rule]:
     """Selected rule instances with their configured parameters and severities."""
-    available = all_rules() if available is None else available
+    available = rule_classes() if available is None else available
     rc = config.rules
     _check_tokens(rc.select, available, "rules.select", config.origin)
     _check_tokens(rc.ignore, available, "rules.ignore", config.origin)
@@ -284,7 +284,7 @@ def run_audit(
     violations = violations[VIOLATION_COLUMNS]
 
     rule_keys = {}
-    for r in all_rules():
+    for r in rule_classes():
         rule_keys[r.code.casefold()] = r.code
         rule_keys[r.name.casefold()] = r.code
     kept, suppressed, status = apply_suppressions(

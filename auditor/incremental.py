@@ -2,7 +2,7 @@
 
 Contract (see ``connectors.base.Connector.pull``): an incremental pull returns only the records
 changed since ``since``, sets ``meta.incremental = True`` and lists the ids of opportunities
-deleted / archived since then in ``meta.extra["deleted_ids"]``.
+deleted / archived since then in ``meta.deleted_ids``.
 
 Merge, by opportunity id: changed rows replace the stored ones, new rows are added, deleted ids
 are removed (with their history). Owners: pulled rows replace stored ones by id.
@@ -28,10 +28,6 @@ import pandas as pd
 
 from auditor.snapshot import Snapshot, make_opportunities, make_owners, make_stage_history
 
-#: keys of ``meta.extra`` that may list deleted opportunity ids ("deleted_ids" is the contract;
-#: the others are accepted so a connector's own name does not lose deletions)
-DELETED_KEYS = ("deleted_ids", "deleted_opportunity_ids", "archived_ids")
-
 
 def _lookup(keys: pd.Series, values: pd.Series) -> pd.Series:
     """``values`` looked up by ``keys``, keeping the values' dtype.
@@ -44,10 +40,7 @@ def _lookup(keys: pd.Series, values: pd.Series) -> pd.Series:
 
 
 def deleted_ids(snap: Snapshot) -> set[str]:
-    out: set[str] = set()
-    for key in DELETED_KEYS:
-        out.update(str(i) for i in snap.meta.extra.get(key) or ())
-    return out
+    return {str(i) for i in snap.meta.deleted_ids}
 
 
 def merge_incremental(base: Snapshot, delta: Snapshot) -> Snapshot:

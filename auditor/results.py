@@ -7,7 +7,7 @@ Reports read these and nothing from the shell; the engine fills ``AuditResult`` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ import pandas as pd
 
 from auditor.config import AuditConfig
 from auditor.context import AuditContext
+from auditor.memo import Memo
 from auditor.rule import Rule
 from auditor.snapshot import Snapshot
 
@@ -48,6 +49,57 @@ class AuditResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PreviousRun:
+    """The last successful run of the same source, which a run is compared with."""
+
+    id: int
+    finished_at: str | None
+    score: float | None
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    """One successful run in the score trend (oldest first; the current run last)."""
+
+    run_id: int | None
+    finished_at: str | None
+    score: float | None
+    violations: int
+
+
+@dataclass(frozen=True)
+class HistoryDiff:
+    """What changed since the previous successful run (``AuditRun.history``; docs/history.md).
+
+    ``new_items`` / ``resolved_items`` are JSON-ready finding rows with the stored violation
+    columns (auditor.history.store.STORED_VIOLATION_COLUMNS).
+    """
+
+    previous_run: PreviousRun
+    new: int
+    resolved: int
+    persisting: int
+    new_items: list[dict[str, Any]]
+    resolved_items: list[dict[str, Any]]
+    trend: list[TrendPoint]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> HistoryDiff:
+        return cls(
+            previous_run=PreviousRun(**d["previous_run"]),
+            new=d["new"],
+            resolved=d["resolved"],
+            persisting=d["persisting"],
+            new_items=list(d["new_items"]),
+            resolved_items=list(d["resolved_items"]),
+            trend=[TrendPoint(**t) for t in d["trend"]],
+        )
+
+
 @dataclass
 class AuditRun:
     """Everything a report needs about one run (reports read this, never the CRM or rules)."""
@@ -59,11 +111,14 @@ class AuditRun:
     started_at: datetime
     finished_at: datetime | None = None
     timings: dict[str, float] = field(default_factory=dict)
-    #: filled by the history store when enabled: {"previous_run": ..., "new": [...], ...}
-    history: dict[str, Any] | None = None
+    #: the comparison with the previous successful run; None on a source's first run or
+    #: without history
+    history: HistoryDiff | None = None
     run_id: int | None = None
     outputs: list[Path] = field(default_factory=list)
     delivery: list[dict[str, Any]] = field(default_factory=list)
+    #: values the reports derive from this run (auditor.memo; keys ``("reports", name)``)
+    memo: Memo = field(default_factory=Memo, init=False, repr=False, compare=False)
 
     @property
     def score(self) -> float | None:

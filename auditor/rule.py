@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
-from auditor.errors import ConfigError
+from auditor.errors import AuditorError, ConfigError
 
 if TYPE_CHECKING:
     from auditor.context import AuditContext
@@ -84,8 +84,18 @@ class Rule:
     params: ClassVar[dict[str, Param]] = {}
     #: a flagged record for the docs (``crm-audit rules CODE``), checked by the test suite:
     #: {"as_of": "YYYY-MM-DD", "record": {column: value}, optional "history": [[stage, date]],
-    #: optional "owners": [{...}], "message": the text the rule produces for it}
+    #: optional "owners": [{...}], optional "others": [other records], "message": the text the
+    #: rule produces for it}
     example: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
+        """Refuse a rule class with bad metadata when it is defined (built-in or plugin alike).
+
+        ``class Base(Rule, abstract=True)`` declares a shared base that is not itself a rule.
+        """
+        super().__init_subclass__(**kwargs)
+        if not abstract:
+            validate_rule_class(cls)
 
     def __init__(self, **values: Any) -> None:
         self.p: dict[str, Any] = {k: param.default for k, param in self.params.items()}
@@ -158,8 +168,9 @@ class Rule:
 
         The engine runs every rule's ``prepare`` on a second thread while the first rules are
         evaluated; a rule whose heavy lifting happens in Arrow/numpy (which release the GIL)
-        then costs little on the main thread. Default: nothing to prepare. A prepare must only
-        fill caches the rule itself reads (``snap._cache`` keys it owns).
+        then costs little on the main thread. Default: nothing to prepare. A prepare fills only
+        the rule's own entries of ``snap.memo`` (keys ``("rule", self.code, ...)``; see
+        auditor/memo.py, which is safe to use from this second thread).
         """
 
     def not_evaluable(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
@@ -179,11 +190,70 @@ class Rule:
         return pd.Series(self.summary(), index=rows, dtype="string[pyarrow]")
 
 
+_CODE = re.compile(r"^[A-Z]{2}\d{2}$")
+_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+_EXAMPLE_KEYS = {"as_of", "record", "others", "history", "owners", "message"}
+
+
+class RuleDefinitionError(AuditorError, TypeError):
+    """A Rule subclass whose metadata breaks the contract (raised when the class is defined)."""
+
+
+def validate_rule_class(cls: type[Rule]) -> None:
+    """Check code, name, severity, requires, params, docstring and example of a rule class."""
+    where = f"rule class {cls.__module__}.{cls.__qualname__}"
+
+    def bad(field_name: str, problem: str) -> RuleDefinitionError:
+        return RuleDefinitionError(f"{where}: `{field_name}` {problem}")
+
+    own = cls.__dict__
+    code = own.get("code")
+    if not isinstance(code, str) or not _CODE.match(code):
+        raise bad("code", f"must be two capital letters and two digits (like XP01), got {code!r}")
+    name = own.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise bad("name", f"must be lower-case words joined by '-' (like big-deal), got {name!r}")
+    if cls.severity not in SEVERITIES:
+        raise bad("severity", f"must be one of {', '.join(SEVERITIES)}, got {cls.severity!r}")
+    if not isinstance(cls.requires, tuple) or not all(isinstance(c, str) for c in cls.requires):
+        raise bad("requires", f"must be a tuple of column names, got {cls.requires!r}")
+    if not isinstance(cls.params, dict):
+        raise bad("params", f"must be a dict of name → Param, got {cls.params!r}")
+    for pname, param in cls.params.items():
+        if not isinstance(param, Param):
+            raise bad(f"params.{pname}", f"must be a Param(...), got {param!r}")
+        if not param.help:
+            raise bad(f"params.{pname}", "needs a help text")
+        try:
+            param.coerce(param.default, f"default of {pname}")
+        except ConfigError as exc:
+            raise bad(f"params.{pname}", f"has a default that breaks its own type: {exc}") from None
+    doc = inspect.cleandoc(own.get("__doc__") or "")
+    if not doc:
+        raise bad("__doc__", "is missing: the docstring is the rule's documentation")
+    sections = cls._doc_sections()
+    for key, label in (("summary", "a one-line summary"), ("why", "a 'Why it matters:' part"),
+                       ("fix", "a 'How to fix:' part")):
+        if not sections[key]:
+            raise bad("__doc__", f"needs {label} (see auditor/rule.py)")
+    example = cls.example
+    if not isinstance(example, dict):
+        raise bad("example", f"must be a dict, got {type(example).__name__}")
+    if example:
+        unknown = set(example) - _EXAMPLE_KEYS
+        if unknown:
+            raise bad("example", f"has unknown keys {sorted(unknown)}; allowed: "
+                      f"{', '.join(sorted(_EXAMPLE_KEYS))}")
+        for key, typ in (("as_of", str), ("record", dict), ("message", str)):
+            if not isinstance(example.get(key), typ):
+                raise bad(f"example.{key}", f"must be a {typ.__name__}")
+        if not re.match(r"^\d{4}-\d{2}-\d{2}$", example["as_of"]):
+            raise bad("example.as_of", f"must be YYYY-MM-DD, got {example['as_of']!r}")
+
+
 def is_open(snap: Snapshot) -> pd.Series:
-    """Open = not closed. Uses ``is_closed`` when known, else the common stage."""
-    opp = snap.opportunities
-    by_stage = opp["stage"].isin(["closed_won", "closed_lost", "handoff"])
-    return ~opp["is_closed"].fillna(by_stage).astype(bool)
+    """The snapshot's ``is_open`` column as plain bool (derived once: auditor/lifecycle.py)."""
+    return snap.opportunities["is_open"].astype(bool)
 
 
 def stage_at_least(snap: Snapshot, stage: str) -> pd.Series:
@@ -197,10 +267,13 @@ def stage_in(snap: Snapshot, stages: tuple[str, ...] | list[str]) -> pd.Series:
 
 
 def is_won(snap: Snapshot) -> pd.Series:
-    """Won = ``is_won`` when known, else the common stage (closed_won or handoff)."""
-    opp = snap.opportunities
-    by_stage = opp["stage"].isin(["closed_won", "handoff"])
-    return opp["is_won"].fillna(by_stage).astype(bool)
+    """The snapshot's ``is_won`` column as plain bool (derived once: auditor/lifecycle.py)."""
+    return snap.opportunities["is_won"].astype(bool)
+
+
+def is_lost(snap: Snapshot) -> pd.Series:
+    """The snapshot's ``is_lost`` column as plain bool (derived once: auditor/lifecycle.py)."""
+    return snap.opportunities["is_lost"].astype(bool)
 
 
 def all_records(snap: Snapshot) -> pd.Series:

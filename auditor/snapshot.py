@@ -24,6 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from auditor.errors import SnapshotSchemaError
+from auditor.lifecycle import derive_lifecycle
+from auditor.memo import Memo
 from auditor.stages import STAGE_DTYPE
 
 STR = pd.StringDtype("pyarrow")
@@ -45,8 +47,12 @@ OPPORTUNITY_SCHEMA: dict[str, Any] = {
     "pipeline": STR,
     "stage": STAGE_DTYPE,
     "source_stage": STR,
+    # the lifecycle (auditor/lifecycle.py): connectors give the CRM's own is_closed / is_won
+    # (NA where it says nothing); Snapshot.validate derives all four, never NA afterwards
+    "is_open": BOOL,
     "is_closed": BOOL,
     "is_won": BOOL,
+    "is_lost": BOOL,
     "amount": FLOAT,
     "currency": STR,
     "probability": FLOAT,
@@ -114,6 +120,10 @@ class SnapshotMeta:
     warnings: list[str] = field(default_factory=list)
     loaded_rows: int = 0
     incremental: bool = False
+    #: ids of opportunities deleted / archived at the source since the last pull (incremental
+    #: pulls; empty when none or unknown)
+    deleted_ids: list[str] = field(default_factory=list)
+    #: connector-specific facts for the run facts; not a contract between layers
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -132,6 +142,7 @@ class SnapshotMeta:
             "warnings": self.warnings,
             "loaded_rows": self.loaded_rows,
             "incremental": self.incremental,
+            "deleted_ids": list(self.deleted_ids),
         }
 
 
@@ -215,8 +226,9 @@ class Snapshot:
     stage_history: pd.DataFrame
     owners: pd.DataFrame
     meta: SnapshotMeta
-    #: cache for derived frames shared by rules and metrics (see auditor.derived)
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: values derived from this snapshot's data (auditor.memo; keys name their owner). Not an
+    #: init field: a copy made with dataclasses.replace starts with an empty memo.
+    memo: Memo = field(default_factory=Memo, init=False, repr=False, compare=False)
 
     def validate(self) -> Snapshot:
         """Check the schema; raise SnapshotSchemaError listing every problem. Returns self."""
@@ -241,6 +253,11 @@ class Snapshot:
             raise SnapshotSchemaError(
                 "Snapshot does not match the schema:\n  " + "\n  ".join(problems)
             )
+        lifecycle, contradiction = derive_lifecycle(opp)
+        for col, values in lifecycle.items():
+            opp[col] = values
+        if contradiction is not None and contradiction not in self.meta.warnings:
+            self.meta.warnings.append(contradiction)  # once, even when validated again
         return self
 
     @property

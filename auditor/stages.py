@@ -30,8 +30,7 @@ STAGE_ORDER: dict[str, int] = {s: i for i, s in enumerate(STAGES)}
 
 #: The open part of the process, in order. Closed stages and handoff are outcomes, not steps.
 OPEN_STAGES: tuple[str, ...] = STAGES[:7]
-CLOSED_STAGES: tuple[str, ...] = ("closed_won", "closed_lost")
-WON_STAGES: tuple[str, ...] = ("closed_won", "handoff")
+# Which stages are closed / won outcomes is decided in auditor/lifecycle.py, nowhere else.
 
 STAGE_LABELS: dict[str, str] = {
     "lead": "Lead",

@@ -65,7 +65,7 @@ class Connector(ABC):
           changed since then (and their stage-history entries: all of them, or only the new
           ones — the merge unions them with the stored history), sets ``meta.incremental =
           True`` and lists the ids of opportunities deleted or archived since then in
-          ``meta.extra["deleted_ids"]`` (a list of id strings; empty when none). Owners may be
+          ``meta.deleted_ids`` (a list of id strings; empty when none). Owners may be
           all or only the changed ones. ``meta.api_calls`` counts the calls of this pull only.
         - A connector that cannot ignores ``since`` and returns a full snapshot with
           ``meta.incremental = False``; the run then uses it as it is.

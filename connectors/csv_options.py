@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from auditor.config import Section
+from auditor.config import Section, check_timezone
 from auditor.snapshot import OPPORTUNITY_SCHEMA, OWNER_SCHEMA, STAGE_HISTORY_SCHEMA
 from connectors.base import SourceOptions
 from connectors.csv_parsing import DEFAULT_FALSE, DEFAULT_TRUE
@@ -126,13 +126,7 @@ class CsvOptions(SourceOptions):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {v!r} (use an IANA name like 'UTC')") from exc
-        return v
+        return check_timezone(v, example="UTC")
 
     @field_validator("delimiter")
     @classmethod

@@ -29,7 +29,7 @@ from auditor.snapshot import (
     make_owners,
     make_stage_history,
 )
-from auditor.stages import CLOSED_STAGES, WON_STAGES, StageMap
+from auditor.stages import StageMap
 from connectors.base import Connector, SourceOptions
 from connectors.csv_options import CsvLookup, CsvOptions
 from connectors.csv_parsing import (
@@ -200,12 +200,8 @@ class CsvConnector(Connector):
             out["forecast_category"] = self._forecast(cols["forecast_category"],
                                                       headers["forecast_category"], table, meta)
 
-        derived_closed = stage.isin(CLOSED_STAGES + ("handoff",)).astype("boolean")
-        derived_won = stage.isin(WON_STAGES).astype("boolean")
-        derived_closed[stage.isna()] = pd.NA
-        derived_won[stage.isna()] = pd.NA
-        out["is_closed"] = out.get("is_closed", derived_closed).fillna(derived_closed)
-        out["is_won"] = out.get("is_won", derived_won).fillna(derived_won)
+        # is_closed / is_won: the export's own columns when mapped; the Snapshot validator
+        # fills the rest from the mapped stage (auditor/lifecycle.py)
 
         if o.name_template:
             out["name"] = _render(o.name_template, table, "source.name_template")

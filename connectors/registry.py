@@ -1,8 +1,10 @@
-"""Which connector serves which ``source.type``; builds one from the config."""
+"""Builds the configured connector. Which class serves which ``source.type`` comes from the
+``crm_hygiene_auditor.connectors`` entry points (see ``auditor.plugins``); the built-ins are
+registered in pyproject.toml like any third-party connector.
+"""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -10,29 +12,13 @@ from pydantic import ValidationError
 
 from auditor.config import AuditConfig, format_validation_error
 from auditor.errors import ConfigError
+from auditor.plugins import EXTRA_CONNECTORS, connector_class
 from connectors.base import Connector
 
-#: source.type → "module:Class" (imported lazily so a missing optional piece costs nothing)
-CONNECTORS: dict[str, str] = {
-    "demo": "connectors.demo:DemoConnector",
-    "csv": "connectors.csv_source:CsvConnector",
-    "salesforce": "connectors.salesforce.connector:SalesforceConnector",
-    "salesforce_export": "connectors.salesforce.export:SalesforceExportConnector",
-    "hubspot": "connectors.hubspot.connector:HubSpotConnector",
-    "hubspot_export": "connectors.hubspot.export:HubSpotExportConnector",
-    "warehouse": "connectors.warehouse.connector:WarehouseConnector",
-}
+#: in-process registrations (tests, benchmarks): source.type → "module:Class"
+CONNECTORS = EXTRA_CONNECTORS
 
-
-def connector_class(type_name: str, origin: str = "<config>") -> type[Connector]:
-    target = CONNECTORS.get(type_name)
-    if target is None:
-        raise ConfigError(
-            f"{origin}: key `source.type`: unknown source type {type_name!r}; "
-            f"allowed: {', '.join(sorted(CONNECTORS))}"
-        )
-    module, cls = target.split(":")
-    return getattr(importlib.import_module(module), cls)
+__all__ = ["CONNECTORS", "build_connector", "connector_class"]
 
 
 def build_connector(config: AuditConfig, env: Mapping[str, str] | None = None) -> Connector:

@@ -160,7 +160,7 @@ def at_risk_amount(run: AuditRun) -> float | None:
     flagged = np.zeros(len(opp), dtype=bool)
     pos = positions(opp["id"], v["opportunity_id"])
     flagged[pos[pos >= 0]] = True
-    open_ = ~opp["is_closed"].fillna(False).astype(bool)
+    open_ = opp["is_open"].to_numpy(dtype=bool, na_value=False)
     amounts = opp.loc[flagged & open_, "amount"].to_numpy(dtype=float, na_value=np.nan)
     return float(np.nansum(amounts))
 

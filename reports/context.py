@@ -6,8 +6,10 @@ recompute a rule. Grouping is vectorized; only the capped lists become Python di
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import asdict
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -16,6 +18,8 @@ from auditor.results import SEVERITY_RANK, AuditRun
 from auditor.stages import STAGE_LABELS
 from reports.format import is_number, oneline
 from reports.metric_view import metric_views, periods_line
+
+T = TypeVar("T")
 
 NO_OWNER = "(none)"
 NO_TEAM = "(no team)"
@@ -28,12 +32,9 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return obj.where(obj.notna(), None).to_dict(orient="records")
 
 
-def _cached(run: AuditRun, key: str, build):  # noqa: ANN001, ANN202 - tiny memo helper
+def _cached(run: AuditRun, key: str, build: Callable[[], T]) -> T:
     """Memoize per run: digests for a thousand owners must not rebuild shared tables."""
-    store = run.__dict__.setdefault("_report_cache", {})
-    if key not in store:
-        store[key] = build()
-    return store[key]
+    return run.memo.get(("reports", key), build)
 
 
 def rule_docs(run: AuditRun) -> dict[str, dict[str, Any]]:
@@ -145,9 +146,8 @@ def _deal_keys(run: AuditRun) -> pd.DataFrame:
 
 
 def _new_fingerprints(run: AuditRun) -> set[str]:
-    h = run.history or {}
-    items = h.get("new_items") or []
-    return {str(i.get("fingerprint")) for i in items if isinstance(i, dict)}
+    items = run.history.new_items if run.history is not None else []
+    return {str(i.get("fingerprint")) for i in items}
 
 
 def by_rule(run: AuditRun) -> list[dict[str, Any]]:
@@ -248,47 +248,45 @@ def by_team(run: AuditRun) -> list[dict[str, Any]]:
 def history_view(run: AuditRun, score: float | None) -> dict[str, Any] | None:
     """The trend block, or None on a first run / without history."""
     h = run.history
-    if not isinstance(h, dict):
+    if h is None:
         return None
-    prev = h.get("previous_run") or None
-    prev_score = prev.get("score") if isinstance(prev, dict) else None
-    trend = [t for t in (h.get("trend") or []) if isinstance(t, dict)]
+    prev = h.previous_run
+    prev_score = prev.score
     trend_rows = []
-    for t in trend[-14:]:
-        s = t.get("score")
-        fin = t.get("finished_at")
+    for t in h.trend[-14:]:
+        s = t.score
+        fin = t.finished_at
         trend_rows.append(
             {
-                "when": oneline(fin)[:10] if fin else oneline(t.get("run_id")),
+                "when": oneline(fin)[:10] if fin else oneline(t.run_id),
                 "score": s,
-                "violations": t.get("violations"),
+                "violations": t.violations,
                 "width": max(0.0, min(100.0, float(s))) if is_number(s) else 0.0,
             }
         )
 
     def items(name: str) -> list[dict[str, Any]]:
         out = []
-        for i in (h.get(name) or [])[:20]:
-            if isinstance(i, dict):
-                out.append(
-                    {
-                        "deal": oneline(i.get("opportunity_name") or i.get("opportunity_id")),
-                        "url": i.get("url"),
-                        "rule_code": oneline(i.get("rule_code")),
-                        "rule_name": oneline(i.get("rule_name")),
-                        "owner_id": oneline(i.get("owner_id")),
-                        "message": oneline(i.get("message")),
-                    }
-                )
+        for i in getattr(h, name)[:20]:
+            out.append(
+                {
+                    "deal": oneline(i.get("opportunity_name") or i.get("opportunity_id")),
+                    "url": i.get("url"),
+                    "rule_code": oneline(i.get("rule_code")),
+                    "rule_name": oneline(i.get("rule_name")),
+                    "owner_id": oneline(i.get("owner_id")),
+                    "message": oneline(i.get("message")),
+                }
+            )
         return out
 
     return {
-        "previous": prev if isinstance(prev, dict) else None,
-        "previous_when": oneline((prev or {}).get("finished_at"))[:10] if prev else None,
+        "previous": asdict(prev),
+        "previous_when": oneline(prev.finished_at)[:10],
         "delta": (score - prev_score) if is_number(score) and is_number(prev_score) else None,
-        "new": h.get("new"),
-        "resolved": h.get("resolved"),
-        "persisting": h.get("persisting"),
+        "new": h.new,
+        "resolved": h.resolved,
+        "persisting": h.persisting,
         "new_items": items("new_items"),
         "resolved_items": items("resolved_items"),
         "trend": trend_rows,
@@ -403,7 +401,7 @@ def digest_context(
         "flagged_deals": n_deals,
         # None without history: "0 new" would claim a comparison that was not made
         "new": sum(1 for d in deals for f in d["findings"] if f["new"])
-        if isinstance(run.history, dict)
+        if run.history is not None
         else None,
         "deals": deals,
         "deals_shown": len(deals),

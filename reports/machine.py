@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from dataclasses import asdict
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
@@ -112,7 +113,7 @@ def run_record(run: AuditRun) -> dict[str, Any]:
     """The content of run.json: facts, score, history summary, coverage, outputs, delivery."""
     from auditor import __version__
 
-    h = run.history if isinstance(run.history, dict) else None
+    h = run.history
     failed = [d for d in run.delivery if d.get("status") == "failed"]
     out_dir = run.outputs[0].parent if run.outputs else None
     return {
@@ -126,7 +127,12 @@ def run_record(run: AuditRun) -> dict[str, Any]:
         "facts": run.facts(),
         "history": None
         if h is None
-        else {k: h.get(k) for k in ("previous_run", "new", "resolved", "persisting")},
+        else {
+            "previous_run": asdict(h.previous_run),
+            "new": h.new,
+            "resolved": h.resolved,
+            "persisting": h.persisting,
+        },
         "rules": [
             {"code": r.code, "name": r.name, "severity": r.severity} for r in run.result.rules
         ],

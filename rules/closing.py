@@ -5,21 +5,14 @@ from __future__ import annotations
 import pandas as pd
 
 from auditor.context import AuditContext
-from auditor.rule import Param, Rule, is_won, iso_day
+from auditor.rule import Param, Rule, is_lost, is_won, iso_day
 from auditor.snapshot import Snapshot
-
-
-def is_lost(snap: Snapshot) -> pd.Series:
-    opp = snap.opportunities
-    by_flags = opp["is_closed"].fillna(False) & ~opp["is_won"].fillna(False)
-    known = opp["is_closed"].notna() & opp["is_won"].notna()
-    return (opp["stage"] == "closed_lost").fillna(False) | (by_flags & known & opp["stage"].isna())
 
 
 class MissingLossReason(Rule):
     """Closed-lost deal without a loss reason.
 
-    Lost = common stage closed_lost, or (stage unmapped) closed and not won by the CRM's flags.
+    Lost = closed and not won: the CRM's flags when it has them, else stage closed_lost.
 
     Why it matters: loss reasons are how a team learns why it loses — price, product gaps,
     competitors, timing. Without them, win-rate problems cannot be diagnosed or fixed.

@@ -209,10 +209,7 @@ class PossibleDuplicate(Rule):
                 acct = acct.mask(by_name, names)
             return acct, normalise_name(opp["name"])
 
-        key = "rules.DQ04.keys"
-        if key not in snap._cache:
-            snap._cache[key] = build()
-        return snap._cache[key]
+        return snap.memo.get(("rule", self.code, "keys"), build)
 
     def prepare(self, snap: Snapshot, ctx: AuditContext) -> None:
         # normalising every open deal's name is most of this rule's cost: do it off the
@@ -233,10 +230,7 @@ class PossibleDuplicate(Rule):
         Hash-based (factorize) over all open deals; only the few duplicates are sorted.
         Computed once per snapshot: evaluate and message both need it.
         """
-        key = "rules.DQ04.groups"
-        if key not in snap._cache:
-            snap._cache[key] = self._build_groups(snap)
-        return snap._cache[key]
+        return snap.memo.get(("rule", self.code, "groups"), lambda: self._build_groups(snap))
 
     def _build_groups(self, snap: Snapshot) -> pd.DataFrame:
         acct, nm = self._keys(snap)

@@ -25,8 +25,6 @@ from auditor.snapshot import (
 from auditor.stages import STAGES
 
 DEFAULT_AS_OF = "2026-03-31"
-_CLOSED = {"closed_won", "closed_lost", "handoff"}
-_WON = {"closed_won", "handoff"}
 
 
 def build_snapshot(case: dict[str, Any]) -> Snapshot:
@@ -34,9 +32,6 @@ def build_snapshot(case: dict[str, Any]) -> Snapshot:
     records = []
     for rec in case.get("opportunities", []):
         r = {"source": "test", "name": rec.get("id"), **rec}
-        stage = rec.get("stage")
-        r.setdefault("is_closed", stage in _CLOSED if stage else None)
-        r.setdefault("is_won", stage in _WON if stage else None)
         r.setdefault("url", f"https://crm.invalid/{rec['id']}")
         records.append(r)
     opp = make_opportunities(pd.DataFrame.from_records(records))

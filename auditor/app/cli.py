@@ -121,12 +121,11 @@ def run(config_path: Path | None, out_dir: Path | None, as_of, full: bool, dry_r
         f"Audited {facts['records']} opportunities from {facts['source']} as of {facts['as_of']}: "
         f"{facts['violations']} findings, hygiene score {result.score}."
     )
-    if isinstance(result.history, dict):
-        prev = result.history.get("previous_run") or {}
+    if result.history is not None:
+        h = result.history
         click.echo(
-            f"Since run {prev.get('id', '?')}: {result.history.get('new', 0)} new, "
-            f"{result.history.get('resolved', 0)} resolved, "
-            f"{result.history.get('persisting', 0)} still open."
+            f"Since run {h.previous_run.id}: {h.new} new, {h.resolved} resolved, "
+            f"{h.persisting} still open."
         )
     for r in result.result.rules:
         n = int(counts.get(r.code, 0))
@@ -169,7 +168,7 @@ def run(config_path: Path | None, out_dir: Path | None, as_of, full: bool, dry_r
 )
 def rules(code: str | None, as_json: bool, config_path: Path | None) -> None:
     """Document every rule, or one rule by CODE or name."""
-    from rules.registry import all_rules
+    from auditor.plugins import rule_classes as all_rules
 
     classes = all_rules()
     if code:

@@ -20,7 +20,7 @@ from auditor.config import AuditConfig
 from auditor.context import AuditContext
 from auditor.engine import run_audit
 from auditor.metrics import compute_metrics
-from auditor.results import AuditRun
+from auditor.results import AuditRun, HistoryDiff, TrendPoint
 from auditor.snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -241,7 +241,7 @@ def _observe_history(
     return new_rows, with_observed_history(snap, all_rows)
 
 
-def _history_diff(store: HistoryStore, run: AuditRun, trend_runs: int) -> dict[str, Any] | None:
+def _history_diff(store: HistoryStore, run: AuditRun, trend_runs: int) -> HistoryDiff | None:
     """``run.history``: None on the first successful run of a source (nothing to compare)."""
     from auditor.history.diff import diff_runs
 
@@ -250,14 +250,14 @@ def _history_diff(store: HistoryStore, run: AuditRun, trend_runs: int) -> dict[s
     if previous_run is None:
         return None
     prev_id = previous_run["id"]
-    trend = store.successful_runs(source, trend_runs - 1)
+    trend = [TrendPoint(**t) for t in store.successful_runs(source, trend_runs - 1)]
     trend.append(
-        {
-            "run_id": run.run_id,
-            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-            "score": run.score,
-            "violations": int(len(run.result.violations)),
-        }
+        TrendPoint(
+            run_id=run.run_id,
+            finished_at=run.finished_at.isoformat() if run.finished_at else None,
+            score=run.score,
+            violations=int(len(run.result.violations)),
+        )
     )
     return diff_runs(
         run.result.violations,
@@ -269,25 +269,22 @@ def _history_diff(store: HistoryStore, run: AuditRun, trend_runs: int) -> dict[s
 
 
 def _run_summary(run: AuditRun) -> dict[str, Any]:
+    """The stored run summary: the run facts (AuditRun.facts) the history keeps, plus counts."""
     v = run.result.violations
+    facts = run.facts()
     # no previous run to compare with: new / resolved are unknown, not 0
-    h = run.history if run.history and run.history["previous_run"] else {}
+    h = run.history
     return {
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-        "as_of": run.result.context.as_of.date().isoformat(),
-        "incremental": run.snapshot.meta.incremental,
-        "records": int(len(run.snapshot.opportunities)),
-        "violations": int(len(v)),
-        "suppressed": int(len(run.result.suppressed)),
+        **{k: facts[k] for k in ("as_of", "incremental", "records", "violations", "suppressed")},
         "score": run.score,
-        "duration_s": round(run.duration_s, 3),
-        "api_calls": run.snapshot.meta.api_calls,
+        **{k: facts[k] for k in ("duration_s", "api_calls")},
         "counts": {
             "by_rule": {str(k): int(n) for k, n in v["rule_code"].value_counts().items()},
             "by_severity": {str(k): int(n) for k, n in v["severity"].value_counts().items()},
-            "rejected_rows": len(run.snapshot.meta.rejected),
-            "new": h.get("new"),
-            "resolved": h.get("resolved"),
-            "persisting": h.get("persisting"),
+            "rejected_rows": facts["rejected_rows"],
+            "new": h.new if h else None,
+            "resolved": h.resolved if h else None,
+            "persisting": h.persisting if h else None,
         },
     }

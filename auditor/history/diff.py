@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from auditor.history.store import STORED_VIOLATION_COLUMNS
+from auditor.results import HistoryDiff, PreviousRun, TrendPoint
 
 
 def violation_dicts(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -32,9 +33,9 @@ def diff_runs(
     previous_fingerprints: pd.Series,
     previous_rows: Callable[[list[str]], pd.DataFrame],
     previous_run: dict[str, Any],
-    trend: list[dict[str, Any]],
-) -> dict[str, Any]:
-    """The ``run.history`` dict the reports render (see docs/history.md).
+    trend: list[TrendPoint],
+) -> HistoryDiff:
+    """The ``run.history`` the reports render (see docs/history.md).
 
     Findings are matched by fingerprint (source, rule, record). Only the fingerprints of the
     previous run are read in full; ``previous_rows(fingerprints)`` fetches the stored rows of
@@ -45,21 +46,21 @@ def diff_runs(
     is_new = pd.Series(~_is_in(cur_fp, prev_fp), index=current.index)
     resolved_fp = prev_fp.filter(pa.array(~_is_in(prev_fp, cur_fp))).to_pylist()
     resolved = previous_rows(resolved_fp) if resolved_fp else current.iloc[:0]
-    return {
-        "previous_run": {
-            "id": previous_run["id"],
-            "finished_at": previous_run["finished_at"],
-            "score": previous_run["score"],
-        },
-        "new": int(is_new.sum()),
-        "resolved": len(resolved_fp),
-        "persisting": int((~is_new).sum()),
-        "new_items": violation_dicts(current[is_new.to_numpy()]),
-        "resolved_items": violation_dicts(
+    return HistoryDiff(
+        previous_run=PreviousRun(
+            id=previous_run["id"],
+            finished_at=previous_run["finished_at"],
+            score=previous_run["score"],
+        ),
+        new=int(is_new.sum()),
+        resolved=len(resolved_fp),
+        persisting=int((~is_new).sum()),
+        new_items=violation_dicts(current[is_new.to_numpy()]),
+        resolved_items=violation_dicts(
             resolved.sort_values(["rule_code", "opportunity_id"], kind="stable")
         ),
-        "trend": trend,
-    }
+        trend=trend,
+    )
 
 
 def _arrow(s: pd.Series) -> pa.Array:

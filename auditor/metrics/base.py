@@ -119,31 +119,22 @@ class MetricInputs:
     def stage_code(self) -> np.ndarray:
         return self.opp["stage"].cat.codes.to_numpy()
 
+    # the lifecycle is derived once, by the Snapshot validator (auditor/lifecycle.py)
     @cached_property
     def closed(self) -> np.ndarray:
-        """Closed: ``is_closed`` where known, else a closed common stage (won, lost, handoff)."""
-        by_stage = np.isin(
-            self.stage_code, [STAGE_ORDER[s] for s in ("closed_won", "closed_lost", "handoff")]
-        )
-        return self.opp["is_closed"].to_numpy(dtype=bool, na_value=False) | (
-            self.opp["is_closed"].isna().to_numpy() & by_stage
-        )
+        return self.opp["is_closed"].to_numpy(dtype=bool, na_value=False)
 
     @cached_property
     def won(self) -> np.ndarray:
-        """Closed and won: ``is_won`` where known, else a won common stage (won, handoff)."""
-        by_stage = np.isin(self.stage_code, [STAGE_ORDER["closed_won"], STAGE_ORDER["handoff"]])
-        w = self.opp["is_won"]
-        known = w.to_numpy(dtype=bool, na_value=False)
-        return self.closed & (known | (w.isna().to_numpy() & by_stage))
+        return self.opp["is_won"].to_numpy(dtype=bool, na_value=False)
 
     @cached_property
     def lost(self) -> np.ndarray:
-        return self.closed & ~self.won
+        return self.opp["is_lost"].to_numpy(dtype=bool, na_value=False)
 
     @cached_property
     def open(self) -> np.ndarray:
-        return ~self.closed
+        return self.opp["is_open"].to_numpy(dtype=bool, na_value=False)
 
     # -- days ---------------------------------------------------------------------------
     @cached_property

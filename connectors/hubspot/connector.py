@@ -91,7 +91,7 @@ class HubSpotConnector(Connector):
             if full:
                 records = self._add_history(t, records, hist)
             if o.track_archived:
-                ctx.extra["archived_ids"] = self._archived_since(t, since)
+                ctx.deleted_ids = list(self._archived_since(t, since))
         raw = raw_from_records(records)
         ctx.api_calls = t.calls
         ctx.api_usage = {**t.usage, "calls_by_endpoint": dict(t.calls_by_endpoint)}

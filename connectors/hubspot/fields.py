@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import re
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
-from auditor.config import Section
+from auditor.config import Section, check_timezone
 from auditor.snapshot import OPPORTUNITY_SCHEMA
 
 #: How a property's string value is converted:
@@ -130,13 +129,7 @@ class FieldOptions(Section):
     @field_validator("portal_timezone")
     @classmethod
     def _tz(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                ZoneInfo(v)
-            except (ZoneInfoNotFoundError, ValueError) as exc:
-                raise ValueError(f"unknown time zone {v!r} (use an IANA name like "
-                                 "'America/New_York')") from exc
-        return v
+        return None if v is None else check_timezone(v, example="America/New_York")
 
     @field_validator("custom_fields")
     @classmethod

@@ -22,7 +22,7 @@ from auditor.snapshot import (
     make_opportunities,
     make_stage_history,
 )
-from auditor.stages import STAGE_DTYPE, WON_STAGES, StageMap
+from auditor.stages import STAGE_DTYPE, StageMap
 from connectors.hubspot.fields import DATE_ENTERED_PREFIX, FieldOptions
 from connectors.hubspot.pipelines import resolve_stages
 from connectors.hubspot.values import convert, parse_timestamps
@@ -60,6 +60,7 @@ class PullContext:
     api_usage: dict[str, Any] = field(default_factory=dict)
     incremental: bool = False
     warnings: list[str] = field(default_factory=list)
+    deleted_ids: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -169,16 +170,14 @@ def normalise(
             provided.add(column)
 
     # -- closed / won / probability: property first, then stage metadata, then common stage
-    in_closed = common.isin(["closed_won", "closed_lost", "handoff"]).astype("boolean")
-    in_won = common.isin(list(WON_STAGES)).astype("boolean")
-    known = common.notna()
+    # (where HubSpot says nothing the Snapshot validator decides from the common stage)
     meta_closed = st["is_closed"].astype("boolean")
     meta_won = meta_closed & (st["probability"].astype("Float64") >= 1.0)
     meta_won = meta_won.where(meta_closed.notna())
     data["is_closed"] = (data.get("is_closed", pd.Series(pd.NA, index=props.index, dtype="boolean"))
-                         .fillna(meta_closed).fillna(in_closed.where(known)))
+                         .fillna(meta_closed))
     data["is_won"] = (data.get("is_won", pd.Series(pd.NA, index=props.index, dtype="boolean"))
-                      .fillna(meta_won).fillna(in_won.where(known)))
+                      .fillna(meta_won))
     prob = data.get("probability", pd.Series(pd.NA, index=props.index, dtype="Float64"))
     data["probability"] = prob.fillna(st["probability"].astype("Float64"))
     if data["probability"].notna().any() or st["probability"].notna().any():
@@ -219,6 +218,7 @@ def normalise(
         warnings=list(ctx.warnings),
         loaded_rows=len(opportunities),
         incremental=ctx.incremental,
+        deleted_ids=list(ctx.deleted_ids),
         extra=dict(ctx.extra),
     )
     return Snapshot(opportunities, make_stage_history(history), owners, meta).validate()

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import pandas as pd
 from pydantic import field_validator
 
+from auditor.config import check_timezone
 from auditor.errors import ConfigError, SourceDataError
 from auditor.snapshot import Snapshot
 from connectors.base import Connector, SourceOptions
@@ -54,13 +55,7 @@ class SalesforceExportOptions(SalesforceFieldOptions):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {v!r} (use an IANA name like 'UTC')") from exc
-        return v
+        return check_timezone(v, example="UTC")
 
 
 class _ExportFiles:

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from auditor.errors import SourceDataError
+from auditor.lifecycle import stage_outcome
 from auditor.snapshot import (
     STR,
     RejectedRow,
@@ -24,7 +25,7 @@ from auditor.snapshot import (
     make_owners,
     make_stage_history,
 )
-from auditor.stages import CLOSED_STAGES, WON_STAGES, StageMap
+from auditor.stages import StageMap
 from connectors.salesforce.fields import (
     EMPTY_REFERENCE_IDS,
     FORECAST_CATEGORIES,
@@ -192,7 +193,8 @@ def _check_stage_map(meta: pd.DataFrame, stage_map: StageMap) -> list[str]:
         if common is None or pd.isna(row.IsClosed):
             continue
         closed, won = bool(row.IsClosed), bool(row.IsWon) if not pd.isna(row.IsWon) else False
-        if closed != (common in CLOSED_STAGES) or (closed and won != (common in WON_STAGES)):
+        map_closed, map_won = stage_outcome(common)
+        if closed != map_closed or (closed and won != map_won):
             kind = "closed won" if closed and won else "closed lost" if closed else "open"
             out.append(
                 f"stage map maps Salesforce stage {row.stage!r} to {common!r}, but Salesforce "
@@ -276,19 +278,18 @@ def build_snapshot(
     opp["stage"], unmapped = stage_map.map_series(opp["source_stage"])
     provided.add("stage")
 
-    # -- closed / won: the record's own flags, else stage metadata, else the common stage
+    # -- closed / won as Salesforce says: the record's own flags, else its stage's metadata.
+    # Where Salesforce says nothing they stay NA and the Snapshot validator decides from the
+    # mapped stage (auditor/lifecycle.py), which also warns, with counts, where they disagree.
     meta_stages = _stage_metadata(raw.stages, notes)
-    for flag, col, fallback in (("IsClosed", "is_closed", CLOSED_STAGES),
-                                ("IsWon", "is_won", WON_STAGES)):
+    for flag, col in (("IsClosed", "is_closed"), ("IsWon", "is_won")):
         cur = opp[col] if col in opp else pd.Series(pd.NA, index=opp.index, dtype="boolean")
         if meta_stages is not None:
             lookup = meta_stages.set_index("stage")[flag]
             cur = cur.fillna(opp["source_stage"].map(lookup).astype("boolean"))
-        inferred = opp["stage"].isin(list(fallback)).astype("boolean").where(opp["stage"].notna())
-        opp[col] = cur.fillna(inferred)
+        opp[col] = cur
         provided.add(col)
     if meta_stages is not None:
-        warnings += _check_stage_map(meta_stages, stage_map)
         for s in _metadata_unmapped(meta_stages, stage_map):
             unmapped.setdefault(s, 0)
 
@@ -354,8 +355,6 @@ def build_snapshot(
              "common_stage": stage_map.lookup(r.stage)}
             for r in meta_stages.itertuples(index=False)
         ]
-    if raw.deleted_ids:
-        extra["deleted_opportunity_ids"] = sorted(raw.deleted_ids)
     meta = SnapshotMeta(
         source=facts.source,
         source_type=facts.source_type,
@@ -369,6 +368,7 @@ def build_snapshot(
         warnings=warnings + notes.warnings,
         loaded_rows=len(out),
         incremental=facts.incremental,
+        deleted_ids=sorted(raw.deleted_ids),
         extra=extra,
     )
     return Snapshot(out, history, owners, meta).validate()

@@ -291,7 +291,7 @@ class WarehouseConnector(Connector):
                           api_usage={"sql_queries": wh.queries, "warehouse": wh.shown},
                           extra={"layout": o.layout, "crm": o.crm})
         if since is not None:
-            ctx.extra["archived_ids"] = sorted(archived, key=lambda x: (len(x), x))
+            ctx.deleted_ids = sorted(archived, key=lambda x: (len(x), x))
         ctx.extra["reached_stages_by_pipeline"] = reached_by_pipeline(cat)
         return normalise(raw, cat, owners, f, stage_map, ctx, full_history=full)
 

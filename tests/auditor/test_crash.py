@@ -64,5 +64,5 @@ def test_sigkilled_run_leaves_previous_run_intact(tmp_path, scripted, phase):
 
     # the next run diffs against the last successful one, as if the killed run never happened
     again = execute(cfg, out_dir=tmp_path / "out")
-    assert again.history["previous_run"]["id"] == first.run_id
-    assert (again.history["new"], again.history["resolved"]) == (0, 0)
+    assert again.history.to_dict()["previous_run"]["id"] == first.run_id
+    assert (again.history.to_dict()["new"], again.history.to_dict()["resolved"]) == (0, 0)

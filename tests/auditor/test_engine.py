@@ -138,7 +138,9 @@ def test_prepare_runs_before_evaluate_and_its_errors_name_the_rule() -> None:
     class Prepared(Rule):
         """Test rule.
 
-        Why it matters: test. How to fix: test.
+        Why it matters: test.
+
+        How to fix: test.
         """
 
         code = "ZZ01"
@@ -146,13 +148,20 @@ def test_prepare_runs_before_evaluate_and_its_errors_name_the_rule() -> None:
 
         def prepare(self, snap, ctx) -> None:  # noqa: ANN001
             calls.append("prepare")
-            snap._cache["zz"] = snap.opportunities["id"] == "a"
+            snap.memo.get(("rule", "ZZ01", "zz"), lambda: snap.opportunities["id"] == "a")
 
         def evaluate(self, snap, ctx):  # noqa: ANN001, ANN201
             calls.append("evaluate")
-            return snap._cache["zz"]
+            return snap.memo.get(("rule", "ZZ01", "zz"), lambda: None)
 
     class Broken(Prepared):
+        """Test rule whose prepare fails.
+
+        Why it matters: test.
+
+        How to fix: test.
+        """
+
         code = "ZZ02"
         name = "broken"
 
@@ -165,3 +174,44 @@ def test_prepare_runs_before_evaluate_and_its_errors_name_the_rule() -> None:
     assert res.violations["opportunity_id"].tolist() == ["a"]
     with pytest.raises(AuditorError, match=r"rule ZZ02 \(broken\) failed on this snapshot: boom"):
         run_audit(small_snapshot({"stage"}), cfg(), as_of=AS_OF, rules=[Broken()])
+
+
+def test_memo_builds_each_key_once_across_threads() -> None:
+    import threading
+    import time
+
+    from auditor.memo import Memo
+
+    memo = Memo()
+    builds: list[str] = []
+
+    def slow() -> int:
+        builds.append("slow")
+        time.sleep(0.2)
+        return 42
+
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda: results.append(memo.get("k", slow)))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    # another key builds while "k" is being built: keys do not wait for each other
+    t0 = time.perf_counter()
+    assert memo.get("other", lambda: 7) == 7
+    assert time.perf_counter() - t0 < 0.15
+    for t in threads:
+        t.join()
+    assert results == [42, 42, 42, 42] and builds == ["slow"]
+    assert "k" in memo and "missing" not in memo
+
+
+def test_a_copied_snapshot_does_not_share_derived_values() -> None:
+    from dataclasses import replace
+
+    from auditor.derived import visited
+
+    snap = small_snapshot({"stage"})
+    visited(snap)
+    assert ("derived", "visited") in snap.memo
+    copy = replace(snap, opportunities=snap.opportunities.copy())
+    assert ("derived", "visited") not in copy.memo

@@ -59,7 +59,7 @@ def test_two_runs_over_changing_demo_data_count_new_and_resolved_exactly(tmp_pat
     assert run1.history is None  # first run of the source: nothing to compare with
 
     run2 = execute(cfg, out_dir=tmp_path / "out")
-    h = run2.history
+    h = run2.history.to_dict()
     assert h["previous_run"]["id"] == run1.run_id
     assert h["previous_run"]["score"] == run1.score
     assert (h["new"], h["resolved"], h["persisting"]) == (7, 5, n1 - 5)
@@ -96,7 +96,7 @@ def test_trend_keeps_the_last_n_runs_oldest_first(tmp_path, scripted, org):
     cfg = make_config(tmp_path)  # trend_runs = 3
     ids = [execute(cfg, out_dir=tmp_path / "out").run_id for _ in range(3)]
     last = execute(cfg, out_dir=tmp_path / "out")
-    assert [t["run_id"] for t in last.history["trend"]] == [ids[1], ids[2], last.run_id]
+    assert [t["run_id"] for t in last.history.to_dict()["trend"]] == [ids[1], ids[2], last.run_id]
 
 
 def test_failed_run_is_recorded_and_the_next_run_diffs_against_the_last_success(
@@ -108,8 +108,8 @@ def test_failed_run_is_recorded_and_the_next_run_diffs_against_the_last_success(
     with pytest.raises(ConnectorError):
         execute(cfg, out_dir=tmp_path / "out")
     third = execute(cfg, out_dir=tmp_path / "out")
-    assert third.history["previous_run"]["id"] == ok.run_id
-    assert third.history["new"] == 0 and third.history["resolved"] == 0
+    assert third.history.to_dict()["previous_run"]["id"] == ok.run_id
+    assert third.history.to_dict()["new"] == 0 and third.history.to_dict()["resolved"] == 0
     with HistoryStore(tmp_path / "history.sqlite") as store:
         failed = store.runs()[1]
         assert failed["status"] == "failed"

@@ -70,11 +70,11 @@ def test_two_runs_diff_trend_and_stored_rows(tmp_path, backend, scripted, org) -
     run1 = execute(cfg, out_dir=tmp_path / "out")
     run2 = execute(cfg, out_dir=tmp_path / "out")
     n1 = len(run1.result.violations)
-    h = run2.history
+    h = run2.history.to_dict()
     assert (h["new"], h["resolved"], h["persisting"]) == (0, 4, n1 - 4)
     assert sorted(i["opportunity_id"] for i in h["resolved_items"]) == fixed
     run3 = execute(cfg, out_dir=tmp_path / "out")
-    assert [t["run_id"] for t in run3.history["trend"]] == [run1.run_id, run2.run_id,
+    assert [t["run_id"] for t in run3.history.to_dict()["trend"]] == [run1.run_id, run2.run_id,
                                                              run3.run_id]
     with open_history(cfg) as store:
         runs = store.runs()
@@ -103,7 +103,7 @@ def test_failed_run_then_diff_against_last_success_then_forget(tmp_path, backend
     with pytest.raises(ConnectorError):
         execute(cfg, out_dir=tmp_path / "out")
     third = execute(cfg, out_dir=tmp_path / "out")
-    assert third.history["previous_run"]["id"] == first.run_id
+    assert third.history.to_dict()["previous_run"]["id"] == first.run_id
     with open_history(cfg) as store:
         assert [(r["id"], r["status"]) for r in store.runs()] == [
             (3, "success"), (2, "failed"), (1, "success")]
@@ -281,7 +281,7 @@ def test_incremental_second_run_merges_into_the_stored_snapshot(tmp_path, backen
     inc = execute(cfg, out_dir=tmp_path / "out")
     assert scripted.calls == [None, since]
     assert inc.snapshot.meta.incremental is True
-    assert (inc.history["resolved"], inc.history["new"]) == (5, 0)
+    assert (inc.history.resolved, inc.history.new) == (5, 0)
     with open_history(cfg) as store:
         assert [r["incremental"] for r in store.runs()] == [True, False]
         stored = store.last_snapshot("demo").snapshot

@@ -149,7 +149,7 @@ def test_incremental_hubspot_run_costs_calls_per_change_and_finds_what_a_full_pu
         "removed": 3,
         "base_pulled_at": first.snapshot.meta.pulled_at.isoformat(),
     }
-    h = second.history
+    h = second.history.to_dict()
     planted = {"QL01", "FU01"}  # other rules fire too; the full-pull comparison covers them
     group = {i: k for k, ids in changes.items() for i in ids}
 

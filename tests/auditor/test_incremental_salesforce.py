@@ -261,7 +261,7 @@ def test_incremental_salesforce_run_costs_calls_per_change_and_finds_what_a_full
         "removed": 5,
         "base_pulled_at": first.snapshot.meta.pulled_at.isoformat(),
     }
-    h = second.history
+    h = second.history.to_dict()
     # the planted findings (other rules fire too; the full-pull comparison below covers them)
     planted = {"QL01", "FU01", "ST04"}
     # the four new deals skipped qualification; the first of them has no next step either

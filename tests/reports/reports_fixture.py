@@ -14,7 +14,7 @@ import pandas as pd
 
 from auditor.config import parse_config
 from auditor.engine import run_audit
-from auditor.results import AuditRun
+from auditor.results import AuditRun, HistoryDiff
 from auditor.rule import Rule
 from auditor.snapshot import (
     Snapshot,
@@ -275,7 +275,7 @@ def make_run(
         METRICS,
         started_at=datetime(2026, 11, 20, 6, 0, tzinfo=UTC),
         timings={"pull": 0.5, "rules": 0.25, "metrics": 0.125},
-        history=history,
+        history=HistoryDiff.from_dict(history) if history is not None else None,
     )
     run.finished_at = datetime(2026, 11, 20, 6, 0, 1, tzinfo=UTC)
     return run

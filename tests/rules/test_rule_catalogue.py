@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from auditor.engine import run_audit
+from auditor.plugins import rule_classes as all_rules
 from auditor.rule import GROUPS, SEVERITIES, STAGE_HISTORY, Param
 from auditor.snapshot import OPPORTUNITY_SCHEMA
 from rules.catalogue import ALL_RULES
-from rules.registry import all_rules
 from rules.testing import build_config, build_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,8 +14,9 @@ from auditor.app.cli import main
 from auditor.config import parse_config
 from auditor.engine import run_audit
 from auditor.errors import AuditorError
+from auditor.plugins import RULES_GROUP as ENTRY_POINT_GROUP
+from auditor.plugins import rule_classes as all_rules
 from rules.catalogue import ALL_RULES
-from rules.registry import ENTRY_POINT_GROUP, all_rules
 from rules.testing import build_snapshot
 
 PLUGIN_MODULE = '''
@@ -124,3 +125,57 @@ def test_plugin_reusing_a_builtin_code_is_rejected(
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(AuditorError, match=r"rule code ST03 is registered twice"):
         all_rules()
+
+
+def test_plugin_with_bad_metadata_is_refused_at_import_naming_the_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = textwrap.dedent(PLUGIN_MODULE).replace('severity = "info"', 'severity = "critical"')
+    _install(tmp_path, "xbad_rules", body, "bad = xbad_rules:BigDeal")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(AuditorError) as err:
+        all_rules()
+    assert str(err.value) == (
+        "rule plugin 'bad' (xbad_rules:BigDeal) failed to load: rule class xbad_rules.BigDeal: "
+        "`severity` must be one of error, warning, info, got 'critical'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('code = "XP01"', 'code = "xp-1"',
+         "`code` must be two capital letters and two digits (like XP01), got 'xp-1'"),
+        ('name = "big-deal"', 'name = "Big Deal"',
+         "`name` must be lower-case words joined by '-' (like big-deal), got 'Big Deal'"),
+        ('requires = ("amount",)', 'requires = "amount"',
+         "`requires` must be a tuple of column names, got 'amount'"),
+        ('Param(float, 100000.0, "largest amount without review")',
+         'Param(float, "lots", "largest amount without review")',
+         "`params.max_amount` has a default that breaks its own type: default of max_amount: "
+         "expected float, got str 'lots'"),
+        ('Param(float, 100000.0, "largest amount without review")', 'Param(float, 1.0, "")',
+         "`params.max_amount` needs a help text"),
+        ("    How to fix: ask your manager to review the deal and note the review in the CRM.\n",
+         "", "`__doc__` needs a 'How to fix:' part (see auditor/rule.py)"),
+        ('    params = {', '    example = {"as_of": "30/06/2026", "record": {}, "message": "x"}\n'
+         '    params = {', "`example.as_of` must be YYYY-MM-DD, got '30/06/2026'"),
+    ],
+)
+def test_bad_rule_metadata_is_refused_when_the_class_is_defined(
+    old: str, new: str, message: str
+) -> None:
+    from auditor.rule import RuleDefinitionError
+
+    body = textwrap.dedent(PLUGIN_MODULE)
+    assert old in body
+    namespace: dict = {"__name__": "xdefined"}
+    with pytest.raises(RuleDefinitionError) as err:
+        exec(compile(body.replace(old, new), "xdefined.py", "exec"), namespace)  # noqa: S102
+    assert str(err.value) == f"rule class xdefined.BigDeal: {message}"
+
+
+def test_good_plugin_module_defines_without_error() -> None:
+    namespace: dict = {"__name__": "xgood"}
+    exec(compile(textwrap.dedent(PLUGIN_MODULE), "xgood.py", "exec"), namespace)  # noqa: S102
+    assert namespace["BigDeal"].code == "XP01"

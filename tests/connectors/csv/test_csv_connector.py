@@ -174,7 +174,8 @@ def test_bad_rows_rejected_with_row_and_reason() -> None:
     # the unknown stage is kept, with stage NA, and reported
     a7 = snap.opportunities.iloc[1]
     assert pd.isna(a7["stage"]) and a7["source_stage"] == "Demo Booked"
-    assert pd.isna(a7["is_closed"])
+    # no closed flag and no mapped stage: open (auditor/lifecycle.py, step 3)
+    assert a7["is_open"] and not a7["is_closed"] and not a7["is_won"] and not a7["is_lost"]
     assert snap.meta.unmapped_stages == {"Demo Booked": 1}
     assert snap.meta.warnings == [
         "deals_bad.csv: 7 of 10 rows rejected",

@@ -49,7 +49,11 @@ def make_connector(fake: FakeHubSpot, sleeps: list[float]) -> Callable[..., HubS
 
 def expected_frames() -> dict[str, pd.DataFrame]:
     raw = json.loads((DATA / "expected_snapshot.json").read_text())
-    opp = make_opportunities(pd.DataFrame(raw["opportunities"]))
+    frame = pd.DataFrame(raw["opportunities"])
+    # the hand-written flags are complete, so open / lost follow from them alone
+    closed, won = frame["is_closed"].astype("boolean"), frame["is_won"].astype("boolean")
+    frame["is_open"], frame["is_lost"] = ~closed, closed & ~won
+    opp = make_opportunities(frame)
     opp["budget"] = opp["budget"].astype(STR)
     return {
         "opportunities": opp,

@@ -160,8 +160,9 @@ def test_deal_with_every_property_null(fake, make_connector) -> None:
     fake.deals.append({"id": "109", "properties": {}})
     snap = make_connector(portal_id=1, portal_timezone="UTC").pull()
     row = snap.opportunities.set_index("id").loc["109"]
-    assert row[["stage", "source_stage", "pipeline", "is_closed", "amount",
-                "stage_entered_at"]].isna().all()
+    assert row[["stage", "source_stage", "pipeline", "amount", "stage_entered_at"]].isna().all()
+    # no flag and no stage: open (auditor/lifecycle.py, step 3)
+    assert (row["is_open"], row["is_closed"], row["is_won"]) == (True, False, False)
     assert snap.meta.unmapped_stages == {"On hold": 1}  # a missing stage is not "unmapped"
     assert "109" not in set(snap.stage_history["opportunity_id"])
 

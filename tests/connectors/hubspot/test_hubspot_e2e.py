@@ -58,6 +58,6 @@ def test_default_pipeline_has_no_skipped_discovery() -> None:
 
     # control: had the connector claimed discovery, the by-the-book deal would be flagged
     snap.meta.reached_stages = snap.meta.reached_stages | {"discovery"}
-    snap._cache.clear()
+    snap.memo.clear()
     wrong = run_audit(snap, cfg, as_of=date(2024, 3, 10)).violations
     assert "108" in set(wrong.loc[wrong["rule_code"] == "ST01", "opportunity_id"])

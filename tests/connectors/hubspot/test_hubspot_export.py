@@ -62,11 +62,11 @@ def test_label_only_export_without_pipelines_file(make_connector) -> None:
             "owner_id", "amount"]
     assert_frame_equal(api.opportunities[cols], exp.opportunities[cols])
     # closed / won come from the export's columns or the common stage; the unmapped
-    # "On hold" stage of deal 105 has neither, so it stays unknown instead of guessed
+    # "On hold" stage of deal 105 has neither, so it counts as open (auditor/lifecycle.py)
     a = api.opportunities.set_index("id")[["is_closed", "is_won"]]
     e = exp.opportunities.set_index("id")[["is_closed", "is_won"]]
     assert_frame_equal(a.drop(index="105"), e.drop(index="105"))
-    assert e.loc["105"].isna().all()
+    assert e.loc["105"].tolist() == [False, False]
     assert_frame_equal(api.stage_history, exp.stage_history)
     assert exp.meta.reached_stages == api.meta.reached_stages
     # without stage metadata, probability comes only from the export's own column

@@ -68,7 +68,7 @@ def test_archived_deals_reported_and_history_batch_read(fake, make_connector) ->
     snap = c.pull(since=datetime(2024, 3, 1, tzinfo=UTC))
     # deals modified since March 1st: 103 (03-05), 104 (03-01 10:00), 105, 106, 107
     assert snap.opportunities["id"].tolist() == ["103", "104", "105", "106", "107"]
-    assert snap.meta.extra["archived_ids"] == ["190"]  # 191 was archived before `since`
+    assert snap.meta.deleted_ids == ["190"]  # 191 was archived before `since`
     archived = fake.calls("/crm/v3/objects/deals")
     assert [r.query["archived"] for r in archived] == [["true"]]
     batch = fake.calls("/crm/v3/objects/deals/batch/read")

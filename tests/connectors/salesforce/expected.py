@@ -225,6 +225,9 @@ def opportunities(source: str = "acme") -> pd.DataFrame:
         df[col] = pd.to_datetime(df[col])
     df["budget"] = df["budget"].astype("string[pyarrow]")
     budget = df.pop("budget")
+    # the hand-written flags are complete, so open / lost follow from them alone
+    closed, won = df["is_closed"].astype("boolean"), df["is_won"].astype("boolean")
+    df["is_open"], df["is_lost"] = ~closed, closed & ~won
     out = make_opportunities(df)
     out["budget"] = budget
     return out

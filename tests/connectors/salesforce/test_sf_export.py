@@ -46,7 +46,7 @@ def test_weekly_export_folder(tmp_path) -> None:
     m = snap.meta
     assert (m.source_type, m.api_calls, m.has_stage_history) == ("salesforce_export", 0, True)
     assert m.warnings == [expected.UNMAPPED_WARNING]
-    assert m.extra["deleted_opportunity_ids"] == ["0068d00000OpA99AAA"]
+    assert m.deleted_ids == ["0068d00000OpA99AAA"]
 
 
 def test_weekly_export_zip_with_a_subfolder(tmp_path) -> None:

@@ -108,7 +108,7 @@ def test_include_deleted_uses_queryall_and_lists_deleted_ids(org, rsps, make_con
     page["records"] = [dict(page["records"][0], IsDeleted=False), gone]
     snap = make_connector(include_deleted=True).pull()
     assert "/queryAll/" in rsps.calls[2].request.url
-    assert snap.meta.extra["deleted_opportunity_ids"] == ["0068d00000OpA99AAA"]
+    assert snap.meta.deleted_ids == ["0068d00000OpA99AAA"]
     assert "0068d00000OpA99AAA" not in set(snap.opportunities["id"])
     assert len(snap.opportunities) == 7
 
@@ -155,12 +155,14 @@ def test_stage_map_contradicting_metadata_is_warned(org, make_connector) -> None
         stage_map={"Closed Lost": "negotiation", "Discovery Call": "discovery"}
     ).pull()
     assert snap.meta.unmapped_stages == {}
+    # reported once, by the Snapshot validator, with the number of records it affects
     assert snap.meta.warnings == [
-        "stage map maps Salesforce stage 'Closed Lost' to 'negotiation', but Salesforce says "
-        "the stage is closed lost; is_closed / is_won follow Salesforce"
+        "1 record whose CRM closed/won flags contradict the mapped stage "
+        "(e.g. 0068d00000OpA03AAA); the CRM's flags are used — check the stage map"
     ]
     row = snap.opportunities.set_index("id").loc["0068d00000OpA03AAA"]
     assert (row["stage"], row["is_closed"], row["is_won"]) == ("negotiation", True, False)
+    assert (row["is_open"], row["is_lost"]) == (False, True)
 
 
 def test_registry_builds_the_connector_from_config() -> None:

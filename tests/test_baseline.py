@@ -1,0 +1,48 @@
+"""The demo audit's outputs are exactly the committed baseline (tests/data/baseline/).
+
+The baseline was produced from commit 5df7631 (before the kernel/shell refactor of issue #12) by
+``python scripts/make_baseline.py --tree <that checkout>``: fingerprints with rule codes, the
+metrics and the Markdown / text reports and digests of two 20,000-record demo runs a week apart.
+An intended change of findings or metrics regenerates it with ``python scripts/make_baseline.py``
+(and the diff is reviewed like code).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script():  # noqa: ANN202 - the script module
+    path = ROOT / "scripts" / "make_baseline.py"
+    spec = importlib.util.spec_from_file_location("make_baseline", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_demo_outputs_match_the_baseline() -> None:
+    mb = _script()
+    expected = mb.read_baseline()
+    assert sorted(expected) == [
+        f"run{i}-{kind}" for i in (1, 2)
+        for kind in ("fingerprints.txt", "metrics.json", "reports.txt")
+    ]
+    actual = mb.produce(ROOT)
+    assert sorted(actual) == sorted(expected)
+    for name in sorted(expected):
+        if actual[name] != expected[name]:
+            old = expected[name].decode().splitlines()
+            new = actual[name].decode().splitlines()
+            first = next(
+                (i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b),
+                min(len(old), len(new)),
+            )
+            raise AssertionError(
+                f"{name} differs from the baseline at line {first + 1}:\n"
+                f"  baseline: {old[first] if first < len(old) else '<end>'}\n"
+                f"  now:      {new[first] if first < len(new) else '<end>'}"
+            )
+    assert len(actual["run1-fingerprints.txt"].splitlines()) > 1000  # the demo has findings
