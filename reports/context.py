@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
+from auditor.metrics.hygiene import combined
 from auditor.results import SEVERITY_RANK, AuditRun
 from auditor.stages import STAGE_LABELS
 from reports.format import is_number, oneline
@@ -151,14 +152,19 @@ def _new_fingerprints(run: AuditRun) -> set[str]:
 
 
 def by_rule(run: AuditRun) -> list[dict[str, Any]]:
+    """Per rule: to-dos, process-history findings, and the rate over the records it applies to
+    (all findings / evaluated records: "CL01 63 of 488 lost deals", never "of 2,000")."""
     v = run.result.violations
     counts = v["rule_code"].astype(str).value_counts() if len(v) else pd.Series(dtype=int)
+    p = run.result.process
+    proc = p["rule_code"].astype(str).value_counts() if len(p) else pd.Series(dtype=int)
     cov = run.result.coverage
     evaluated = dict(zip(cov["rule_code"], cov["evaluated"], strict=False)) if len(cov) else {}
     rows = []
     for r in run.result.rules:
         d = r.describe()
         n = int(counts.get(r.code, 0))
+        n_proc = int(proc.get(r.code, 0))
         ev = int(evaluated.get(r.code, 0))
         rows.append(
             {
@@ -170,8 +176,10 @@ def by_rule(run: AuditRun) -> list[dict[str, Any]]:
                 "why": d.get("why", ""),
                 "fix": d.get("fix", ""),
                 "count": n,
+                "process": n_proc,
                 "evaluated": ev,
-                "rate": (n / ev) if ev else None,
+                "applies_to": r.applies_to,
+                "rate": ((n + n_proc) / ev) if ev else None,
             }
         )
     top = max((r["count"] for r in rows), default=0)
@@ -245,6 +253,18 @@ def by_team(run: AuditRun) -> list[dict[str, Any]]:
     ]
 
 
+def process_view(run: AuditRun) -> dict[str, Any]:
+    """Process history: findings on closed deals that are no to-dos, as rates per rule and
+    owner (how deals moved; nothing left to fix on them)."""
+    p = run.result.process
+    out: dict[str, Any] = {"total": int(len(p)), "by_rule": [], "by_owner": []}
+    pc = (run.metrics.get("process_compliance") or {})
+    out["by_rule"] = pc.get("by_rule_list", [])
+    out["by_owner"] = pc.get("by_owner_list", [])[:MAX_OWNERS]
+    out["window_days"] = run.result.context.audit.fix_window_days
+    return out
+
+
 def history_view(run: AuditRun, score: float | None) -> dict[str, Any] | None:
     """The trend block, or None on a first run / without history."""
     h = run.history
@@ -297,20 +317,26 @@ def coverage_view(run: AuditRun) -> dict[str, Any]:
     cov = run.result.coverage
     rows = _records(cov) if len(cov) else []
     gaps = []
+    fb: list[dict[str, Any]] = []
     for c in rows:
         reasons = c.get("reasons") or {}
+        fallbacks = c.get("fallbacks") or {}
+        if fallbacks:
+            fb.append({"rule_code": c.get("rule_code"), "rule_name": c.get("rule_name"),
+                       "fallbacks": [{"what": k, "count": n} for k, n in fallbacks.items()]})
         if c.get("not_evaluable"):
             gaps.append(
                 {
                     "rule_code": c.get("rule_code"),
                     "rule_name": c.get("rule_name"),
                     "records": c.get("records"),
+                    "applicable": c.get("applicable", c.get("records")),
                     "evaluated": c.get("evaluated"),
                     "not_evaluable": c.get("not_evaluable"),
                     "reasons": [{"reason": k, "count": n} for k, n in reasons.items()],
                 }
             )
-    return {"rules": rows, "gaps": gaps, "complete": not gaps}
+    return {"rules": rows, "gaps": gaps, "complete": not gaps, "fallbacks": fb}
 
 
 def score_band(score: Any) -> str:
@@ -346,6 +372,9 @@ def report_context(run: AuditRun) -> dict[str, Any]:
         "deals_limit": limit,
         "coverage": coverage_view(run),
         "checks_share": (run.metrics.get("hygiene_score") or {}).get("checks_evaluated_share"),
+        "score_basis": ((run.metrics.get("hygiene_score") or {}).get("basis") or {}).get("text"),
+        "notes": list(res.notes) + list(run.metrics.get("caveats") or []),
+        "process": process_view(run),
         "rejected": [r.to_dict() for r in run.snapshot.meta.rejected[:limit]],
         "suppressions": res.suppressions,
         "history": history_view(run, score),
@@ -389,9 +418,12 @@ def digest_context(
     known = owner_id in owners.index
     scores = (run.metrics.get("hygiene_score") or {}).get("by_owner") or {}
     score = scores.get(owner_id)
+    detail = ((run.metrics.get("hygiene_score") or {}).get("owners") or {}).get(owner_id) or {}
     return {
         "title": run.config.report.title,
         "facts": run.facts(),
+        "score_basis": detail.get("basis"),
+        "notes": list(run.result.notes),
         "owner_id": owner_id,
         "owner": oneline(owners.at[owner_id, "name"] if known else None) or owner_id,
         "email": owners.at[owner_id, "email"] if known else None,
@@ -467,17 +499,17 @@ def team_context(run: AuditRun, group: dict[str, Any]) -> dict[str, Any]:
     ]
     rows.sort(key=lambda r: (-r["findings"], r["owner"]))
     deals, n_deals = worst_deals(run, mine, run.config.report.max_deals)
-    # opportunity-weighted mean of the members' scores = the score over the team's opportunities
-    n_opps = run.snapshot.opportunities["owner_id"].astype(str).value_counts()
-    weighted = [(r["score"], int(n_opps.get(r["owner_id"], 0))) for r in rows]
-    weighted = [(s, n) for s, n in weighted if is_number(s) and n]
-    total_n = sum(n for _, n in weighted)
+    # the members' checks together: the same formula over the team's records
+    details = (run.metrics.get("hygiene_score") or {}).get("owners") or {}
+    score, basis = combined([details[m] for m in members if m in details])
     return {
         "title": run.config.report.title,
         "facts": run.facts(),
         "label": oneline(group["label"]),
         "members": rows,
-        "score": round(sum(s * n for s, n in weighted) / total_n, 1) if total_n else None,
+        "score": score,
+        "score_basis": basis,
+        "notes": list(run.result.notes),
         "total": int(len(mine)),
         "flagged_deals": n_deals,
         "deals": deals,

@@ -29,7 +29,9 @@ EXPECTED_FILES = [
     "digests/manager-M1.html",
     "digests/manager-M1.txt",
     "violations.csv",
+    "process_findings.csv",
     "violations.json",
+    "process_findings.json",
     "metrics.json",
     "run.json",
 ]
