@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from auditor.errors import ConfigError
+from auditor.errors import ConfigError, RunLockedError
 from auditor.history.pg_schema import PG_MIGRATIONS
 from auditor.history.store import (
     STORED_VIOLATION_COLUMNS,
@@ -39,13 +39,6 @@ from auditor.secrets import read_secret, redact
 SCHEMA_VERSION = len(PG_MIGRATIONS)
 #: advisory-lock key space of this tool: the first 32-bit half of every key we take
 _LOCK_NAMESPACE = "crm-hygiene-auditor/run"
-
-
-class RunLockedError(HistoryError):
-    """Another run of the same source holds the source's run lock (exit status 5: an
-    orchestrator may simply skip this run; the other one is doing the work)."""
-
-    exit_code = 5
 
 
 def lock_key(source: str) -> int:
