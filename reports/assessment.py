@@ -163,7 +163,10 @@ def at_risk_amount(run: AuditRun) -> float | None:
     pos = positions(opp["id"], v["opportunity_id"])
     flagged[pos[pos >= 0]] = True
     open_ = opp["is_open"].to_numpy(dtype=bool, na_value=False)
-    amounts = opp.loc[flagged & open_, "amount"].to_numpy(dtype=float, na_value=np.nan)
+    sel = opp.loc[flagged & open_]
+    if sel.loc[sel["amount"].notna(), "currency"].dropna().nunique() > 1:
+        return None  # amounts in several currencies are never added
+    amounts = sel["amount"].to_numpy(dtype=float, na_value=np.nan)
     return float(np.nansum(amounts))
 
 
@@ -192,7 +195,7 @@ def assessment_context(run: AuditRun, ctx: dict[str, Any]) -> dict[str, Any]:
     records = ctx["facts"].get("records") or 0
     owners = [o for o in by_owner(run) if is_number(o["score"])]
     owners.sort(key=lambda o: (o["score"], o["owner"]))
-    open_amount = (run.metrics.get("counts") or {}).get("open_amount")
+    open_amount = run.metrics.counts.open_amount
     risk = at_risk_amount(run)
     return {
         **ctx,
@@ -200,7 +203,8 @@ def assessment_context(run: AuditRun, ctx: dict[str, Any]) -> dict[str, Any]:
         "findings": found,
         "flagged_share": ctx["flagged_deals"] / records if records else None,
         "at_risk": money(risk),
-        "at_risk_share": risk / open_amount if is_number(open_amount) and open_amount else None,
+        "at_risk_share": risk / open_amount
+        if is_number(risk) and is_number(open_amount) and open_amount else None,
         "worst_owners": owners[:5],
         "worst_teams": sorted(
             (t for t in by_team(run) if is_number(t["score"])), key=lambda t: t["score"]

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from auditor.metrics.hygiene import combined
+from auditor.na import na_to_none
 from auditor.results import SEVERITY_RANK, AuditRun
 from auditor.stages import STAGE_LABELS
 from reports.format import is_number, oneline
@@ -51,7 +52,7 @@ def _owner_table(run: AuditRun) -> pd.DataFrame:
     owners = run.snapshot.owners
     cols = ("name", "email", "team", "manager_id", "active")
     # object dtype on purpose: pandas would infer "str" and turn None back into NaN
-    data = {c: [None if pd.isna(x) else x for x in owners[c].tolist()] for c in cols}
+    data = {c: [na_to_none(x) for x in owners[c].tolist()] for c in cols}
     out = pd.DataFrame(
         data, index=pd.Index(owners["id"].astype(str).tolist(), name="id"), dtype=object
     )
@@ -90,6 +91,8 @@ def worst_deals(run: AuditRun, v: pd.DataFrame, limit: int) -> tuple[list[dict],
     sub = v[chosen.to_numpy()]
     sub = sub.iloc[np.argsort(keys.loc[chosen, "rank"].to_numpy(), kind="stable")]
     owners = owner_table(run)
+    opp = run.snapshot.opportunities
+    currency = opp.drop_duplicates("id").set_index("id")["currency"]  # shown with amounts
     deals: dict[str, dict[str, Any]] = {}
     for row in _records(sub):
         did = str(row["opportunity_id"])
@@ -105,6 +108,7 @@ def worst_deals(run: AuditRun, v: pd.DataFrame, limit: int) -> tuple[list[dict],
                 "owner": owner or oid or NO_OWNER,
                 "stage": None if row["stage"] is None else str(row["stage"]),
                 "amount": row["amount"],
+                "currency": None if pd.isna(c := currency.get(did)) else str(c),
                 "url": row["url"],
                 "severity": row["severity"],
                 "findings": [],
@@ -194,7 +198,7 @@ def by_owner(run: AuditRun, limit: int | None = None) -> list[dict[str, Any]]:
     if not len(v):
         return []
     owners = owner_table(run)
-    scores = (run.metrics.get("hygiene_score") or {}).get("by_owner") or {}
+    scores = run.metrics.hygiene_score.by_owner
     oid = v["owner_id"].astype(str).fillna(NO_OWNER)
     frame = pd.DataFrame(
         {
@@ -232,7 +236,7 @@ def by_owner(run: AuditRun, limit: int | None = None) -> list[dict[str, Any]]:
 
 
 def by_team(run: AuditRun) -> list[dict[str, Any]]:
-    scores = (run.metrics.get("hygiene_score") or {}).get("by_team") or {}
+    scores = run.metrics.hygiene_score.by_team
     v = run.result.violations
     owners = owner_table(run)
     counts: dict[str, int] = {}
@@ -258,9 +262,9 @@ def process_view(run: AuditRun) -> dict[str, Any]:
     owner (how deals moved; nothing left to fix on them)."""
     p = run.result.process
     out: dict[str, Any] = {"total": int(len(p)), "by_rule": [], "by_owner": []}
-    pc = (run.metrics.get("process_compliance") or {})
-    out["by_rule"] = pc.get("by_rule_list", [])
-    out["by_owner"] = pc.get("by_owner_list", [])[:MAX_OWNERS]
+    pc = run.metrics.process_compliance
+    out["by_rule"] = [asdict(r) for r in pc.by_rule_list]
+    out["by_owner"] = [asdict(o) for o in pc.by_owner_list[:MAX_OWNERS]]
     out["window_days"] = run.result.context.audit.fix_window_days
     return out
 
@@ -367,7 +371,9 @@ def report_context(run: AuditRun) -> dict[str, Any]:
     deals, n_deals = worst_deals(run, v, limit)
     facts = listed_facts(run)
     score = run.score
-    counts = run.metrics.get("counts") if isinstance(run.metrics.get("counts"), dict) else {}
+    metrics = run.metrics
+    hygiene = metrics.hygiene_score
+    as_json = metrics.to_dict()
     owners_rows = by_owner(run, MAX_OWNERS)
     return {
         "title": run.config.report.title,
@@ -376,7 +382,7 @@ def report_context(run: AuditRun) -> dict[str, Any]:
         "band": score_band(score),
         "total": int(len(v)),
         "flagged_deals": n_deals,
-        "open": counts.get("open"),
+        "open": metrics.counts.open,
         "by_rule": by_rule(run),
         "by_owner": owners_rows,
         "owners_total": int(v["owner_id"].astype(str).fillna(NO_OWNER).nunique()) if len(v) else 0,
@@ -385,15 +391,16 @@ def report_context(run: AuditRun) -> dict[str, Any]:
         "deals_shown": len(deals),
         "deals_limit": limit,
         "coverage": coverage_view(run),
-        "checks_share": (run.metrics.get("hygiene_score") or {}).get("checks_evaluated_share"),
-        "score_basis": ((run.metrics.get("hygiene_score") or {}).get("basis") or {}).get("text"),
-        "notes": list(res.notes) + list(run.metrics.get("caveats") or []),
+        "checks_share": hygiene.checks_evaluated_share,
+        "score_basis": hygiene.basis.text,
+        "notes": list(res.notes) + list(metrics.caveats),
         "process": process_view(run),
         "rejected": [r.to_dict() for r in run.snapshot.meta.rejected[:limit]],
         "suppressions": res.suppressions,
         "history": history_view(run, score),
-        "metrics": metric_views(run.metrics, labels(run)),
-        "periods": periods_line(run.metrics),
+        # shown by shape (reports/metric_view.py), as metrics.json holds them
+        "metrics": metric_views(as_json, labels(run)),
+        "periods": periods_line(as_json),
         "generated_on": facts.get("as_of") or date.today().isoformat(),
     }
 
@@ -430,13 +437,12 @@ def digest_context(
     deals, n_deals = worst_deals(run, mine, limit)
     owners = owner_table(run)
     known = owner_id in owners.index
-    scores = (run.metrics.get("hygiene_score") or {}).get("by_owner") or {}
-    score = scores.get(owner_id)
-    detail = ((run.metrics.get("hygiene_score") or {}).get("owners") or {}).get(owner_id) or {}
+    detail = run.metrics.hygiene_score.owners.get(owner_id)
+    score = detail.score if detail else None
     return {
         "title": run.config.report.title,
         "facts": listed_facts(run),
-        "score_basis": detail.get("basis"),
+        "score_basis": detail.basis if detail else None,
         "notes": list(run.result.notes),
         "owner_id": owner_id,
         "owner": oneline(owners.at[owner_id, "name"] if known else None) or owner_id,
@@ -492,7 +498,7 @@ def team_context(run: AuditRun, group: dict[str, Any]) -> dict[str, Any]:
     members = [str(m) for m in group["members"]]
     mine = v[v["owner_id"].astype(str).isin(members)] if len(v) else v
     owners = owner_table(run)
-    scores = (run.metrics.get("hygiene_score") or {}).get("by_owner") or {}
+    scores = run.metrics.hygiene_score.by_owner
     counts = mine["owner_id"].astype(str).value_counts() if len(mine) else pd.Series(dtype=int)
     deal_counts = (
         mine.groupby(mine["owner_id"].astype(str))["opportunity_id"].nunique()
@@ -514,7 +520,7 @@ def team_context(run: AuditRun, group: dict[str, Any]) -> dict[str, Any]:
     rows.sort(key=lambda r: (-r["findings"], r["owner"]))
     deals, n_deals = worst_deals(run, mine, run.config.report.max_deals)
     # the members' checks together: the same formula over the team's records
-    details = (run.metrics.get("hygiene_score") or {}).get("owners") or {}
+    details = run.metrics.hygiene_score.owners
     score, basis = combined([details[m] for m in members if m in details])
     return {
         "title": run.config.report.title,

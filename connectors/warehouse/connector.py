@@ -2,7 +2,7 @@
 
 The rows are read with only the columns the mapping needs (``since`` pushed into SQL), renamed
 back to the CRM's API names, and handed to the SAME mapping code the API connectors use
-(``connectors.salesforce.normalize.build_snapshot``, ``connectors.hubspot.normalise.normalise``),
+(``connectors.salesforce.normalise.build_snapshot``, ``connectors.hubspot.normalise.normalise``),
 so the same records give the same Snapshot and the same findings. No API calls are made; the
 number of SQL queries is reported in ``meta.api_usage``.
 """
@@ -34,7 +34,7 @@ from connectors.salesforce.fields import (
     opportunity_specs,
     user_specs,
 )
-from connectors.salesforce.normalize import PullFacts, RawOrg, build_snapshot
+from connectors.salesforce.normalise import PullFacts, RawOrg, build_snapshot
 from connectors.warehouse.layouts import (
     HISTORY_COLUMNS,
     HUBSPOT_TABLES,

@@ -95,7 +95,8 @@ def test_first_report_acceptance_content(out: Path) -> None:
         "Alice Owner Enterprise 3 2 50.0",
         "Bob Owner Enterprise 1 1 50.0",
         "Carol NoEmail SMB 1 1 0.0",
-        "Acme – Renewal Acme Inc Alice Owner Proposal 50,000 error TS01 open in proposal with no "
+        "Acme – Renewal Acme Inc Alice Owner Proposal 50,000 EUR error TS01 open in proposal with "
+        "no "
         "next step Fix: Agree the next step with the buyer and record it.",
         "TS03 test-needs-due-date 0 / 6 6 source does not provide next_step_due (6)",
         "Source fixture (csv)",
@@ -187,10 +188,10 @@ def test_run_json_facts(out: Path) -> None:
 
 def test_metrics_json_is_plain_json_with_version(tmp_path: Path) -> None:
     run = make_run(tmp_path)
-    run.metrics = {**run.metrics, "odd": {"name": "odd", "definition": "d", "x": float("nan")}}
+    run.metrics.cycle_length.values["x"] = float("nan")
     write_reports(run, tmp_path / "o")
     data = json.loads((tmp_path / "o" / "metrics.json").read_text(encoding="utf-8"))
-    assert data["schema_version"] == "1.0" and data["odd"]["x"] is None
+    assert data["schema_version"] == "1.0" and data["cycle_length"]["x"] is None
     assert data["win_rate"]["by_period"]["2026-Q3"]["rate"] == 0.75
 
 
@@ -252,7 +253,7 @@ def test_demo_run_outputs_validate_and_render_every_metric(tmp_path: Path) -> No
         validator(name).validate(json.loads((tmp_path / f"{name}.json").read_text("utf-8")))
     html = lxml.html.document_fromstring((tmp_path / "report.html").read_text("utf-8"))
     headings = [h.text_content() for h in html.xpath("//h3")]
-    for name in run.metrics.get("metric_names", []):
+    for name in run.metrics.metric_names:
         title = name.replace("_", " ").capitalize()
         assert title in headings, title
     assert "{" not in " ".join(html.xpath("//td/text()"))  # no raw JSON left in cells
