@@ -189,6 +189,11 @@ class ReportSection(Section):
 class HistorySection(Section):
     enabled: bool = True
     path: Path = Path("crm-audit-history.sqlite")
+    #: a shared PostgreSQL history instead of the SQLite file, e.g.
+    #: "postgresql://audit@db.internal:5432/crm_audit" (no password: see password_env)
+    url: str | None = None
+    #: environment variable holding the PostgreSQL password
+    password_env: str | None = None
     #: how many runs the trend covers
     trend_runs: int = Field(default=14, ge=2)
     #: one run at a time per history store and source: a second run waits this many seconds
@@ -295,6 +300,9 @@ class MetricsSection(Section):
 class AuditConfig(Section):
     audit: AuditSection = Field(default_factory=AuditSection)
     source: dict[str, Any] = Field(default_factory=lambda: {"type": "demo"})
+    #: several sources in one config (``[[sources]]``): each a [source] table plus optional
+    #: ``process`` / ``rules`` overrides; see docs/scale.md
+    sources: list[dict[str, Any]] = Field(default_factory=list)
     process: ProcessSection = Field(default_factory=ProcessSection)
     rules: RulesSection = Field(default_factory=RulesSection)
     suppressions: SuppressionsSection = Field(default_factory=SuppressionsSection)
@@ -404,6 +412,9 @@ def parse_config(
     data: dict[str, Any], origin: str = "<config>", base_dir: Path | None = None
 ) -> AuditConfig:
     _reject_reserved(data, origin)
+    if "source" in data and data.get("sources"):
+        raise ConfigError(f"{origin}: both [source] and [[sources]] are set; use one [source] "
+                          "table, or one [[sources]] table per source")
     try:
         cfg = AuditConfig.model_validate(data)
     except ValidationError as exc:

@@ -249,6 +249,10 @@ def failing_findings(run_result: Any, fail_on: str, new_only: bool) -> int:
     show_default=True,
     help="What is printed on stdout: a text summary or one JSON object.",
 )
+@click.option("-j", "--jobs", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="With [[sources]]: how many sources are audited at once (one process each).")
+@click.option("--source", "source_name",
+              help="With [[sources]]: audit only the source of this name.")
 @verbosity_options
 @click.pass_context
 def run(
@@ -263,6 +267,8 @@ def run(
     fail_on: str,
     new_only: bool,
     fmt: str,
+    jobs: int,
+    source_name: str | None,
 ) -> None:
     """Pull the source, audit it, write the reports and email them as configured.
 
@@ -273,6 +279,10 @@ def run(
     otherwise. The output folder is replaced whole at the end (manifest.json names the run); a
     failed run leaves it as it was.
 
+    With [[sources]] in the config, every source is audited in parallel (--jobs at a time),
+    each into <out>/<name>/, plus portfolio.html/.md/.json in <out>; exit status 6 when any
+    source failed (the others' reports are written; portfolio.json says which and why).
+
     \b
     Exit codes:
       0  success, and no finding at or above --fail-on
@@ -282,6 +292,7 @@ def run(
       4  reports written, but some recipient could not be sent to (listed in run.json);
          4 wins over 1 when both apply
       5  another run of the same source holds the run lock (after history.lock_wait_s)
+      6  with [[sources]]: at least one source failed (the others' reports are written)
     """
     from auditor.app.progress import make_progress
     from auditor.app.run import execute
@@ -306,6 +317,14 @@ def run(
     )
     verbosity = _verbosity(ctx)
     day: date | None = check_as_of(as_of.date(), "--as-of") if as_of else None
+    if source_name or config.sources:
+        from auditor.app.portfolio import only_source
+
+        if not source_name:
+            _run_portfolio(config, out_dir, day, full, dry_run, jobs)
+            return
+        out_dir = Path(out_dir or config.resolve(config.report.out_dir)) / source_name
+        config = only_source(config, source_name)
     progress = make_progress(verbosity >= 0)
     try:
         result = execute(
@@ -566,19 +585,20 @@ def schedule(config_path: Path) -> None:
 @verbosity_options
 def history(config_path: Path | None, limit: int, source: str | None, as_json: bool) -> None:
     """List past runs, most recent first: status, findings, new / resolved, score, duration."""
-    from auditor.history import history_path, open_for_reading
+    from auditor.history import history_location, history_path, open_history
 
     config = _load(config_path)
-    path = history_path(config)
-    if path is None:
+    if not config.history.enabled:
         raise AuditorError(f"{config.origin}: history is disabled (`history.enabled = false`)")
-    if not path.exists():
+    path = history_location(config)
+    store = open_history(config, create=False)
+    if store is None:
         if as_json:
             click.echo("[]")
         else:
-            click.echo(f"No history yet ({path} does not exist).")
+            click.echo(f"No history yet ({history_path(config)} does not exist).")
         return
-    with open_for_reading(path) as store:  # opens on a full disk too
+    with store:
         runs = store.runs(source=source, limit=limit)
     if as_json:
         click.echo(json.dumps(runs, indent=2, default=str))
@@ -605,6 +625,26 @@ def history(config_path: Path | None, limit: int, source: str | None, as_json: b
             click.echo(f"       {redact(r['error'])[:160]}")
     if any(r["incremental"] for r in runs):
         click.echo("* incremental pull")
+
+
+def _run_portfolio(config: AuditConfig, out_dir: Path | None, day: date | None, full: bool,
+                   dry_run: bool, jobs: int) -> None:
+    from auditor.app.portfolio import PARTIAL_FAILURE, run_portfolio
+
+    result = run_portfolio(config, out_dir=out_dir, as_of=day, full=full, dry_run=dry_run,
+                           jobs=jobs)
+    for r in result.rows:
+        if r["status"] == "success":
+            click.echo(f"{r['source']}: {r['records']} opportunities, {r['findings']} findings, "
+                       f"hygiene score {r['score']}")
+        else:
+            click.echo(f"{r['source']}: FAILED (exit {r['exit_code']}): {r['error']}", err=True)
+    click.echo(f"Portfolio overview written to {result.outputs[0].parent}/portfolio.html")
+    if result.failed:
+        names = ", ".join(r["source"] for r in result.failed)
+        click.echo(f"error: {len(result.failed)} of {len(result.rows)} sources failed: {names}",
+                   err=True)
+        sys.exit(PARTIAL_FAILURE)
 
 
 def _n(v: object, fmt: str = "") -> str:

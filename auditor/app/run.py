@@ -133,9 +133,14 @@ def execute(
     """
     from auditor.app.publish import OutputFolder
     from auditor.config import default_config
-    from auditor.history import HistoryStore, adopt_demo_history, history_path
+    from auditor.history import adopt_demo_history, history_path, open_history
     from connectors.registry import build_connector
 
+    if config.sources:
+        from auditor.errors import ConfigError
+
+        raise ConfigError(f"{config.origin} lists several sources ([[sources]]): run them with "
+                          "`crm-audit run` (all, in parallel) or `crm-audit run --source NAME`")
     started_at = datetime.now(UTC)
     folder = OutputFolder(out_dir or config.resolve(config.report.out_dir))
     obs = observer or _Quiet()
@@ -143,16 +148,16 @@ def execute(
     connector.on_progress = obs.pulled
     day = AuditContext.create(as_of or config.audit.as_of, config.audit.timezone).as_of.date()
     folder.check()
-    path = history_path(config, folder.path)
+    # a PostgreSQL history (history.url) has no file that could sit in the output folder
+    path = None if config.history.url else history_path(config, folder.path)
     if path is not None:
         _check_history_path(path, folder.path, config)
     staging = folder.prepare()  # fails fast, before the pull, on an unusable output folder
     store: HistoryStore | None = None
     try:
-        if path is not None:
-            if config.origin == default_config().origin:
-                adopt_demo_history(path, folder.path)
-            store = HistoryStore(path)
+        if path is not None and config.origin == default_config().origin:
+            adopt_demo_history(path, folder.path)
+        store = open_history(config, folder.path)  # SQLite file, or PostgreSQL (history.url)
         lock = (
             store.run_lock(connector.source_name, config.history.lock_wait_s)
             if store is not None

@@ -1,4 +1,5 @@
-"""Run history: the SQLite store, run-to-run diffs and trends, and observed stage history.
+"""Run history: the SQLite (or PostgreSQL) store, run-to-run diffs and trends, observed stage
+history.
 
 See docs/history.md for the schema, what is stored and how to delete it.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from auditor.config import AuditConfig, default_config
+from auditor.errors import AuditorError
 from auditor.history.store import HistoryError, HistoryStore, StoredSnapshot, open_for_reading
 
 #: file name of a v0.1 demo history, kept inside the output folder (moved out on the next run)
@@ -30,6 +32,37 @@ def history_path(config: AuditConfig, out_dir: Path | None = None) -> Path | Non
     return config.resolve(config.history.path)
 
 
+def open_history(config: AuditConfig, out_dir: Path | None = None, *,
+                 create: bool = True) -> HistoryStore | None:
+    """The configured history store: PostgreSQL when ``history.url`` is set, else the SQLite
+    file at :func:`history_path`; None when history is disabled (or, with ``create=False``,
+    when the SQLite file does not exist yet)."""
+    if not config.history.enabled:
+        return None
+    if config.history.url:
+        from auditor.history.postgres import PostgresHistoryStore
+
+        return PostgresHistoryStore(config.history.url,
+                                    password_env=config.history.password_env)
+    path = history_path(config, out_dir)
+    if path is None or (not create and not path.exists()):
+        return None
+    # reading only: open_for_reading still opens a store on a completely full disk
+    return HistoryStore(path) if create else open_for_reading(path)
+
+
+def history_location(config: AuditConfig, out_dir: Path | None = None) -> str:
+    """Where the history lives, for messages (a URL never shows a password)."""
+    if config.history.url:
+        from auditor.history.postgres import connect_url
+
+        try:
+            return connect_url(config.history.url, None, {})[1]
+        except AuditorError:
+            return "the PostgreSQL history (history.url)"
+    return str(history_path(config, out_dir))
+
+
 def adopt_demo_history(path: Path, out_dir: Path) -> None:
     """Move a v0.1 demo history (``<out>/history.sqlite``) to ``path`` beside the folder."""
     old = Path(out_dir) / DEMO_HISTORY_NAME
@@ -46,6 +79,8 @@ __all__ = [
     "HistoryStore",
     "StoredSnapshot",
     "adopt_demo_history",
+    "history_location",
     "history_path",
     "open_for_reading",
+    "open_history",
 ]

@@ -47,6 +47,13 @@ from auditor.snapshot import Snapshot
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger(__name__)
 
+try:  # the PostgreSQL backend's driver errors are reported like SQLite's
+    from psycopg import Error as _PgError
+
+    DB_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, _PgError)
+except ImportError:  # pragma: no cover - psycopg is a dependency
+    DB_ERRORS = (sqlite3.Error,)
+
 #: violation columns kept per run (the engine's VIOLATION_COLUMNS, stored as plain text/real)
 #: the violations table's columns, fingerprint first (it is half the primary key)
 STORED_VIOLATION_COLUMNS = ["fingerprint", *(c for c in VIOLATION_COLUMNS if c != "fingerprint")]
@@ -158,8 +165,8 @@ def _sqlite_errors(what: str) -> Callable[[F], F]:
         def inner(self: HistoryStore, *args: Any, **kwargs: Any) -> Any:
             try:
                 return fn(self, *args, **kwargs)
-            except sqlite3.Error as exc:
-                if _is_full(exc, self.path):
+            except DB_ERRORS as exc:
+                if isinstance(exc, sqlite3.Error) and _is_full(exc, self.path):
                     raise HistoryDiskFullError(
                         f"history store {self.path}: {what} failed: the disk is full; the store "
                         "keeps its previous runs and the previous reports are unchanged. Free "

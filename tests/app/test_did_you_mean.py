@@ -46,8 +46,8 @@ def test_config_key_in_a_section_and_a_list(tmp_path: Path) -> None:
 def test_unknown_key_without_a_close_match_lists_the_allowed_ones(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path, "[history]\nkeep_forever = true\n")
     assert _error("run", "--config", str(cfg)) == (
-        f"error: {cfg}: unknown key `history.keep_forever`; allowed here: enabled, path, "
-        "trend_runs, lock_wait_s"
+        f"error: {cfg}: unknown key `history.keep_forever`; allowed here: enabled, path, url, "
+        "password_env, trend_runs, lock_wait_s"
     )
 
 
@@ -56,7 +56,7 @@ def test_source_type(tmp_path: Path) -> None:
     assert _error("run", "--config", str(cfg)) == (
         f"error: {cfg}: key `source.type`: unknown source type 'hubspott' (did you mean "
         "'hubspot'?); allowed: csv, demo, hubspot, hubspot_export, salesforce, "
-        "salesforce_export"
+        "salesforce_export, warehouse"
     )
 
 

@@ -112,5 +112,5 @@ def test_unknown_source_type_lists_the_registered_ones() -> None:
         connector_class("nosuch", "audit.toml")
     assert str(err.value) == (
         "audit.toml: key `source.type`: unknown source type 'nosuch'; allowed: csv, demo, "
-        "hubspot, hubspot_export, salesforce, salesforce_export"
+        "hubspot, hubspot_export, salesforce, salesforce_export, warehouse"
     )

@@ -1,0 +1,1 @@
+"""Warehouse source: CRM tables landed by Fivetran or Airbyte, read through SQLAlchemy."""
