@@ -86,9 +86,11 @@ def read_table(
     # it would make the quotes part of the value
     text = decoded.text.replace("\n\ufeff", "\n")
     header_text = text[: 4 * 1024 * 1024]  # enough for the header row (limits check it)
-    if not decoded.mixed_rows:
+    wide = decoded.encoding.lower().replace("_", "-").startswith(("utf-16", "utf-32"))
+    if not decoded.mixed_rows and not wide:
         # one decoding pass proved the encoding: let pandas read the bytes (a second full copy
-        # of a large file as text would double the memory)
+        # of a large file as text would double the memory). Not for UTF-16/32: pandas' stream
+        # decoder insists on a byte order mark that Python's own decoding does without
         del text
         decoded.text = ""
         utf8 = decoded.encoding.replace("_", "-").startswith("utf-8")
