@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
+from auditor.metrics import group_scores
 from auditor.results import SEVERITY_RANK, AuditRun
 from auditor.stages import STAGE_LABELS
 from reports.format import is_number, oneline
@@ -23,8 +24,13 @@ T = TypeVar("T")
 
 NO_OWNER = "(none)"
 NO_TEAM = "(no team)"
-#: owners listed in the manager report (all are in violations.csv)
+#: owners listed in the appendix (all are in violations.csv and the explorer)
 MAX_OWNERS = 50
+#: the manager e-mail stays short whatever the org size: these caps keep it under Gmail's clip
+EMAIL_TOP_DEALS = 10
+EMAIL_MAX_TEAMS = 12
+EMAIL_MAX_RULES = 12
+ROLLUP_MAX_MEMBERS = 40
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -89,6 +95,7 @@ def worst_deals(run: AuditRun, v: pd.DataFrame, limit: int) -> tuple[list[dict],
     sub = v[chosen.to_numpy()]
     sub = sub.iloc[np.argsort(keys.loc[chosen, "rank"].to_numpy(), kind="stable")]
     owners = owner_table(run)
+    currency = currency_by_id(run, set(top))
     deals: dict[str, dict[str, Any]] = {}
     for row in _records(sub):
         did = str(row["opportunity_id"])
@@ -104,6 +111,7 @@ def worst_deals(run: AuditRun, v: pd.DataFrame, limit: int) -> tuple[list[dict],
                 "owner": owner or oid or NO_OWNER,
                 "stage": None if row["stage"] is None else str(row["stage"]),
                 "amount": row["amount"],
+                "currency": currency.get(did),
                 "url": row["url"],
                 "severity": row["severity"],
                 "findings": [],
@@ -143,6 +151,71 @@ def _deal_keys(run: AuditRun) -> pd.DataFrame:
         )
 
     return _cached(run, "deal_keys", build)
+
+
+def currency_by_id(run: AuditRun, ids: set[str]) -> dict[str, str | None]:
+    """The currency code of each of a few opportunities (for the capped deal lists)."""
+    opp = run.snapshot.opportunities
+    sub = opp[opp["id"].astype(str).isin(ids)]
+    cur = sub["currency"].astype(object)
+    return {
+        str(i): (None if pd.isna(c) else str(c))
+        for i, c in zip(sub["id"].astype(str), cur, strict=True)
+    }
+
+
+def fix_now_mask(run: AuditRun) -> pd.Series:
+    """Per violation row: is it a to-do (fix now) rather than process history?
+
+    Seam for the trust work (#14): when the engine marks findings with a boolean ``fix_now``
+    column, that decides; until then a finding is to be fixed now when its deal is open.
+    """
+
+    def build() -> pd.Series:
+        v = run.result.violations
+        if "fix_now" in v.columns:
+            return v["fix_now"].astype("boolean").fillna(False).astype(bool)
+        opp = run.snapshot.opportunities
+        open_ids = opp.loc[opp["is_open"].astype("boolean").fillna(False).to_numpy(), "id"]
+        return v["opportunity_id"].astype(str).isin(set(open_ids.astype(str)))
+
+    return _cached(run, "fix_now", build)
+
+
+def amount_at_risk(run: AuditRun) -> list[dict[str, Any]]:
+    """Open amount of the deals with a fix-now finding, per currency (largest first)."""
+
+    def build() -> list[dict[str, Any]]:
+        v = run.result.violations
+        if not len(v):
+            return []
+        ids = set(v.loc[fix_now_mask(run).to_numpy(), "opportunity_id"].astype(str))
+        opp = run.snapshot.opportunities
+        sub = opp[opp["id"].astype(str).isin(ids) & opp["is_open"].astype(bool)]
+        if not len(sub):
+            return []
+        frame = pd.DataFrame(
+            {
+                "currency": sub["currency"].astype(object).fillna(""),
+                "amount": sub["amount"].astype("Float64").fillna(0.0).astype(float),
+                "unknown": sub["amount"].isna(),
+            }
+        )
+        agg = frame.groupby("currency").agg(
+            amount=("amount", "sum"), deals=("amount", "size"), no_amount=("unknown", "sum")
+        )
+        agg = agg.sort_values("amount", ascending=False, kind="stable")
+        return [
+            {
+                "currency": str(c) or None,
+                "amount": float(r["amount"]),
+                "deals": int(r["deals"]),
+                "no_amount": int(r["no_amount"]),
+            }
+            for c, r in agg.iterrows()
+        ]
+
+    return _cached(run, "amount_at_risk", build)
 
 
 def _new_fingerprints(run: AuditRun) -> set[str]:
@@ -256,9 +329,10 @@ def history_view(run: AuditRun, score: float | None) -> dict[str, Any] | None:
     for t in h.trend[-14:]:
         s = t.score
         fin = t.finished_at
+        as_of = getattr(t, "as_of", None)  # the audit day; older stores only know the run time
         trend_rows.append(
             {
-                "when": oneline(fin)[:10] if fin else oneline(t.run_id),
+                "when": oneline(as_of or (fin and fin[:10]) or t.run_id),
                 "score": s,
                 "violations": t.violations,
                 "width": max(0.0, min(100.0, float(s))) if is_number(s) else 0.0,
@@ -282,7 +356,7 @@ def history_view(run: AuditRun, score: float | None) -> dict[str, Any] | None:
 
     return {
         "previous": asdict(prev),
-        "previous_when": oneline(prev.finished_at)[:10],
+        "previous_when": oneline(getattr(prev, "as_of", None) or prev.finished_at)[:10],
         "delta": (score - prev_score) if is_number(score) and is_number(prev_score) else None,
         "new": h.new,
         "resolved": h.resolved,
@@ -352,6 +426,57 @@ def report_context(run: AuditRun) -> dict[str, Any]:
         "metrics": metric_views(run.metrics, labels(run)),
         "periods": periods_line(run.metrics),
         "generated_on": facts.get("as_of") or date.today().isoformat(),
+        **email_summary(run),
+    }
+
+
+def score_basis(run: AuditRun) -> dict[str, Any]:
+    """What the org score rests on: opportunities, flagged ones, share of checks evaluated."""
+    hs = run.metrics.get("hygiene_score") or {}
+    v = run.result.violations
+    return {
+        "opportunities": hs.get("opportunities", len(run.snapshot.opportunities)),
+        "flagged": hs.get("flagged", v["opportunity_id"].nunique() if len(v) else 0),
+        "checks_share": hs.get("checks_evaluated_share"),
+        "definition": hs.get("definition"),
+    }
+
+
+def links(run: AuditRun) -> dict[str, str]:
+    """Where the reader finds the rest: URLs under ``report.link_base`` or plain file names."""
+    base = (getattr(run.config.report, "link_base", None) or "").rstrip("/")
+    names = {
+        "explorer": "explorer.html",
+        "appendix": "appendix.html",
+        "assessment": "assessment.html",
+        "csv": "violations.csv",
+    }
+    return {k: f"{base}/{n}" if base else n for k, n in names.items()} | {"base": base}
+
+
+def email_summary(run: AuditRun) -> dict[str, Any]:
+    """The short manager e-mail: the complete story in a bounded size at any org size."""
+    v = run.result.violations
+    fix = fix_now_mask(run)
+    fix_rows = v[fix.to_numpy()] if len(v) else v
+    fix_deals, n_fix_deals = worst_deals(run, fix_rows, EMAIL_TOP_DEALS)
+    rules = [r for r in by_rule(run) if r["count"]]
+    teams = sorted(
+        by_team(run),
+        key=lambda t: (t["score"] if is_number(t["score"]) else 101.0, t["team"]),
+    )
+    return {
+        "basis": score_basis(run),
+        "risk": amount_at_risk(run),
+        "fix_deals": fix_deals,
+        "fix_deals_total": n_fix_deals,
+        "fix_findings": int(fix.sum()) if len(v) else 0,
+        "history_findings": int(len(v) - fix.sum()) if len(v) else 0,
+        "rules_found": rules[:EMAIL_MAX_RULES],
+        "rules_found_total": len(rules),
+        "teams_email": teams[:EMAIL_MAX_TEAMS],
+        "teams_total": len(teams),
+        "links": links(run),
     }
 
 
@@ -433,11 +558,36 @@ def team_group(run: AuditRun, team: str) -> dict[str, Any]:
     members = owners.index[owners["team"].astype(str) == team].tolist()
     return {
         "key": f"team-{team}",
+        "team": team,
         "label": team,
         "manager_id": None,
         "email": None,
         "members": members,
     }
+
+
+def group_score(run: AuditRun, group: dict[str, Any]) -> float | None:
+    """A roll-up's score from the same computation as the report's team scores: a team by
+    name reads metrics' ``by_team``; a manager's direct reports are scored by
+    auditor.metrics.group_scores over their opportunities (never an average of rounded
+    owner scores)."""
+    if group.get("team") is not None:
+        return ((run.metrics.get("hygiene_score") or {}).get("by_team") or {}).get(group["team"])
+
+    def build() -> dict[str, dict[str, Any]]:
+        return group_scores(
+            run.snapshot,
+            run.result,
+            {str(m): g["key"] for g in manager_groups(run) for m in g["members"]},
+        )
+
+    scores = _cached(run, "manager_group_scores", build)
+    got = scores.get(group["key"])
+    if got is None and group.get("members"):  # a group outside manager_groups
+        got = group_scores(
+            run.snapshot, run.result, {str(m): group["key"] for m in group["members"]}
+        ).get(group["key"])
+    return None if got is None else got["score"]
 
 
 def team_context(run: AuditRun, group: dict[str, Any]) -> dict[str, Any]:
@@ -467,17 +617,13 @@ def team_context(run: AuditRun, group: dict[str, Any]) -> dict[str, Any]:
     ]
     rows.sort(key=lambda r: (-r["findings"], r["owner"]))
     deals, n_deals = worst_deals(run, mine, run.config.report.max_deals)
-    # opportunity-weighted mean of the members' scores = the score over the team's opportunities
-    n_opps = run.snapshot.opportunities["owner_id"].astype(str).value_counts()
-    weighted = [(r["score"], int(n_opps.get(r["owner_id"], 0))) for r in rows]
-    weighted = [(s, n) for s, n in weighted if is_number(s) and n]
-    total_n = sum(n for _, n in weighted)
     return {
         "title": run.config.report.title,
         "facts": run.facts(),
         "label": oneline(group["label"]),
-        "members": rows,
-        "score": round(sum(s * n for s, n in weighted) / total_n, 1) if total_n else None,
+        "members": rows[:ROLLUP_MAX_MEMBERS],
+        "members_total": len(rows),
+        "score": group_score(run, group),
         "total": int(len(mine)),
         "flagged_deals": n_deals,
         "deals": deals,

@@ -30,11 +30,26 @@ def is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and not is_missing(v)
 
 
-def money(v: Any) -> str:
-    """Amounts without decimals and with thousands separators."""
+#: symbols for the currencies whose symbol is unambiguous in a report; others print their code
+CURRENCY_SYMBOLS = {
+    "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹", "KRW": "₩", "ILS": "₪",
+    "NGN": "₦", "PHP": "₱", "VND": "₫", "UAH": "₴", "TRY": "₺", "PLN": "zł ", "BRL": "R$",
+    "AUD": "A$", "CAD": "C$", "NZD": "NZ$", "HKD": "HK$", "SGD": "S$", "MXN": "MX$",
+}  # fmt: skip
+
+
+def money(v: Any, currency: Any = None) -> str:
+    """Amounts without decimals, with thousands separators and, when known, the currency:
+    ``$12,000`` or ``CHF 12,000``."""
     if not is_number(v):
         return DASH
-    return f"{float(v):,.0f}"
+    text = f"{abs(float(v)):,.0f}"
+    sign = "-" if float(v) < 0 and text.strip("0,") else ""
+    code = oneline(currency).upper()
+    if not code:
+        return sign + text
+    sym = CURRENCY_SYMBOLS.get(code)
+    return f"{sign}{sym}{text}" if sym else f"{sign}{code} {text}"
 
 
 def number(v: Any, digits: int = 1) -> str:
@@ -107,6 +122,11 @@ def humanize(key: Any) -> str:
     return text[:1].upper() + text[1:]
 
 
+def rule_label(name: Any) -> str:
+    """A rule's kebab-case name as words: "missing-next-step" → "Missing next step"."""
+    return humanize(oneline(name).replace("-", " "))
+
+
 def ljust(v: Any, width: int) -> str:
     text = oneline(v)
     return text if len(text) >= width else text + " " * (width - len(text))
@@ -147,6 +167,7 @@ FILTERS = {
     "stage_label": stage_label,
     "sentence": sentence,
     "humanize": humanize,
+    "rule_label": rule_label,
     "ljust": ljust,
     "rjust": rjust,
     "clip": clip,

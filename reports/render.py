@@ -3,6 +3,8 @@
 Output folder layout (see docs/outputs.md):
 
     report.html  report.md  report.txt      manager report (email HTML, Markdown, plain text)
+    appendix.html                           the details behind the manager report
+    explorer.html                           every finding, filter / sort / search (offline)
     assessment.html  assessment.md          consultant assessment
     violations.csv  violations.json         every finding (the reports cap their lists)
     metrics.json  run.json                  metrics and run facts (versioned JSON Schemas)
@@ -28,7 +30,7 @@ from reports.context import (
     team_context,
 )
 from reports.format import FILTERS
-from reports.htmlmail import inline_css
+from reports.htmlmail import compact_html
 from reports.machine import write_json, write_run_json, write_violations_csv, write_violations_json
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -68,10 +70,10 @@ def run_environment(run: AuditRun) -> jinja2.Environment:
 
 
 def render(env: jinja2.Environment, name: str, ctx: dict[str, Any]) -> str:
-    """Render one template; HTML gets its CSS inlined, text gets tidy blank lines."""
+    """Render one template; HTML loses indentation and blank lines, text gets tidy blank lines."""
     out = env.get_template(name).render(**ctx)
     if name.endswith(".html.j2"):
-        return inline_css(out)
+        return compact_html(out)
     return re.sub(r"\n{3,}", "\n\n", out).strip() + "\n"
 
 
@@ -100,6 +102,8 @@ def write_reports(run: AuditRun, out_dir: Path) -> list[Path]:
         if fmt in formats:
             text = render(env, f"report.{fmt}.j2", ctx)
             written.append(_write(out_dir / f"report.{fmt}", text))
+    if "html" in formats:
+        written.append(_write(out_dir / "appendix.html", render(env, "appendix.html.j2", ctx)))
     if rc.assessment:
         actx = assessment_context(run, ctx)
         for fmt in ("html", "md"):

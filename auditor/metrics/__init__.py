@@ -21,7 +21,12 @@ from auditor.config import MetricsSection
 from auditor.context import AuditContext
 from auditor.metrics.base import MetricInputs, floats
 from auditor.metrics.funnel import lead_quality, stage_conversion, stage_velocity
-from auditor.metrics.hygiene import HYGIENE_DEFINITION, hygiene_scores, opportunity_penalty
+from auditor.metrics.hygiene import (
+    HYGIENE_DEFINITION,
+    group_scores,
+    hygiene_scores,
+    opportunity_penalty,
+)
 from auditor.metrics.outcomes import cycle_length, deal_size, loss_reasons, win_rate
 from auditor.metrics.periods import Period, resolve_periods
 from auditor.metrics.pipeline import follow_up_discipline, pipeline_coverage
@@ -87,6 +92,7 @@ __all__ = [
     "METRIC_NAMES",
     "Period",
     "compute_metrics",
+    "group_scores",
     "hygiene_scores",
     "opportunity_penalty",
     "resolve_periods",

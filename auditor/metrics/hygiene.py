@@ -106,3 +106,27 @@ def hygiene_scores(snap: Snapshot, result: AuditResult) -> dict[str, Any]:
         "teams": teams,
         "owners": owners,
     }
+
+
+def group_scores(
+    snap: Snapshot, result: AuditResult, group_of_owner: dict[str, str]
+) -> dict[str, dict[str, Any]]:
+    """Scores of owner groups (e.g. a manager's direct reports), computed exactly as the
+    team scores of :func:`hygiene_scores` are: over the group's opportunities, not by averaging
+    rounded owner scores. ``group_of_owner`` maps owner id → group key (one group per owner).
+    """
+    opp = snap.opportunities
+    pen = opportunity_penalty(snap, result)
+    keys = sorted(set(group_of_owner.values()))
+    if not keys or not len(opp):
+        return {}
+    position = {k: i for i, k in enumerate(keys)}
+    # factorize once; groups are looked up per distinct owner, not per row
+    codes, owners = pd.factorize(opp["owner_id"].astype(object), use_na_sentinel=False)
+    per_owner = np.array(
+        [-1 if pd.isna(o) else position.get(group_of_owner.get(str(o)), -1) for o in owners],
+        dtype=np.int64,
+    )
+    idx = per_owner[codes] if len(per_owner) else np.full(len(opp), -1, dtype=np.int64)
+    inside = idx >= 0
+    return _groups(pen[inside], idx[inside], keys)

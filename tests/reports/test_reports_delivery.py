@@ -131,7 +131,7 @@ def test_one_message_per_recipient_with_text_html_and_attachment(smtp_server, tm
         "text/html",
     ]
     assert "Hygiene score: 58.3 / 100" in text_of(boss, "plain")
-    assert "Findings by rule" in text_of(boss, "html")
+    assert "What goes wrong most" in text_of(boss, "html")
     attachments = list(boss.iter_attachments())
     assert [a.get_filename() for a in attachments] == ["violations.csv"]
     assert attachments[0].get_content().count("\n") == 6  # header + 5 findings
