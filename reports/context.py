@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
+from auditor.derived import positions
 from auditor.metrics import group_scores
 from auditor.results import SEVERITY_RANK, AuditRun
 from auditor.stages import STAGE_LABELS
@@ -156,12 +157,24 @@ def _deal_keys(run: AuditRun) -> pd.DataFrame:
 def currency_by_id(run: AuditRun, ids: set[str]) -> dict[str, str | None]:
     """The currency code of each of a few opportunities (for the capped deal lists)."""
     opp = run.snapshot.opportunities
-    sub = opp[opp["id"].astype(str).isin(ids)]
+    pos = positions(opp["id"], pd.Series(sorted(ids), dtype=object))
+    sub = opp.iloc[pos[pos >= 0]]
     cur = sub["currency"].astype(object)
     return {
         str(i): (None if pd.isna(c) else str(c))
         for i, c in zip(sub["id"].astype(str), cur, strict=True)
     }
+
+
+def violation_rows(run: AuditRun) -> np.ndarray:
+    """Per violation row: the position of its opportunity in the snapshot (-1 when absent)."""
+    return _cached(
+        run,
+        "violation_rows",
+        lambda: positions(
+            run.snapshot.opportunities["id"], run.result.violations["opportunity_id"]
+        ),
+    )
 
 
 def fix_now_mask(run: AuditRun) -> pd.Series:
@@ -175,9 +188,10 @@ def fix_now_mask(run: AuditRun) -> pd.Series:
         v = run.result.violations
         if "fix_now" in v.columns:
             return v["fix_now"].astype("boolean").fillna(False).astype(bool)
-        opp = run.snapshot.opportunities
-        open_ids = opp.loc[opp["is_open"].astype("boolean").fillna(False).to_numpy(), "id"]
-        return v["opportunity_id"].astype(str).isin(set(open_ids.astype(str)))
+        is_open = run.snapshot.opportunities["is_open"].astype("boolean").fillna(False)
+        pos = violation_rows(run)
+        flags = np.append(is_open.to_numpy(dtype=bool), False)  # position -1 → False
+        return pd.Series(flags[pos], index=v.index)
 
     return _cached(run, "fix_now", build)
 
@@ -189,9 +203,11 @@ def amount_at_risk(run: AuditRun) -> list[dict[str, Any]]:
         v = run.result.violations
         if not len(v):
             return []
-        ids = set(v.loc[fix_now_mask(run).to_numpy(), "opportunity_id"].astype(str))
+        pos = violation_rows(run)[fix_now_mask(run).to_numpy()]
         opp = run.snapshot.opportunities
-        sub = opp[opp["id"].astype(str).isin(ids) & opp["is_open"].astype(bool)]
+        rows = np.unique(pos[pos >= 0])
+        sub = opp.iloc[rows]
+        sub = sub[sub["is_open"].astype("boolean").fillna(False).to_numpy(dtype=bool)]
         if not len(sub):
             return []
         frame = pd.DataFrame(
