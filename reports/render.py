@@ -104,6 +104,11 @@ def write_reports(run: AuditRun, out_dir: Path) -> list[Path]:
             written.append(_write(out_dir / f"report.{fmt}", text))
     if "html" in formats:
         written.append(_write(out_dir / "appendix.html", render(env, "appendix.html.j2", ctx)))
+    if rc.explorer and "html" in formats:
+        from reports.explorer import explorer_context
+
+        ectx = explorer_context(run, {"title": rc.title, "facts": ctx["facts"]})
+        written.append(_write(out_dir / "explorer.html", render(env, "explorer.html.j2", ectx)))
     if rc.assessment:
         actx = assessment_context(run, ctx)
         for fmt in ("html", "md"):
