@@ -428,11 +428,28 @@ def deliver(
     out_dir: Path,
     env: Mapping[str, str] | None = None,
 ) -> list[dict]:
-    """Send (or, with ``dry_run``, write to ``out_dir/outbox/*.eml``) every configured message.
+    """Send (or, with ``dry_run``, write to ``out_dir/outbox/``) every configured message:
+    the e-mails, then the chat summary when ``[delivery.chat]`` is set.
 
     Returns one status dict per recipient: kind, key, recipient, subject, status (sent /
-    dry-run / failed / skipped), error, file, attachment.
+    dry-run / failed / skipped), error, file, attachment (and sizes for e-mails).
     """
+    results = _deliver_email(run, config, dry_run, out_dir, env)
+    chat = config.delivery.chat
+    if chat is not None:
+        from reports.chat import post_summary
+
+        results.append(post_summary(run, chat, dry_run=dry_run, out_dir=Path(out_dir), env=env))
+    return results
+
+
+def _deliver_email(
+    run: AuditRun,
+    config: AuditConfig,
+    dry_run: bool,
+    out_dir: Path,
+    env: Mapping[str, str] | None,
+) -> list[dict]:
     d = config.delivery
     items, results = plan(run, config)
     if not items:
