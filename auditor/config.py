@@ -130,8 +130,9 @@ class ReportSection(Section):
     title: str = "Pipeline hygiene audit"
     #: also write the consultant assessment (assessment.html / assessment.md)
     assessment: bool = True
-    #: how many findings the assessment appendix lists (violations.csv holds all)
-    appendix_max_rows: int = Field(default=5000, ge=0)
+    #: how many findings the assessment appendix lists, most urgent first (explorer.html and
+    #: violations.csv hold all); keeps the printed assessment near ten pages
+    appendix_max_rows: int = Field(default=25, ge=0)
     #: also write owner digests and manager roll-ups into digests/ (one file pair per owner:
     #: off by default so large orgs stay fast; e-mail delivery renders its own digests)
     digests: bool = False

@@ -116,6 +116,11 @@ def write_reports(run: AuditRun, out_dir: Path) -> list[Path]:
                 written.append(
                     _write(out_dir / f"assessment.{fmt}", render(env, f"assessment.{fmt}.j2", actx))
                 )
+        if rc.pdf:
+            from reports.pdf import write_pdf
+
+            html = render(env, "assessment.html.j2", actx)
+            written.append(write_pdf(html, out_dir / "assessment.pdf"))
     if rc.digests:
         written += write_digests(run, env, out_dir / "digests")
     if "csv" in formats:
