@@ -160,7 +160,8 @@ def recommendations(run: AuditRun, ctx: dict[str, Any], found: list[dict]) -> li
             {
                 "priority": "High",
                 "title": "Map every CRM stage onto the common stage model",
-                "action": f"Add these stages to the source's stage_map: {names}.",
+                "action": "Add these stages to the stage map in the config "
+                f"(source.stage_map): {names}.",
                 "why": "Deals in unmapped stages cannot be placed in the process, so stage rules "
                 "and conversion metrics skip them.",
                 "evidence": f"{plural(sum(facts['unmapped_stages'].values()), 'record')}.",
@@ -268,8 +269,7 @@ def assessment_context(run: AuditRun, ctx: dict[str, Any]) -> dict[str, Any]:
         "title": f"{ctx['title']}: assessment",
         "findings": found,
         "flagged_share": ctx["flagged_deals"] / records if records else None,
-        "at_risk": " + ".join(money(r["amount"], r["currency"]) for r in by_currency)
-        or money(0),
+        "at_risk": " + ".join(money(r["amount"], r["currency"]) for r in by_currency) or money(0),
         "at_risk_share": risk / open_amount if is_number(open_amount) and open_amount else None,
         "worst_owners": owners[:5],
         "worst_teams": sorted(

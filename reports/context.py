@@ -18,7 +18,7 @@ from auditor.derived import positions
 from auditor.metrics import group_scores
 from auditor.results import SEVERITY_RANK, AuditRun
 from auditor.stages import STAGE_LABELS
-from reports.format import is_number, oneline
+from reports.format import human, is_number, oneline
 from reports.metric_view import metric_views, periods_line
 
 T = TypeVar("T")
@@ -123,8 +123,8 @@ def worst_deals(run: AuditRun, v: pd.DataFrame, limit: int) -> tuple[list[dict],
                 "rule_code": row["rule_code"],
                 "rule_name": row["rule_name"],
                 "severity": row["severity"],
-                "message": row["message"],
-                "fix": doc.get("fix", ""),
+                "message": human(row["message"]),
+                "fix": human(doc.get("fix", "")),
                 "new": row["fingerprint"] in new_fps,
             }
         )
@@ -255,9 +255,9 @@ def by_rule(run: AuditRun) -> list[dict[str, Any]]:
                 "name": r.name,
                 "severity": r.severity,
                 "group": d.get("group", ""),
-                "summary": d.get("summary", ""),
-                "why": d.get("why", ""),
-                "fix": d.get("fix", ""),
+                "summary": human(d.get("summary", "")),
+                "why": human(d.get("why", "")),
+                "fix": human(d.get("fix", "")),
                 "count": n,
                 "evaluated": ev,
                 "rate": (n / ev) if ev else None,
@@ -365,7 +365,7 @@ def history_view(run: AuditRun, score: float | None) -> dict[str, Any] | None:
                     "rule_code": oneline(i.get("rule_code")),
                     "rule_name": oneline(i.get("rule_name")),
                     "owner_id": oneline(i.get("owner_id")),
-                    "message": oneline(i.get("message")),
+                    "message": human(i.get("message")),
                 }
             )
         return out
@@ -397,7 +397,7 @@ def coverage_view(run: AuditRun) -> dict[str, Any]:
                     "records": c.get("records"),
                     "evaluated": c.get("evaluated"),
                     "not_evaluable": c.get("not_evaluable"),
-                    "reasons": [{"reason": k, "count": n} for k, n in reasons.items()],
+                    "reasons": [{"reason": human(k), "count": n} for k, n in reasons.items()],
                 }
             )
     return {"rules": rows, "gaps": gaps, "complete": not gaps}
@@ -550,19 +550,32 @@ def digest_context(
 
 
 def manager_groups(run: AuditRun) -> list[dict[str, Any]]:
-    """Team roll-up groups: one per owner who manages others (their direct reports)."""
+    """Team roll-up groups: one per owner who manages others (their direct reports).
+
+    When the direct reports all belong to the manager's own team, the manager's deals count
+    too: the roll-up is then that team, with the same score the report shows for it.
+    """
+    return _cached(run, "manager_groups", lambda: _manager_groups(run))
+
+
+def _manager_groups(run: AuditRun) -> list[dict[str, Any]]:
     owners = owner_table(run)
     mids = owners["manager_id"].dropna().astype(str)
     groups = []
     for mid in sorted(mids.unique()):
         members = mids.index[mids == mid].tolist()
-        name = oneline(owners.at[mid, "name"]) if mid in owners.index else mid
+        known = mid in owners.index
+        name = oneline(owners.at[mid, "name"]) if known else mid
+        teams = {owners.at[m, "team"] for m in members}
+        own_team = owners.at[mid, "team"] if known else None
+        if known and own_team is not None and teams == {own_team} and mid not in members:
+            members = [mid, *members]
         groups.append(
             {
                 "key": f"manager-{mid}",
                 "label": f"{name or mid}'s team",
                 "manager_id": mid,
-                "email": owners.at[mid, "email"] if mid in owners.index else None,
+                "email": owners.at[mid, "email"] if known else None,
                 "members": members,
             }
         )

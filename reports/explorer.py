@@ -17,7 +17,7 @@ import pandas as pd
 from auditor.results import SEVERITY_RANK, AuditRun
 from auditor.stages import STAGE_LABELS
 from reports.context import fix_now_mask, owner_table, rule_docs, violation_rows
-from reports.format import oneline, rule_label, safe_url, sentence
+from reports.format import human, oneline, rule_label, safe_url, sentence
 
 _ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026",
             0x2028: "\\u2028", 0x2029: "\\u2029"}  # fmt: skip
@@ -31,6 +31,13 @@ def embed_json(data: Any) -> str:
 def _dictionary(values: pd.Series) -> tuple[list[int], list[str]]:
     codes, uniques = pd.factorize(values.astype(object).fillna(""), sort=True)
     return codes.tolist(), [oneline(u) for u in uniques]
+
+
+def _human_texts(values: pd.Series) -> list[str]:
+    """human() per distinct text (messages repeat), not per row."""
+    codes, uniques = pd.factorize(values.astype(object).fillna(""))
+    texts = np.array([human(u) for u in uniques], dtype=object)
+    return texts[codes].tolist() if len(codes) else []
 
 
 def explorer_data(run: AuditRun, max_rows: int) -> dict[str, Any]:
@@ -74,7 +81,7 @@ def explorer_data(run: AuditRun, max_rows: int) -> dict[str, Any]:
             {
                 "code": c,
                 "name": rule_label(docs[c].get("name", c)),
-                "fix": sentence(docs[c].get("fix")),
+                "fix": sentence(human(docs[c].get("fix"))),
             }
             for c in codes
         ],
@@ -84,7 +91,7 @@ def explorer_data(run: AuditRun, max_rows: int) -> dict[str, Any]:
         "account": sub["account_name"].astype(object).fillna("").tolist(),
         "url": urls.tolist(),
         "amount": [None if pd.isna(a) else float(a) for a in amount],
-        "message": sub["message"].astype(object).fillna("").tolist(),
+        "message": _human_texts(sub["message"]),
         "fix_now": fix.astype(int).tolist(),
         **cols,
     }

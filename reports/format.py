@@ -122,6 +122,21 @@ def humanize(key: Any) -> str:
     return text[:1].upper() + text[1:]
 
 
+_QUOTED_KEY = re.compile(r"'([a-z][a-z0-9]*(?:_[a-z0-9]+)+)'")
+_BACKTICKED = re.compile(r"`{1,2}([^`]+)`{1,2}")
+_STAGE_KEY = re.compile(r"\b(" + "|".join(k for k in STAGE_LABELS if "_" in k) + r")\b")
+
+
+def human(v: Any) -> str:
+    """Text for a reader: no internal key names. Quoted column keys ('still_open') become
+    their table heading ("Still open"), stage keys (closed_won) their label; code marks
+    (`x`, ``x``) are dropped — a config key is left as the plain pointer it is."""
+    text = oneline(v)
+    text = _QUOTED_KEY.sub(lambda m: f"\u201c{humanize(m.group(1))}\u201d", text)
+    text = _BACKTICKED.sub(lambda m: m.group(1).strip(), text)
+    return _STAGE_KEY.sub(lambda m: STAGE_LABELS[m.group(1)], text)
+
+
 def rule_label(name: Any) -> str:
     """A rule's kebab-case name as words: "missing-next-step" → "Missing next step"."""
     return humanize(oneline(name).replace("-", " "))
@@ -168,6 +183,7 @@ FILTERS = {
     "sentence": sentence,
     "humanize": humanize,
     "rule_label": rule_label,
+    "human": human,
     "ljust": ljust,
     "rjust": rjust,
     "clip": clip,

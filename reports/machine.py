@@ -95,9 +95,7 @@ def write_violations_json(violations: pd.DataFrame, path: Path) -> Path:
     frame = violations[VIOLATION_COLUMNS].copy()
     frame["stage"] = frame["stage"].astype("string")
     frame["amount"] = frame["amount"].astype("Float64")
-    path.write_text(
-        frame.to_json(orient="records", force_ascii=False, indent=1), encoding="utf-8"
-    )
+    path.write_text(frame.to_json(orient="records", force_ascii=False, indent=1), encoding="utf-8")
     return path
 
 

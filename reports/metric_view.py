@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reports.format import humanize, is_missing, is_number, number, oneline, pct
+from reports.format import human, humanize, is_missing, is_number, number, oneline, pct
 
 META_KEYS = ("name", "definition", "title", "unit", "description")
 #: top-level keys that describe the metrics rather than being one
@@ -243,7 +243,7 @@ def metric_view(key: str, metric: dict[str, Any], labels: dict[str, str] | None 
     view: dict[str, Any] = {
         "key": key,
         "title": humanize(title),
-        "definition": oneline(metric.get("definition") or ""),
+        "definition": human(metric.get("definition") or ""),
         "facts": [],
         "charts": [],
         "tables": [],

@@ -238,7 +238,12 @@ def test_history_renders_trend_and_changes(audit_run_with_history, tmp_path: Pat
     assert "  2026-11-19     55.0  ###########........." in text
     run = json.loads((tmp_path / "h" / "run.json").read_text(encoding="utf-8"))
     assert run["history"] == {
-        "previous_run": {"id": 7, "finished_at": "2026-11-19T06:01:00+00:00", "score": 55.0},
+        "previous_run": {
+            "id": 7,
+            "finished_at": "2026-11-19T06:01:00+00:00",
+            "score": 55.0,
+            "as_of": None,  # the fixture's history predates the as-of field
+        },
         "new": 1,
         "resolved": 2,
         "persisting": 4,
