@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from markupsafe import Markup
 
 from auditor.results import SEVERITY_RANK, AuditRun
 from auditor.stages import STAGE_LABELS
@@ -99,4 +100,11 @@ def explorer_data(run: AuditRun, max_rows: int) -> dict[str, Any]:
 
 def explorer_context(run: AuditRun, base: dict[str, Any]) -> dict[str, Any]:
     data = explorer_data(run, run.config.report.explorer_max_rows)
-    return {**base, "data_json": embed_json(data), "shown": data["rows"], "all": data["total"]}
+    # Markup: embed_json has escaped every character that could end the <script> element
+    # (HTML-escaping would corrupt the JSON instead)
+    return {
+        **base,
+        "data_json": Markup(embed_json(data)),
+        "shown": data["rows"],
+        "all": data["total"],
+    }

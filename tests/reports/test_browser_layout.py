@@ -101,6 +101,9 @@ def test_explorer_filters_change_the_visible_rows(browser: Browser, tmp_path: Pa
     v["fix_now"] = v["opportunity_id"].astype(str) != "D3"
     out = tmp_path / "out"
     write_reports(run, out)
+    raw = (out / "explorer.html").read_text("utf-8")
+    data = raw.split('<script type="application/json" id="data">')[1].split("</script>")[0]
+    assert "<" not in data and "\\u003cscript\\u003ealert(1)" in data  # no way out of the element
     page = open_page(browser, out / "explorer.html", 1200)
     try:
 
