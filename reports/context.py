@@ -475,7 +475,8 @@ def email_summary(run: AuditRun) -> dict[str, Any]:
     v = run.result.violations
     fix = fix_now_mask(run)
     fix_rows = v[fix.to_numpy()] if len(v) else v
-    fix_deals, n_fix_deals = worst_deals(run, fix_rows, EMAIL_TOP_DEALS)
+    top = min(EMAIL_TOP_DEALS, run.config.report.max_deals)
+    fix_deals, n_fix_deals = worst_deals(run, fix_rows, top)
     rules = [r for r in by_rule(run) if r["count"]]
     teams = sorted(
         by_team(run),
