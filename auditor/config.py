@@ -45,6 +45,19 @@ class AuditSection(Section):
     as_of: date | None = None
     #: IANA time zone used for "today" and for turning timestamps into calendar days
     timezone: str = "UTC"
+    #: closed deals count as to-dos (fix lists, digests, new / resolved) only for close-out
+    #: rules (CL01-CL03) and only when closed within this many days; every other finding on a
+    #: closed deal is process history (rates, never a to-do)
+    fix_window_days: int = Field(default=90, ge=0)
+    #: judge stage paths exactly as recorded: a deal whose history starts past qualification
+    #: (created there, converted from a qualified lead, or loaded by an import) counts as having
+    #: skipped qualification. Default: such paths are not judged (coverage names them).
+    strict_history: bool = False
+    #: this many records created in the same second, each with its history starting then,
+    #: are an import (a migration or bulk load): named in the report
+    import_min_records: int = Field(default=5, ge=2)
+    #: warn when the newest change in the data is more than this many days before the audit day
+    stale_data_days: int = Field(default=30, ge=1)
 
     @field_validator("timezone")
     @classmethod
@@ -78,6 +91,18 @@ class ProcessSection(Section):
     exit_criteria: dict[StageName, list[str]] = Field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_EXIT_CRITERIA.items()}
     )
+    #: the probability (0..1) the process expects in each common stage (rule CD03), for sources
+    #: that do not say it themselves (Salesforce OpportunityStage.DefaultProbability and HubSpot
+    #: stage probabilities take precedence). Example: {solution = 0.7}
+    stage_probability: dict[StageName, float] = Field(default_factory=dict)
+
+    @field_validator("stage_probability")
+    @classmethod
+    def _probabilities(cls, v: dict[str, float]) -> dict[str, float]:
+        for stage, p in v.items():
+            if not 0 <= p <= 1:
+                raise ValueError(f"stage probability for {stage} must be within 0..1, got {p}")
+        return v
 
     @field_validator("stage_limits")
     @classmethod

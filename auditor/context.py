@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from auditor.config import ProcessSection
+from auditor.config import AuditSection, ProcessSection
 
 
 @dataclass
@@ -20,6 +20,8 @@ class AuditContext:
     as_of: pd.Timestamp  # naive midnight of the audit day
     timezone: str = "UTC"
     process: ProcessSection = field(default_factory=ProcessSection)
+    #: the [audit] options that shape judgement (fix window, strict history, imports)
+    audit: AuditSection = field(default_factory=AuditSection)
 
     @classmethod
     def create(
@@ -27,13 +29,14 @@ class AuditContext:
         as_of: date | datetime | str | None = None,
         timezone: str = "UTC",
         process: ProcessSection | None = None,
+        audit: AuditSection | None = None,
     ) -> AuditContext:
         if as_of is None:
             as_of = datetime.now(ZoneInfo(timezone)).date()
         day = pd.Timestamp(as_of)
         if day.tzinfo is not None:
             day = day.tz_convert(timezone).tz_localize(None)
-        return cls(day.normalize(), timezone, process or ProcessSection())
+        return cls(day.normalize(), timezone, process or ProcessSection(), audit or AuditSection())
 
     def calendar_day(self, col: pd.Series) -> pd.Series:
         """Calendar day (naive midnight) of a timestamp column in the audit time zone."""

@@ -19,11 +19,18 @@ import pyarrow as pa
 
 from auditor.config import AuditConfig
 from auditor.context import AuditContext
-from auditor.derived import has_history
+from auditor.derived import has_history, id_index
 from auditor.errors import AuditorError, ConfigError
+from auditor.paths import import_artefacts, newest_change
 from auditor.plugins import rule_classes
-from auditor.results import VIOLATION_COLUMNS, AuditResult
-from auditor.rule import GROUPS, STAGE_HISTORY, Rule
+from auditor.results import (
+    FLAGGED,
+    NOT_EVALUABLE,
+    PASSED,
+    VIOLATION_COLUMNS,
+    AuditResult,
+)
+from auditor.rule import GROUPS, STAGE_HISTORY, Rule, is_open
 from auditor.snapshot import STR, Snapshot
 from auditor.suppressions import apply_suppressions, load_suppressions
 
@@ -180,11 +187,17 @@ def _evaluate_all(
     hits: list[tuple[Rule, np.ndarray, pd.Series]],
     cov_rows: list[dict[str, Any]],
     timings: dict[str, float],
+    checks: np.ndarray,
 ) -> None:
-    """Coverage, evaluation and messages of each rule, in order (results appended in place)."""
+    """Coverage, evaluation and messages of each rule, in order (results appended in place).
+
+    A record is *evaluated* by a rule only when the rule applies to its state
+    (``Rule.applies``) and its inputs are there (no not-evaluable reason); ``checks`` gets one
+    state per record and rule.
+    """
     opp = snap.opportunities
     n = len(opp)
-    for rule in rules:
+    for j, rule in enumerate(rules):
         tr = time.perf_counter()
         if id(rule) in futures:
             try:
@@ -195,15 +208,25 @@ def _evaluate_all(
                 raise AuditorError(
                     f"rule {rule.code} ({rule.name}) failed on this snapshot: {exc}"
                 ) from exc
+        try:
+            applies = np.asarray(pd.Series(rule.applies(snap, ctx)).fillna(False), dtype=bool)
+        except AuditorError:
+            raise
+        except Exception as exc:
+            raise AuditorError(
+                f"rule {rule.code} ({rule.name}) failed on this snapshot: {exc}"
+            ) from exc
         blocked = np.zeros(n, dtype=bool)
         reason_counts: dict[str, int] = {}
         for reason, mask in _coverage_masks(rule, snap, ctx):
             m = np.ones(n, dtype=bool) if mask is True else np.asarray(mask, dtype=bool)
-            new = m & ~blocked
+            new = m & ~blocked & applies
             if new.any():
                 reason_counts[reason] = int(new.sum())
             blocked |= m
-        if blocked.all():
+        blocked &= applies
+        judged = applies & ~blocked
+        if not judged.any():
             flagged = np.zeros(n, dtype=bool)
         else:
             try:
@@ -214,16 +237,26 @@ def _evaluate_all(
                 raise AuditorError(
                     f"rule {rule.code} ({rule.name}) failed on this snapshot: {exc}"
                 ) from exc
-            flagged = np.asarray(pd.Series(mask).fillna(False), dtype=bool) & ~blocked
+            flagged = np.asarray(pd.Series(mask).fillna(False), dtype=bool) & judged
+        fallback_counts = {
+            what: int((np.asarray(m, dtype=bool) & judged).sum())
+            for what, m in rule.fallbacks(snap, ctx).items()
+        }
+        col = checks[:, j]
+        col[applies] = NOT_EVALUABLE
+        col[judged] = PASSED
+        col[flagged] = FLAGGED
         cov_rows.append(
             {
                 "rule_code": rule.code,
                 "rule_name": rule.name,
                 "severity": rule.severity,
                 "records": n,
-                "evaluated": int(n - blocked.sum()),
+                "applicable": int(applies.sum()),
+                "evaluated": int(judged.sum()),
                 "not_evaluable": int(blocked.sum()),
                 "reasons": reason_counts,
+                "fallbacks": {k: v for k, v in fallback_counts.items() if v},
                 "flagged": int(flagged.sum()),
             }
         )
@@ -250,6 +283,50 @@ def _coverage_masks(
     return reasons
 
 
+def _scopes(snap: Snapshot, ctx: AuditContext) -> tuple[np.ndarray, np.ndarray]:
+    """(open deals, deals closed within the fix window): where findings are to-dos."""
+    opp = snap.opportunities
+    open_ = is_open(snap).to_numpy(dtype=bool)
+    day = opp["close_date"].fillna(ctx.calendar_day(opp["updated_at"]))
+    age = ctx.days_since(day)
+    # a closed deal of unknown age may be recent: it stays a to-do rather than vanish
+    recent = (age <= ctx.audit.fix_window_days).fillna(True).to_numpy(dtype=bool)
+    return open_, ~open_ & recent
+
+
+def _split(
+    found: pd.DataFrame, snap: Snapshot, rules: list[Rule], todo: np.ndarray, recent: np.ndarray
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Findings → (to-dos, process history)."""
+    if not len(found):
+        return found, found.copy()
+    pos = id_index(snap).get_indexer(found["opportunity_id"].astype(object))
+    closeout = found["rule_code"].isin([r.code for r in rules if r.closeout]).to_numpy()
+    ok = pos >= 0
+    is_todo = np.ones(len(found), dtype=bool)
+    is_todo[ok] = todo[pos[ok]] | (closeout[ok] & recent[pos[ok]])
+    return (
+        found[is_todo].reset_index(drop=True),
+        found[~is_todo].reset_index(drop=True),
+    )
+
+
+def _notes(snap: Snapshot, ctx: AuditContext) -> list[str]:
+    """Facts about the data every report states: imports, stale data."""
+    notes = [b.note() for b in import_artefacts(snap, ctx.audit.import_min_records)[1]]
+    newest = newest_change(snap)
+    if newest is not None:
+        day = newest.tz_convert(ctx.timezone).tz_localize(None).normalize()
+        gap = int((ctx.as_of - day).days)
+        if gap > ctx.audit.stale_data_days:
+            notes.append(
+                f"the newest change in the data is on {day.date().isoformat()}, {gap:,} days "
+                f"before the audit day {ctx.as_of.date().isoformat()}: ages and overdue dates "
+                "are measured to the audit day (set audit.as_of to audit the data as of then)"
+            )
+    return notes
+
+
 def run_audit(
     snap: Snapshot,
     config: AuditConfig,
@@ -262,6 +339,7 @@ def run_audit(
         as_of if as_of is not None else config.audit.as_of,
         config.audit.timezone,
         config.process,
+        config.audit,
     )
     rules = select_rules(config) if rules is None else rules
     opp = snap.opportunities
@@ -275,8 +353,9 @@ def run_audit(
     prepared = [r for r in rules if type(r).prepare is not Rule.prepare]
     pool = ThreadPoolExecutor(max_workers=1) if prepared else None
     futures = {id(r): pool.submit(r.prepare, snap, ctx) for r in prepared} if pool else {}
+    checks = np.zeros((len(opp), len(rules)), dtype=np.int8)
     try:
-        _evaluate_all(rules, snap, ctx, futures, hits, cov_rows, timings)
+        _evaluate_all(rules, snap, ctx, futures, hits, cov_rows, timings, checks)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -290,13 +369,29 @@ def run_audit(
     kept, suppressed, status = apply_suppressions(
         violations, load_suppressions(config), ctx.as_of, rule_keys
     )
+    if len(suppressed):  # an accepted exception counts as a passed check
+        col = {r.code: j for j, r in enumerate(rules)}
+        pos = id_index(snap).get_indexer(suppressed["opportunity_id"].astype(object))
+        j = suppressed["rule_code"].astype(str).map(col).to_numpy()
+        ok = pos >= 0
+        checks[pos[ok], j[ok].astype(np.int64)] = PASSED
+    todo_scope, closeout_scope = _scopes(snap, ctx)
+    todo, process = _split(kept.reset_index(drop=True), snap, rules, todo_scope, closeout_scope)
     coverage = pd.DataFrame(cov_rows)
     if len(coverage):
         sup_counts = suppressed["rule_code"].value_counts()
         coverage["suppressed"] = coverage["rule_code"].map(sup_counts).fillna(0).astype(int)
         coverage["flagged"] = coverage["flagged"] - coverage["suppressed"]
+        proc_counts = process["rule_code"].value_counts()
+        coverage["process"] = coverage["rule_code"].map(proc_counts).fillna(0).astype(int)
+        coverage["to_do"] = coverage["flagged"] - coverage["process"]
     return AuditResult(
-        violations=kept.reset_index(drop=True),
+        process=process,
+        checks=checks,
+        todo_scope=todo_scope,
+        closeout_scope=closeout_scope,
+        notes=_notes(snap, ctx),
+        violations=todo,
         suppressed=suppressed.reset_index(drop=True),
         coverage=coverage,
         suppressions=status,

@@ -75,7 +75,9 @@ def merge_incremental(base: Snapshot, delta: Snapshot) -> Snapshot:
         incremental=True,
         provided_fields=delta.meta.provided_fields or base.meta.provided_fields,
         has_stage_history=delta.meta.has_stage_history or base.meta.has_stage_history,
-        reached_stages=delta.meta.reached_stages or base.meta.reached_stages,
+        # a delta holds only the changed records: the stages it uses are a subset
+        reached_stages=delta.meta.reached_stages | base.meta.reached_stages,
+        stage_expectations=delta.meta.stage_expectations or base.meta.stage_expectations,
         extra=extra,
     )
     return Snapshot(opp, hist, owners, meta).validate()

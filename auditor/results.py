@@ -37,8 +37,14 @@ VIOLATION_COLUMNS = [
 SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
 
 
+#: check states in ``AuditResult.checks`` (one int8 per record and rule)
+NOT_APPLICABLE, NOT_EVALUABLE, PASSED, FLAGGED = 0, 1, 2, 3
+
+
 @dataclass
 class AuditResult:
+    #: the to-dos: findings on open deals, and close-out findings (CL01-CL03) on deals closed
+    #: within ``audit.fix_window_days``. Fix lists, digests and new / resolved read only these.
     violations: pd.DataFrame
     suppressed: pd.DataFrame
     coverage: pd.DataFrame
@@ -47,6 +53,17 @@ class AuditResult:
     context: AuditContext
     duration_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    #: process history: the other findings on closed deals (how they moved); same columns
+    process: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=VIOLATION_COLUMNS))
+    #: (records × rules) int8 check states (NOT_APPLICABLE .. FLAGGED), columns in rule order;
+    #: suppressed findings count as PASSED. The score and the rates are computed from this.
+    checks: Any = None
+    #: per record: True where a finding would be a to-do for every rule (open deal) / for
+    #: close-out rules only (closed within the fix window)
+    todo_scope: Any = None
+    closeout_scope: Any = None
+    #: facts about the data a reader must know (imports, stale data), shown in every report
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -149,6 +166,8 @@ class AuditRun:
             "api_usage": meta.api_usage,
             "unmapped_stages": meta.unmapped_stages,
             "warnings": list(meta.warnings),
+            "notes": list(self.result.notes),
+            "process_findings": int(len(self.result.process)),
             "rules_run": len(self.result.rules),
             "violations": int(len(self.result.violations)),
             "suppressed": int(len(self.result.suppressed)),

@@ -87,6 +87,12 @@ class Rule:
     #: optional "owners": [{...}], optional "others": [other records], "message": the text the
     #: rule produces for it}
     example: ClassVar[dict[str, Any]] = {}
+    #: close-out rules (CL01-CL03) judge how a deal was closed: their findings on deals closed
+    #: within ``audit.fix_window_days`` are to-dos. Every other finding on a closed deal is
+    #: process history (rates per owner / team / period, never a to-do).
+    closeout: ClassVar[bool] = False
+    #: what ``applies`` selects, for rates in reports ("63 of 488 lost deals")
+    applies_to: ClassVar[str] = "deals"
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
         """Refuse a rule class with bad metadata when it is defined (built-in or plugin alike).
@@ -173,6 +179,18 @@ class Rule:
         auditor/memo.py, which is safe to use from this second thread).
         """
 
+    def applies(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        """The records whose state the rule judges (e.g. open deals, lost deals).
+
+        Coverage and rates count only these: "CL01: 63 of 488 lost deals", never "of 2,000".
+        Default: every record.
+        """
+        return all_records(snap)
+
+    def fallbacks(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
+        """Documented fallbacks the rule used, {what was done: mask}; coverage counts them."""
+        return {}
+
     def not_evaluable(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
         """Record-level reasons the rule cannot judge a record: {reason: mask}.
 
@@ -249,6 +267,19 @@ def validate_rule_class(cls: type[Rule]) -> None:
                 raise bad(f"example.{key}", f"must be a {typ.__name__}")
         if not re.match(r"^\d{4}-\d{2}-\d{2}$", example["as_of"]):
             raise bad("example.as_of", f"must be YYYY-MM-DD, got {example['as_of']!r}")
+
+
+def empty_everywhere(snap: Snapshot, column: str) -> dict[str, pd.Series]:
+    """{reason: every record} when ``column`` is empty in every record, else {}.
+
+    For inputs a rule would otherwise replace by a fallback (no activity → idle since
+    creation): a source that never fills the column would have every record judged on the
+    fallback alone, silently.
+    """
+    opp = snap.opportunities
+    if len(opp) and opp[column].isna().all():
+        return {f"{column} is empty in every record": all_records(snap)}
+    return {}
 
 
 def is_open(snap: Snapshot) -> pd.Series:

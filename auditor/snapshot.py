@@ -111,8 +111,15 @@ class SnapshotMeta:
     provided_fields: frozenset[str] = frozenset()
     #: True when the source supplies stage history (even if some records have none)
     has_stage_history: bool = False
-    #: common stages the source's stage map reaches (skipped-stage logic uses only these)
+    #: common stages the source's pipeline actually uses (its stage picklist or pipeline
+    #: definition when it has one, else the stages its data holds), mapped; skipped-stage logic
+    #: uses only these
     reached_stages: frozenset[str] = frozenset()
+    #: what the source itself expects per source stage (id or label as in ``source_stage``):
+    #: {"probability": 0..1, "forecast_category": one of FORECAST_CATEGORIES}, either optional.
+    #: Salesforce OpportunityStage.DefaultProbability / ForecastCategoryName, HubSpot stage
+    #: probability. Rule CD03 judges forecasts against it.
+    stage_expectations: dict[str, dict[str, Any]] = field(default_factory=dict)
     api_calls: int = 0
     api_usage: dict[str, Any] = field(default_factory=dict)
     unmapped_stages: dict[str, int] = field(default_factory=dict)
@@ -134,6 +141,7 @@ class SnapshotMeta:
             "provided_fields": sorted(self.provided_fields),
             "has_stage_history": self.has_stage_history,
             "reached_stages": sorted(self.reached_stages),
+            "stage_expectations": self.stage_expectations,
             "api_calls": self.api_calls,
             "api_usage": self.api_usage,
             "unmapped_stages": self.unmapped_stages,

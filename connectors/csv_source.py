@@ -89,6 +89,11 @@ class CsvConnector(Connector):
                 opps["stage_entered_at"] = _entered_current_stage(opps, history)
                 provided.add("stage_entered_at")
         owners = self._owners(opps, meta)
+        # the stages this export's pipeline uses are the ones its data holds (a CSV has no
+        # picklist): the shipped default map's other stages are not part of it
+        meta.reached_stages = frozenset(
+            set(opps["stage"].dropna().astype(str)) | set(history["stage"].dropna().astype(str))
+        )
         meta.provided_fields = frozenset(provided)
         meta.loaded_rows = len(opps)
         return Snapshot(opps, history, owners, meta).validate()

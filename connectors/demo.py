@@ -26,7 +26,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from auditor.config import DEFAULT_STAGE_LIMITS
 from auditor.snapshot import (
     Snapshot,
     SnapshotMeta,
@@ -203,7 +202,12 @@ PLANT_RATES: dict[str, float] = {
 }
 S_ = STAGE_ORDER
 #: stage-aging limits the demo plants against (the shipped process defaults)
-_STAGE_LIMIT = dict(DEFAULT_STAGE_LIMITS)
+# the stage limits as docs/rules.md (ST03) states them: the planted truth is written from the
+# documentation, never from the rules' own defaults (#14)
+_STAGE_LIMIT = {
+    "lead": 14, "contact": 21, "qualification": 30, "discovery": 30, "solution": 30,
+    "proposal": 30, "negotiation": 45,
+}
 #: a retired source stage the stage map does not know (DQ03)
 _LEGACY_STAGE = "On hold (legacy)"
 NO_HISTORY_RATE = 0.03
@@ -329,11 +333,10 @@ def generate_demo_org(n: int = 2000, seed: int = 7, as_of: date | None = None) -
     acct_ids = _join("ACC-", pc.utf8_lpad(_num(a), width=6, padding="0"))
     prod_idx = rng.integers(0, len(_PRODUCTS), n)
     product = _take(_PRODUCTS, prod_idx)
-    # a second deal for the same account and product is an expansion: names stay distinct, so
-    # the only duplicates in the org are the planted ones (DQ04)
-    nth = pd.DataFrame({"a": acct_idx, "p": prod_idx}).groupby(["a", "p"]).cumcount().to_numpy()
-    expansion = pc.if_else(pa.array(nth > 0), pa.array(_join(" expansion ", _num(nth))), _lstr(""))
-    opp_names = _join(acct_names.take(acct_idx), " – ", product, expansion)
+    # a second deal for the same account and product is a repeat purchase (renewal, next
+    # phase) and carries the same name, as it does in real CRMs; DQ04 must tell it from a
+    # duplicate by evidence, not by a name the generator made unique
+    opp_names = _join(acct_names.take(acct_idx), " – ", product)
     rep_owner = n_teams + rng.integers(0, n_reps, n)
     active_reps = n_teams + np.flatnonzero(~left)
     reassign = ~is_closed & ~active[rep_owner]  # open deals belong to active reps
@@ -485,6 +488,33 @@ def _pick(rng: np.random.Generator, eligible: np.ndarray, rate: float) -> np.nda
 def _ts(day: np.ndarray | np.datetime64, hours: int) -> pd.DatetimeIndex:
     """Naive calendar days (+ a time of day) as tz-aware UTC timestamps."""
     return pd.to_datetime(np.asarray(day) + np.timedelta64(hours, "h"), utc=True)
+
+
+def _drop_last_letter(names: np.ndarray) -> np.ndarray:
+    """"Acme Labs – Platform" → "Acme Labs – Platfor": a one-letter typo."""
+    return np.array([n[:-1] for n in names.tolist()], dtype=object).astype(str)
+
+
+def _chance_duplicates(
+    opp: pd.DataFrame, is_open: np.ndarray, ids: np.ndarray, name: np.ndarray, marked: np.ndarray
+) -> set[str]:
+    """Open deals sharing account and name with another open deal, plus evidence (a copy
+    marker, the same amount, or the same close month and creation within 7 days): DQ04's
+    definition, applied to the repeat purchases and the planted copies."""
+    o = pd.DataFrame({
+        "id": ids, "acct": opp["account_id"].astype(object), "name": name, "marked": marked,
+        "amount": opp["amount"].to_numpy(dtype=float, na_value=np.nan),
+        "month": opp["close_date"].dt.strftime("%Y-%m").astype(object),
+        "created": opp["created_at"].dt.tz_convert(None).astype("datetime64[us]"),
+    })[is_open]
+    o = o[o.duplicated(["acct", "name"], keep=False)]
+    pairs = o.merge(o, on=["acct", "name"], suffixes=("_a", "_b"))
+    pairs = pairs[pairs["id_a"] != pairs["id_b"]]
+    same_amount = (pairs["amount_a"] == pairs["amount_b"]) | pairs["marked_a"] | pairs["marked_b"]
+    close_and_created = (pairs["month_a"] == pairs["month_b"]) & (
+        (pairs["created_a"] - pairs["created_b"]).abs() <= pd.Timedelta(days=7)
+    )
+    return set(pairs.loc[same_amount | close_and_created, "id_a"])
 
 
 def _plant(
@@ -685,12 +715,28 @@ def _plant(
     for col in ("account_id", "account_name"):
         opp.loc[y, col] = opp[col].iloc[x].to_numpy()
     base = opp["name"].iloc[x].to_numpy().astype(str)
+    # how duplicates look in real CRMs: re-typed (case, separator), "Copy of", a "(2)" counter,
+    # a one-letter typo (the last letter of the product dropped); entered twice, so the amount
+    # is the same
+    kind = np.arange(n_pairs) % 4
     variant = np.where(
-        np.arange(n_pairs) % 2 == 0,
+        kind == 0,
         np.char.replace(np.char.upper(base), " – ", ": "),
-        np.char.add("Copy of ", base),
+        np.where(
+            kind == 1,
+            np.char.add("Copy of ", base),
+            np.where(kind == 2, np.char.add(base, " (2)"), _drop_last_letter(base)),
+        ),
     )
     opp.loc[y, "name"] = variant
+    opp.loc[y, "amount"] = opp["amount"].iloc[x].to_numpy()
+    # for the truth, every variant is the name it copies; a copy marker ("Copy of", "(2)") is
+    # evidence against every open deal of that account with that name (the original and its
+    # repeats). The docs' definition, applied without the rule's code.
+    dup_name = opp["name"].astype(object).to_numpy().copy()
+    dup_name[y] = base
+    marked = np.zeros(n, dtype=bool)
+    marked[y[(kind == 1) | (kind == 2)]] = True
     # edge: a closed deal with the same account and name as an open one is not a duplicate
     v = pool[2 * n_pairs : 2 * n_pairs + max(1, n_pairs // 2)]
     w = rng.permutation(np.flatnonzero(~is_open & ~taken))[: v.size]
@@ -733,6 +779,11 @@ def _plant(
     extra_at = np.column_stack([ent[k_row] + gap // 3, ent[k_row] + 2 * (gap // 3)]).ravel()
     truth["ST02"] = set(ids[st02])
 
+    # repeat deals (same account, same product, so the same name) that happen to carry the
+    # documented evidence are duplicates by the rule's definition too: computed here from the
+    # docs (docs/rules.md, DQ04), without the rule's code
+    truth["DQ04"] |= _chance_duplicates(opp, is_open, ids, dup_name, marked)
+
     keep = ~drop
     out = {
         "opp": np.r_[hist_opp[keep], extra_opp],
@@ -755,7 +806,12 @@ def _move_current_stage(
 ) -> None:
     """Set when the current stage was entered (deal and its last history row) for ``mask``."""
     hist_opp_pos = h["opp"]
-    entered = pd.DatetimeIndex(new_entered) + pd.Timedelta(hours=9)
+    # a working-hours time that differs from deal to deal (no RNG draw, so the planted truth
+    # stays the same): real people do not create deals in the same second
+    jitter = (np.arange(len(opp), dtype=np.int64) * 7919) % (8 * 3600)
+    entered = (
+        pd.DatetimeIndex(new_entered) + pd.Timedelta(hours=9) + pd.to_timedelta(jitter, unit="s")
+    )
     opp.loc[mask, "stage_entered_at"] = entered[mask]
     naive = entered.tz_convert("UTC").tz_localize(None).to_numpy().astype("datetime64[us]")
     ent = h["at"].copy()

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from auditor.derived import positions
-from auditor.metrics import group_scores
+from auditor.metrics.hygiene import combined
 from auditor.results import SEVERITY_RANK, AuditRun
 from auditor.stages import STAGE_LABELS
 from reports.format import human, is_number, oneline
@@ -178,22 +178,23 @@ def violation_rows(run: AuditRun) -> np.ndarray:
 
 
 def fix_now_mask(run: AuditRun) -> pd.Series:
-    """Per violation row: is it a to-do (fix now) rather than process history?
-
-    Seam for the trust work (#14): when the engine marks findings with a boolean ``fix_now``
-    column, that decides; until then a finding is to be fixed now when its deal is open.
-    """
+    """Per violation row: is it a to-do (fix now)? Since #14 the engine splits the findings:
+    ``result.violations`` holds the to-dos, ``result.process`` the process history, so every
+    violation row is one; a ``fix_now`` column, when a plugin engine adds one, still decides."""
 
     def build() -> pd.Series:
         v = run.result.violations
         if "fix_now" in v.columns:
             return v["fix_now"].astype("boolean").fillna(False).astype(bool)
-        is_open = run.snapshot.opportunities["is_open"].astype("boolean").fillna(False)
-        pos = violation_rows(run)
-        flags = np.append(is_open.to_numpy(dtype=bool), False)  # position -1 → False
-        return pd.Series(flags[pos], index=v.index)
+        return pd.Series(True, index=v.index, dtype=bool)
 
     return _cached(run, "fix_now", build)
+
+
+def process_findings(run: AuditRun) -> pd.DataFrame:
+    """Process history: findings about how closed deals moved (no to-dos)."""
+    p = getattr(run.result, "process", None)
+    return p if p is not None else run.result.violations.iloc[:0]
 
 
 def amount_at_risk(run: AuditRun) -> list[dict[str, Any]]:
@@ -240,14 +241,19 @@ def _new_fingerprints(run: AuditRun) -> set[str]:
 
 
 def by_rule(run: AuditRun) -> list[dict[str, Any]]:
+    """Per rule: to-dos, process-history findings, and the rate over the records it applies to
+    (all findings / evaluated records: "CL01 63 of 488 lost deals", never "of 2,000")."""
     v = run.result.violations
     counts = v["rule_code"].astype(str).value_counts() if len(v) else pd.Series(dtype=int)
+    p = run.result.process
+    proc = p["rule_code"].astype(str).value_counts() if len(p) else pd.Series(dtype=int)
     cov = run.result.coverage
     evaluated = dict(zip(cov["rule_code"], cov["evaluated"], strict=False)) if len(cov) else {}
     rows = []
     for r in run.result.rules:
         d = r.describe()
         n = int(counts.get(r.code, 0))
+        n_proc = int(proc.get(r.code, 0))
         ev = int(evaluated.get(r.code, 0))
         rows.append(
             {
@@ -259,8 +265,10 @@ def by_rule(run: AuditRun) -> list[dict[str, Any]]:
                 "why": human(d.get("why", "")),
                 "fix": human(d.get("fix", "")),
                 "count": n,
+                "process": n_proc,
                 "evaluated": ev,
-                "rate": (n / ev) if ev else None,
+                "applies_to": r.applies_to,
+                "rate": ((n + n_proc) / ev) if ev else None,
             }
         )
     top = max((r["count"] for r in rows), default=0)
@@ -334,6 +342,18 @@ def by_team(run: AuditRun) -> list[dict[str, Any]]:
     ]
 
 
+def process_view(run: AuditRun) -> dict[str, Any]:
+    """Process history: findings on closed deals that are no to-dos, as rates per rule and
+    owner (how deals moved; nothing left to fix on them)."""
+    p = run.result.process
+    out: dict[str, Any] = {"total": int(len(p)), "by_rule": [], "by_owner": []}
+    pc = (run.metrics.get("process_compliance") or {})
+    out["by_rule"] = pc.get("by_rule_list", [])
+    out["by_owner"] = pc.get("by_owner_list", [])[:MAX_OWNERS]
+    out["window_days"] = run.result.context.audit.fix_window_days
+    return out
+
+
 def history_view(run: AuditRun, score: float | None) -> dict[str, Any] | None:
     """The trend block, or None on a first run / without history."""
     h = run.history
@@ -387,20 +407,26 @@ def coverage_view(run: AuditRun) -> dict[str, Any]:
     cov = run.result.coverage
     rows = _records(cov) if len(cov) else []
     gaps = []
+    fb: list[dict[str, Any]] = []
     for c in rows:
         reasons = c.get("reasons") or {}
+        fallbacks = c.get("fallbacks") or {}
+        if fallbacks:
+            fb.append({"rule_code": c.get("rule_code"), "rule_name": c.get("rule_name"),
+                       "fallbacks": [{"what": k, "count": n} for k, n in fallbacks.items()]})
         if c.get("not_evaluable"):
             gaps.append(
                 {
                     "rule_code": c.get("rule_code"),
                     "rule_name": c.get("rule_name"),
                     "records": c.get("records"),
+                    "applicable": c.get("applicable", c.get("records")),
                     "evaluated": c.get("evaluated"),
                     "not_evaluable": c.get("not_evaluable"),
                     "reasons": [{"reason": human(k), "count": n} for k, n in reasons.items()],
                 }
             )
-    return {"rules": rows, "gaps": gaps, "complete": not gaps}
+    return {"rules": rows, "gaps": gaps, "complete": not gaps, "fallbacks": fb}
 
 
 def score_band(score: Any) -> str:
@@ -436,6 +462,9 @@ def report_context(run: AuditRun) -> dict[str, Any]:
         "deals_limit": limit,
         "coverage": coverage_view(run),
         "checks_share": (run.metrics.get("hygiene_score") or {}).get("checks_evaluated_share"),
+        "score_basis": ((run.metrics.get("hygiene_score") or {}).get("basis") or {}).get("text"),
+        "notes": list(res.notes) + list(run.metrics.get("caveats") or []),
+        "process": process_view(run),
         "rejected": [r.to_dict() for r in run.snapshot.meta.rejected[:limit]],
         "suppressions": res.suppressions,
         "history": history_view(run, score),
@@ -488,7 +517,8 @@ def email_summary(run: AuditRun) -> dict[str, Any]:
         "fix_deals": fix_deals,
         "fix_deals_total": n_fix_deals,
         "fix_findings": int(fix.sum()) if len(v) else 0,
-        "history_findings": int(len(v) - fix.sum()) if len(v) else 0,
+        "history_findings": int(len(process_findings(run)))
+        + (int(len(v) - fix.sum()) if len(v) else 0),
         "rules_found": rules[:EMAIL_MAX_RULES],
         "rules_found_total": len(rules),
         "teams_email": teams[:EMAIL_MAX_TEAMS],
@@ -531,9 +561,12 @@ def digest_context(
     known = owner_id in owners.index
     scores = (run.metrics.get("hygiene_score") or {}).get("by_owner") or {}
     score = scores.get(owner_id)
+    detail = ((run.metrics.get("hygiene_score") or {}).get("owners") or {}).get(owner_id) or {}
     return {
         "title": run.config.report.title,
         "facts": run.facts(),
+        "score_basis": detail.get("basis"),
+        "notes": list(run.result.notes),
         "owner_id": owner_id,
         "owner": oneline(owners.at[owner_id, "name"] if known else None) or owner_id,
         "email": owners.at[owner_id, "email"] if known else None,
@@ -596,28 +629,27 @@ def team_group(run: AuditRun, team: str) -> dict[str, Any]:
     }
 
 
-def group_score(run: AuditRun, group: dict[str, Any]) -> float | None:
-    """A roll-up's score from the same computation as the report's team scores: a team by
-    name reads metrics' ``by_team``; a manager's direct reports are scored by
-    auditor.metrics.group_scores over their opportunities (never an average of rounded
-    owner scores)."""
-    if group.get("team") is not None:
-        return ((run.metrics.get("hygiene_score") or {}).get("by_team") or {}).get(group["team"])
-
-    def build() -> dict[str, dict[str, Any]]:
-        return group_scores(
-            run.snapshot,
-            run.result,
-            {str(m): g["key"] for g in manager_groups(run) for m in g["members"]},
-        )
-
-    scores = _cached(run, "manager_group_scores", build)
-    got = scores.get(group["key"])
-    if got is None and group.get("members"):  # a group outside manager_groups
-        got = group_scores(
-            run.snapshot, run.result, {str(m): group["key"] for m in group["members"]}
-        ).get(group["key"])
-    return None if got is None else got["score"]
+def group_score(run: AuditRun, group: dict[str, Any]) -> tuple[float | None, str | None]:
+    """A roll-up's score and basis from the same computation as the report's team scores:
+    a team by name, or a manager's group that is exactly one team, reads metrics' team entry;
+    any other group combines its members' checks (auditor.metrics.hygiene.combined), never an
+    average of rounded owner scores."""
+    hs = run.metrics.get("hygiene_score") or {}
+    teams = hs.get("teams") or {}
+    details = hs.get("owners") or {}
+    members = {str(m) for m in group["members"]}
+    team = group.get("team")
+    if team is None:
+        names = {(details.get(m) or {}).get("team") for m in members if m in details}
+        if len(names) == 1:
+            only = names.pop()
+            same = {k for k, d in details.items() if d.get("team") == only}
+            team = only if same == members & set(details) else None
+    if team is not None and team in teams:
+        return teams[team].get("score"), teams[team].get("basis")
+    if team is not None and team in (hs.get("by_team") or {}):
+        return hs["by_team"][team], None
+    return combined([details[m] for m in sorted(members) if m in details])
 
 
 def team_context(run: AuditRun, group: dict[str, Any]) -> dict[str, Any]:
@@ -647,13 +679,16 @@ def team_context(run: AuditRun, group: dict[str, Any]) -> dict[str, Any]:
     ]
     rows.sort(key=lambda r: (-r["findings"], r["owner"]))
     deals, n_deals = worst_deals(run, mine, run.config.report.max_deals)
+    score, basis = group_score(run, group)
     return {
         "title": run.config.report.title,
         "facts": run.facts(),
         "label": oneline(group["label"]),
         "members": rows[:ROLLUP_MAX_MEMBERS],
         "members_total": len(rows),
-        "score": group_score(run, group),
+        "score": score,
+        "score_basis": basis,
+        "notes": list(run.result.notes),
         "total": int(len(mine)),
         "flagged_deals": n_deals,
         "deals": deals,

@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
+from auditor.derived import positions
 from auditor.results import SEVERITY_RANK, AuditRun
 from auditor.stages import STAGE_LABELS
-from reports.context import fix_now_mask, owner_table, rule_docs, violation_rows
+from reports.context import fix_now_mask, owner_table, process_findings, rule_docs
 from reports.format import human, oneline, rule_label, safe_url, sentence
 
 _ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026",
@@ -43,8 +44,12 @@ def _human_texts(values: pd.Series) -> list[str]:
 
 def explorer_data(run: AuditRun, max_rows: int) -> dict[str, Any]:
     """Column arrays of the findings, fix-now first, then by severity and amount."""
-    v = run.result.violations
-    fix = fix_now_mask(run).to_numpy() if len(v) else np.zeros(0, dtype=bool)
+    todo = run.result.violations
+    history = process_findings(run)
+    fix = np.concatenate(
+        [fix_now_mask(run).to_numpy(dtype=bool), np.zeros(len(history), dtype=bool)]
+    )
+    v = pd.concat([todo, history[todo.columns.intersection(history.columns)]], ignore_index=True)
     order = pd.DataFrame(
         {
             "fix": ~fix,
@@ -56,7 +61,7 @@ def explorer_data(run: AuditRun, max_rows: int) -> dict[str, Any]:
     sub = v.iloc[take]
     fix = fix[take]
     opp = run.snapshot.opportunities
-    pos = violation_rows(run)[take]
+    pos = positions(run.snapshot.opportunities["id"], v["opportunity_id"])[take]
     ok = pos >= 0
     safe_pos = np.where(ok, pos, 0)
     currency = pd.Series(opp["currency"].astype(object).to_numpy()[safe_pos]).where(ok, None)

@@ -124,6 +124,7 @@ def humanize(key: Any) -> str:
 
 _QUOTED_KEY = re.compile(r"'([a-z][a-z0-9]*(?:_[a-z0-9]+)+)'")
 _BACKTICKED = re.compile(r"`{1,2}([^`]+)`{1,2}")
+_BARE_KEY = re.compile(r"(?<![.\w])[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b(?!\.\w)")
 _STAGE_KEY = re.compile(r"\b(" + "|".join(k for k in STAGE_LABELS if "_" in k) + r")\b")
 
 
@@ -134,7 +135,10 @@ def human(v: Any) -> str:
     text = oneline(v)
     text = _QUOTED_KEY.sub(lambda m: f"\u201c{humanize(m.group(1))}\u201d", text)
     text = _BACKTICKED.sub(lambda m: m.group(1).strip(), text)
-    return _STAGE_KEY.sub(lambda m: STAGE_LABELS[m.group(1)], text)
+    text = _STAGE_KEY.sub(lambda m: STAGE_LABELS[m.group(1)], text)
+    # any other field name in words ("next_step_due" → "next step due"); a dotted config key
+    # ("source.stage_map") and a file name ("process_findings.csv") stay as they are
+    return _BARE_KEY.sub(lambda m: m.group(0).replace("_", " "), text)
 
 
 def rule_label(name: Any) -> str:

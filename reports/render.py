@@ -6,7 +6,9 @@ Output folder layout (see docs/outputs.md):
     appendix.html                           the details behind the manager report
     explorer.html                           every finding, filter / sort / search (offline)
     assessment.html  assessment.md          consultant assessment
-    violations.csv  violations.json         every finding (the reports cap their lists)
+    violations.csv  violations.json         every to-do finding (the reports cap their lists)
+    process_findings.csv / .json            process history: findings on closed deals that
+                                            are not to-dos (how they moved), same columns
     metrics.json  run.json                  metrics and run facts (versioned JSON Schemas)
     digests/owner-<id>.html|.txt            one digest per owner with findings
     digests/manager-<id>.html|.txt          team roll-up per manager (direct reports)
@@ -123,10 +125,13 @@ def write_reports(run: AuditRun, out_dir: Path) -> list[Path]:
             written.append(write_pdf(html, out_dir / "assessment.pdf"))
     if rc.digests:
         written += write_digests(run, env, out_dir / "digests")
+    process = run.result.process
     if "csv" in formats:
         written.append(write_violations_csv(run.result.violations, out_dir / "violations.csv"))
+        written.append(write_violations_csv(process, out_dir / "process_findings.csv"))
     if "json" in formats:
         written.append(write_violations_json(run.result.violations, out_dir / "violations.json"))
+        written.append(write_violations_json(process, out_dir / "process_findings.json"))
         written.append(write_json(run.metrics, out_dir / "metrics.json", schema="metrics"))
         written.append(out_dir / "run.json")
         run.outputs = written

@@ -23,6 +23,7 @@ class CloseDatePast(Rule):
     """
 
     code = "CD01"
+    applies_to = "open deals"
     name = "close-date-past"
     severity = "error"
     requires = ("close_date",)
@@ -31,6 +32,9 @@ class CloseDatePast(Rule):
         "record": {"id": "OPP-10", "stage": "negotiation", "close_date": "2026-03-15"},
         "message": "close date 2026-03-15 is 16 days in the past",
     }
+
+    def applies(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        return is_open(snap)
 
     def not_evaluable(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
         return {
@@ -66,6 +70,7 @@ class CloseDateSlipping(Rule):
     """
 
     code = "CD02"
+    applies_to = "open deals"
     name = "close-date-slipping"
     severity = "warning"
     requires = ("close_date_changes",)
@@ -75,6 +80,9 @@ class CloseDateSlipping(Rule):
         "record": {"id": "OPP-11", "stage": "proposal", "close_date_changes": 4},
         "message": "close date changed 4 times (flagged from 3)",
     }
+
+    def applies(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        return is_open(snap)
 
     def not_evaluable(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
         unknown = snap.opportunities["close_date_changes"].isna()
@@ -94,10 +102,16 @@ class CloseDateSlipping(Rule):
 class ForecastStageMismatch(Rule):
     """Open deal forecast as Commit, or at high probability, while still early in the process.
 
-    Flagged when the deal is open, its stage is before ``before_stage`` (default proposal), and
-    its ``forecast_category`` is one of ``categories`` (default commit) or its ``probability``
-    is at least ``min_probability`` (default 0.7). Unmapped stages (NA) are not judged. Not
-    evaluable when the source provides neither forecast category nor probability.
+    Applies to open deals whose stage is before ``before_stage`` (default proposal); unmapped
+    stages (NA) are not judged. Flagged when the deal's ``forecast_category`` is one of
+    ``categories`` (default commit), or its ``probability`` is at least ``min_probability``
+    (default 0.7) — in both cases only when it goes beyond what the deal's own stage expects:
+    the source's stage probability and forecast category (Salesforce
+    ``OpportunityStage.DefaultProbability`` / ``ForecastCategoryName``, HubSpot stage
+    probability), else ``process.stage_probability`` for the common stage. A deal at its stage's
+    stock value is never flagged (Perception Analysis expects 70 %); with no expectation known,
+    the thresholds alone decide. Not evaluable when the source provides neither forecast
+    category nor probability.
 
     Why it matters: a deal that has not seen a proposal cannot honestly be committed. These
     deals make the commit forecast look safe when it is not.
@@ -107,6 +121,7 @@ class ForecastStageMismatch(Rule):
     """
 
     code = "CD03"
+    applies_to = "open deals before the committed stage"
     name = "forecast-stage-mismatch"
     severity = "error"
     requires = ("stage",)
@@ -128,23 +143,50 @@ class ForecastStageMismatch(Rule):
         "message": "forecast commit at 80% while in discovery (before proposal)",
     }
 
+    def applies(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        early = (snap.opportunities["stage"] < self.p["before_stage"]).fillna(False)
+        return is_open(snap) & early.astype(bool)
+
     def not_evaluable(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
         if not ({"forecast_category", "probability"} & snap.meta.provided_fields):
             return {"source provides neither forecast_category nor probability": all_records(snap)}
         return {}
 
-    def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+    def _expected(self, snap: Snapshot, ctx: AuditContext) -> tuple[pd.Series, pd.Series]:
+        """(expected probability, expected forecast category) of each deal's stage."""
         opp = snap.opportunities
-        early = (opp["stage"] < self.p["before_stage"]).fillna(False).astype(bool)
-        committed = opp["forecast_category"].isin(self.p["categories"]).fillna(False)
-        high = (opp["probability"] >= self.p["min_probability"]).fillna(False)
-        return is_open(snap) & early & (committed | high).astype(bool)
+        exp = snap.meta.stage_expectations
+        src = opp["source_stage"].astype(object)
+        # a handful of distinct stages: map through dicts, never per row
+        prob = src.map({k: v.get("probability") for k, v in exp.items()}).astype("Float64")
+        by_common = {k: float(v) for k, v in ctx.process.stage_probability.items()}
+        common = opp["stage"].astype(object).map(by_common).astype("Float64")
+        cat = src.map({k: v.get("forecast_category") for k, v in exp.items()})
+        return prob.fillna(common), cat.astype("string")
+
+    def _flags(self, snap: Snapshot, ctx: AuditContext) -> tuple[pd.Series, pd.Series]:
+        opp = snap.opportunities
+        exp_p, exp_c = self._expected(snap, ctx)
+        cats = self.p["categories"]
+        committed = opp["forecast_category"].isin(cats).fillna(False).astype(bool)
+        committed &= ~exp_c.isin(cats).fillna(False).astype(bool)
+        p = opp["probability"]
+        high = (p >= self.p["min_probability"]).fillna(False).astype(bool)
+        high &= (p > exp_p).fillna(True).astype(bool)  # unknown expectation: threshold only
+        return committed, high
+
+    def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        committed, high = self._flags(snap, ctx)
+        return self.applies(snap, ctx) & (committed | high)
 
     def message(self, snap: Snapshot, ctx: AuditContext, rows: pd.Index) -> pd.Series:
         opp = snap.opportunities.loc[rows, ["forecast_category", "probability", "stage"]]
         fc = opp["forecast_category"].astype("string").fillna("no category")
         pct = (opp["probability"] * 100).round().astype("Int64").astype("string")
         pct = (" at " + pct + "%").fillna("")
+        exp_p = self._expected(snap, ctx)[0].loc[rows]
+        exp_txt = (exp_p * 100).round().astype("Int64").astype("string")
+        expects = ("; the stage expects " + exp_txt + "%").fillna("")
         return (
             "forecast "
             + fc
@@ -154,4 +196,5 @@ class ForecastStageMismatch(Rule):
             + " (before "
             + self.p["before_stage"]
             + ")"
+            + expects
         )

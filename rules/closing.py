@@ -22,14 +22,19 @@ class MissingLossReason(Rule):
     """
 
     code = "CL01"
+    applies_to = "lost deals"
     name = "missing-loss-reason"
     severity = "warning"
+    closeout = True
     requires = ("stage", "loss_reason")
     example = {
         "as_of": "2026-03-31",
         "record": {"id": "OPP-13", "stage": "closed_lost", "loss_reason": None},
         "message": "closed lost with no loss reason",
     }
+
+    def applies(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        return is_lost(snap)
 
     def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
         return is_lost(snap) & snap.opportunities["loss_reason"].isna()
@@ -50,14 +55,19 @@ class WonWithoutAmount(Rule):
     """
 
     code = "CL02"
+    applies_to = "won deals"
     name = "won-without-amount"
     severity = "error"
+    closeout = True
     requires = ("amount",)
     example = {
         "as_of": "2026-03-31",
         "record": {"id": "OPP-14", "stage": "closed_won", "amount": None},
         "message": "closed won with no amount",
     }
+
+    def applies(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        return is_won(snap)
 
     def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
         amount = snap.opportunities["amount"]
@@ -81,12 +91,14 @@ class WonWithoutHandoff(Rule):
     to onboarding or delivery risks a bad start, a late go-live and an early churn.
 
     How to fix: hand the account over (kick-off with delivery / customer success) and record
-    the handoff date, or move the deal to the handoff stage.
+    the handoff date on the won deal.
     """
 
     code = "CL03"
+    applies_to = "won deals not in handoff"
     name = "won-without-handoff"
     severity = "warning"
+    closeout = True
     requires = ("close_date", "handoff_at")
     params = {"max_days": Param(int, 30, "days after the win by which a handoff is due", min=0)}
     example = {
@@ -104,6 +116,10 @@ class WonWithoutHandoff(Rule):
         opp = snap.opportunities
         in_handoff = (opp["stage"] == "handoff").fillna(False).astype(bool)
         return is_won(snap) & ~in_handoff & opp["handoff_at"].isna()
+
+    def applies(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        in_handoff = (snap.opportunities["stage"] == "handoff").fillna(False).astype(bool)
+        return is_won(snap) & ~in_handoff
 
     def not_evaluable(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
         no_date = snap.opportunities["close_date"].isna()

@@ -27,6 +27,7 @@ class MissingAmount(Rule):
     """
 
     code = "DQ01"
+    applies_to = "open deals from proposal on"
     name = "missing-amount"
     severity = "error"
     requires = ("stage", "amount")
@@ -38,6 +39,10 @@ class MissingAmount(Rule):
         "record": {"id": "OPP-16", "stage": "proposal", "amount": None},
         "message": "open in proposal with no amount",
     }
+
+    def applies(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        late = (snap.opportunities["stage"] >= self.p["from_stage"]).fillna(False).astype(bool)
+        return is_open(snap) & late
 
     def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
         opp = snap.opportunities
@@ -66,6 +71,7 @@ class OwnerMissingOrInactive(Rule):
     """
 
     code = "DQ02"
+    applies_to = "open deals"
     name = "owner-missing-or-inactive"
     severity = "error"
     requires = ("owner_id",)
@@ -96,6 +102,9 @@ class OwnerMissingOrInactive(Rule):
             index=opp.index,
         )
 
+    def applies(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        return is_open(snap)
+
     def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
         st = self._state(snap)
         return is_open(snap) & (st["missing"] | st["unknown"] | st["inactive"])
@@ -125,6 +134,7 @@ class UnmappedStage(Rule):
     """
 
     code = "DQ03"
+    applies_to = "deals with a source stage"
     name = "unmapped-stage"
     severity = "warning"
     requires = ("source_stage",)
@@ -133,6 +143,9 @@ class UnmappedStage(Rule):
         "record": {"id": "OPP-18", "stage": None, "source_stage": "On hold (legacy)"},
         "message": 'source stage "On hold (legacy)" is not in the stage map',
     }
+
+    def applies(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        return snap.opportunities["source_stage"].notna()
 
     def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
         opp = snap.opportunities
@@ -143,34 +156,167 @@ class UnmappedStage(Rule):
         return 'source stage "' + src + '" is not in the stage map'
 
 
+#: how close two creation times must be to count as evidence of a double entry
+_CREATED_WITHIN_DAYS = 7
+#: shortest normalised name a one-letter difference may match (short names collide by chance)
+_TYPO_MIN_LEN = 8
+_MARKER = r"(^|[^\pL\pN])copy([^\pL\pN]+of)?([^\pL\pN]|$)"
+_COUNTER = r"\(\s*\d{1,2}\s*\)"
+
+
+def duplicate_markers(names: pd.Series) -> pd.Series:
+    """True where a name carries a copy marker: "Copy of ...", "... (copy)", "... (2)"."""
+    s = names.astype(STR).str.lower()
+    marked = s.str.contains(_MARKER, regex=True) | s.str.contains(_COUNTER, regex=True)
+    return marked.fillna(False).astype(bool)
+
+
 def normalise_name(names: pd.Series) -> pd.Series:
     """Comparable form of a deal or account name (vectorized).
 
-    Lower-cased; the words "copy" / "copy of" removed; every character that is not a letter or
-    a digit removed (spaces, punctuation, dashes). "Acme – Platform", "ACME: platform (copy)"
-    and "Copy of acme platform" all become "acmeplatform". Empty results are NA.
+    Lower-cased; the words "copy" / "copy of" and counters like "(2)" removed; every character
+    that is not a letter or a digit removed (spaces, punctuation, dashes). "Acme – Platform",
+    "ACME: platform (copy)", "Copy of acme platform" and "Acme Platform (2)" all become
+    "acmeplatform". Empty results are NA.
     """
     # lower() and these patterns run in pyarrow (RE2); \b or casefold() would fall back to a
     # per-row Python loop
     s = names.astype(STR).str.lower()
     has_copy = s.str.contains("copy", regex=False).fillna(False).astype(bool)
     if has_copy.any():  # the word regex only where it can match
-        cleaned = s[has_copy].str.replace(
-            r"(^|[^\pL\pN])copy([^\pL\pN]+of)?([^\pL\pN]|$)", " ", regex=True
-        )
-        s = s.mask(has_copy, cleaned)
+        s = s.mask(has_copy, s[has_copy].str.replace(_MARKER, " ", regex=True))
+    has_paren = s.str.contains("(", regex=False).fillna(False).astype(bool)
+    if has_paren.any():
+        s = s.mask(has_paren, s[has_paren].str.replace(_COUNTER, " ", regex=True))
     s = s.str.replace(r"[^\pL\pN]+", "", regex=True)
     return s.where(s.str.len() > 0).astype(STR)
 
 
+#: above this many same-account pairs, candidates come from symmetric deletes instead
+_MAX_PAIRS = 5_000_000
+
+
+def _same_account_pairs(acct: np.ndarray, name: pd.Series) -> pd.DataFrame:
+    """Same as :func:`_one_letter_pairs`, by comparing every same-account pair of names.
+
+    Cheap when accounts hold few open deals (the usual case): the pairs are enumerated per
+    account and checked with numpy on fixed-width code-point arrays (common prefix + common
+    suffix), in chunks.
+    """
+    order = np.argsort(acct, kind="stable")
+    a_sorted = acct[order]
+    starts = np.flatnonzero(np.r_[True, a_sorted[1:] != a_sorted[:-1]])
+    sizes = np.diff(np.r_[starts, len(a_sorted)])
+    # all (i, j) with i < j inside each account group, vectorized by group size
+    ra, rb = [], []
+    for k in np.unique(sizes[sizes > 1]):  # a few distinct group sizes
+        iu, ju = np.triu_indices(int(k), 1)
+        g = starts[sizes == k]
+        ra.append((g[:, None] + iu[None, :]).ravel())
+        rb.append((g[:, None] + ju[None, :]).ravel())
+    if not ra:
+        return pd.DataFrame({"row_a": [], "row_b": [], "same_name": []})
+    pa_, pb_ = order[np.concatenate(ra)], order[np.concatenate(rb)]
+    lo, hi = np.minimum(pa_, pb_), np.maximum(pa_, pb_)
+    txt = name.to_numpy(dtype=object)
+    length = name.str.len().to_numpy(dtype=np.int64)
+    la, lb = length[lo], length[hi]
+    same = txt[lo] == txt[hi]
+    near = ~same & (np.abs(la - lb) <= 1) & (np.maximum(la, lb) >= _TYPO_MIN_LEN)
+    keep = same.copy()
+    idx = np.flatnonzero(near)
+    if idx.size:
+        fwd = name.to_numpy(dtype=str)
+        rev = name.str[::-1].to_numpy(dtype=str)
+        width = fwd.dtype.itemsize // 4
+        f32 = fwd.view(np.uint32).reshape(len(fwd), width)
+        r32 = rev.view(np.uint32).reshape(len(rev), width)
+        step = max(1, 20_000_000 // max(width, 1))
+        for c in range(0, idx.size, step):
+            part = idx[c : c + step]
+            x, y = lo[part], hi[part]
+            diff = f32[x] != f32[y]
+            lcp = np.where(diff.any(axis=1), diff.argmax(axis=1), width)
+            rdiff = r32[x] != r32[y]
+            lcs = np.where(rdiff.any(axis=1), rdiff.argmax(axis=1), width)
+            lx, ly = la[part], lb[part]
+            shorter = np.minimum(lx, ly)
+            one = np.where(lx == ly, lcp + lcs == lx - 1, lcp + lcs >= shorter)
+            # the edited character: at lcp in the longer name (either one when equal length)
+            longer = np.where(lx >= ly, x, y)
+            other = np.where(lx >= ly, y, x)
+            pos = np.minimum(lcp, width - 1)
+            ch1 = f32[longer, pos]
+            ch2 = np.where(lx == ly, f32[other, pos], ch1)
+            letters = _is_letter(ch1) & _is_letter(ch2)
+            keep[part] = one & letters
+    out = pd.DataFrame({"row_a": lo[keep], "row_b": hi[keep], "same_name": same[keep]})
+    return out.reset_index(drop=True)
+
+
+def _is_letter(codes: np.ndarray) -> np.ndarray:
+    """Code points that are letters (the few distinct ones are looked up, not every pair)."""
+    uniq, inv = np.unique(codes, return_inverse=True)
+    is_l = np.array([chr(int(u)).isalpha() for u in uniq], dtype=bool)
+    return is_l[inv]
+
+
+def _one_letter_pairs(acct: np.ndarray, name: pd.Series) -> pd.DataFrame:
+    """Pairs (row a < row b) of the same account whose names are equal or one letter apart.
+
+    Symmetric deletes: each name is keyed by itself and by every one-character deletion; two
+    names one edit apart share a key (a substitution at i: both deletions at i; an insertion:
+    the longer one's deletion equals the shorter). The edit must be a letter: "Renewal 2026"
+    and "Renewal 2027" are different deals, not a typo.
+    """
+    rows = np.arange(len(name))
+    length = name.str.len().to_numpy(dtype=np.int64)
+    parts = [pd.DataFrame({"row": rows, "acct": acct, "key": name.to_numpy(dtype=object),
+                           "pos": -1, "ch": ""})]
+    long_enough = length >= _TYPO_MIN_LEN  # a substitution needs both, an insertion the longer
+    for i in range(int(length.max()) if len(length) else 0):
+        ok = long_enough & (length > i)
+        if not ok.any():
+            break
+        sub = name[ok]
+        parts.append(pd.DataFrame({
+            "row": rows[ok], "acct": acct[ok],
+            "key": (sub.str.slice(0, i) + sub.str.slice(i + 1)).to_numpy(dtype=object),
+            "pos": i, "ch": sub.str.slice(i, i + 1).to_numpy(dtype=object),
+        }))
+    keys = pd.concat(parts, ignore_index=True)
+    m = keys.merge(keys, on=["acct", "key"], suffixes=("_a", "_b"))
+    m = m[m["row_a"] < m["row_b"]]
+    exact = (m["pos_a"] == -1) & (m["pos_b"] == -1)
+    sub = (m["pos_a"] == m["pos_b"]) & (m["pos_a"] >= 0)
+    ins = (m["pos_a"] == -1) ^ (m["pos_b"] == -1)
+    m = m[exact | sub | ins].copy()
+    ch = np.where(m["pos_a"] >= 0, m["ch_a"], "") + np.where(m["pos_b"] >= 0, m["ch_b"], "")
+    letters = pd.Series(ch, index=m.index, dtype=STR).str.contains(r"^\pL+$", regex=True)
+    same = (m["pos_a"] == -1) & (m["pos_b"] == -1)
+    same |= (m["pos_a"] == m["pos_b"]) & (m["ch_a"] == m["ch_b"])
+    keep = same | letters.fillna(False).astype(bool)
+    out = m.loc[keep, ["row_a", "row_b"]].drop_duplicates()
+    out["same_name"] = out.merge(
+        m.loc[keep & same, ["row_a", "row_b"]].drop_duplicates().assign(s=True),
+        on=["row_a", "row_b"], how="left")["s"].fillna(False).to_numpy(dtype=bool)
+    return out.reset_index(drop=True)
+
+
 class PossibleDuplicate(Rule):
-    """Open deal with another open deal for the same account and a near-identical name.
+    """Open deal with another open deal of the same account, a near-identical name, and evidence.
 
     Same account = same ``account_id``, or (when the id is empty) the same normalised
     ``account_name``. Near-identical name = equal after :func:`normalise_name` (case, spacing,
-    punctuation and "copy" markers ignored). Every open deal of such a group is flagged, and
-    the message names one other member. Closed deals are ignored. Open deals without a name or
-    any account are not evaluable.
+    punctuation, "copy" / "copy of" and "(2)" counters ignored), or one letter apart (a typo;
+    names of at least 8 characters; a different digit is a different deal: "Renewal 2026" vs
+    "Renewal 2027"). Evidence beyond the name: a copy marker in either name, or the same
+    amount, or both the same close month and creation within 7 days of each other (either alone
+    coincides by chance between an account's repeat deals). Accounts that buy the same thing
+    again (renewals, the next phase) have look-alike names by design: without evidence they
+    are not flagged. Every open deal of a matching pair is flagged, and the
+    message names one other deal and the evidence. Closed deals are ignored. Open deals without
+    a name or any account are not evaluable.
 
     Why it matters: duplicates double-count the pipeline and split the activity history, so
     two reps may work the same buyer and the forecast shows money that is there only once.
@@ -180,6 +326,7 @@ class PossibleDuplicate(Rule):
     """
 
     code = "DQ04"
+    applies_to = "open deals"
     name = "possible-duplicate"
     severity = "warning"
     requires = ("name",)
@@ -190,11 +337,14 @@ class PossibleDuplicate(Rule):
             "stage": "solution",
             "account_id": "ACC-1",
             "name": "Acme – Platform",
+            "amount": 24000,
         },
         "others": [
-            {"id": "OPP-20", "stage": "discovery", "account_id": "ACC-1", "name": "ACME platform"}
+            {"id": "OPP-20", "stage": "discovery", "account_id": "ACC-1",
+             "name": "ACME platform (2)", "amount": 24000}
         ],
-        "message": "possible duplicate of OPP-20 (same account, same name)",
+        "message": "possible duplicate of OPP-20 (same account, same name, copy marker, "
+        "same amount)",
     }
 
     def _keys(self, snap: Snapshot) -> tuple[pd.Series, pd.Series]:
@@ -216,6 +366,9 @@ class PossibleDuplicate(Rule):
         # main thread (Arrow's regex releases the GIL)
         self._keys(snap)
 
+    def applies(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        return is_open(snap)
+
     def not_evaluable(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
         acct, nm = self._keys(snap)
         idx = snap.opportunities.index
@@ -224,56 +377,83 @@ class PossibleDuplicate(Rule):
             "open deal without account": acct.isna().reindex(idx, fill_value=False),
         }
 
-    def _groups(self, snap: Snapshot) -> pd.DataFrame:
-        """Open deals that share (account, name) with another: group size and a neighbour id.
+    def _pairs(self, snap: Snapshot) -> pd.DataFrame:
+        """Matching pairs with evidence: ``a``, ``b`` (opportunity row positions), texts."""
+        return snap.memo.get(("rule", self.code, "pairs"), lambda: self._build_pairs(snap))
 
-        Hash-based (factorize) over all open deals; only the few duplicates are sorted.
-        Computed once per snapshot: evaluate and message both need it.
-        """
-        return snap.memo.get(("rule", self.code, "groups"), lambda: self._build_groups(snap))
-
-    def _build_groups(self, snap: Snapshot) -> pd.DataFrame:
+    def _build_pairs(self, snap: Snapshot) -> pd.DataFrame:
         acct, nm = self._keys(snap)
         ok = acct.notna() & nm.notna()
-        # hash each part once (pyarrow), then combine the two codes into one int64 key
-        acct_code, _ = pd.factorize(acct[ok])
-        nm_code, nm_uniques = pd.factorize(nm[ok])
-        codes, _ = pd.factorize(acct_code.astype(np.int64) * (len(nm_uniques) + 1) + nm_code)
-        size = np.bincount(codes)[codes] if len(codes) else codes
-        many = size > 1
-        dup = acct[ok].index[many]
-        sub = pd.DataFrame(
-            {
-                "k": codes[many],
-                "size": size[many],
-                "id": snap.opportunities["id"].to_numpy(dtype=object)[dup.to_numpy(dtype=np.int64)],
-            },
-            index=dup,
-        ).sort_values(["k", "id"], kind="stable")
-        if sub.empty:
-            return sub.assign(other=pd.Series(dtype=object))
-        k = sub["k"].to_numpy()
-        ids = sub["id"].to_numpy(dtype=object)
-        same_prev = np.r_[False, k[1:] == k[:-1]]
-        prev_id = np.r_[[None], ids[:-1]]
-        next_id = np.r_[ids[1:], [None]]
-        sub["other"] = np.where(same_prev, prev_id, next_id)
-        return sub
+        acct, nm = acct[ok], nm[ok]
+        # only accounts with two or more comparable open deals can hold a duplicate
+        many = acct.duplicated(keep=False).to_numpy()
+        acct, nm = acct[many], nm[many]
+        empty = pd.DataFrame({"a": [], "b": [], "evidence": []})
+        if len(acct) < 2:
+            return empty
+        codes, _ = pd.factorize(acct)
+        sizes = np.bincount(codes)
+        n_pairs = int((sizes * (sizes - 1) // 2).sum())
+        names = nm.reset_index(drop=True)
+        pairs = (_same_account_pairs(codes, names) if n_pairs <= _MAX_PAIRS
+                 else _one_letter_pairs(codes, names))
+        if pairs.empty:
+            return empty
+        rows = acct.index.to_numpy(dtype=np.int64)
+        a, b = rows[pairs["row_a"].to_numpy()], rows[pairs["row_b"].to_numpy()]
+        opp = snap.opportunities
+        marker = duplicate_markers(opp["name"]).to_numpy()
+        amount = opp["amount"].to_numpy(dtype=float, na_value=np.nan)
+        month = opp["close_date"].dt.to_period("M").astype(str).where(opp["close_date"].notna())
+        month = month.to_numpy(dtype=object)
+        created = opp["created_at"].dt.tz_convert(None).to_numpy(dtype="datetime64[us]")
+        ev = {
+            "copy marker": marker[a] | marker[b],
+            "same amount": (amount[a] == amount[b]) & ~np.isnan(amount[a]),
+            "same close month": pd.notna(month[a]) & (month[a] == month[b]),
+            f"created within {_CREATED_WITHIN_DAYS} days": np.abs(created[a] - created[b])
+            <= np.timedelta64(_CREATED_WITHIN_DAYS, "D"),
+        }
+        ev = {k: np.asarray(v, dtype=bool) for k, v in ev.items()}
+        close_m, created_m = list(ev.values())[2:]
+        # a marker or the same amount is evidence on its own; close month and creation time
+        # coincide by chance between an account's repeat deals, so they count only together
+        has = ev["copy marker"] | ev["same amount"] | (close_m & created_m)
+        text = np.full(len(a), "", dtype=object)
+        for label, m in ev.items():
+            text = np.where(m, np.where(text == "", label, text + ", " + label), text)
+        name_txt = np.where(pairs["same_name"].to_numpy(), "same name", "name one letter apart")
+        keep = has
+        return pd.DataFrame({
+            "a": a[keep], "b": b[keep], "evidence": name_txt[keep] + ", " + text[keep],
+        })
 
     def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        p = self._pairs(snap)
         mask = np.zeros(len(snap.opportunities), dtype=bool)
-        mask[self._groups(snap).index.to_numpy(dtype=np.int64)] = True
+        mask[p["a"].to_numpy(dtype=np.int64)] = True
+        mask[p["b"].to_numpy(dtype=np.int64)] = True
         return pd.Series(mask, index=snap.opportunities.index)
 
     def message(self, snap: Snapshot, ctx: AuditContext, rows: pd.Index) -> pd.Series:
-        g = self._groups(snap).loc[rows]
-        more = g["size"] - 2
-        extra = np.where(more > 0, " and " + more.astype(str).astype(object) + " more", "")
+        p = self._pairs(snap)
+        ids = snap.opportunities["id"].to_numpy(dtype=object)
+        both = pd.DataFrame({
+            "row": np.r_[p["a"].to_numpy(dtype=np.int64), p["b"].to_numpy(dtype=np.int64)],
+            "other": np.r_[p["b"].to_numpy(dtype=np.int64), p["a"].to_numpy(dtype=np.int64)],
+            "evidence": np.r_[p["evidence"].to_numpy(dtype=object),
+                              p["evidence"].to_numpy(dtype=object)],
+        })
+        both["other_id"] = ids[both["other"].to_numpy()]
+        both = both.sort_values(["row", "other_id"], kind="stable")
+        first = both.drop_duplicates("row").set_index("row")
+        more = both.groupby("row").size() - 1
+        first = first.loc[rows.to_numpy(dtype=np.int64)]
+        n_more = more.loc[rows.to_numpy(dtype=np.int64)].to_numpy()
+        extra = np.where(n_more > 0, " and " + n_more.astype(str).astype(object) + " more", "")
         return pd.Series(
-            "possible duplicate of "
-            + g["other"].astype(object)
-            + extra
-            + " (same account, same name)",
+            "possible duplicate of " + first["other_id"].to_numpy(dtype=object) + extra
+            + " (same account, " + first["evidence"].to_numpy(dtype=object) + ")",
             index=rows,
             dtype=STR,
         )

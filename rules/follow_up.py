@@ -5,16 +5,24 @@ from __future__ import annotations
 import pandas as pd
 
 from auditor.context import AuditContext
-from auditor.rule import Param, Rule, is_open, iso_day, open_and_past, stage_at_least
+from auditor.rule import (
+    Param,
+    Rule,
+    empty_everywhere,
+    is_open,
+    iso_day,
+    open_and_past,
+    stage_at_least,
+)
 from auditor.snapshot import Snapshot
 
 
 class MissingNextStep(Rule):
     """Open deal past first contact with no next step and no scheduled next activity.
 
-    Past first contact = current stage qualification or later (open). "No next step" = both
-    ``next_step`` (text) and ``next_step_due`` (date) are empty. Not evaluable when the source
-    provides neither field.
+    Applies to open deals past first contact (current stage qualification or later). "No next
+    step" = both ``next_step`` (text) and ``next_step_due`` (date) are empty. Not evaluable when
+    the source provides neither field.
 
     Why it matters: a deal without an agreed next step is a deal nobody is moving. Deals past
     first contact that lack one stall silently, and the forecast keeps counting them.
@@ -24,6 +32,7 @@ class MissingNextStep(Rule):
     """
 
     code = "FU01"
+    applies_to = "open deals past first contact"
     name = "missing-next-step"
     severity = "warning"
     requires = ("stage",)
@@ -43,6 +52,9 @@ class MissingNextStep(Rule):
             }
         return {}
 
+    def applies(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        return is_open(snap) & stage_at_least(snap, "qualification")
+
     def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
         opp = snap.opportunities
         no_step = opp["next_step"].isna() & opp["next_step_due"].isna()
@@ -57,7 +69,8 @@ class OverdueNextStep(Rule):
     """Open deal whose next-step date is in the past.
 
     Overdue = ``next_step_due`` strictly before the audit day (a step due today is not late).
-    Open deals only; a deal without a next-step date is FU01's business, not this rule's.
+    Applies to open deals; one without a next-step date is not evaluable here (FU01's
+    business).
 
     Why it matters: an overdue next step means the agreed follow-up did not happen, or happened
     and nobody updated the deal. Either way the buyer is waiting or the CRM is wrong.
@@ -66,6 +79,7 @@ class OverdueNextStep(Rule):
     """
 
     code = "FU02"
+    applies_to = "open deals"
     name = "overdue-next-step"
     severity = "warning"
     requires = ("next_step_due",)
@@ -79,6 +93,13 @@ class OverdueNextStep(Rule):
         },
         "message": "next step due 2026-03-20, 11 days overdue",
     }
+
+    def applies(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        return is_open(snap)
+
+    def not_evaluable(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
+        # no date: FU01's business; not counted as a passed check here
+        return {"open deal without a next-step date": snap.opportunities["next_step_due"].isna()}
 
     def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
         return open_and_past(snap, ctx, "next_step_due")
@@ -98,8 +119,10 @@ class NoRecentActivity(Rule):
     """Open deal with no logged activity for more than N days.
 
     Idle days = whole calendar days since ``last_activity_at`` (audit time zone), or since
-    ``created_at`` when the deal never had an activity; flagged when strictly more than
-    ``max_days``. Open deals with neither date are not evaluable.
+    ``created_at`` when the deal never had an activity (a fallback coverage counts); flagged
+    when strictly more than ``max_days``. Applies to open deals; those with neither date are not
+    evaluable, and so is every deal when ``last_activity_at`` is empty in every record (the
+    source does not track activities there: idle-since-creation would flag everything).
 
     Why it matters: deals nobody touches are not being sold. Silence is the strongest early
     signal that a deal is lost, and it keeps counting in the pipeline until someone looks.
@@ -109,6 +132,7 @@ class NoRecentActivity(Rule):
     """
 
     code = "FU03"
+    applies_to = "open deals"
     name = "no-recent-activity"
     severity = "warning"
     requires = ("last_activity_at",)
@@ -128,10 +152,20 @@ class NoRecentActivity(Rule):
         opp = snap.opportunities
         return ctx.days_since(opp["last_activity_at"].fillna(opp["created_at"]))
 
+    def applies(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        return is_open(snap)
+
     def not_evaluable(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
         opp = snap.opportunities
         none = opp["last_activity_at"].isna() & opp["created_at"].isna()
-        return {"open deal with no activity and no creation date": is_open(snap) & none}
+        return {
+            **empty_everywhere(snap, "last_activity_at"),
+            "open deal with no activity and no creation date": is_open(snap) & none,
+        }
+
+    def fallbacks(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
+        opp = snap.opportunities
+        return {"no activity logged: idle since creation": opp["last_activity_at"].isna()}
 
     def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
         idle = self._idle(snap, ctx)

@@ -7,20 +7,32 @@ import pandas as pd
 
 from auditor.context import AuditContext
 from auditor.derived import visited
+from auditor.paths import (
+    first_history_code,
+    import_artefacts,
+    path_has_unmapped,
+    reached_stages,
+)
 from auditor.rule import STAGE_HISTORY, Rule, all_records
 from auditor.snapshot import OPPORTUNITY_SCHEMA, Snapshot
+from auditor.stages import STAGE_ORDER
 
 #: common stages that count as "discovery or later" (won deals included)
 _PAST_QUALIFICATION = ["discovery", "solution", "proposal", "negotiation", "closed_won", "handoff"]
+_PAST_CODES = [STAGE_ORDER[s] for s in _PAST_QUALIFICATION]
 
 
 class SkippedQualification(Rule):
     """Reached discovery or later (or was won) without ever being in qualification.
 
-    Judged on the stage path (history plus current stage) of every deal, open or closed: a lost
-    deal that reached discovery unqualified counts too, since the path is the process record.
-    Records without stage history are not evaluable; so is every record when the source's
-    pipeline has no qualification stage.
+    Applies to every deal whose stage path (history plus current stage) reached discovery or
+    later, open or closed; on a closed deal the finding is process history, not a to-do. A path
+    that *starts* past qualification (the deal was created there: converted from a qualified
+    Salesforce lead, or loaded by an import at its current stage) records nothing about
+    qualification, so it is not evaluable and coverage names it (imports separately); with
+    ``audit.strict_history`` it is judged as recorded. Also not evaluable: records without
+    stage history, records whose path includes a stage the stage map does not know, and every
+    record when the stages the source uses have no qualification stage.
 
     Why it matters: qualification is where a team decides a deal deserves serious time — fit,
     need, authority, budget, timing. Deals that skip it inflate the pipeline with opportunities
@@ -31,6 +43,7 @@ class SkippedQualification(Rule):
     """
 
     code = "QL01"
+    applies_to = "deals past qualification"
     name = "skipped-qualification"
     severity = "error"
     requires = ("stage", STAGE_HISTORY)
@@ -45,11 +58,27 @@ class SkippedQualification(Rule):
         "message": "reached proposal without a qualification stage in its history",
     }
 
+    def applies(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        return visited(snap)[_PAST_QUALIFICATION].any(axis=1)
+
     def not_evaluable(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
-        if "qualification" not in snap.meta.reached_stages:
+        if "qualification" not in reached_stages(snap):
             # the source's pipeline has no qualification stage: nothing can be skipped
             return {"pipeline has no qualification stage": all_records(snap)}
-        return {}
+        idx = snap.opportunities.index
+        out = {
+            "stage path includes a stage the stage map does not know": pd.Series(
+                path_has_unmapped(snap), index=idx
+            )
+        }
+        if not ctx.audit.strict_history:
+            late = np.isin(first_history_code(snap), _PAST_CODES)
+            imported, _ = import_artefacts(snap, ctx.audit.import_min_records)
+            out["history starts at an import, past qualification"] = pd.Series(
+                late & imported, index=idx
+            )
+            out["history starts past qualification (created there)"] = pd.Series(late, index=idx)
+        return out
 
     def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
         v = visited(snap)
@@ -97,6 +126,7 @@ class QualificationCriteriaMissing(Rule):
     """
 
     code = "QL02"
+    applies_to = "open or won deals past a stage with exit criteria"
     name = "qualification-criteria-missing"
     severity = "warning"
     requires = ("stage",)
@@ -134,6 +164,17 @@ class QualificationCriteriaMissing(Rule):
             reason = "exit-criteria field(s) not in the data: " + ", ".join(absent)
             return {reason: all_records(snap)}
         return {}
+
+    def applies(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        stage = snap.opportunities["stage"]
+        not_lost = ~(stage == "closed_lost").fillna(False).astype(bool)
+        crit = self._criteria(ctx)
+        if not crit:  # nothing configured: every deal it could judge is not evaluable
+            return not_lost
+        mask = pd.Series(False, index=snap.opportunities.index)
+        for st in crit:
+            mask |= (stage > st).fillna(False).astype(bool)
+        return mask & not_lost
 
     def _missing(self, snap: Snapshot, ctx: AuditContext) -> list[tuple[str, str, pd.Series]]:
         """(stage, field, mask) for every configured field: past that stage and field empty."""

@@ -7,7 +7,16 @@ import pandas as pd
 
 from auditor.context import AuditContext
 from auditor.derived import jumped_over, regressions, visited
-from auditor.rule import STAGE_HISTORY, Param, Rule, all_records, is_open, stage_in
+from auditor.paths import path_has_unmapped, reached_stages
+from auditor.rule import (
+    STAGE_HISTORY,
+    Param,
+    Rule,
+    all_records,
+    empty_everywhere,
+    is_open,
+    stage_in,
+)
 from auditor.snapshot import Snapshot
 from auditor.stages import OPEN_STAGES, STAGES
 
@@ -22,9 +31,12 @@ class SkippedStage(Rule):
     every stage s with a < s < b that the source's stage map reaches (``meta.reached_stages``)
     and that the deal never visited at any other time. Lead (an optional entry point) and
     qualification (QL01) are not judged; nor is the stage a deal was created in, nor a move to
-    closed_lost (a deal may be lost from anywhere). A pipeline without discovery therefore never
-    produces "skipped discovery". Every deal with history is judged, open or closed: the path
-    is the process record. Records without stage history are not evaluable.
+    closed_lost (a deal may be lost from anywhere). The reached stages are the ones the source
+    actually uses (its stage picklist / pipeline definition, else the stages its data holds),
+    mapped: a pipeline without discovery therefore never produces "skipped discovery". Every
+    deal with history is judged, open or closed; on a closed deal the finding is process
+    history, not a to-do. Records without stage history, and records whose path includes a stage
+    the stage map does not know, are not evaluable.
 
     Why it matters: each stage has a job (discovery finds the pain, solution maps the offer to
     it, negotiation settles terms). A deal that jumps a stage was advanced on hope; it
@@ -35,6 +47,7 @@ class SkippedStage(Rule):
     """
 
     code = "ST01"
+    applies_to = "deals"
     name = "skipped-stage"
     severity = "warning"
     requires = ("stage", STAGE_HISTORY)
@@ -50,13 +63,15 @@ class SkippedStage(Rule):
     }
 
     def _judged(self, snap: Snapshot) -> list[str]:
-        reached = snap.meta.reached_stages
+        reached = reached_stages(snap)
         return [s for s in OPEN_STAGES if s in reached and s not in _NOT_SKIPPABLE]
 
     def not_evaluable(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
-        if not snap.meta.reached_stages:
+        if not reached_stages(snap):
             return {"source declares no stage map (reached stages unknown)": all_records(snap)}
-        return {}
+        # a path through a stage the map does not know cannot be placed: DQ03 names the stage
+        unmapped = pd.Series(path_has_unmapped(snap), index=snap.opportunities.index)
+        return {"stage path includes a stage the stage map does not know": unmapped}
 
     def _skipped(self, snap: Snapshot) -> pd.DataFrame:
         judged = self._judged(snap)
@@ -93,6 +108,7 @@ class StageRegression(Rule):
     """
 
     code = "ST02"
+    applies_to = "open deals"
     name = "stage-regression"
     severity = "info"
     requires = ("stage", STAGE_HISTORY)
@@ -107,6 +123,9 @@ class StageRegression(Rule):
         ],
         "message": "moved back from proposal to solution",
     }
+
+    def applies(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        return is_open(snap)
 
     def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
         return is_open(snap) & (regressions(snap)["count"] > 0)
@@ -141,6 +160,7 @@ class StageAging(Rule):
     """
 
     code = "ST03"
+    applies_to = "open deals in an open stage"
     name = "stage-aging"
     severity = "warning"
     requires = ("stage", "stage_entered_at")
@@ -149,6 +169,9 @@ class StageAging(Rule):
         "record": {"id": "OPP-5", "stage": "proposal", "stage_entered_at": "2026-02-25T10:00:00Z"},
         "message": "34 days in proposal (limit 30)",
     }
+
+    def applies(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        return is_open(snap) & stage_in(snap, OPEN_STAGES)
 
     def not_evaluable(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
         return {
@@ -185,8 +208,9 @@ class StaleProposal(Rule):
     """Open deal in proposal/negotiation for over N days, with no activity for over M days.
 
     Days are whole calendar days (audit time zone), both limits strict ("more than"). A deal
-    that never had an activity counts as idle since it was created. Records without a stage
-    entry date are not evaluable.
+    that never had an activity counts as idle since it was created (a fallback coverage counts).
+    Records without a stage entry date are not evaluable; every record is when
+    ``last_activity_at`` is empty in every record.
 
     Why it matters: a proposal that nobody follows up goes cold; buyers read silence as a lack of
     interest, and the deal keeps inflating the late-stage forecast long after it is dead.
@@ -196,6 +220,7 @@ class StaleProposal(Rule):
     """
 
     code = "ST04"
+    applies_to = "open deals in proposal or negotiation"
     name = "stale-proposal"
     severity = "warning"
     requires = ("stage", "stage_entered_at", "last_activity_at")
@@ -216,8 +241,18 @@ class StaleProposal(Rule):
         "idle_days": Param(int, 14, "days without any activity that make it stale", min=0),
     }
 
+    def applies(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
+        return stage_in(snap, ("proposal", "negotiation")) & is_open(snap)
+
     def not_evaluable(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
-        return {"stage entry date unknown": snap.opportunities["stage_entered_at"].isna()}
+        return {
+            **empty_everywhere(snap, "last_activity_at"),
+            "stage entry date unknown": snap.opportunities["stage_entered_at"].isna(),
+        }
+
+    def fallbacks(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
+        opp = snap.opportunities
+        return {"no activity logged: idle since creation": opp["last_activity_at"].isna()}
 
     def _days(self, snap: Snapshot, ctx: AuditContext) -> tuple[pd.Series, pd.Series]:
         opp = snap.opportunities

@@ -37,7 +37,8 @@ def build_snapshot(case: dict[str, Any]) -> Snapshot:
     opp = make_opportunities(pd.DataFrame.from_records(records))
     # stage is categorical: stages given as None stay NA (unmapped)
     rows = [
-        {"opportunity_id": oid, "stage": st, "source_stage": st, "entered_at": at}
+        # a null stage is a source stage the map does not know
+        {"opportunity_id": oid, "stage": st, "source_stage": st or "(unmapped)", "entered_at": at}
         for oid, path in case.get("history", {}).items()
         for st, at in path
     ]
@@ -53,6 +54,7 @@ def build_snapshot(case: dict[str, Any]) -> Snapshot:
         provided_fields=frozenset(provided),
         has_stage_history=meta_cfg.get("has_stage_history", True),
         reached_stages=frozenset(meta_cfg.get("reached_stages", STAGES)),
+        stage_expectations=dict(meta_cfg.get("stage_expectations", {})),
     )
     return Snapshot(opp, hist, owners, meta).validate()
 

@@ -35,10 +35,14 @@ def test_full_pipeline_at_20k(tmp_path: Path) -> None:
     org = generate_demo_org(20_000, seed=3, as_of=AS_OF)
     planted = sum(len(v) for v in org.ground_truth.values())
     assert len(run.snapshot.opportunities) == 20_000
-    assert len(run.result.violations) == planted
+    # every planted finding is either a to-do or process history (a closed deal's past)
+    todo, process = len(run.result.violations), len(run.result.process)
+    assert todo + process == planted and process > 0
     with (out / "violations.csv").open(newline="", encoding="utf-8") as f:
-        assert sum(1 for _ in csv.DictReader(f)) == planted
-    assert len(json.loads((out / "violations.json").read_text())) == planted
+        assert sum(1 for _ in csv.DictReader(f)) == todo
+    with (out / "process_findings.csv").open(newline="", encoding="utf-8") as f:
+        assert sum(1 for _ in csv.DictReader(f)) == process
+    assert len(json.loads((out / "violations.json").read_text())) == todo
     html = (out / "report.html").read_text(encoding="utf-8")
     # proportionate: the e-mail lists the 10 worst deals to fix now (the text report
     # max_deals), never thousands, and stays under Gmail's clip

@@ -104,6 +104,14 @@ def run(config_path: Path | None, out_dir: Path | None, as_of, full: bool, dry_r
         f"Audited {facts['records']} opportunities from {facts['source']} as of {facts['as_of']}: "
         f"{facts['violations']} findings, hygiene score {result.score}."
     )
+    n_proc = len(result.result.process)
+    if n_proc:
+        click.echo(
+            f"  plus {n_proc} process-history findings on closed deals (rates, not to-dos: "
+            "process_findings.csv)"
+        )
+    for note in result.result.notes:
+        click.echo(f"  note: {note}")
     if result.history is not None:
         h = result.history
         click.echo(

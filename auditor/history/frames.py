@@ -47,6 +47,7 @@ def meta_to_json(meta: SnapshotMeta) -> str:
             "has_stage_history": meta.has_stage_history,
             "reached_stages": sorted(meta.reached_stages),
             "unmapped_stages": meta.unmapped_stages,
+            "stage_expectations": meta.stage_expectations,
         }
     )
 
@@ -61,6 +62,7 @@ def meta_from_json(text: str) -> SnapshotMeta:
         has_stage_history=bool(d["has_stage_history"]),
         reached_stages=frozenset(d["reached_stages"]),
         unmapped_stages=dict(d.get("unmapped_stages", {})),
+        stage_expectations=dict(d.get("stage_expectations", {})),
     )
 
 

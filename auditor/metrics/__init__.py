@@ -16,20 +16,17 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from auditor.config import MetricsSection
 from auditor.context import AuditContext
 from auditor.metrics.base import MetricInputs, floats
 from auditor.metrics.funnel import lead_quality, stage_conversion, stage_velocity
-from auditor.metrics.hygiene import (
-    HYGIENE_DEFINITION,
-    group_scores,
-    hygiene_scores,
-    opportunity_penalty,
-)
+from auditor.metrics.hygiene import HYGIENE_DEFINITION, hygiene_scores
 from auditor.metrics.outcomes import cycle_length, deal_size, loss_reasons, win_rate
-from auditor.metrics.periods import Period, resolve_periods
+from auditor.metrics.periods import NAT_DAY, Period, resolve_periods
 from auditor.metrics.pipeline import follow_up_discipline, pipeline_coverage
+from auditor.metrics.process import process_compliance
 from auditor.results import AuditResult
 from auditor.snapshot import Snapshot
 
@@ -45,6 +42,7 @@ METRIC_NAMES: tuple[str, ...] = (
     "follow_up_discipline",
     "stage_velocity",
     "hygiene_score",
+    "process_compliance",
 )
 
 
@@ -84,7 +82,41 @@ def compute_metrics(
     out["follow_up_discipline"] = follow_up_discipline(mi)
     out["stage_velocity"] = stage_velocity(mi, periods)
     out["hygiene_score"] = hygiene_scores(snap, result)
+    out["process_compliance"] = process_compliance(mi, result, snap.owners)
+    out["caveats"] = caveats(mi, periods, out)
+    if out["caveats"]:
+        out["win_rate"]["caveats"] = [c for c in out["caveats"] if "lost" in c]
     return out
+
+
+def caveats(mi: MetricInputs, periods: list[Period], out: dict[str, Any]) -> list[str]:
+    """What a reader must know before trusting the numbers (issue #14): no lost deals at all,
+    periods without any deal (and which periods do hold data)."""
+    notes: list[str] = []
+    won, lost = int(mi.won.sum()), int(mi.lost.sum())
+    if won and not lost:
+        notes.append(
+            f"the data holds no closed-lost deal ({won:,} won): win rates of 100% mean lost "
+            "deals are not recorded (or were deleted), not that every deal is won"
+        )
+    created, close = mi.created_day, mi.close_day
+    empty = [p for p in periods if p.key != "all"
+             and not (p.contains(created) | p.contains(close)).any()]
+    if empty and mi.n:
+        closed_days = close[mi.closed & (close != NAT_DAY)]  # an open deal's is a plan
+        days = np.concatenate([created[created != NAT_DAY], closed_days])
+        held = ""
+        if len(days):
+            q = pd.PeriodIndex(pd.to_datetime(days, unit="D"), freq="Q")
+            counts = pd.Series(q).value_counts().sort_index()
+            recent = [f"{p.year}-Q{p.quarter} ({n:,})" for p, n in counts.tail(4).items()]
+            held = "; quarters holding data (deals created or closed): " + ", ".join(recent)
+        labels = ", ".join(p.label for p in empty)
+        notes.append(
+            f"no deal was created or closed in {labels}: the metrics for "
+            f"{'that period' if len(empty) == 1 else 'those periods'} are empty{held}"
+        )
+    return notes
 
 
 __all__ = [
@@ -92,8 +124,6 @@ __all__ = [
     "METRIC_NAMES",
     "Period",
     "compute_metrics",
-    "group_scores",
     "hygiene_scores",
-    "opportunity_penalty",
     "resolve_periods",
 ]

@@ -23,12 +23,14 @@ from auditor.metrics.base import (
     unavailable,
 )
 from auditor.metrics.periods import NAT_DAY, Period
+from auditor.paths import import_artefacts
 from auditor.stages import STAGE_ORDER, STAGES
 
 LEAD_QUALITY = (
     "Share of opportunities created in the period that reached qualification (were ever in "
     "qualification or a later open stage, or were won; stage history plus current stage), "
-    "overall and by lead source. Opportunities without stage history are left out."
+    "overall and by lead source. Opportunities without stage history, and ones an import "
+    "created (their path starts at the import), are left out and counted."
 )
 STAGE_CONVERSION = (
     "For each open stage: of the opportunities that first entered it during the period, the "
@@ -56,15 +58,19 @@ def lead_quality(mi: MetricInputs, periods: list[Period]) -> dict[str, Any]:
     by_source = mi.provides("lead_source")
     source = mi.opp["lead_source"].fillna("(none)").astype(str).to_numpy() if by_source else None
     out: dict[str, Any] = {}
+    # records an import created: their path starts at the import, so whether they reached
+    # qualification is unknown (QL01 does not judge them either)
+    imported, _ = import_artefacts(mi.snap, mi.ctx.audit.import_min_records)
     for p in periods:
         created = p.contains(mi.created_day)  # "all": every opportunity
-        cohort = created & mi.with_history
+        cohort = created & mi.with_history & ~imported
         reached = cohort & mi.reached_qualification
         row: dict[str, Any] = {
             "created": int(cohort.sum()),
             "reached_qualification": int(reached.sum()),
             "share": ratio(reached.sum(), cohort.sum()),
             "excluded_no_history": int((created & ~mi.with_history).sum()),
+            "excluded_imported": int((created & mi.with_history & imported).sum()),
         }
         if source is not None:
             frame = pd.DataFrame({"src": source[cohort], "ok": reached[cohort]})

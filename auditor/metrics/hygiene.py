@@ -1,4 +1,10 @@
-"""The hygiene score: one 0–100 number per org, team and owner from the audit findings."""
+"""The hygiene score: one 0–100 number per org, team and owner, over the checks that apply.
+
+A *check* is one rule judging one record. It counts when the rule applies to the record's
+state and could evaluate it (``AuditResult.checks``), and only in to-do scope: open deals, and
+close-out rules (CL01–CL03) on deals closed within the fix window. How long-closed deals moved
+is process history, reported as rates, not as a score. Suppressed findings count as passed.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from auditor.derived import id_index
-from auditor.results import AuditResult
+from auditor.results import FLAGGED, NOT_APPLICABLE, PASSED, AuditResult
 from auditor.snapshot import Snapshot
 
 SEVERITY_WEIGHT = {"error": 1.0, "warning": 0.5, "info": 0.1}
@@ -18,57 +23,93 @@ NO_OWNER = "(none)"
 NO_TEAM = "(no team)"
 
 HYGIENE_DEFINITION = (
-    "100 × (1 − mean penalty per opportunity). Each opportunity's penalty is the weight of the "
-    "worst severity among its open findings (error 1.0, warning 0.5, info 0.1; clean 0). "
-    "Suppressed findings carry no penalty. Computed over all audited opportunities of the "
-    "org, of each team (owner's team) and of each owner."
+    "100 × (1 − flagged weight / checked weight) over the checks in to-do scope: one check per "
+    "rule and record it applies to and could evaluate (open deals; close-out rules CL01–CL03 "
+    "also on deals closed within the fix window). Each check weighs its rule's severity (error "
+    "1.0, warning 0.5, info 0.1); suppressed findings count as passed. The basis says how many "
+    "checks on how many deals, and which share of the applicable checks could be evaluated."
 )
 
 
-def opportunity_penalty(snap: Snapshot, result: AuditResult) -> np.ndarray:
-    """Penalty per opportunity row (0..1): the weight of its worst finding."""
-    opp = snap.opportunities
-    pen = np.zeros(len(opp))
-    v = result.violations
-    if len(v):
-        w = (
-            v["severity"]
-            .astype(str)
-            .map(SEVERITY_WEIGHT)
-            .fillna(UNKNOWN_SEVERITY_WEIGHT)
-            .to_numpy(dtype=float)
-        )
-        pos = id_index(snap).get_indexer(v["opportunity_id"].astype(object))
-        ok = pos >= 0
-        np.maximum.at(pen, pos[ok], w[ok])
-    return pen
+def _weights(result: AuditResult) -> np.ndarray:
+    return np.array(
+        [SEVERITY_WEIGHT.get(str(r.severity), UNKNOWN_SEVERITY_WEIGHT) for r in result.rules],
+        dtype=float,
+    )
 
 
-def _score(mean_penalty: float) -> float:
-    return round(100.0 * (1.0 - float(mean_penalty)), 1)
+def check_matrices(result: AuditResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per record: (checked weight, flagged weight, applicable check count) in to-do scope,
+    plus evaluated check count as a fourth column of the count matrix."""
+    checks = result.checks
+    if checks is None:  # a result built without the engine: no checks, no score
+        return np.zeros(0), np.zeros(0), np.zeros((0, 2), dtype=np.int64)
+    n = checks.shape[0]
+    closeout = np.array([bool(r.closeout) for r in result.rules], dtype=bool)
+    scope = result.todo_scope[:, None] | (result.closeout_scope[:, None] & closeout[None, :])
+    w = _weights(result)
+    evaluated = (checks >= PASSED) & scope
+    flagged = (checks == FLAGGED) & scope
+    applicable = (checks != NOT_APPLICABLE) & scope
+    den = evaluated.astype(float) @ w if n else np.zeros(0)
+    num = flagged.astype(float) @ w if n else np.zeros(0)
+    counts = np.stack([applicable.sum(axis=1), evaluated.sum(axis=1)], axis=1)
+    return den, num, counts
 
 
-def _groups(pen: np.ndarray, codes: np.ndarray, keys: list[str]) -> dict[str, dict[str, Any]]:
-    """Score, size and flagged count per group; ``codes`` index into ``keys`` (bincount)."""
+def _score(num: float, den: float) -> float | None:
+    return None if den <= 0 else round(100.0 * (1.0 - float(num) / float(den)), 1)
+
+
+def basis_text(checks: int, deals: int, share: float | None) -> str:
+    """"over 1,234 checks on 456 deals (89% of applicable checks evaluable)"."""
+    if checks == 0:
+        return "no check applies and could be evaluated"
+    text = f"over {checks:,} check{'s' if checks != 1 else ''} on {deals:,} deal"
+    text += "s" if deals != 1 else ""
+    if share is not None and share < 1:
+        text += f" ({round(share * 100)}% of applicable checks evaluable)"
+    return text
+
+
+def _group(
+    den: np.ndarray, num: np.ndarray, counts: np.ndarray, todo: np.ndarray, codes: np.ndarray,
+    keys: list[str],
+) -> dict[str, dict[str, Any]]:
     k = len(keys)
     size = np.bincount(codes, minlength=k)
-    flagged = np.bincount(codes, weights=pen > 0, minlength=k)
-    total = np.bincount(codes, weights=pen, minlength=k)
+    d = np.bincount(codes, weights=den, minlength=k)
+    f = np.bincount(codes, weights=num, minlength=k)
+    app = np.bincount(codes, weights=counts[:, 0], minlength=k)
+    ev = np.bincount(codes, weights=counts[:, 1], minlength=k)
+    deals = np.bincount(codes, weights=(counts[:, 1] > 0), minlength=k)
+    flagged = np.bincount(codes, weights=todo, minlength=k)
     out = {}
     for i in np.argsort(np.asarray(keys, dtype=object), kind="stable"):
         if size[i]:
+            share = round(ev[i] / app[i], 4) if app[i] else None
             out[keys[i]] = {
-                "score": _score(total[i] / size[i]),
+                "score": _score(f[i], d[i]),
                 "opportunities": int(size[i]),
                 "flagged": int(flagged[i]),
+                "checks": int(ev[i]),
+                "applicable_checks": int(app[i]),
+                "deals_checked": int(deals[i]),
+                "checked_weight": round(float(d[i]), 4),
+                "flagged_weight": round(float(f[i]), 4),
+                "basis": basis_text(int(ev[i]), int(deals[i]), share),
             }
     return out
 
 
 def hygiene_scores(snap: Snapshot, result: AuditResult) -> dict[str, Any]:
-    """Org, team and owner hygiene scores; ``org`` is None for an empty Snapshot."""
+    """Org, team and owner hygiene scores with their basis; None where no check counts."""
     opp = snap.opportunities
-    pen = opportunity_penalty(snap, result)
+    den, num, counts = check_matrices(result)
+    if len(den) != len(opp):
+        den, num = np.zeros(len(opp)), np.zeros(len(opp))
+        counts = np.zeros((len(opp), 2), dtype=np.int64)
+    todo = num > 0  # records with a to-do finding (suppressed ones do not count)
     # factorize the owner column once; teams are looked up per distinct owner, not per row
     owner_codes, owner_keys = pd.factorize(opp["owner_id"].astype(object), use_na_sentinel=False)
     owner_keys = [NO_OWNER if pd.isna(k) else str(k) for k in owner_keys]
@@ -81,26 +122,34 @@ def hygiene_scores(snap: Snapshot, result: AuditResult) -> dict[str, Any]:
     team_keys = sorted(set(team_names))
     position = {t: i for i, t in enumerate(team_keys)}
     team_idx = np.array([position[t] for t in team_names], dtype=np.int64)
-    teams = _groups(pen, team_idx[owner_codes], team_keys)
-    owners = _groups(pen, owner_codes, owner_keys)
+    owner_codes = np.asarray(owner_codes, dtype=np.int64)
+    teams = _group(den, num, counts, todo, team_idx[owner_codes], team_keys)
+    owners = _group(den, num, counts, todo, owner_codes, owner_keys)
     for k, d in owners.items():
         name, team = name_of.get(k), team_of.get(k)
         d["name"] = None if name is None or pd.isna(name) else str(name)
         d["team"] = None if team is None or pd.isna(team) else str(team)
-    cov = result.coverage
-    checks = int(cov["records"].sum()) if len(cov) else 0
-    share = round(int(cov["evaluated"].sum()) / checks, 4) if checks else None
+    applicable = int(counts[:, 0].sum()) if len(counts) else 0
+    evaluated = int(counts[:, 1].sum()) if len(counts) else 0
+    share = round(evaluated / applicable, 4) if applicable else None
+    deals = int((counts[:, 1] > 0).sum()) if len(counts) else 0
     return {
         "name": "hygiene_score",
         "definition": HYGIENE_DEFINITION,
         # a score from few evaluable checks looks better than it is: say how much it covers
         "checks_evaluated_share": share,
+        "basis": {
+            "checks": evaluated,
+            "applicable_checks": applicable,
+            "deals_checked": deals,
+            "text": basis_text(evaluated, deals, share),
+        },
         "available": True,
         "reason": None,
         "weights": dict(SEVERITY_WEIGHT),
-        "org": None if len(opp) == 0 else _score(pen.mean()),
+        "org": _score(float(num.sum()), float(den.sum())) if len(opp) else None,
         "opportunities": int(len(opp)),
-        "flagged": int((pen > 0).sum()),
+        "flagged": int(todo.sum()),
         "by_team": {k: d["score"] for k, d in teams.items()},
         "by_owner": {k: d["score"] for k, d in owners.items()},
         "teams": teams,
@@ -108,25 +157,11 @@ def hygiene_scores(snap: Snapshot, result: AuditResult) -> dict[str, Any]:
     }
 
 
-def group_scores(
-    snap: Snapshot, result: AuditResult, group_of_owner: dict[str, str]
-) -> dict[str, dict[str, Any]]:
-    """Scores of owner groups (e.g. a manager's direct reports), computed exactly as the
-    team scores of :func:`hygiene_scores` are: over the group's opportunities, not by averaging
-    rounded owner scores. ``group_of_owner`` maps owner id → group key (one group per owner).
-    """
-    opp = snap.opportunities
-    pen = opportunity_penalty(snap, result)
-    keys = sorted(set(group_of_owner.values()))
-    if not keys or not len(opp):
-        return {}
-    position = {k: i for i, k in enumerate(keys)}
-    # factorize once; groups are looked up per distinct owner, not per row
-    codes, owners = pd.factorize(opp["owner_id"].astype(object), use_na_sentinel=False)
-    per_owner = np.array(
-        [-1 if pd.isna(o) else position.get(group_of_owner.get(str(o)), -1) for o in owners],
-        dtype=np.int64,
-    )
-    idx = per_owner[codes] if len(per_owner) else np.full(len(opp), -1, dtype=np.int64)
-    inside = idx >= 0
-    return _groups(pen[inside], idx[inside], keys)
+def combined(members: list[dict[str, Any]]) -> tuple[float | None, str]:
+    """Score and basis of several owners together (a manager's roll-up), from their weights."""
+    den = sum(m.get("checked_weight", 0.0) for m in members)
+    num = sum(m.get("flagged_weight", 0.0) for m in members)
+    checks = sum(m.get("checks", 0) for m in members)
+    app = sum(m.get("applicable_checks", 0) for m in members)
+    deals = sum(m.get("deals_checked", 0) for m in members)
+    return _score(num, den), basis_text(checks, deals, round(checks / app, 4) if app else None)

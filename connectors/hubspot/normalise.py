@@ -211,6 +211,7 @@ def normalise(
         provided_fields=frozenset(provided),
         has_stage_history=has_history,
         reached_stages=_reached(cat, common),
+        stage_expectations=_expectations(cat),
         api_calls=ctx.api_calls,
         api_usage=dict(ctx.api_usage),
         unmapped_stages=unmapped,
@@ -222,6 +223,18 @@ def normalise(
         extra=dict(ctx.extra),
     )
     return Snapshot(opportunities, make_stage_history(history), owners, meta).validate()
+
+
+def _expectations(cat: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """The pipelines' own probability per stage (by id and by label), for rule CD03."""
+    out: dict[str, dict[str, float]] = {}
+    known = cat[cat["probability"].notna()]
+    for sid, label, p in zip(known["stage_id"], known["stage_label"], known["probability"],
+                             strict=True):  # a handful of pipeline stages, not deals
+        for key in (sid, label):
+            if pd.notna(key):
+                out[str(key)] = {"probability": float(p)}
+    return out
 
 
 def _reached(cat: pd.DataFrame, common: pd.Series) -> frozenset[str]:

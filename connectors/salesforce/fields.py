@@ -75,6 +75,22 @@ STAGE_FIELDS: tuple[str, ...] = (
 )
 ACCOUNT_FIELDS: tuple[str, ...] = ("Id", "Name")
 
+#: Salesforce's stock stage picklist with its default probability and forecast category (the
+#: OpportunityStage values of a new org). Used as the stages' expectation only when an export
+#: lacks OpportunityStage.csv; the org's own OpportunityStage rows always win.
+STOCK_STAGE_EXPECTATIONS: dict[str, tuple[float, str]] = {
+    "Prospecting": (0.10, "pipeline"),
+    "Qualification": (0.10, "pipeline"),
+    "Needs Analysis": (0.20, "pipeline"),
+    "Value Proposition": (0.50, "pipeline"),
+    "Id. Decision Makers": (0.60, "pipeline"),
+    "Perception Analysis": (0.70, "pipeline"),
+    "Proposal/Price Quote": (0.75, "pipeline"),
+    "Negotiation/Review": (0.90, "pipeline"),
+    "Closed Won": (1.00, "closed"),
+    "Closed Lost": (0.00, "omitted"),
+}
+
 #: ForecastCategoryName values (API names and labels) → the Snapshot's categories.
 FORECAST_CATEGORIES: dict[str, str] = {
     "pipeline": "pipeline",

@@ -29,6 +29,7 @@ from auditor.stages import StageMap
 from connectors.salesforce.fields import (
     EMPTY_REFERENCE_IDS,
     FORECAST_CATEGORIES,
+    STOCK_STAGE_EXPECTATIONS,
     FieldSpec,
     SalesforceFieldOptions,
     opportunity_specs,
@@ -177,7 +178,8 @@ def _stage_metadata(stages: pd.DataFrame | None, notes: _Notes) -> pd.DataFrame 
             key = as_text(stages[col]).fillna(key)
     meta = pd.DataFrame({"stage": key})
     for col, kind in (("IsClosed", "bool"), ("IsWon", "bool"), ("IsActive", "bool"),
-                      ("SortOrder", "float")):
+                      ("SortOrder", "float"), ("DefaultProbability", "percent"),
+                      ("ForecastCategoryName", "forecast")):
         meta[col] = (parse_column(stages[col], kind, notes=notes, where="OpportunityStage",
                                   sf_field=col)
                      if col in stages.columns else pd.NA)
@@ -347,6 +349,7 @@ def build_snapshot(
             )
 
     out = make_opportunities(opp)
+    reached, expectations = _pipeline_facts(meta_stages, stage_map, out, history)
     extra = dict(facts.extra)
     if meta_stages is not None:
         extra["stage_metadata"] = [
@@ -360,7 +363,8 @@ def build_snapshot(
         source_type=facts.source_type,
         provided_fields=frozenset(provided),
         has_stage_history=raw.history is not None,
-        reached_stages=stage_map.reached,
+        reached_stages=reached,
+        stage_expectations=expectations,
         api_calls=facts.api_calls,
         api_usage=facts.api_usage,
         unmapped_stages=dict(sorted(unmapped.items())),
@@ -372,6 +376,42 @@ def build_snapshot(
         extra=extra,
     )
     return Snapshot(out, history, owners, meta).validate()
+
+
+def _pipeline_facts(
+    meta: pd.DataFrame | None, stage_map: StageMap, opp: pd.DataFrame, history: pd.DataFrame,
+) -> tuple[frozenset[str], dict[str, dict[str, Any]]]:
+    """(common stages the org's pipeline uses, each stage's own expectation for CD03).
+
+    With OpportunityStage metadata: its active stages, mapped, and their DefaultProbability /
+    ForecastCategoryName. Without: the stages the records and history hold (never the shipped
+    map's stages, which a custom org does not use) and Salesforce's stock expectations for
+    stock stage names.
+    """
+    if meta is not None:
+        active = meta[meta["IsActive"].fillna(True).astype(bool)]
+        reached = {stage_map.lookup(s) for s in active["stage"]}
+        expectations: dict[str, dict[str, Any]] = {}
+        for row in meta.itertuples(index=False):  # a handful of stages
+            exp = {}
+            if not pd.isna(row.DefaultProbability):
+                exp["probability"] = float(row.DefaultProbability)
+            if not pd.isna(row.ForecastCategoryName):
+                exp["forecast_category"] = str(row.ForecastCategoryName)
+            if exp:
+                expectations[str(row.stage)] = exp
+    else:
+        used = pd.concat([opp["source_stage"], history["source_stage"]]).dropna().unique()
+        reached = {stage_map.lookup(s) for s in used}
+        expectations = {
+            str(s): {"probability": p, "forecast_category": c}
+            for s in used
+            for name, (p, c) in STOCK_STAGE_EXPECTATIONS.items()
+            if str(s).casefold() == name.casefold()
+        }
+    used_common = set(opp["stage"].dropna().astype(str)) | set(
+        history["stage"].dropna().astype(str))
+    return frozenset((reached - {None}) | used_common), expectations
 
 
 def _b(v: Any) -> bool | None:

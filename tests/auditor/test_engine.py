@@ -77,21 +77,24 @@ def test_field_the_source_lacks_makes_rule_not_evaluable() -> None:
     res = run_audit(snap, cfg(select=["CL01"]), as_of=AS_OF)
     assert res.violations.empty
     cov = res.coverage.set_index("rule_code").loc["CL01"]
-    assert (cov["evaluated"], cov["not_evaluable"]) == (0, 3)
-    assert cov["reasons"] == {"source does not provide loss_reason": 3}
+    # CL01 applies to the two lost deals only; the open deal c is not counted at all
+    assert (cov["applicable"], cov["evaluated"], cov["not_evaluable"]) == (2, 0, 2)
+    assert cov["reasons"] == {"source does not provide loss_reason": 2}
 
 
 def test_records_without_history_are_not_evaluable_for_history_rules() -> None:
     snap = small_snapshot({"stage"})
     res = run_audit(snap, cfg(select=["QL01"]), as_of=AS_OF)
     cov = res.coverage.set_index("rule_code").loc["QL01"]
-    assert cov["reasons"] == {"record has no stage history": 2}
-    # c reached proposal from contact without qualification: flagged; a and b are not judged
+    # QL01 applies only to deals that reached discovery or later: c (the lost deals a and b
+    # never got past closed_lost's unknown path and are not counted)
+    assert (cov["applicable"], cov["reasons"]) == (1, {})
+    # c reached proposal from contact without qualification: flagged
     assert res.violations["opportunity_id"].tolist() == ["c"]
     snap = small_snapshot({"stage"}, has_history=False)
     res = run_audit(snap, cfg(select=["QL01"]), as_of=AS_OF)
     assert res.violations.empty
-    assert res.coverage.iloc[0]["reasons"] == {"source has no stage history": 3}
+    assert res.coverage.iloc[0]["reasons"] == {"source has no stage history": 1}
 
 
 def test_fingerprint_is_stable_and_distinct() -> None:
@@ -119,7 +122,7 @@ def test_select_by_prefix_group_and_name_and_ignore() -> None:
 def test_foundation_rules_match_demo_ground_truth(code: str) -> None:
     org = generate_demo_org(2000, seed=11, as_of=AS_OF)
     res = run_audit(org.snapshot, cfg(select=[code]), as_of=AS_OF)
-    flagged = set(res.violations["opportunity_id"])
+    flagged = set(res.violations["opportunity_id"]) | set(res.process["opportunity_id"])
     truth = org.ground_truth[code]
     assert truth, f"the demo plants no {code} violations"
     tp = len(flagged & truth)
@@ -171,9 +174,43 @@ def test_prepare_runs_before_evaluate_and_its_errors_name_the_rule() -> None:
     snap = small_snapshot({"stage"})
     res = run_audit(snap, cfg(), as_of=AS_OF, rules=[Prepared()])
     assert calls == ["prepare", "evaluate"]
-    assert res.violations["opportunity_id"].tolist() == ["a"]
+    # a is a lost deal: the finding is process history (ZZ01 is no close-out rule)
+    assert res.violations.empty
+    assert res.process["opportunity_id"].tolist() == ["a"]
     with pytest.raises(AuditorError, match=r"rule ZZ02 \(broken\) failed on this snapshot: boom"):
         run_audit(small_snapshot({"stage"}), cfg(), as_of=AS_OF, rules=[Broken()])
+
+
+def test_stale_data_and_import_notes() -> None:
+    """#14: the reader is told when the data ends long before the audit day, and which records
+    an import created (five or more created in one second, history starting then)."""
+    rows = [
+        {"id": f"I{i}", "stage": "closed_won", "is_closed": True, "is_won": True,
+         "created_at": "2025-06-02T09:15:00Z", "updated_at": "2025-06-02T09:15:00Z"}
+        for i in range(5)
+    ] + [{"id": "N", "stage": "proposal", "is_closed": False, "is_won": False,
+          "created_at": "2025-06-03T10:11:12Z", "updated_at": "2025-07-01T08:00:00Z"}]
+    opp = make_opportunities(pd.DataFrame(rows))
+    hist = make_stage_history(pd.DataFrame(
+        [{"opportunity_id": f"I{i}", "stage": "closed_won",
+          "entered_at": "2025-06-02T09:15:00Z"} for i in range(5)]
+        + [{"opportunity_id": "N", "stage": "proposal", "entered_at": "2025-06-03T10:11:12Z"}]
+    ))
+    meta = SnapshotMeta("t", "test", provided_fields=frozenset({"stage"}),
+                        has_stage_history=True, reached_stages=frozenset({"qualification"}))
+    snap = Snapshot(opp, hist, make_owners(), meta).validate()
+    res = run_audit(snap, cfg(select=["QL01"]), as_of=AS_OF)
+    assert res.notes == [
+        "5 records look imported on 2025-06-02; their stage history starts there",
+        "the newest change in the data is on 2025-07-01, 364 days before the audit day "
+        "2026-06-30: ages and overdue dates are measured to the audit day (set audit.as_of to "
+        "audit the data as of then)",
+    ]
+    cov = res.coverage.set_index("rule_code").loc["QL01"]
+    assert cov["reasons"] == {
+        "history starts at an import, past qualification": 5,
+        "history starts past qualification (created there)": 1,
+    }
 
 
 def test_memo_builds_each_key_once_across_threads() -> None:

@@ -26,7 +26,7 @@ class ChangingCrm:
     """Two states of one org and what an incremental pull of the second returns."""
 
     def __init__(self) -> None:
-        org = generate_demo_org(400, seed=5, as_of=DAY)
+        org = generate_demo_org(900, seed=5, as_of=DAY)
         self.before = org.snapshot
         opp = self.before.opportunities.copy()
         hist = self.before.stage_history.copy()
@@ -34,7 +34,10 @@ class ChangingCrm:
         truth = org.ground_truth
         flagged = set().union(*truth.values())
         # lost deals without a reason and no other finding: one CL01 finding each
-        only_cl01 = sorted(truth["CL01"] - (flagged - truth["CL01"]))
+        # closed within the 90-day fix window, so the finding is a to-do (older ones are
+        # process history and never "resolved")
+        recent = set(ids[(pd.Timestamp(DAY) - opp["close_date"]).dt.days <= 90])
+        only_cl01 = sorted((truth["CL01"] - (flagged - truth["CL01"])) & recent)
         fixed, self.deleted = only_cl01[:3], only_cl01[3:5]
         open_props = ids[(opp["stage"] == "proposal") & ~opp["is_closed"].astype(bool)]
         moved = sorted(set(open_props) - flagged)[0]  # a clean deal moves on

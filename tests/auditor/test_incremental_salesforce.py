@@ -185,19 +185,22 @@ class ChangingOrg(FakeOrg):
         for i in deleted:
             opps[i].update(IsDeleted=True, SystemModstamp=stamp)
         new = [self._opp(N_OPPS + k, "Needs Analysis", stamp) for k in range(4)]
-        self.records["Opportunity"].extend(new)  # new deals straight into discovery: QL01
+        # new deals created in Prospecting and moved straight on to discovery: QL01 (a deal
+        # *created* in discovery would be a converted lead, not judged)
+        self.records["Opportunity"].extend(new)
         self.records["OpportunityHistory"].extend(
             {
                 "attributes": {"type": "OpportunityHistory"},
-                "Id": f"0088dNEWOPP{k:03d}AA",
+                "Id": f"0088dNEWOPP{k:03d}{step}A",
                 "OpportunityId": r["Id"],
-                "StageName": "Needs Analysis",
+                "StageName": stage,
                 "CloseDate": "2024-12-31",
                 "PrevCloseDate": None,
                 "CreatedDate": stamp,
                 "SystemModstamp": stamp,
             }
             for k, r in enumerate(new)
+            for step, stage in (("1", "Prospecting"), ("2", "Needs Analysis"))
         )
         return {"fixed": fixed, "moved": moved, "deleted": deleted, "new": [r["Id"] for r in new]}
 
@@ -279,11 +282,15 @@ def test_incremental_salesforce_run_costs_calls_per_change_and_finds_what_a_full
     # next steps filled in, deals moved on from a stale proposal, deleted deals that had no next
     # step; the deals whose next step was filled in keep their stage entry date (re-derived
     # from the stored history: Salesforce only sends history rows written since the last pull)
+    # (ST04 judges nothing here: LastActivityDate is empty in every record of this org, so
+    # "idle since creation" would be a silent fallback for every deal)
     assert resolved.to_dict() == {
         ("FU01", "fixed"): 20,
-        ("ST04", "moved"): 15,
         ("FU01", "deleted"): 5,
     }
+    st04 = second.result.coverage.set_index("rule_code").loc["ST04"]
+    assert st04["evaluated"] == 0
+    assert list(st04["reasons"]) == ["last_activity_at is empty in every record"]
     assert h["new"] == len(h["new_items"]) and h["resolved"] == len(h["resolved_items"])
 
     # the same org pulled in full into a fresh store: same findings, same score

@@ -119,6 +119,7 @@ def test_lead_quality(metrics: dict) -> None:
         "reached_qualification": 4,
         "share": 0.8,
         "excluded_no_history": 1,
+        "excluded_imported": 0,
         "by_lead_source": {
             "Inbound": {"created": 2, "reached_qualification": 2, "share": 1.0},  # O1 O4
             "Outbound": {"created": 1, "reached_qualification": 0, "share": 0.0},  # O2
@@ -353,37 +354,72 @@ def test_stage_velocity(metrics: dict) -> None:
 
 
 def test_hygiene_score() -> None:
+    """Worked by hand: two rules, E (error) and C (warning, close-out), over the 12 records.
+
+    Open deals O6-O10 are in to-do scope for both; O4 and O11 are closed within the window
+    (close-out scope for C only); O1 and O2 are older closed deals (process history).
+    """
+    import numpy as np
+
+    from auditor.metrics.hygiene import combined
+    from auditor.results import FLAGGED, NOT_APPLICABLE, NOT_EVALUABLE, PASSED
+    from auditor.rule import Rule
+
+    class E(Rule):
+        """An error rule.
+
+        Why it matters: test.
+
+        How to fix: test.
+        """
+
+        code, name, severity = "XE01", "e", "error"
+
+    class C(Rule):
+        """A close-out warning rule.
+
+        Why it matters: test.
+
+        How to fix: test.
+        """
+
+        code, name, severity, closeout = "XC01", "c", "warning", True
+
     snap = _snapshot()
     ctx = AuditContext.create(AS_OF)
-    result = _result(
-        ctx,
-        [
-            ("O2", "error"),
-            ("O2", "warning"),  # worst finding counts: O2 → 1.0
-            ("O4", "warning"),  # 0.5
-            ("O7", "info"),  # 0.1
-            ("O11", "warning"),  # 0.5, no owner
-            ("GONE", "error"),  # not in the snapshot: ignored
-        ],
-    )
+    ids = snap.opportunities["id"].tolist()
+    checks = np.full((len(ids), 2), NOT_APPLICABLE, dtype=np.int8)
+    for rid, state in {"O6": PASSED, "O7": FLAGGED, "O8": PASSED, "O9": NOT_EVALUABLE,
+                       "O10": PASSED, "O1": FLAGGED}.items():
+        checks[ids.index(rid), 0] = state
+    for rid, state in {"O4": FLAGGED, "O11": PASSED, "O2": FLAGGED}.items():
+        checks[ids.index(rid), 1] = state
+    result = _result(ctx)
+    result.rules = [E(), C()]
+    result.checks = checks
+    result.todo_scope = snap.opportunities["id"].isin(["O6", "O7", "O8", "O9", "O10"]).to_numpy()
+    result.closeout_scope = snap.opportunities["id"].isin(["O4", "O11"]).to_numpy()
     hs = hygiene_scores(snap, result)
-    assert hs["org"] == 82.5  # 100 × (1 − 2.1 / 12)
-    assert hs["flagged"] == 4
-    assert hs["by_owner"] == {
-        "(none)": 50.0,  # O11
-        "U1": 72.5,  # (1.0 + 0.1) / 4
-        "U2": 83.3,  # 0.5 / 3
-        "U3": 100.0,
+    # checked weight: E on O6, O7, O8, O10 (4 × 1.0) + C on O4, O11 (2 × 0.5) = 5.0;
+    # flagged weight: E on O7 (1.0) + C on O4 (0.5) = 1.5 → 100 × (1 − 1.5 / 5) = 70.0.
+    # O1's E finding and O2's C finding are process history: not in the score.
+    assert hs["org"] == 70.0
+    assert hs["basis"] == {
+        "checks": 6,
+        "applicable_checks": 7,  # O9 could not be evaluated
+        "deals_checked": 6,
+        "text": "over 6 checks on 6 deals (86% of applicable checks evaluable)",
     }
-    assert hs["by_team"] == {"(no team)": 50.0, "A": 77.1, "B": 100.0}  # A: 1.6 / 7
-    assert hs["owners"]["U1"] == {
-        "score": 72.5,
-        "opportunities": 4,
-        "flagged": 2,
-        "name": "Ann",
-        "team": "A",
+    assert hs["flagged"] == 2  # O7, O4
+    assert hs["by_owner"] == {"(none)": 100.0, "U1": 50.0, "U2": 66.7, "U3": 100.0}
+    assert hs["by_team"] == {"(no team)": 100.0, "A": 57.1, "B": 100.0}
+    assert hs["owners"]["U1"]["basis"] == "over 2 checks on 2 deals"
+    assert combined([hs["owners"]["U1"], hs["owners"]["U2"]])[0] == 57.1  # = team A
+    pc = compute_metrics(snap, result, ctx, MetricsSection())["process_compliance"]
+    assert pc["by_rule"] == {
+        "XE01": {"checked": 1, "flagged": 1, "rate": 1.0},
+        "XC01": {"checked": 1, "flagged": 1, "rate": 1.0},
     }
-    assert hs["teams"]["A"] == {"score": 77.1, "opportunities": 7, "flagged": 3}
 
 
 def test_without_stage_history_metrics_say_so() -> None:
@@ -455,3 +491,31 @@ def test_days_are_calendar_days_in_the_audit_time_zone() -> None:
     cl = compute_metrics(snap, _result(ctx), ctx, MetricsSection())["cycle_length"]
     assert cl["by_period"][Q3]["won"] == {"count": 2, "median_days": 58.0}  # 61, 55
     assert cl["by_period"][Q3]["lost"] == {"count": 1, "median_days": 16.0}
+
+
+def test_caveats_no_closed_lost_and_empty_periods() -> None:
+    """#14: a 100 % win rate without any lost deal, and periods without data, are said."""
+    snap = _snapshot()
+    opp = snap.opportunities.copy()
+    lost = opp["is_closed"].astype(bool) & ~opp["is_won"].astype(bool)
+    opp = opp[~lost].reset_index(drop=True)
+    hist = snap.stage_history[snap.stage_history["opportunity_id"].isin(opp["id"])]
+    snap2 = Snapshot(opp, hist.reset_index(drop=True), snap.owners, snap.meta).validate()
+    ctx = AuditContext.create(AS_OF)
+    m = compute_metrics(snap2, _result(ctx), ctx, MetricsSection())
+    won = int(opp["is_won"].astype(bool).sum())
+    caveat = (
+        f"the data holds no closed-lost deal ({won:,} won): win rates of 100% mean lost deals "
+        "are not recorded (or were deleted), not that every deal is won"
+    )
+    assert m["caveats"] == [caveat]
+    assert m["win_rate"]["caveats"] == [caveat]
+    # an audit two years later: both default periods are empty, the quarters with data named
+    ctx = AuditContext.create("2028-11-26")
+    m = compute_metrics(snap, _result(ctx), ctx, MetricsSection())
+    assert len(m["caveats"]) == 1
+    assert m["caveats"][0].startswith(
+        "no deal was created or closed in 2028-Q3, 2028-Q4: the metrics for those periods are "
+        "empty; quarters holding data (deals created or closed): "
+    )
+    assert "2026-Q3" in m["caveats"][0]

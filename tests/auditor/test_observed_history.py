@@ -100,13 +100,18 @@ def test_deal_moving_contact_to_discovery_over_three_snapshots_is_flagged_by_ql0
         execute(cfg, out_dir=tmp_path / "out", as_of=DAY1 + timedelta(days=i)) for i in range(3)
     ]
 
-    assert [_ql01(r) for r in runs] == [set(), {"D4"}, {"D1", "D4"}]
+    # D4 was created directly in proposal (a converted lead, a record created by an
+    # integration): its path starts past qualification and is not judged by default (#14)
+    assert [_ql01(r) for r in runs] == [set(), set(), {"D1"}]
     last = runs[2]
     assert last.snapshot.meta.has_stage_history is True
-    # D3 has no anchored history: not evaluable, not flagged
+    # D3 has no anchored history: not evaluable, not flagged; D2 went through qualification
     cov = _coverage(last, "QL01")
-    assert (cov["evaluated"], cov["not_evaluable"]) == (3, 1)
-    assert cov["reasons"] == {"record has no stage history": 1}
+    assert (cov["applicable"], cov["evaluated"], cov["not_evaluable"]) == (4, 2, 2)
+    assert cov["reasons"] == {
+        "record has no stage history": 1,
+        "history starts past qualification (created there)": 1,
+    }
     hist = last.snapshot.stage_history
     d1 = hist[hist["opportunity_id"] == "D1"]
     assert d1["stage"].astype(str).tolist() == ["contact", "discovery"]
@@ -136,7 +141,8 @@ def test_first_run_of_a_source_without_history_flags_nothing_on_unknown_pasts(tm
     run = execute(make_config(tmp_path), out_dir=tmp_path / "out", as_of=DAY1)
     assert _ql01(run) == set()
     cov = _coverage(run, "QL01")
-    assert (cov["evaluated"], cov["not_evaluable"]) == (1, 2)
+    # QL01 applies to A and B (past qualification), neither has a known past; C is a lead
+    assert (cov["applicable"], cov["evaluated"], cov["not_evaluable"]) == (2, 0, 2)
 
 
 def test_observed_history_is_dated_in_the_audit_time_zone(tmp_path, scripted):

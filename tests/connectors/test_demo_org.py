@@ -63,19 +63,18 @@ def test_history_is_consistent_with_the_deals(org) -> None:  # noqa: ANN001
     assert never.any() and ((opp["updated_at"] >= opp["last_activity_at"]) | never).all()
 
 
-def test_clean_baseline_names_are_unique_per_account(org) -> None:  # noqa: ANN001
+def test_repeat_deals_look_like_real_ones(org) -> None:  # noqa: ANN001
+    """Accounts buy the same product again under the same name (no magic "expansion N"
+    suffix); only the ones with evidence of a double entry are DQ04 truth (#14)."""
     opp = org.snapshot.opportunities
-    open_ = ~opp["is_closed"]
-    key = opp.loc[open_, ["account_id", "name"]].assign(n=opp["name"].str.lower())
-    dup = key.duplicated(["account_id", "n"], keep=False)
-    planted = set(org.ground_truth["DQ04"])
-    assert set(opp.loc[dup[dup].index, "id"]) <= planted
-
-
-def test_each_record_carries_at_most_one_planted_violation(org) -> None:  # noqa: ANN001
-    sets = list(org.ground_truth.values())
-    assert all(sets)
-    assert sum(len(s) for s in sets) == len(set().union(*sets))
+    assert not opp["name"].str.contains("expansion", case=False).any()
+    open_ = opp[~opp["is_closed"].astype(bool)]
+    repeats = open_[open_.duplicated(["account_id", "name"], keep=False)]
+    legit = set(repeats["id"]) - org.ground_truth["DQ04"]
+    assert len(legit) > 10  # look-alike repeat deals the rule must leave alone
+    # the planted duplicates include a "(2)" counter and a one-letter typo
+    names = opp.loc[opp["id"].isin(org.ground_truth["DQ04"]), "name"]
+    assert names.str.endswith(" (2)").any() and names.str.startswith("Copy of ").any()
 
 
 @pytest.mark.parametrize("as_of", [date(2025, 1, 15), date(2026, 12, 31)])

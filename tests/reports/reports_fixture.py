@@ -167,8 +167,19 @@ METRICS = {
         "name": "hygiene_score",
         "definition": "100 × (1 − mean penalty per opportunity).",
         "org": 58.3,
+        "basis": {"text": "over 12 checks on 6 deals (92% of applicable checks evaluable)"},
         "by_team": {"Enterprise": 62.5, "SMB": 0.0},
         "by_owner": {"O1": 50.0, "O2": 50.0, "O3": 0.0},
+        # the per-owner weights roll-ups combine (checked / flagged weight of the checks)
+        "owners": {
+            "O1": {"score": 50.0, "checked_weight": 2.0, "flagged_weight": 1.0, "checks": 2,
+                   "applicable_checks": 2, "deals_checked": 2, "basis": "over 2 checks on 2 deals"},
+            "O2": {"score": 50.0, "checked_weight": 2.0, "flagged_weight": 1.0, "checks": 2,
+                   "applicable_checks": 3, "deals_checked": 2,
+                   "basis": "over 2 checks on 2 deals (67% of applicable checks evaluable)"},
+            "O3": {"score": 0.0, "checked_weight": 1.0, "flagged_weight": 1.0, "checks": 1,
+                   "applicable_checks": 1, "deals_checked": 1, "basis": "over 1 check on 1 deal"},
+        },
     },
     "win_rate": {
         "name": "win_rate",

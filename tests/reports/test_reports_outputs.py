@@ -31,7 +31,9 @@ EXPECTED_FILES = [
     "digests/manager-M1.html",
     "digests/manager-M1.txt",
     "violations.csv",
+    "process_findings.csv",
     "violations.json",
+    "process_findings.json",
     "metrics.json",
     "run.json",
 ]
@@ -99,8 +101,9 @@ def test_first_report_acceptance_content(out: Path) -> None:
         "€162,000 open amount at risk",
         "4 deals to fix now",
         "— new / resolved since the last run",
-        "Basis: the score is 100 minus the average penalty over 6 audited opportunities, "
-        "4 of them flagged",
+        "Basis: the score is computed over 12 checks on 6 deals (92% of applicable checks "
+        "evaluable), to-dos only (open deals, and close-outs of deals closed in the last 90 "
+        "days); 4 deals with a to-do.",
         "At risk: €162,000 on open deals with a finding to fix now.",
         "Fix these first Deal Owner Stage Amount What is wrong, and how to fix it "
         "Acme – Renewal Acme Inc Owner: Alice Owner Stage: Proposal Amount: €50,000 error open "
@@ -119,13 +122,16 @@ def test_first_report_acceptance_content(out: Path) -> None:
     )
     text = text_of("appendix.html")
     for needle in [
-        "TS01 Test no next step Open deal with no next step. error 3",
-        "TS02 Test big deal Large open deal that needs a review. warning 2",
-        "TS03 Test needs due date Deal with a past next-step date. info 0",
+        "TS01 Test no next step Open deal with no next step. error To-dos: 3 "
+        "Process history: 0 3 of 6 deals (50.0 %)",
+        "TS02 Test big deal Large open deal that needs a review. warning To-dos: 2 "
+        "Process history: 0 2 of 6 deals (33.3 %)",
+        "TS03 Test needs due date Deal with a past next-step date. info To-dos: 0 "
+        "Process history: 0 none evaluated",
         "Alice Owner Enterprise 3 2 50.0",
         "Bob Owner Enterprise 1 1 50.0",
         "Carol NoEmail SMB 1 1 0.0",
-        "TS03 Test needs due date 0 / 6 6 source does not provide next_step_due (6)",
+        "TS03 Test needs due date 0 / 6 6 source does not provide next step due (6)",
         "Source fixture (csv)",
         "Records 6 opportunities",
         "Rejected rows 1",

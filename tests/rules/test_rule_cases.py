@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from auditor.engine import _coverage_masks, run_audit
@@ -31,15 +32,21 @@ def test_rule_case(code: str, case: dict) -> None:
     assert [r.code for r in result.rules] == [code]
     expect = case["expect"]
 
-    v = result.violations
+    # the rule's judgement is every finding, to-do or process history; "process" lists the
+    # ones on closed deals that are not to-dos
+    v = pd.concat([result.violations, result.process], ignore_index=True)
     flagged = dict(zip(v["opportunity_id"].astype(str), v["message"].astype(str), strict=True))
     assert sorted(flagged) == sorted(expect.get("flagged", []))
     for oid, msg in expect.get("messages", {}).items():
         assert flagged[oid] == msg
+    if "process" in expect:
+        assert sorted(result.process["opportunity_id"].astype(str)) == sorted(expect["process"])
 
+    rule = result.rules[0]
     blocked = np.zeros(len(snap.opportunities), dtype=bool)
-    for _, mask in _coverage_masks(result.rules[0], snap, result.context):
+    for _, mask in _coverage_masks(rule, snap, result.context):
         blocked |= True if mask is True else np.asarray(mask, dtype=bool)
+    blocked &= np.asarray(rule.applies(snap, result.context), dtype=bool)
     not_eval = sorted(snap.opportunities.loc[blocked, "id"].astype(str))
     assert not_eval == sorted(expect.get("not_evaluable", []))
 

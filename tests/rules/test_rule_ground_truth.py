@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import pandas as pd
 import pytest
 
 from auditor.config import default_config
@@ -18,7 +19,8 @@ AS_OF = date(2026, 3, 31)
 def test_demo_flags_equal_planted_ground_truth(n: int) -> None:
     org = generate_demo_org(n, seed=7, as_of=AS_OF)
     result = run_audit(org.snapshot, default_config(), as_of=AS_OF)
-    v = result.violations
+    # the rules' judgement: to-dos and process history alike
+    v = pd.concat([result.violations, result.process], ignore_index=True)
     lines = [f"demo org n={n}: rule  planted  flagged  precision  recall"]
     scores = {}
     for rule in ALL_RULES:
@@ -44,12 +46,33 @@ def test_demo_coverage_is_honest() -> None:
     snap = org.snapshot
     # a history row in an unmapped stage (DQ03 plants) is no usable history either
     mapped = snap.stage_history.dropna(subset=["stage"])
-    no_hist = int((~snap.opportunities["id"].isin(mapped["opportunity_id"])).sum())
-    assert no_hist > 0
-    cov = run_audit(snap, default_config(), as_of=AS_OF).coverage.set_index("rule_code")
+    no_hist = ~snap.opportunities["id"].isin(mapped["opportunity_id"]).to_numpy()
+    assert no_hist.any()
+    result = run_audit(snap, default_config(), as_of=AS_OF)
+    cov = result.coverage.set_index("rule_code")
+    by_code = {r.code: r for r in result.rules}
+    # DQ03's plants sit in (or passed through) a stage the map does not know
+    unmapped_path = snap.stage_history.loc[snap.stage_history["stage"].isna(), "opportunity_id"]
+    unmapped = snap.opportunities["id"].isin(unmapped_path).to_numpy() & ~no_hist
     for code in ("QL01", "ST01", "ST02"):
-        assert cov.loc[code, "not_evaluable"] == no_hist
-        assert cov.loc[code, "reasons"] == {"record has no stage history": no_hist}
-    others = cov.drop(index=["QL01", "ST01", "ST02"])
+        # counted only among the records the rule applies to (QL01: reached discovery or
+        # later; ST02: open deals)
+        applies = by_code[code].applies(snap, result.context).to_numpy(dtype=bool)
+        n = int((no_hist & applies).sum())
+        assert n > 0
+        reasons = {"record has no stage history": n}
+        if code != "ST02":
+            reasons["stage path includes a stage the stage map does not know"] = int(
+                (unmapped & applies).sum()
+            )
+        assert cov.loc[code, "reasons"] == {k: v for k, v in reasons.items() if v}
+        assert cov.loc[code, "not_evaluable"] == sum(reasons.values())
+        assert cov.loc[code, "applicable"] == int(applies.sum())
+    # FU02: open deals without a next-step date are FU01's business, not evaluable here
+    open_deals = result.todo_scope
+    no_due = int((open_deals & snap.opportunities["next_step_due"].isna().to_numpy()).sum())
+    assert cov.loc["FU02", "reasons"] == {"open deal without a next-step date": no_due}
+    others = cov.drop(index=["QL01", "ST01", "ST02", "FU02"])
     assert (others["not_evaluable"] == 0).all()
+    assert result.notes == []  # no import artefacts, no stale data in the demo
     assert snap.meta.unmapped_stages == {"On hold (legacy)": len(org.ground_truth["DQ03"])}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from auditor.engine import run_audit
 from auditor.stages import StageMap
 from rules.testing import build_config, build_snapshot
@@ -29,7 +31,7 @@ CASE = {
 def _st01(reached: frozenset[str]) -> dict[str, str]:
     case = {**CASE, "meta": {"reached_stages": sorted(reached)}}
     result = run_audit(build_snapshot(case), build_config("ST01", case), as_of="2026-03-31")
-    v = result.violations
+    v = pd.concat([result.violations, result.process])  # H3 is won: process history
     return dict(zip(v["opportunity_id"], v["message"], strict=True))
 
 

@@ -136,18 +136,10 @@ def test_good_file_schema_and_meta() -> None:
     assert snap.meta.has_stage_history is False
     assert snap.meta.source_type == "csv"
     assert "salesforce" not in snap.meta.reached_stages
+    # the stages the export holds (mapped), not every stage of the shipped default map (#14)
     assert snap.meta.reached_stages == frozenset(
-        {
-            "contact",
-            "qualification",
-            "discovery",
-            "solution",
-            "proposal",
-            "negotiation",
-            "closed_won",
-            "closed_lost",
-        }
-    )
+        snap.opportunities["stage"].dropna().astype(str)
+    ) == frozenset({"contact", "negotiation", "closed_won", "closed_lost"})
     # no owners file: owners are the distinct owner ids
     assert list(snap.owners["id"]) == ["u1", "u2", "u3"]
     assert snap.stage_history.empty

@@ -24,24 +24,31 @@ MAVEN = ROOT / "tests" / "data" / "maven"
 def test_maven_audit_coverage_and_report(tmp_path: Path) -> None:
     run = execute(load_config(CONFIG), out_dir=tmp_path)
     cov = run.result.coverage.set_index("rule_code")
-    assert cov.loc["FU01", "not_evaluable"] == 8800
-    assert cov.loc["FU01", "reasons"] == {
-        "source provides neither next_step nor next_step_due": 8800
-    }
-    assert cov.loc["CL01", "reasons"] == {"source does not provide loss_reason": 8800}
-    assert cov.loc["QL01", "reasons"] == {"source has no stage history": 8800}
+    # coverage counts only the records each rule applies to (#14): FU01 judges open deals past
+    # first contact, and Maven's open deals are all in Prospecting / Engaging (lead / contact)
+    assert (cov.loc["FU01", "applicable"], cov.loc["FU01", "not_evaluable"]) == (0, 0)
+    # CL01 applies to the 2,473 lost deals; Maven has no loss reasons
+    assert cov.loc["CL01", "reasons"] == {"source does not provide loss_reason": 2473}
+    # QL01 applies to the 4,238 won deals (past qualification by definition)
+    assert cov.loc["QL01", "reasons"] == {"source has no stage history": 4238}
+    # CD01: the only open deals have no close date — nothing is evaluated (it was 6,711)
+    assert (cov.loc["CD01", "applicable"], cov.loc["CD01", "evaluated"]) == (2089, 0)
+    assert cov.loc["CD01", "reasons"] == {"open deal without close date": 2089}
     facts = run.facts()
     assert (facts["records"], facts["loaded_rows"], facts["rejected_rows"]) == (8800, 8800, 0)
     assert facts["as_of"] == "2018-01-01"
+    assert facts["notes"] == []  # date-only creation times are no import evidence
     md = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "- Records: 8,800 opportunities, 0 stage-history rows; rejected rows: 0" in md
     assert (
-        "- FU01 missing-next-step: evaluated 0 of 8,800; not evaluable 8,800 "
-        "(source provides neither next\\_step nor next\\_step\\_due: 8,800)" in md
+        "- CL01 missing-loss-reason: evaluated 0 of 2,473 it applies to; not evaluable 2,473 "
+        "(source does not provide loss\\_reason: 2,473)" in md
     )
+    # the default periods (last and current quarter of 2018-01-01) partly hold nothing: said
     assert (
-        "- CL01 missing-loss-reason: evaluated 0 of 8,800; not evaluable 8,800 "
-        "(source does not provide loss\\_reason: 8,800)" in md
+        "- no deal was created or closed in 2018-Q1: the metrics for that period are empty; "
+        "quarters holding data (deals created or closed): 2017-Q1 (2,266), 2017-Q2 (4,420), "
+        "2017-Q3 (4,817), 2017-Q4 (3,150)" in md
     )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import pandas as pd
+
 from auditor.config import parse_config
 from auditor.engine import run_audit
 from tests.connectors.hubspot.conftest import TOKEN
@@ -46,7 +48,8 @@ def test_default_pipeline_has_no_skipped_discovery() -> None:
     assert hist["stage"].astype(str).tolist() == ["contact", "qualification", "solution"]
 
     cfg = parse_config({"source": {"type": "hubspot"}}, origin="t.toml")
-    v = run_audit(snap, cfg, as_of=date(2024, 3, 10)).violations
+    res = run_audit(snap, cfg, as_of=date(2024, 3, 10))
+    v = pd.concat([res.violations, res.process], ignore_index=True)  # 102 is closed
     assert not v["message"].str.contains("discovery", case=False).any()
     assert v[v["opportunity_id"] == "108"].empty  # a by-the-book deal is clean
     st01 = v[v["rule_code"] == "ST01"]

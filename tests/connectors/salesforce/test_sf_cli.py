@@ -57,9 +57,11 @@ formats = ["json"]
     result = CliRunner().invoke(main, ["run", "--config", str(cfg)])
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "out" / "violations.json").read_text())
-    assert {(v["rule_code"], v["opportunity_id"]) for v in data} >= {
-        ("QL01", "0068d00000OpA02AAA"),
-        ("ST04", "0068d00000OpA01AAA"),
+    process = json.loads((tmp_path / "out" / "process_findings.json").read_text())
+    assert ("ST04", "0068d00000OpA01AAA") in {(v["rule_code"], v["opportunity_id"]) for v in data}
+    # OpA02 (won) skipped qualification: process history, never a to-do
+    assert {(v["rule_code"], v["opportunity_id"]) for v in process} >= {
+        ("QL01", "0068d00000OpA02AAA")
     }
     assert all(v["opportunity_id"] != "0068d00000OpA99AAA" for v in data)  # recycle bin
 
