@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,11 +39,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out-dir", type=Path, default=ROOT / "docs" / "img")
     args = ap.parse_args()
-    config = parse_config(
-        {"source": {"type": "demo"}, "report": {"digests": True}}, origin="<screenshot>"
-    )
     args.out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp, chromium() as browser:
+        # a history of its own: the run a week earlier gives "new / resolved" and a trend
+        config = parse_config(
+            {
+                "source": {"type": "demo"},
+                "report": {"digests": True},
+                "history": {"path": str(Path(tmp) / "history.sqlite")},
+            },
+            origin="<screenshot>",
+        )
+        execute(config, out_dir=Path(tmp), as_of=DEMO_DAY - timedelta(days=7), deliver=False)
         run = execute(config, out_dir=Path(tmp), as_of=DEMO_DAY, deliver=False)
         digest = sorted((Path(tmp) / "digests").glob("owner-*.html"))[0]
         for name, page_name, width, full in SHOTS:

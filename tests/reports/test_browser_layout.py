@@ -29,7 +29,11 @@ def browser() -> Iterator[Browser]:
 def demo_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo")
     cfg = parse_config(
-        {"source": {"type": "demo", "size": 400}, "report": {"digests": True}},
+        {
+            "source": {"type": "demo", "size": 400},
+            "report": {"digests": True},
+            "history": {"path": str(out / "history.sqlite")},
+        },
         origin="<browser>",
     )
     execute(cfg, out_dir=out, as_of=date(2026, 11, 26), deliver=False)
