@@ -22,7 +22,14 @@ def pages(path: Path) -> list[str]:
 @pytest.mark.parametrize("source", ["demo", "maven"])
 def test_assessment_pdf_prints_in_about_ten_pages(tmp_path: Path, source: str) -> None:
     if source == "demo":
-        cfg = parse_config({"source": {"type": "demo"}, "report": {"pdf": True}}, origin="<pdf>")
+        cfg = parse_config(
+            {
+                "source": {"type": "demo"},
+                "report": {"pdf": True},
+                "history": {"path": str(tmp_path / "history.sqlite")},
+            },
+            origin="<pdf>",
+        )
         run = execute(cfg, out_dir=tmp_path, as_of=date(2026, 11, 26), deliver=False)
     else:
         cfg = load_config(MAVEN)
