@@ -264,8 +264,13 @@ def assessment_context(run: AuditRun, ctx: dict[str, Any]) -> dict[str, Any]:
     by_currency = amount_at_risk(run)
     return {
         **ctx,
-        # the score has its own page; its per-owner table would fill three printed pages
-        "metrics": [m for m in ctx["metrics"] if m.get("key") != "hygiene_score"],
+        # the score has its own page; its per-owner table would fill three printed pages;
+        # process compliance has its own short list under Findings
+        "metrics": [
+            m
+            for m in ctx["metrics"]
+            if m.get("key") not in ("hygiene_score", "process_compliance")
+        ],
         "title": f"{ctx['title']}: assessment",
         "findings": found,
         "flagged_share": ctx["flagged_deals"] / records if records else None,
