@@ -29,6 +29,20 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+#: the days an audit may be "as of": pandas timestamps end in 2262, and day arithmetic on
+#: dates near year 1 overflows (``--as-of 0001-01-01`` was a traceback)
+AS_OF_RANGE = (date(1900, 1, 1), date(2200, 12, 31))
+
+
+def check_as_of(day: date, key: str) -> date:
+    """``day`` when an audit can be run as of it, else a ConfigError naming ``key``."""
+    low, high = AS_OF_RANGE
+    if not low <= day <= high:
+        raise ConfigError(f"{key} {day.isoformat()}: the audit date must be between "
+                          f"{low.isoformat()} and {high.isoformat()}")
+    return day
+
+
 def check_timezone(v: str, example: str = "Europe/Berlin") -> str:
     """The one time-zone check of every config section: ``v`` is an IANA name, or ValueError."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -43,6 +57,14 @@ def check_timezone(v: str, example: str = "Europe/Berlin") -> str:
 class AuditSection(Section):
     #: the day the audit is "as of" (default: today, in ``timezone``)
     as_of: date | None = None
+
+    @field_validator("as_of")
+    @classmethod
+    def _as_of(cls, v: date | None) -> date | None:
+        low, high = AS_OF_RANGE
+        if v is not None and not low <= v <= high:
+            raise ValueError(f"the audit date must be between {low} and {high}")
+        return v
     #: IANA time zone used for "today" and for turning timestamps into calendar days
     timezone: str = "UTC"
     #: closed deals count as to-dos (fix lists, digests, new / resolved) only for close-out
@@ -150,6 +172,8 @@ class ReportSection(Section):
     )
     #: how many flagged deals the HTML / Markdown / text reports list (the CSV / JSON hold all)
     max_deals: int = Field(default=50, ge=1)
+    #: how many unmapped stages and warnings the reports and the CLI list (run.json holds all)
+    max_listed: int = Field(default=20, ge=1)
     #: folder with template overrides (a template may ``{% extends "default:report.html.j2" %}``)
     template_dir: Path | None = None
     title: str = "Pipeline hygiene audit"
@@ -167,7 +191,7 @@ class ReportSection(Section):
     #: write explorer.html, the self-contained findings explorer (filter, sort, search)
     explorer: bool = True
     #: findings embedded in explorer.html, fix-now first, then worst first (all are in the CSV)
-    explorer_max_rows: int = Field(default=200_000, ge=1)
+    explorer_max_rows: int = Field(default=100_000, ge=1)
     #: also print the assessment to assessment.pdf (WeasyPrint, the `pdf` extra)
     pdf: bool = False
 
@@ -187,6 +211,9 @@ class HistorySection(Section):
     path: Path = Path("crm-audit-history.sqlite")
     #: how many runs the trend covers
     trend_runs: int = Field(default=14, ge=2)
+    #: one run at a time per history store and source: a second run waits this many seconds
+    #: for the one in progress, then exits with status 5 (0: do not wait)
+    lock_wait_s: float = Field(default=300.0, ge=0)
 
 
 class SmtpSection(Section):
@@ -201,6 +228,11 @@ class SmtpSection(Section):
     timeout_s: float = Field(default=30.0, gt=0)
     #: PEM file of extra CA certificates to trust (a company relay with a private CA)
     ca_file: Path | None = None
+    #: a message the server answers with a temporary (4xx) reply or a dropped connection is
+    #: sent again on a new connection, at most this many more times
+    retries: int = Field(default=3, ge=0, le=10)
+    #: wait before the first retry; doubled for each further one
+    retry_delay_s: float = Field(default=2.0, ge=0, le=300)
 
 
 SUBJECT_FIELDS = ("date", "score", "findings", "deals", "source", "title", "owner", "team")
@@ -258,14 +290,24 @@ class DeliverySection(Section):
 
 class ScheduleJob(Section):
     name: str
+    #: standard five-field cron (crontab(5)): minute hour day-of-month month day-of-week
     cron: str
     timezone: str = "UTC"
     config: Path | None = None
 
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        from auditor.cron import parse_cron
+
+        parse_cron(v)  # CronError (a ValueError) names the field and its range
+        return v
+
 
 class ScheduleSection(Section):
     jobs: list[ScheduleJob] = Field(default_factory=list)
-    misfire_grace_s: int = 3600
+    #: seconds a missed run may still start late; 0 = never late
+    misfire_grace_s: int = Field(default=3600, ge=0)
     alert_emails: list[str] = Field(default_factory=list)
 
 

@@ -277,6 +277,10 @@ def _coverage_masks(
                 reasons.append(("source has no stage history", True))
             else:
                 reasons.append(("record has no stage history", ~has_history(snap)))
+        elif col in meta.unreadable_fields:
+            reasons.append((
+                f"field {meta.unreadable_fields[col]} is not readable by the integration user",
+                True))
         elif col not in meta.provided_fields:
             reasons.append((f"source does not provide {col}", True))
     reasons.extend(rule.not_evaluable(snap, ctx).items())

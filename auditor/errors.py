@@ -29,3 +29,22 @@ class ConnectorError(AuditorError):
     """A CRM call failed for good (after retries) or was refused; nothing partial is passed on."""
 
     exit_code = 3
+
+
+class OutputError(AuditorError):
+    """The output folder cannot be used (a file, unwritable, ``/``, a folder of other files)."""
+
+
+class DiskFullError(AuditorError):
+    """A write failed because the disk (or the user's quota) is full; nothing was published.
+
+    Exit status 3, like other failures of the environment rather than of the input.
+    """
+
+    exit_code = 3
+
+
+class RunLockedError(AuditorError):
+    """Another run of the same source on the same history store holds the run lock."""
+
+    exit_code = 5

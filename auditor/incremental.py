@@ -2,7 +2,7 @@
 
 Contract (see ``connectors.base.Connector.pull``): an incremental pull returns only the records
 changed since ``since``, sets ``meta.incremental = True`` and lists the ids of opportunities
-deleted / archived since then in ``meta.deleted_ids``.
+removed at the source since then in ``meta.deleted_ids`` (the one place deletions are read).
 
 Merge, by opportunity id: changed rows replace the stored ones, new rows are added, deleted ids
 are removed (with their history). Owners: pulled rows replace stored ones by id.

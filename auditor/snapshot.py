@@ -127,9 +127,15 @@ class SnapshotMeta:
     warnings: list[str] = field(default_factory=list)
     loaded_rows: int = 0
     incremental: bool = False
-    #: ids of opportunities deleted / archived at the source since the last pull (incremental
-    #: pulls; empty when none or unknown)
+    #: ids of opportunities removed at the source since the last pull (deleted, purged,
+    #: archived, or no longer returned by the source's id reconciliation); incremental only
     deleted_ids: list[str] = field(default_factory=list)
+    #: Snapshot column -> source field the integration user cannot read (field-level security);
+    #: rules needing such a column are "not evaluable" with that reason
+    unreadable_fields: dict[str, str] = field(default_factory=dict)
+    #: the connector stream's incremental state (bookmark, last reconciliation), ISO strings;
+    #: stored with the snapshot and handed back to the connector on the next pull
+    stream_state: dict[str, str] = field(default_factory=dict)
     #: connector-specific facts for the run facts; not a contract between layers
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -151,6 +157,7 @@ class SnapshotMeta:
             "loaded_rows": self.loaded_rows,
             "incremental": self.incremental,
             "deleted_ids": list(self.deleted_ids),
+            "unreadable_fields": dict(self.unreadable_fields),
         }
 
 

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from auditor.config import Section
 from auditor.snapshot import Snapshot
+from connectors.streams import PriorPull
 
 
 class SourceOptions(Section):
@@ -34,6 +35,12 @@ class Connector(ABC):
 
     type_name: ClassVar[str]
     Options: ClassVar[type[SourceOptions]] = SourceOptions
+    #: False for file sources (exports, CSV): the run then never passes ``since`` nor loads a
+    #: stored snapshot to merge into; every run audits the files as they are
+    pulls_incrementally: ClassVar[bool] = True
+    #: the stored snapshot an incremental pull continues from (ids, stream state); set by the
+    #: run before ``pull(since=...)``. API connectors use it to reconcile deletions.
+    prior: PriorPull | None = None
 
     def __init__(
         self,
@@ -64,9 +71,11 @@ class Connector(ABC):
         - A connector that can pull incrementally returns only the opportunities created or
           changed since then (and their stage-history entries: all of them, or only the new
           ones — the merge unions them with the stored history), sets ``meta.incremental =
-          True`` and lists the ids of opportunities deleted or archived since then in
-          ``meta.deleted_ids`` (a list of id strings; empty when none). Owners may be
+          True`` and lists the ids of opportunities removed at the source since then in
+          ``meta.deleted_ids`` (the only place the merge reads deletions). Owners may be
           all or only the changed ones. ``meta.api_calls`` counts the calls of this pull only.
+          ``self.prior`` (when set) carries the stored ids and the stream state
+          (``meta.stream_state``) of the stored snapshot; see :mod:`connectors.streams`.
         - A connector that cannot ignores ``since`` and returns a full snapshot with
           ``meta.incremental = False``; the run then uses it as it is.
         """

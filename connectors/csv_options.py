@@ -15,6 +15,7 @@ from auditor.config import Section, check_timezone
 from auditor.snapshot import OPPORTUNITY_SCHEMA, OWNER_SCHEMA, STAGE_HISTORY_SCHEMA
 from connectors.base import SourceOptions
 from connectors.csv_parsing import DEFAULT_FALSE, DEFAULT_TRUE
+from connectors.limits import FileLimits
 
 #: opportunity columns a mapping may feed; "stage" is accepted as a spelling of "source_stage"
 #: because the CSV holds the source's stage, which the stage map turns into the common stage.
@@ -46,7 +47,7 @@ class CsvLookup(Section):
         return v
 
 
-class CsvOptions(SourceOptions):
+class CsvOptions(SourceOptions, FileLimits):
     #: the opportunities file (required); relative paths are relative to the config file
     opportunities: Path
     #: optional stage history file: one row per stage entry (opportunity_id, stage, entered_at)

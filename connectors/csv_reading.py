@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import csv
 import difflib
-from collections import Counter
+import io
+import mmap
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,10 @@ import pandas as pd
 
 from auditor.errors import SourceDataError
 from auditor.snapshot import RejectedRow
+from connectors.limits import DEFAULT_LIMITS, FileLimits, check_cells, check_file_size, check_header
+
+# whitespace as str.strip() sees it, plus the byte order mark
+_STRIP = "".join(chr(c) for c in range(0x3001) if chr(c).isspace()) + "\ufeff"
 
 
 @dataclass
@@ -56,12 +61,19 @@ def read_table(
     encoding: str,
     delimiter: str,
     na_values: Iterable[str],
+    limits: FileLimits = DEFAULT_LIMITS,
 ) -> CsvTable:
-    """Read every cell as text; trim spaces; cells in ``na_values`` become NA; drop blank rows."""
+    """Read every cell as text; trim spaces; cells in ``na_values`` become NA; drop blank rows.
+
+    The file's size and header width are checked against ``limits`` before pandas reads it,
+    and every cell's length after."""
     label = path.name
+    if path.is_file():
+        check_file_size(path, label, limits)
+        check_header(path, label, encoding=encoding, delimiter=delimiter, limits=limits)
     try:
         raw = pd.read_csv(
-            path,
+            _without_stray_boms(path, encoding),
             dtype=str,
             keep_default_na=False,
             na_filter=False,
@@ -84,30 +96,74 @@ def read_table(
         raise SourceDataError(f"{label}: not readable as CSV: {exc}") from None
     except LookupError:
         raise SourceDataError(f"{label}: unknown encoding {encoding!r} (source.encoding)") from None
-    warnings = _repeated_headers(path, label, encoding, delimiter)
-    raw.columns = [str(c).strip() for c in raw.columns]
+    raw.columns, warnings = unique_headers(_header_row(path, encoding, delimiter, raw), label)
     raw.index = pd.RangeIndex(2, len(raw) + 2)
     na = [v.strip() for v in na_values]
-    cells = raw.apply(lambda c: c.str.strip())
+    # a byte order mark inside the file (two exports concatenated) is not part of a value
+    cells = raw.apply(lambda c: c.str.strip(_STRIP))
+    check_cells(cells, label, limits, rows=cells.index)
     cells = cells.where(~cells.isin(na))
     blank = cells.isna().all(axis=1)
     return CsvTable(path, label, cells[~blank], blank_rows=int(blank.sum()), warnings=warnings)
 
 
-def _repeated_headers(path: Path, label: str, encoding: str, delimiter: str) -> list[str]:
-    """pandas renames a repeated header to "X.1"; say so, since a mapping to "X" takes the first."""
+_BOM_LINE = b"\n\xef\xbb\xbf"
+
+
+def _without_stray_boms(path: Path, encoding: str) -> Path | io.BytesIO:
+    """The file, or its bytes without the UTF-8 byte order marks that start a later line (two
+    exports concatenated): before a quoted cell one makes the quotes part of the value."""
+    if (not encoding.lower().replace("_", "-").startswith(("utf-8", "utf8"))
+            or not path.is_file() or path.stat().st_size == 0):
+        return path
+    with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        if mm.find(_BOM_LINE) < 0:
+            return path  # the usual case: no copy of the file
+        return io.BytesIO(mm[:].replace(_BOM_LINE, b"\n"))
+
+
+def _header_row(path: Path, encoding: str, delimiter: str, raw: pd.DataFrame) -> list[str]:
+    """The header cells as written (pandas has already renamed exact repeats to "X.1")."""
     try:
         with path.open(encoding=encoding, newline="") as fh:
             header = next(csv.reader(fh, delimiter=delimiter), [])
-    except csv.Error:  # e.g. a header cell over the csv module's field size limit
-        return []  # pandas read the file; only this courtesy warning is skipped
-    counts = Counter(h.strip() for h in header)
-    return [
-        f"{label}: header {name!r} appears {n} times; mappings use the first, the others are "
-        f"named {', '.join(repr(f'{name}.{i}') for i in range(1, n))}"
-        for name, n in counts.items()
-        if n > 1
-    ]
+    except (csv.Error, UnicodeError):  # e.g. a header cell over the csv module's size limit
+        header = []
+    if len(header) != len(raw.columns):
+        header = [str(c) for c in raw.columns]
+    return header
+
+
+def unique_headers(header: list[str], label: str) -> tuple[list[str], list[str]]:
+    """Trimmed header names, a repeat renamed "X.1", "X.2", … (skipping names already in the
+    header), and a warning per repeated name saying which column keeps the name.
+
+    Trimming can make names equal that pandas saw as different ("id" and " id"), so the
+    renaming is done here, after trimming, not left to pandas."""
+    names = [h.strip().lstrip("\ufeff").strip() for h in header]
+    taken = set(names)
+    seen: dict[str, list[int]] = {}
+    out: list[str] = []
+    for pos, name in enumerate(names, start=1):
+        if name not in seen:
+            seen[name] = [pos]
+            out.append(name)
+            continue
+        k = len(seen[name])
+        while f"{name}.{k}" in taken:
+            k += 1
+        new = f"{name}.{k}"
+        taken.add(new)
+        seen[name].append(pos)
+        out.append(new)
+    warnings = []
+    for name, cols in seen.items():
+        if len(cols) > 1:
+            others = ", ".join(f"column {c} as {out[c - 1]!r}" for c in cols[1:])
+            warnings.append(
+                f"{label}: header {name!r} appears {len(cols)} times; mappings use column "
+                f"{cols[0]}, the others are named: {others}")
+    return out, warnings
 
 
 def _bad_line(path: Path, encoding: str) -> int | str:

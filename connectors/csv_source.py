@@ -40,6 +40,7 @@ from connectors.csv_parsing import (
     parse_numbers,
 )
 from connectors.csv_reading import CsvTable, Rejections, quoted, read_table
+from connectors.local_files import contained
 
 _FORECAST = {
     "omitted": "omitted",
@@ -56,6 +57,8 @@ class CsvConnector(Connector):
     """Reads CSV exports (any CRM, or a consultant's client files)."""
 
     type_name: ClassVar[str] = "csv"
+    #: the files are read whole on every run (``since`` is ignored)
+    pulls_incrementally: ClassVar[bool] = False
     Options: ClassVar[type[SourceOptions]] = CsvOptions
 
     @property
@@ -115,8 +118,8 @@ class CsvConnector(Connector):
     def _read(self, path: Path, what: str, meta: SnapshotMeta) -> CsvTable:
         o = self.opts
         table = read_table(
-            self.resolve(path), what=what, encoding=o.encoding, delimiter=o.delimiter,
-            na_values=o.na_values,
+            contained(self.resolve(path)), what=what, encoding=o.encoding, delimiter=o.delimiter,
+            na_values=o.na_values, limits=o,
         )
         meta.warnings.extend(table.warnings)
         return table

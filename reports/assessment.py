@@ -155,7 +155,9 @@ def recommendations(run: AuditRun, ctx: dict[str, Any], found: list[dict]) -> li
         )
     facts = ctx["facts"]
     if facts.get("unmapped_stages"):
-        names = ", ".join(oneline(s) for s in facts["unmapped_stages"])
+        names = ", ".join(oneline(s) for s in facts["unmapped_stages"]) + (
+            f" and {number(facts['unmapped_more'])} more (run.json lists them all)"
+            if facts.get("unmapped_more") else "")
         recs.append(
             {
                 "priority": "High",
@@ -164,7 +166,7 @@ def recommendations(run: AuditRun, ctx: dict[str, Any], found: list[dict]) -> li
                 f"(source.stage_map): {names}.",
                 "why": "Deals in unmapped stages cannot be placed in the process, so stage rules "
                 "and conversion metrics skip them.",
-                "evidence": f"{plural(sum(facts['unmapped_stages'].values()), 'record')}.",
+                "evidence": f"{plural(facts.get('unmapped_records'), 'record')}.",
             }
         )
     if facts.get("rejected_rows"):

@@ -435,13 +435,27 @@ def score_band(score: Any) -> str:
     return "good" if score >= 90 else "fair" if score >= 75 else "poor"
 
 
+def listed_facts(run: AuditRun) -> dict[str, Any]:
+    """run.facts() with unmapped stages (most records first) and warnings cut to
+    ``report.max_listed``; ``unmapped_more`` / ``warnings_more`` count what was left out (50,000
+    unmapped stages made a 16 MB report)."""
+    facts = run.facts()
+    limit = run.config.report.max_listed
+    stages = sorted((facts.get("unmapped_stages") or {}).items(), key=lambda kv: -kv[1])
+    warnings = list(facts.get("warnings") or [])
+    return {**facts, "unmapped_stages": dict(stages[:limit]),
+            "unmapped_more": max(len(stages) - limit, 0),
+            "unmapped_records": sum(n for _, n in stages),
+            "warnings": warnings[:limit], "warnings_more": max(len(warnings) - limit, 0)}
+
+
 def report_context(run: AuditRun) -> dict[str, Any]:
     """Context of the manager report (HTML, Markdown and text)."""
     res = run.result
     v = res.violations
     limit = run.config.report.max_deals
     deals, n_deals = worst_deals(run, v, limit)
-    facts = run.facts()
+    facts = listed_facts(run)
     score = run.score
     counts = run.metrics.get("counts") if isinstance(run.metrics.get("counts"), dict) else {}
     owners_rows = by_owner(run, MAX_OWNERS)
@@ -564,7 +578,7 @@ def digest_context(
     detail = ((run.metrics.get("hygiene_score") or {}).get("owners") or {}).get(owner_id) or {}
     return {
         "title": run.config.report.title,
-        "facts": run.facts(),
+        "facts": listed_facts(run),
         "score_basis": detail.get("basis"),
         "notes": list(run.result.notes),
         "owner_id": owner_id,
@@ -682,7 +696,7 @@ def team_context(run: AuditRun, group: dict[str, Any]) -> dict[str, Any]:
     score, basis = group_score(run, group)
     return {
         "title": run.config.report.title,
-        "facts": run.facts(),
+        "facts": listed_facts(run),
         "label": oneline(group["label"]),
         "members": rows[:ROLLUP_MAX_MEMBERS],
         "members_total": len(rows),

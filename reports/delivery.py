@@ -13,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import smtplib
 import ssl
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
@@ -27,6 +29,7 @@ from typing import Any
 
 from auditor.config import AuditConfig, SmtpSection
 from auditor.errors import ConfigError
+from auditor.files import mkdir_private, write_private
 from auditor.results import AuditRun
 from auditor.secrets import read_secret, redact
 from reports.context import (
@@ -148,11 +151,21 @@ def parse_address(text: str, name: str | None = None) -> Address:
         raise ValueError(f"{oneline(raw)!r} is not an email address: {exc}") from None
 
 
+def parse_addresses(text: str, name: str | None = None) -> list[Address]:
+    """One or more addresses separated by commas or semicolons (a CRM e-mail field may hold
+    ``a@x, b@y``); ValueError when any part is not an address."""
+    raw = str(text or "")
+    parts = [p.strip() for p in re.split(r"[,;]", raw) if p.strip()]
+    if not parts or any(c in raw for c in "\r\n\0") or any('"' in p for p in parts):
+        return [parse_address(raw, name)]  # one address (quoted display names may hold commas)
+    return [parse_address(p, name) for p in parts]
+
+
 def build_message(out: Outgoing, sender: Address, when: datetime | None = None) -> EmailMessage:
     """multipart/alternative (text, HTML), inside multipart/mixed when a CSV is attached."""
     msg = EmailMessage(policy=policy.SMTP)
     msg["From"] = sender
-    msg["To"] = parse_address(out.to, out.name)
+    msg["To"] = parse_addresses(out.to, out.name)
     msg["Subject"] = header_text(out.subject)
     msg["Date"] = format_datetime(when or datetime.now(UTC))
     msg["Message-ID"] = make_msgid(domain=sender.domain or None)
@@ -295,7 +308,7 @@ _LOCAL = ("localhost", "127.0.0.1", "::1")
 
 def _read_username(env_name: str, env: Mapping[str, str] | None) -> str:
     """The login name is not a secret (it is often the sender address): read, not registered."""
-    value = (os.environ if env is None else env).get(env_name)
+    value = ((os.environ if env is None else env).get(env_name) or "").strip()
     if not value:
         raise ConfigError(
             f"config key delivery.smtp.username_env names environment variable {env_name}, "
@@ -322,6 +335,7 @@ class SmtpSession:
             )
         self.ca_file = (base_dir / cfg.ca_file) if cfg.ca_file else None
         self.conn: smtplib.SMTP | None = None
+        self.served = 0  # messages sent on the current connection
 
     def _context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
@@ -343,7 +357,7 @@ class SmtpSession:
         except BaseException:
             conn.close()
             raise
-        self.conn = conn
+        self.conn, self.served = conn, 0
 
     def send(self, msg: EmailMessage) -> None:
         if self.conn is None:
@@ -354,6 +368,7 @@ class SmtpSession:
         except (smtplib.SMTPServerDisconnected, OSError):
             self.drop()
             raise
+        self.served += 1
 
     def drop(self) -> None:
         if self.conn is not None:
@@ -385,11 +400,55 @@ def _error(exc: BaseException) -> str:
 _CONNECT_ERRORS = (smtplib.SMTPConnectError, smtplib.SMTPAuthenticationError, ssl.SSLError)
 
 
-def send_all(session: SmtpSession, items: list[tuple[Outgoing, EmailMessage]]) -> list[dict]:
+def temporary(exc: BaseException, served: int) -> bool:
+    """A failure worth another try on a new connection: a 4xx reply (RFC 5321: "transient
+    negative completion", e.g. 421 too many messages on this connection, 451 try again later),
+    or a connection dropped after it had carried ``served`` > 0 messages (a relay's
+    per-connection limit; a server that hangs up before any message is not retried)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return bool(exc.recipients) and all(
+            400 <= code < 500 for code, _ in exc.recipients.values())
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return 400 <= exc.smtp_code < 500
+    return served > 0 and isinstance(exc, smtplib.SMTPServerDisconnected | ConnectionResetError)
+
+
+class _Failed(Exception):
+    """The last error of a message that could not be sent, where it happened, and tries used."""
+
+    def __init__(self, exc: BaseException, connecting: bool, attempts: int) -> None:
+        super().__init__(str(exc))
+        self.exc, self.connecting, self.attempts = exc, connecting, attempts
+
+
+def _send_one(session: SmtpSession, msg: EmailMessage, sleep: Callable[[float], Any]) -> None:
+    """Send one message, reconnecting and retrying temporary failures at most
+    ``smtp.retries`` times (the delay doubles from ``retry_delay_s``); raises :class:`_Failed`."""
+    cfg = session.cfg
+    for attempt in range(1, cfg.retries + 2):
+        connecting = session.conn is None
+        try:
+            if connecting:
+                session.connect()
+            connecting = False
+            session.send(msg)
+            return
+        except (smtplib.SMTPException, OSError) as exc:
+            if attempt > cfg.retries or not temporary(exc, session.served):
+                raise _Failed(exc, connecting, attempt) from exc
+            log.info("delivery: temporary SMTP failure (%s); new connection, attempt %d of %d",
+                     _error(exc), attempt + 1, cfg.retries + 1)
+            session.drop()
+            sleep(cfg.retry_delay_s * 2 ** (attempt - 1))
+
+
+def send_all(session: SmtpSession, items: list[tuple[Outgoing, EmailMessage]],
+             sleep: Callable[[float], Any] = time.sleep) -> list[dict]:
     """Send each message; one failure never stops the others.
 
-    A failure to connect or log in fails the remaining messages with the same reason (retrying
-    each would only multiply the timeout); a dropped connection is re-opened for the next one.
+    A temporary failure (4xx, dropped connection) is retried on a new connection within
+    ``smtp.retries``. A failure to connect or log in that outlasts them fails the remaining
+    messages with the same reason (retrying each would only multiply the timeout).
     """
     results: list[dict] = []
     connect_error: str | None = None
@@ -399,20 +458,16 @@ def send_all(session: SmtpSession, items: list[tuple[Outgoing, EmailMessage]]) -
                 results.append(out.result("failed", connect_error))
                 continue
             try:
-                if session.conn is None:
-                    session.connect()
-            except (smtplib.SMTPException, OSError) as exc:
-                connect_error = "could not connect to the SMTP server: " + _error(exc)
-                log.warning("delivery: %s", connect_error)
-                results.append(out.result("failed", connect_error))
-                continue
-            try:
-                session.send(msg)
-            except (smtplib.SMTPException, OSError) as exc:
-                err = _error(exc)
+                _send_one(session, msg, sleep)
+            except _Failed as failed:
+                err = _error(failed.exc)
+                if failed.attempts > 1:
+                    err += f" (after {failed.attempts} attempts)"
+                if failed.connecting:
+                    err = "could not connect to the SMTP server: " + err
                 log.warning("delivery to %s failed: %s", oneline(out.to), err)
                 results.append(out.result("failed", err))
-                if isinstance(exc, _CONNECT_ERRORS):
+                if failed.connecting or isinstance(failed.exc, _CONNECT_ERRORS):
                     connect_error = err
             else:
                 results.append(out.result("sent"))
@@ -476,13 +531,12 @@ def _deliver_email(
             results.append(out.result("failed", redact(str(exc))))
 
     if dry_run:
-        box = Path(out_dir) / "outbox"
-        box.mkdir(parents=True, exist_ok=True)
+        box = mkdir_private(Path(out_dir) / "outbox")
         for old in box.glob("*.eml"):
             old.unlink()
         for i, (out, msg) in enumerate(built, 1):
             path = box / f"{i:03d}-{out.kind}-{safe_name(out.key)}.eml"
-            path.write_bytes(msg.as_bytes(policy=policy.SMTP))
+            write_private(path, msg.as_bytes(policy=policy.SMTP))
             results.append(out.result("dry-run", file=str(path)))
         return results
     assert smtp is not None

@@ -1,7 +1,7 @@
 """explorer.html: every finding in one self-contained page (data embedded, vanilla script).
 
 The findings are embedded as column arrays, repeated texts (owners, teams, stages, rules,
-currencies) as small dictionaries indexed per row, so 200,000 findings stay a few tens of MB at
+currencies) as small dictionaries indexed per row, so 100,000 findings stay about 20 MB at
 most and load offline. The JSON sits in a ``<script type="application/json">`` element with
 ``<``, ``>`` and ``&`` escaped as ``\\u003c`` etc., so no CRM text can close the element.
 """

@@ -9,15 +9,20 @@ from __future__ import annotations
 import math
 import re
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pandas as pd
 
 from auditor.stages import STAGE_LABELS
 
 DASH = "—"
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#!~])")
-_SAFE_SCHEMES = {"http", "https", "mailto"}
+# "&" too: an entity reference (&lt;) would otherwise be decoded by the Markdown renderer
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#!~&])")
+#: record links: only web pages (no javascript:, data:, file:, mailto: from CRM data)
+_SAFE_SCHEMES = {"http", "https"}
+# characters kept as they are in a Markdown link destination; everything else (spaces, < > ( )
+# quotes, backslash, backtick, non-ASCII) is percent-encoded, so no value can end the link
+_URL_SAFE = "/:?#@!$&*+,;=%~-._"
 
 
 def is_missing(v: Any) -> bool:
@@ -93,15 +98,23 @@ def md(v: Any) -> str:
 
 
 def safe_url(v: Any) -> str | None:
-    """The URL when it is http(s) or mailto, else None (no javascript: links from CRM data)."""
+    """The URL when it is an http(s) address with a host, else None (no javascript: links
+    from CRM data)."""
     text = oneline(v)
     if not text:
         return None
     try:
-        scheme = urlsplit(text).scheme.lower()
+        parts = urlsplit(text)
     except ValueError:
         return None
-    return text if scheme in _SAFE_SCHEMES else None
+    return text if parts.scheme.lower() in _SAFE_SCHEMES and parts.netloc else None
+
+
+def md_url(v: Any) -> str | None:
+    """A Markdown link destination: :func:`safe_url`, percent-encoded so that no character
+    of it (``>``, ``)``, a quote, a space) can end the link and start raw HTML."""
+    url = safe_url(v)
+    return None if url is None else quote(url, safe=_URL_SAFE)
 
 
 def stage_label(v: Any) -> str:
@@ -183,6 +196,7 @@ FILTERS = {
     "oneline": oneline,
     "md": md,
     "safe_url": safe_url,
+    "md_url": md_url,
     "stage_label": stage_label,
     "sentence": sentence,
     "humanize": humanize,

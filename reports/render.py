@@ -16,12 +16,14 @@ Output folder layout (see docs/outputs.md):
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from auditor.files import mkdir_private, write_private
 from auditor.results import AuditRun
 from reports.context import (
     digest_context,
@@ -84,17 +86,35 @@ def safe_name(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", key).strip("._") or "_"
 
 
+def file_stems(keys: list[str]) -> dict[str, str]:
+    """A unique, file-name-safe stem per key.
+
+    A key that is already safe keeps its own name (``owner-O1``); one that is not gets its
+    safe form plus 8 hex digits of its SHA-256 (``j.doe@a`` → ``j.doe_a-<hash>``), so two keys
+    that slug alike (``j.doe@a``, ``j.doe_a``) never share a file, also on a case-insensitive
+    file system (``O1`` and ``o1`` both get a hash).
+    """
+    slugs = {k: safe_name(k) for k in keys}
+    folded: dict[str, int] = {}
+    for slug in slugs.values():
+        folded[slug.casefold()] = folded.get(slug.casefold(), 0) + 1
+    out = {}
+    for key, slug in slugs.items():
+        if slug != key or folded[slug.casefold()] > 1:
+            slug = f"{slug}-{hashlib.sha256(key.encode('utf-8')).hexdigest()[:8]}"
+        out[key] = slug
+    return out
+
+
 def _write(path: Path, text: str) -> Path:
-    path.write_text(text, encoding="utf-8")
-    return path
+    return write_private(path, text)
 
 
 def write_reports(run: AuditRun, out_dir: Path) -> list[Path]:
     """Write the configured formats into ``out_dir``; returns the files written."""
     from reports.assessment import assessment_context
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = mkdir_private(Path(out_dir))
     rc = run.config.report
     formats = rc.formats
     env = run_environment(run)
@@ -141,17 +161,20 @@ def write_reports(run: AuditRun, out_dir: Path) -> list[Path]:
 
 def write_digests(run: AuditRun, env: jinja2.Environment, folder: Path) -> list[Path]:
     """One digest per owner with findings and one roll-up per manager, as HTML and text."""
-    folder.mkdir(parents=True, exist_ok=True)
+    mkdir_private(folder)
     written = []
     split = rows_by_owner(run)
-    for oid in owners_with_findings(run):
+    owners = list(owners_with_findings(run))
+    groups = manager_groups(run)
+    stems = file_stems([f"owner-{o}" for o in owners] + [str(g["key"]) for g in groups])
+    for oid in owners:
         ctx = digest_context(run, oid, split.get(oid))
-        stem = f"owner-{safe_name(oid)}"
+        stem = stems[f"owner-{oid}"]  # "owner-O1"; unsafe ids get a hash (file_stems)
         written.append(_write(folder / f"{stem}.html", render(env, "digest.html.j2", ctx)))
         written.append(_write(folder / f"{stem}.txt", render(env, "digest.txt.j2", ctx)))
-    for group in manager_groups(run):
+    for group in groups:
         ctx = team_context(run, group)
-        stem = safe_name(group["key"])
+        stem = stems[str(group["key"])]
         written.append(_write(folder / f"{stem}.html", render(env, "team.html.j2", ctx)))
         written.append(_write(folder / f"{stem}.txt", render(env, "team.txt.j2", ctx)))
     return written

@@ -22,7 +22,8 @@ class MissingNextStep(Rule):
 
     Applies to open deals past first contact (current stage qualification or later). "No next
     step" = both ``next_step`` (text) and ``next_step_due`` (date) are empty. Not evaluable when
-    the source provides neither field.
+    the source provides neither field, or when the next-step field is hidden from the
+    integration user (every deal would look as if it had none).
 
     Why it matters: a deal without an agreed next step is a deal nobody is moving. Deals past
     first contact that lack one stall silently, and the forecast keeps counting them.
@@ -44,6 +45,10 @@ class MissingNextStep(Rule):
 
     def not_evaluable(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
         provided = snap.meta.provided_fields
+        hidden = snap.meta.unreadable_fields.get("next_step")
+        if hidden:  # every deal would look as if it had no next step
+            return {f"field {hidden} is not readable by the integration user": pd.Series(
+                True, index=snap.opportunities.index)}
         if not ({"next_step", "next_step_due"} & provided):
             return {
                 "source provides neither next_step nor next_step_due": pd.Series(

@@ -50,11 +50,12 @@ def main() -> None:
             },
             origin="<screenshot>",
         )
-        execute(config, out_dir=Path(tmp), as_of=DEMO_DAY - timedelta(days=7), deliver=False)
-        run = execute(config, out_dir=Path(tmp), as_of=DEMO_DAY, deliver=False)
-        digest = sorted((Path(tmp) / "digests").glob("owner-*.html"))[0]
+        out = Path(tmp) / "out"  # the history may not live in the output folder
+        execute(config, out_dir=out, as_of=DEMO_DAY - timedelta(days=7), deliver=False)
+        run = execute(config, out_dir=out, as_of=DEMO_DAY, deliver=False)
+        digest = sorted((out / "digests").glob("owner-*.html"))[0]
         for name, page_name, width, full in SHOTS:
-            path = digest if page_name == "digest" else Path(tmp) / page_name
+            path = digest if page_name == "digest" else out / page_name
             page = browser.new_page(viewport={"width": width, "height": 1100})
             page.goto(path.as_uri())
             page.screenshot(path=str(args.out_dir / name), full_page=full)

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from auditor import __version__
-from auditor.config import AuditConfig, default_config, load_config
+from auditor.config import AuditConfig, check_as_of, default_config, load_config
 from auditor.errors import AuditorError
 from auditor.secrets import install_log_redaction, redact
 
@@ -89,14 +89,17 @@ def run(config_path: Path | None, out_dir: Path | None, as_of, full: bool, dry_r
 
     Writes report.html/.md/.txt, assessment.html/.md, digests/, violations.csv/.json,
     metrics.json and run.json into the output folder, sends the [delivery] emails (or writes
-    them as .eml with --dry-run) and prints a short summary. Exit status 0 on success; 2 on a
-    user error (config, input data); 3 when the CRM could not be read; 4 when the reports were
-    written but some recipient could not be sent to (listed in run.json).
+    them as .eml with --dry-run) and prints a short summary. The output folder is replaced
+    whole at the end (manifest.json names the run); a failed run leaves it as it was.
+    Exit status 0 on success; 2 on a user error (config, input data, an unusable output
+    folder); 3 when the CRM could not be read or the disk is full; 4 when the reports were
+    written but some recipient could not be sent to (listed in run.json); 5 when another run
+    of the same source holds the history store's run lock (after history.lock_wait_s).
     """
     from auditor.app.run import execute
 
     config = _load(config_path)
-    day: date | None = as_of.date() if as_of else None
+    day: date | None = check_as_of(as_of.date(), "--as-of") if as_of else None
     result = execute(config, out_dir=out_dir, as_of=day, full=full, dry_run=dry_run)
     facts = result.facts()
     counts = result.result.violations["rule_code"].value_counts()
@@ -124,8 +127,12 @@ def run(config_path: Path | None, out_dir: Path | None, as_of, full: bool, dry_r
             click.echo(f"  {r.code} {r.name:<32} {n:>6}")
     if facts["rejected_rows"]:
         click.echo(f"  {facts['rejected_rows']} source rows rejected (see the report).")
-    for w in facts["warnings"]:
+    limit = config.report.max_listed  # 50,000 unmapped stages printed 50,000 lines
+    for w in facts["warnings"][:limit]:
         click.echo(f"  warning: {w}")
+    if len(facts["warnings"]) > limit:
+        click.echo(f"  … and {len(facts['warnings']) - limit} more warnings (run.json lists "
+                   "them all; report.max_listed)")
     out = result.outputs[0].parent if result.outputs else out_dir
     click.echo(f"Reports written to {out}/")
     failed = [d for d in result.delivery if d["status"] == "failed"]
@@ -235,9 +242,13 @@ def check_config(config_file: Path, offline: bool) -> None:
     connector = build_connector(config)
     click.echo(f"{config_file}: configuration is valid; {len(selected)} rules selected.")
     if not offline:
+        from auditor.app.checks import check_readable_fields
+
         facts = connector.check()
         for k, v in facts.items():
             click.echo(f"  {k}: {v}")
+        for line in check_readable_fields(facts, config):
+            click.echo(f"  {line}")
         click.echo(f"  source {connector.source_name}: reachable")
 
 
@@ -270,14 +281,14 @@ def schedule(config_path: Path) -> None:
     "--config",
     "config_path",
     type=click.Path(path_type=Path),
-    help="Config whose history to list (default: the demo's, in ./audit-report/).",
+    help="Config whose history to list (default: the demo's, ./audit-report.history.sqlite).",
 )
 @click.option("-n", "--limit", default=20, show_default=True, help="How many runs to list.")
 @click.option("--source", help="Only runs of this source (its name).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 def history(config_path: Path | None, limit: int, source: str | None, as_json: bool) -> None:
     """List past runs, most recent first: status, findings, new / resolved, score, duration."""
-    from auditor.history import HistoryStore, history_path
+    from auditor.history import history_path, open_for_reading
 
     config = _load(config_path)
     path = history_path(config)
@@ -289,7 +300,7 @@ def history(config_path: Path | None, limit: int, source: str | None, as_json: b
         else:
             click.echo(f"No history yet ({path} does not exist).")
         return
-    with HistoryStore(path) as store:
+    with open_for_reading(path) as store:  # opens on a full disk too
         runs = store.runs(source=source, limit=limit)
     if as_json:
         click.echo(json.dumps(runs, indent=2, default=str))

@@ -6,7 +6,9 @@ the benchmarks. A run that fails part-way raises; nothing is delivered for it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime
@@ -18,6 +20,8 @@ import pandas as pd
 from auditor.config import AuditConfig
 from auditor.context import AuditContext
 from auditor.engine import run_audit
+from auditor.errors import ConfigError, DiskFullError, OutputError
+from auditor.files import is_disk_full
 from auditor.metrics import compute_metrics
 from auditor.results import AuditRun, HistoryDiff, TrendPoint
 from auditor.snapshot import Snapshot
@@ -73,29 +77,97 @@ def execute(
 ) -> AuditRun:
     """Run the configured audit, write the reports, record the run and deliver the reports.
 
+    Before anything is pulled, the output folder is checked and a fresh staging folder is
+    created beside it (``auditor.app.publish``); with history, the run lock of the source is
+    taken (one run at a time per store and source; waits ``history.lock_wait_s``).
+
     With history enabled (the default): the run is recorded as ``running`` first; the pull is
     incremental when the connector supports it and a stored snapshot exists (``full`` forces a
     full pull); sources without stage history get the history observed between runs; the diff
     with the last successful run goes into ``run.history``; everything is stored in one
-    transaction at the end. A failure before that commit marks the run ``failed`` and re-raises;
-    nothing is delivered for it.
+    transaction. A failure before that commit marks the run ``failed`` and re-raises; nothing is
+    delivered for it.
+
+    Every file is written into the staging folder; after the commit the e-mails go out (dry
+    run: ``outbox/`` in the staging folder), the final run.json and ``manifest.json`` are
+    written, and the staging folder is swapped in whole. A run that fails, is killed or finds
+    the disk full leaves the previous output folder as it was (disk full: DiskFullError).
 
     Delivery outcomes land in ``run.delivery`` (one dict per recipient) and in run.json; a
     failed recipient does not raise (the CLI turns it into exit status 4).
     """
-    from auditor.history import HistoryStore, history_path
-    from auditor.history.frames import snapshot_to_blobs
+    from auditor.app.publish import OutputFolder
+    from auditor.config import default_config
+    from auditor.history import HistoryStore, adopt_demo_history, history_path
     from connectors.registry import build_connector
-    from reports.render import write_reports
 
     started_at = datetime.now(UTC)
-    out = out_dir or config.resolve(config.report.out_dir)
+    folder = OutputFolder(out_dir or config.resolve(config.report.out_dir))
     connector = build_connector(config)
     day = AuditContext.create(as_of or config.audit.as_of, config.audit.timezone).as_of.date()
-    path = history_path(config, out)
-    store = HistoryStore(path) if path is not None else None
+    folder.check()
+    path = history_path(config, folder.path)
+    if path is not None:
+        _check_history_path(path, folder.path, config)
+    staging = folder.prepare()  # fails fast, before the pull, on an unusable output folder
+    store: HistoryStore | None = None
+    try:
+        if path is not None:
+            if config.origin == default_config().origin:
+                adopt_demo_history(path, folder.path)
+            store = HistoryStore(path)
+        lock = (
+            store.run_lock(connector.source_name, config.history.lock_wait_s)
+            if store is not None
+            else contextlib.nullcontext()
+        )
+        with lock:
+            run = _execute_locked(
+                config, connector, store, staging, day, full, started_at, deliver, dry_run
+            )
+            try:
+                folder.write_manifest(_manifest_info(run))
+                folder.publish()
+            except OSError as exc:
+                if is_disk_full(exc):
+                    raise
+                stored = f"run {run.run_id} is stored; " if run.run_id is not None else ""
+                raise OutputError(
+                    f"output folder {folder.path}: could not publish the new reports: "
+                    f"{exc.strerror or exc}; {stored}the folder still holds the previous run"
+                ) from None
+    except BaseException as exc:
+        folder.discard()
+        if is_disk_full(exc):
+            raise DiskFullError(
+                f"the disk is full: {exc.filename or staging}: {exc.strerror}. Nothing was "
+                f"published; the previous reports in {folder.path} are unchanged. Free some "
+                "space and run again"
+            ) from None
+        raise
+    finally:
+        if store is not None:
+            store.close()
+    run.outputs = [folder.path / p.relative_to(staging) for p in run.outputs]
+    return run
+
+
+def _execute_locked(
+    config: AuditConfig,
+    connector: Connector,
+    store: HistoryStore | None,
+    staging: Path,
+    day: date,
+    full: bool,
+    started_at: datetime,
+    deliver: bool,
+    dry_run: bool,
+) -> AuditRun:
+    """The run itself, holding the run lock; every file goes into ``staging``."""
+    from auditor.history.frames import snapshot_to_blobs
+    from reports.render import write_reports
+
     run_id: int | None = None
-    written: list[Path] = []  # this run's report files, withdrawn if the run fails after them
     encoder: ThreadPoolExecutor | None = None
     blobs_future: Future[dict[str, Any]] | None = None
     try:
@@ -130,7 +202,7 @@ def execute(
             encoder = ThreadPoolExecutor(max_workers=1)
             blobs_future = encoder.submit(snapshot_to_blobs, pulled)
         t2 = time.perf_counter()
-        run.outputs = written = write_reports(run, out)
+        run.outputs = write_reports(run, staging)
         run.timings["reports"] = time.perf_counter() - t2
         run.finished_at = datetime.now(UTC)
         if store is not None and run_id is not None:
@@ -152,18 +224,12 @@ def execute(
             interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
             try:
                 store.fail_run(run_id, exc, status="interrupted" if interrupted else "failed")
-            except Exception:  # the original error matters more than the bookkeeping
-                log.exception("could not record run %s as failed", run_id)
-        if written:  # reports of a run that was not stored must not look like a finished run
-            for p in written:
-                p.unlink(missing_ok=True)
-            log.warning("run failed after writing its reports; removed them from %s", out)
+            except Exception as exc2:  # the original error matters more than the bookkeeping
+                log.warning("could not record run %s as failed: %s", run_id, exc2)
         raise
     finally:
         if encoder is not None:
             encoder.shutdown(wait=True, cancel_futures=True)
-        if store is not None:
-            store.close()
 
     # delivery only after the commit: a run whose results could not be stored is a failed run,
     # and nothing goes out for it
@@ -171,14 +237,50 @@ def execute(
         from reports.delivery import deliver as send_reports
 
         t3 = time.perf_counter()
-        run.delivery = send_reports(run, config, dry_run=dry_run, out_dir=Path(out))
+        run.delivery = send_reports(run, config, dry_run=dry_run, out_dir=staging)
         run.timings["delivery"] = time.perf_counter() - t3
+        final = str(staging.parent / _published_name(staging))
+        for d in run.delivery:  # .eml paths as they will be once published
+            if isinstance(d.get("file"), str) and d["file"].startswith(str(staging)):
+                d["file"] = final + d["file"][len(str(staging)) :]
     run.finished_at = datetime.now(UTC)
-    if (Path(out) / "run.json").exists():
+    if (staging / "run.json").exists():
         from reports.machine import write_run_json
 
-        write_run_json(run, Path(out) / "run.json")  # final: finish time, delivery outcomes
+        write_run_json(run, staging / "run.json")  # final: finish time, delivery outcomes
     return run
+
+
+def _published_name(staging: Path) -> str:
+    """The output folder's name from its staging folder's (``.<name>.run-<pid>-<hex>.tmp``)."""
+    return staging.name[1:].rsplit(".run-", 1)[0]
+
+
+def _manifest_info(run: AuditRun) -> dict[str, Any]:
+    from auditor import __version__
+
+    failed = any(d.get("status") == "failed" for d in run.delivery)
+    return {
+        "tool": {"name": "crm-hygiene-auditor", "version": __version__},
+        "run_id": run.run_id,
+        "source": run.snapshot.meta.source,
+        "as_of": run.result.context.as_of.date().isoformat(),
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "status": "delivery_failed" if failed else "ok",
+    }
+
+
+def _check_history_path(path: Path, out: Path, config: AuditConfig) -> None:
+    """The history may not live inside the output folder, which each run replaces whole (a
+    `history.path` equal to a report's name would also let the report overwrite the store)."""
+    hist, folder = Path(os.path.realpath(path)), Path(os.path.realpath(out))
+    if hist == folder or hist.is_relative_to(folder):
+        raise ConfigError(
+            f"{config.origin}: key `history.path` ({hist}) is inside the output folder "
+            f"{folder} (`report.out_dir` / --out); each run replaces that folder whole, so the "
+            "history would be lost or overwritten by a report. Put it outside the output folder"
+        )
 
 
 def _pull_maybe_incremental(
@@ -193,13 +295,23 @@ def _pull_maybe_incremental(
     from auditor.incremental import merge_incremental
 
     base = None
-    if store is not None and not full:
+    # file sources (exports, CSV) are read whole every run: a stored snapshot is of no use to
+    # them, and a wall-clock `since` would drop rows of a newer export (#13)
+    if store is not None and not full and getattr(connector, "pulls_incrementally", True):
         try:
             base = store.last_snapshot(connector.source_name)
         except HistoryError as exc:
             log.warning("%s; pulling in full", exc)
     if base is None:
         return pull_from(connector, config, as_of=day)
+    from connectors.streams import PriorPull, StreamState
+
+    connector.prior = PriorPull(
+        since=base.pull_started_at,
+        ids=base.snapshot.opportunities["id"],
+        pulled_at=base.pull_started_at,
+        state=StreamState.from_meta(base.snapshot.meta.stream_state),
+    )
     snap = pull_from(connector, config, since=base.pull_started_at, as_of=day)
     if not snap.meta.incremental:
         return snap

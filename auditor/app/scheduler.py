@@ -5,7 +5,9 @@ APScheduler 3 with one job per ``[[schedule.jobs]]`` entry (cron expression + IA
 - a job never overlaps itself (``max_instances = 1``; a run still going when the next is due
   makes APScheduler skip that one and log it);
 - missed runs (machine asleep, process stopped) are coalesced into one, started if no later
-  than ``schedule.misfire_grace_s`` after the planned time;
+  than ``schedule.misfire_grace_s`` after the planned time (0: never late, i.e. within 1 s);
+- cron expressions are read as crontab(5) reads them (``auditor.cron``: 0 and 7 = Sunday, a
+  day matching day-of-month OR day-of-week fires), not with APScheduler's Monday-first numbers;
 - SIGTERM / SIGINT stop it cleanly: no new runs start, a running one finishes first;
 - a failed run is logged (and recorded as failed in the history store by the run itself) and
   alerts ``schedule.alert_emails`` by email when ``[delivery.smtp]`` is configured.
@@ -28,10 +30,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 
 from auditor.app.alerts import send_alert
 from auditor.config import AuditConfig, ScheduleJob, load_config
+from auditor.cron import CronError, parse_cron
 from auditor.errors import ConfigError
 from auditor.secrets import redact
 
@@ -47,7 +49,7 @@ class JobSpec:
     func: Callable[[], Any]
 
 
-def cron_trigger(job: ScheduleJob, index: int, origin: str) -> CronTrigger:
+def cron_trigger(job: ScheduleJob, index: int, origin: str) -> BaseTrigger:
     """The job's trigger; a bad cron expression or time zone names the key."""
     where = f"{origin}: key `schedule.jobs[{index}]` ({job.name!r})"
     try:
@@ -58,12 +60,9 @@ def cron_trigger(job: ScheduleJob, index: int, origin: str) -> CronTrigger:
             "'Europe/Berlin')"
         ) from None
     try:
-        return CronTrigger.from_crontab(job.cron, timezone=tz)
-    except ValueError as exc:
-        raise ConfigError(
-            f"{where}.cron: {job.cron!r} is not a cron expression with five fields "
-            f"(minute hour day month weekday), e.g. '30 2 * * *': {exc}"
-        ) from None
+        return parse_cron(job.cron).trigger(tz)
+    except CronError as exc:
+        raise ConfigError(f"{where}.cron: {exc}") from None
 
 
 def job_config(job: ScheduleJob, config: AuditConfig) -> AuditConfig:
@@ -117,7 +116,9 @@ class AuditScheduler:
             job_defaults={
                 "max_instances": 1,
                 "coalesce": True,
-                "misfire_grace_time": misfire_grace_s,
+                # 0 = no grace: APScheduler wants a positive number, and one second is the
+                # least it takes (a run more than 1 s late is skipped)
+                "misfire_grace_time": max(1, misfire_grace_s),
             },
         )
         self.scheduler.add_listener(self._on_skip, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)

@@ -48,6 +48,7 @@ def meta_to_json(meta: SnapshotMeta) -> str:
             "reached_stages": sorted(meta.reached_stages),
             "unmapped_stages": meta.unmapped_stages,
             "stage_expectations": meta.stage_expectations,
+            "stream_state": meta.stream_state,
         }
     )
 
@@ -63,6 +64,7 @@ def meta_from_json(text: str) -> SnapshotMeta:
         reached_stages=frozenset(d["reached_stages"]),
         unmapped_stages=dict(d.get("unmapped_stages", {})),
         stage_expectations=dict(d.get("stage_expectations", {})),
+        stream_state=dict(d.get("stream_state") or {}),
     )
 
 

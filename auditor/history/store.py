@@ -15,13 +15,18 @@ Write discipline (what keeps the store intact when a run dies):
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
+import hashlib
 import json
+import logging
 import os
 import socket
 import sqlite3
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +36,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from auditor.errors import AuditorError
+from auditor.errors import AuditorError, RunLockedError
+from auditor.files import PRIVATE_FILE, create_private
 from auditor.history.frames import snapshot_from_blobs, snapshot_to_blobs
 from auditor.history.schema import SCHEMA_VERSION, migrate, schema_version
 from auditor.results import VIOLATION_COLUMNS
@@ -39,6 +45,7 @@ from auditor.secrets import redact
 from auditor.snapshot import Snapshot
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
 
 #: violation columns kept per run (the engine's VIOLATION_COLUMNS, stored as plain text/real)
 #: the violations table's columns, fingerprint first (it is half the primary key)
@@ -83,8 +90,64 @@ _active_lock = threading.Lock()
 _active_runs: set[tuple[str, int]] = set()
 
 
+# run locks: one lock file descriptor per store file for the whole process (closing any
+# descriptor of a file drops all of the process's POSIX locks on it), and the (store, source)
+# pairs this process holds
+_locks_guard = threading.Lock()
+_lock_fds: dict[str, int] = {}
+_held_locks: set[tuple[str, str]] = set()
+
+
+def _lock_key(path: Path, source: str) -> tuple[str, str]:
+    return (str(Path(path).resolve()), source)
+
+
+def _lock_fd(path: Path) -> int:
+    lock_path = Path(path).resolve()
+    lock_path = lock_path.with_name(lock_path.name + ".lock")
+    with _locks_guard:
+        fd = _lock_fds.get(str(lock_path))
+        if fd is None:
+            try:
+                fd = os.open(
+                    lock_path,
+                    os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC,
+                    PRIVATE_FILE,
+                )
+            except OSError as exc:
+                raise HistoryError(
+                    f"history store {path}: cannot open its lock file {lock_path}: "
+                    f"{exc.strerror or exc}"
+                ) from None
+            _lock_fds[str(lock_path)] = fd
+        return fd
+
+
 class HistoryError(AuditorError):
     """The history file cannot be opened, is damaged, or was written by a newer version."""
+
+
+class HistoryDiskFullError(HistoryError):
+    """SQLite could not write because the disk is full: nothing of the run was stored."""
+
+    exit_code = 3
+
+
+def _is_full(exc: sqlite3.Error, path: Path | None = None) -> bool:
+    """SQLITE_FULL, or an I/O error on a file system with no space left (creating the WAL
+    index, -shm, fails with SQLITE_IOERR_SHMSIZE rather than SQLITE_FULL)."""
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or (
+        "database or disk is full" in str(exc)
+    ):
+        return True
+    code = getattr(exc, "sqlite_errorcode", 0) or 0
+    if path is None or code & 0xFF != sqlite3.SQLITE_IOERR:
+        return False
+    try:
+        st = os.statvfs(Path(path).parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 1 << 16
 
 
 def _sqlite_errors(what: str) -> Callable[[F], F]:
@@ -96,6 +159,12 @@ def _sqlite_errors(what: str) -> Callable[[F], F]:
             try:
                 return fn(self, *args, **kwargs)
             except sqlite3.Error as exc:
+                if _is_full(exc, self.path):
+                    raise HistoryDiskFullError(
+                        f"history store {self.path}: {what} failed: the disk is full; the store "
+                        "keeps its previous runs and the previous reports are unchanged. Free "
+                        "some space and run again"
+                    ) from None
                 raise HistoryError(f"history store {self.path}: {what} failed: {exc}") from None
 
         return inner  # type: ignore[return-value]
@@ -136,10 +205,18 @@ def _none(v: Any) -> Any:
 class HistoryStore:
     """Open (creating and migrating as needed) the history file at ``path``."""
 
-    def __init__(self, path: Path | str, *, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self, path: Path | str, *, timeout_s: float = 30.0, readonly: bool = False
+    ) -> None:
+        """``readonly``: for listing (``crm-audit history``): no migration, no bookkeeping
+        writes, and it still opens when the disk is completely full."""
         self.path = Path(path)
+        if readonly:
+            self.conn = self._open_readonly(timeout_s)
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            create_private(self.path)  # 0600; SQLite gives -wal / -shm the same mode
             # autocommit mode: transactions are explicit (BEGIN IMMEDIATE … COMMIT)
             self.conn = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
@@ -158,9 +235,20 @@ class HistoryStore:
             self.conn.execute("PRAGMA synchronous = NORMAL")
             self.conn.execute("PRAGMA foreign_keys = ON")
             migrate(self.conn)
-            self.mark_stale_runs()
+            try:
+                self.mark_stale_runs()
+            except sqlite3.OperationalError as exc:
+                if not _is_full(exc, self.path):
+                    raise
+                # bookkeeping only: the next open marks them; the run fails cleanly later
+                log.warning("history store %s: disk full, stale runs not marked", self.path)
         except sqlite3.OperationalError as exc:  # locked by another writer for too long, ...
             self.conn.close()
+            if _is_full(exc, self.path):
+                raise HistoryDiskFullError(
+                    f"history store {self.path}: cannot open: the disk is full; free some space "
+                    "and run again"
+                ) from None
             raise HistoryError(f"history store {self.path}: cannot open: {exc}") from None
         except sqlite3.DatabaseError as exc:
             self.conn.close()
@@ -170,6 +258,31 @@ class HistoryStore:
         except BaseException:
             self.conn.close()
             raise
+
+    def _open_readonly(self, timeout_s: float) -> sqlite3.Connection:
+        """Read-only connection; on a completely full disk SQLite cannot create the WAL index
+        (-shm) a normal reader needs, so fall back to reading the file as immutable (it holds
+        every committed run once the last writer closed it)."""
+        if not self.path.is_file():
+            raise HistoryError(f"history store {self.path}: cannot open: no such file")
+        uri = self.path.resolve().as_uri()
+        last: sqlite3.Error | None = None
+        for query in ("?mode=ro", "?mode=ro&immutable=1"):
+            conn = sqlite3.connect(uri + query, uri=True, timeout=timeout_s, isolation_level=None)
+            try:
+                found = schema_version(conn)
+                if found != SCHEMA_VERSION:
+                    conn.close()
+                    raise HistoryError(
+                        f"history store {self.path} has schema version {found}; this crm-audit "
+                        f"reads version {SCHEMA_VERSION} (a run with this version upgrades it)"
+                    )
+                conn.execute("SELECT count(*) FROM runs").fetchone()
+                return conn
+            except sqlite3.DatabaseError as exc:
+                conn.close()
+                last = exc
+        raise HistoryError(f"history store {self.path}: cannot open: {last}") from None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -181,6 +294,70 @@ class HistoryStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @contextlib.contextmanager
+    def run_lock(self, source: str, wait_s: float = 0.0) -> Iterator[None]:
+        """Hold the run lock of ``source`` on this store: one run at a time per store and source.
+
+        Waits up to ``wait_s`` seconds for a run holding it, then raises
+        :class:`~auditor.errors.RunLockedError` (exit status 5). Released when the block ends,
+        and by the operating system when the process dies (SIGKILL included), so a killed run
+        never leaves a stale lock. Another backend implements the same contract with its own
+        primitive (PostgreSQL: ``pg_try_advisory_lock`` on a hash of the source).
+
+        SQLite: a byte-range lock (``fcntl``) at an offset derived from the source, in
+        ``<history file>.lock`` (0600, never deleted), plus an in-process registry because POSIX
+        locks do not exclude threads of one process.
+        """
+        key = _lock_key(self.path, source)
+        fd = _lock_fd(self.path)
+        offset = int.from_bytes(hashlib.sha256(source.encode("utf-8")).digest()[:4], "big")
+        deadline = time.monotonic() + max(0.0, wait_s)
+        told = False
+        while True:
+            with _locks_guard:
+                if key not in _held_locks:
+                    try:
+                        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+                    except OSError:
+                        pass
+                    else:
+                        _held_locks.add(key)
+                        break
+            if time.monotonic() >= deadline:
+                raise RunLockedError(
+                    f"another run of source {source!r} is in progress on history store "
+                    f"{self.path}{self._holder(source)}; waited {wait_s:g} s "
+                    "(`history.lock_wait_s`). Run again when it has finished, or raise "
+                    "`history.lock_wait_s`"
+                )
+            if not told:
+                log.warning(
+                    "waiting up to %g s for the run of %r in progress on %s%s",
+                    wait_s, source, self.path, self._holder(source),
+                )
+                told = True
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        try:
+            yield
+        finally:
+            with _locks_guard:
+                fcntl.lockf(fd, fcntl.LOCK_UN, 1, offset)
+                _held_locks.discard(key)
+
+    def _holder(self, source: str) -> str:
+        """' (run 7, pid 123 on host, started …)' for the message, when the store knows it."""
+        try:
+            r = self.conn.execute(
+                "SELECT id, pid, host, started_at FROM runs WHERE source = ? AND "
+                "status = 'running' ORDER BY id DESC LIMIT 1",
+                (source,),
+            ).fetchone()
+        except sqlite3.Error:
+            return ""
+        if r is None:
+            return ""
+        return f" (run {r[0]}, pid {r[1]} on {r[2]}, started {str(r[3])[:19]} UTC)"
 
     def _key(self, run_id: int) -> tuple[str, int]:
         return (str(self.path.resolve()), run_id)
@@ -502,3 +679,13 @@ def _violation_rows(run_id: int, v: pd.DataFrame) -> list[tuple[Any, ...]]:
         else:
             cols.append(pa.array(v[c].astype("string").array).to_pylist())
     return [(run_id, *row) for row in zip(*cols, strict=True)]
+
+
+def open_for_reading(path: Path | str) -> HistoryStore:
+    """A store to list runs from: opened normally (stale runs get marked ``interrupted``), or
+    read-only when the disk is too full for even that (``crm-audit history`` after a full
+    disk)."""
+    try:
+        return HistoryStore(path)
+    except HistoryDiskFullError:
+        return HistoryStore(path, readonly=True)

@@ -5,17 +5,18 @@ API cost of a full pull of N deals (O active owners, A archived owners), one pro
 pipelines call + ``max(1, ceil(O/100)) + max(1, ceil(A/100))`` owner pages (+ 1 account-info
 call when ``portal_id`` or ``portal_timezone`` is not configured). Each extra property pass
 (very long property lists, see ``max_url_length``) adds ``max(1, ceil(N/100))``. Retries count.
-See docs/connectors/hubspot.md.
+Incremental pulls run the deals stream (:mod:`.streams`: search from the bookmark minus the
+lookback, archived deals, id reconciliation). See docs/connectors/hubspot.md.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -32,8 +33,20 @@ from connectors.hubspot.fields import DATE_ENTERED_PREFIX, HISTORY_PROPERTIES
 from connectors.hubspot.normalise import PullContext, RawDeals, normalise
 from connectors.hubspot.options import HubSpotOptions
 from connectors.hubspot.pipelines import catalogue_from_pipelines, map_catalogue
+from connectors.hubspot.streams import (
+    ARCHIVE_DAYS,
+    DEALS_STREAM,
+    DealReads,
+)
+from connectors.hubspot.streams import HubSpotPages as _Pages
 from connectors.hubspot.transport import HubSpotTransport, UriTooLong
 from connectors.retrying import RetryPolicy
+from connectors.streams import (
+    PriorPull,
+    ReconcilePolicy,
+    Stream,
+    StreamState,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,18 +97,24 @@ class HubSpotConnector(Connector):
         full = o.stage_history == "full"
         props = [*o.properties(), *(DATE_ENTERED_PREFIX + s for s in cat["stage_id"])]
         hist = list(HISTORY_PROPERTIES) if full else []
-        if since is None:
-            records = self._list_all(t, props, hist)
-        else:
-            records = self._search_since(t, props, since)
-            if full:
-                records = self._add_history(t, records, hist)
-            if o.track_archived:
-                ctx.deleted_ids = list(self._archived_since(t, since))
-        raw = raw_from_records(records)
+        if since is not None and since.tzinfo is None:
+            raise ConnectorError("incremental pull: `since` must be timezone-aware")
+        prior = self.prior if since is not None else None
+        if since is not None and prior is None:  # called without the run (no stored ids)
+            prior = PriorPull(since, frozenset(), since, StreamState(since, since, since))
+        stream: Stream[Record] = Stream(
+            replace(DEALS_STREAM, fields=tuple(props)),
+            DealReads(t, o, props, hist, lambda: self._list_all(t, props, hist)),
+            lookback=timedelta(seconds=o.lookback_s),
+            policy=ReconcilePolicy(o.reconcile_every_days),
+            removed_window=timedelta(days=ARCHIVE_DAYS))
+        result = stream.pull(prior, self._now())
+        raw = raw_from_records(result.records)
         ctx.api_calls = t.calls
         ctx.api_usage = {**t.usage, "calls_by_endpoint": dict(t.calls_by_endpoint)}
         ctx.extra["reached_stages_by_pipeline"] = reached_by_pipeline(cat)
+        ctx.extra.update(reconciled=result.reconciled, deleted_by=result.deleted_by)
+        ctx.deleted_ids, ctx.stream_state = result.deleted_ids, result.state.to_meta()
         return normalise(raw, cat, owners, o, stage_map, ctx, full_history=full)
 
     def check(self) -> dict[str, Any]:
@@ -196,67 +215,6 @@ class HubSpotConnector(Connector):
             if after is None:
                 return out
 
-    # -- incremental -------------------------------------------------------------------------
-    def _search_since(self, t: HubSpotTransport, props: list[str], since: datetime) -> list[Record]:
-        """Deals modified in [since, now), in time slices each under the search result cap."""
-        o = self.options
-        if since.tzinfo is None:
-            raise ConnectorError("incremental pull: `since` must be timezone-aware")
-        windows = deque([(_ms(since), _ms(self._now()))])
-        found: dict[str, Record] = {}
-        slices = 0
-        while windows:
-            lo, hi = windows.popleft()
-            body = _search_body(lo, hi, props, min(o.search_page_size, o.search_result_cap))
-            page = t.search_deals(body)
-            total = int(page.get("total", 0))
-            if total > o.search_result_cap:
-                if hi - lo <= 1:
-                    raise ConnectorError(
-                        f"HubSpot search: {total} deals modified within one millisecond "
-                        f"({lo}); cannot slice under the {o.search_result_cap}-result cap")
-                mid = lo + (hi - lo) // 2
-                windows.extendleft([(mid, hi), (lo, mid)])
-                continue
-            slices += 1
-            pages = _Pages("POST /crm/v3/objects/deals/search")
-            results = list(pages.results(page))
-            after = pages.next_after(page)
-            while after is not None:
-                page = t.search_deals({**body, "after": after})
-                results += pages.results(page)
-                after = pages.next_after(page)
-            for r in results:  # a deal modified during the pull may show in two slices
-                found[str(r["id"])] = r
-        log.info("incremental search: %d deals in %d time slices", len(found), slices)
-        return list(found.values())
-
-    def _add_history(self, t: HubSpotTransport, records: list[Record],
-                     hist: list[str]) -> list[Record]:
-        """Search cannot return property history: batch-read it, 50 deals per call."""
-        ids = [str(r["id"]) for r in records]
-        extra: list[Record] = []
-        for i in range(0, len(ids), 50):
-            body = {"properties": [], "propertiesWithHistory": hist,
-                    "inputs": [{"id": x} for x in ids[i:i + 50]]}
-            extra += _Pages("POST /crm/v3/objects/deals/batch/read").results(
-                t.batch_read_deals(body))
-        by_id = {str(r["id"]): r.get("propertiesWithHistory", {}) for r in extra}
-        return [{**r, "propertiesWithHistory": by_id.get(str(r["id"]), {})} for r in records]
-
-    def _archived_since(self, t: HubSpotTransport, since: datetime) -> list[str]:
-        out: list[str] = []
-        after: str | None = None
-        pages = _Pages("GET /crm/v3/objects/deals?archived=true")
-        while True:
-            page = t.list_deals(limit=100, after=after, properties=["hs_object_id"], archived=True)
-            out += [str(r["id"]) for r in pages.results(page)
-                    if _archived_at(r) is not None and _archived_at(r) >= since]
-            after = pages.next_after(page)
-            if after is None:
-                return sorted(out, key=lambda x: (len(x), x))
-
-
 # -- helpers shared with tests and the export connector ---------------------------------------
 def raw_from_records(records: list[Record]) -> RawDeals:
     """API records (``id``, ``properties``, ``propertiesWithHistory``) → RawDeals."""
@@ -314,64 +272,3 @@ def _merge(merged: dict[str, Record], records: list[Record]) -> None:
             cur["propertiesWithHistory"] = r["propertiesWithHistory"]
 
 
-class _Pages:
-    """Checks one paged listing: every page has a results list, and a cursor is never repeated
-    nor handed out by an empty page (either would mean looping or silently missing records)."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-        self.page = 0
-        self.seen: dict[str, int] = {}
-
-    def results(self, page: Record) -> list[Record]:
-        self.page += 1
-        results = page.get("results")
-        if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
-            raise ConnectorError(
-                f"HubSpot {self.what}, page {self.page}: unexpected response shape (no "
-                "`results` list of records); stopped without passing on a partial pull")
-        return results
-
-    def next_after(self, page: Record) -> str | None:
-        after = _next_after(page)
-        if after is None:
-            return None
-        if not page.get("results"):
-            raise ConnectorError(
-                f"HubSpot {self.what}, page {self.page}: an empty page that points to a next "
-                "one; stopped without passing on a partial pull")
-        if after in self.seen:
-            raise ConnectorError(
-                f"HubSpot {self.what}, page {self.page}: paging cursor {after!r} repeats the one "
-                f"of page {self.seen[after]}; stopped rather than page in a loop")
-        self.seen[after] = self.page
-        return after
-
-
-def _next_after(page: Record) -> str | None:
-    nxt = (page.get("paging") or {}).get("next") or {}
-    after = nxt.get("after")
-    return str(after) if after not in (None, "") else None
-
-
-def _ms(dt: datetime) -> int:
-    return int(math.floor(dt.timestamp() * 1000))
-
-
-def _archived_at(r: Record) -> datetime | None:
-    v = r.get("archivedAt")
-    if not v:
-        return None
-    return datetime.fromisoformat(str(v).replace("Z", "+00:00"))
-
-
-def _search_body(lo: int, hi: int, props: list[str], limit: int) -> Record:
-    return {
-        "filterGroups": [{"filters": [
-            {"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": str(lo)},
-            {"propertyName": "hs_lastmodifieddate", "operator": "LT", "value": str(hi)},
-        ]}],
-        "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
-        "properties": props,
-        "limit": limit,
-    }

@@ -28,6 +28,8 @@ from connectors.hubspot.pipelines import (
     resolve_stages,
 )
 from connectors.hubspot.values import parse_booleans
+from connectors.limits import check_cells, check_file_size, check_header
+from connectors.local_files import contained
 
 
 def _fold(text: str) -> str:
@@ -38,18 +40,18 @@ class HubSpotExportConnector(Connector):
     type_name: ClassVar[str] = "hubspot_export"
     Options: ClassVar[type[HubSpotExportOptions]] = HubSpotExportOptions  # type: ignore[assignment]
     options: HubSpotExportOptions
+    #: an export is read whole on every run (``since`` is ignored)
+    pulls_incrementally: ClassVar[bool] = False
 
     def pull(self, since: Any = None) -> Snapshot:
         o = self.options
-        path = self.resolve(o.path)
+        path = contained(self.resolve(o.path))
         ctx = PullContext(source=self.source_name, source_type=self.type_name,
                           portal_id=o.portal_id, portal_tz=o.portal_timezone or "UTC",
                           naive_tz=o.portal_timezone or "UTC")
         if o.portal_timezone is None:
             ctx.warnings.append("source.portal_timezone is not set: export times and dates are "
                                 "read as UTC")
-        if since is not None:
-            ctx.warnings.append("an export is always read whole; `since` was ignored")
         if o.portal_id is None:
             ctx.warnings.append("source.portal_id is not set: deals carry no record links")
         frame = self._read(path)
@@ -97,6 +99,11 @@ class HubSpotExportConnector(Connector):
 
     # -- reading -----------------------------------------------------------------------------
     def _read(self, path: Path) -> pd.DataFrame:
+        where = f"HubSpot export {path}"
+        if path.is_file():
+            check_file_size(path, where, self.options)
+            check_header(path, where, encoding=self.options.encoding, delimiter=",",
+                         limits=self.options)
         try:
             df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=self.options.encoding)
         except FileNotFoundError:
@@ -110,6 +117,7 @@ class HubSpotExportConnector(Connector):
         except (UnicodeError, pd.errors.ParserError) as exc:
             raise SourceDataError(f"HubSpot export {path} cannot be read as CSV: {exc}") from None
         df = df.astype(STR)
+        check_cells(df, where, self.options)
         return df.where(df.apply(lambda s: s.str.strip() != ""))
 
     def _properties(
@@ -144,7 +152,7 @@ class HubSpotExportConnector(Connector):
     def _catalogue(self, props: pd.DataFrame, entered: list[tuple[str, str, str]]) -> pd.DataFrame:
         o = self.options
         if o.pipelines_path is not None:
-            p = self.resolve(o.pipelines_path)
+            p = contained(self.resolve(o.pipelines_path))
             try:
                 payload = json.loads(p.read_text(encoding="utf-8"))
             except FileNotFoundError:
@@ -167,9 +175,14 @@ class HubSpotExportConnector(Connector):
             distinct = (names.dropna().drop_duplicates().sort_values() if names is not None
                         else pd.Series([], dtype=STR))
             return make_owners(pd.DataFrame({"id": distinct, "name": distinct}))
-        path = self.resolve(self.options.owners_path)
+        path = contained(self.resolve(self.options.owners_path))
+        if path.is_file():
+            check_file_size(path, f"owners file {path}", self.options)
+            check_header(path, f"owners file {path}", encoding="utf-8", delimiter=",",
+                         limits=self.options)
         try:
             owners = pd.read_csv(path, dtype=str, keep_default_na=False).astype(STR)
+            check_cells(owners, f"owners file {path}", self.options)
         except FileNotFoundError:
             raise SourceDataError(f"owners file {path} does not exist") from None
         except pd.errors.EmptyDataError:

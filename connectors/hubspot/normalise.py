@@ -25,7 +25,7 @@ from auditor.snapshot import (
 from auditor.stages import STAGE_DTYPE, StageMap
 from connectors.hubspot.fields import DATE_ENTERED_PREFIX, FieldOptions
 from connectors.hubspot.pipelines import resolve_stages
-from connectors.hubspot.values import convert, parse_timestamps
+from connectors.hubspot.values import convert, parse_dates, parse_timestamps
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,8 @@ class PullContext:
     warnings: list[str] = field(default_factory=list)
     deleted_ids: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the stream state after this pull (see connectors.streams)
+    stream_state: dict[str, str] = field(default_factory=dict)
 
 
 def _warn(ctx: PullContext, msg: str) -> None:
@@ -87,8 +89,13 @@ def _stage_frame(cat: pd.DataFrame, pos: pd.Series) -> pd.DataFrame:
     return padded.iloc[take].set_index(pos.index)
 
 
-def _history_rows(raw: RawDeals, prop: str, naive_tz: str) -> pd.DataFrame:
-    """One property's history, ordered by time, consecutive duplicates collapsed."""
+def _history_rows(raw: RawDeals, prop: str, naive_tz: str,
+                  day_tz: str | None = None) -> pd.DataFrame:
+    """One property's history, ordered by time, consecutive duplicates collapsed.
+
+    With ``day_tz`` the values are dates compared as calendar days in that zone: HubSpot
+    stores the moment a close date was picked, so a re-save at another time of day is the same
+    date, not a change."""
     h = raw.history
     if h is None or h.empty:
         return pd.DataFrame({"deal_id": pd.Series(dtype=STR), "value": pd.Series(dtype=STR),
@@ -96,8 +103,11 @@ def _history_rows(raw: RawDeals, prop: str, naive_tz: str) -> pd.DataFrame:
     h = h[h["property"] == prop]
     at, _ = parse_timestamps(h["timestamp"], naive_tz)
     value = h["value"].astype(STR).str.strip()
-    out = pd.DataFrame({"deal_id": h["deal_id"].astype(STR), "value": value.where(value != ""),
-                        "at": at})
+    value = value.where(value != "")
+    if day_tz is not None:
+        days, _ = parse_dates(value, day_tz)
+        value = days.dt.strftime("%Y-%m-%d").astype(STR).fillna(value)
+    out = pd.DataFrame({"deal_id": h["deal_id"].astype(STR), "value": value, "at": at})
     out = out.dropna(subset=["value", "at"]).sort_values(["deal_id", "at"], kind="stable")
     changed = (out["value"] != out.groupby("deal_id")["value"].shift()).fillna(True)
     return out[changed.astype(bool)].reset_index(drop=True)
@@ -199,7 +209,8 @@ def normalise(
         data["stage_entered_at"] = (ids.map(entered) if len(entered)
                                     else pd.Series(pd.NaT, index=ids.index, dtype=TS))
     if full_history:
-        changes = _history_rows(raw, "closedate", ctx.naive_tz).groupby("deal_id").size()
+        changes = _history_rows(raw, "closedate", ctx.naive_tz,
+                                day_tz=ctx.portal_tz).groupby("deal_id").size()
         data["close_date_changes"] = (ids.map(changes).fillna(1).astype("Int64") - 1).clip(lower=0)
         provided.add("close_date_changes")
     history = history.drop(columns=["_pos"])
@@ -220,6 +231,7 @@ def normalise(
         loaded_rows=len(opportunities),
         incremental=ctx.incremental,
         deleted_ids=list(ctx.deleted_ids),
+        stream_state=dict(ctx.stream_state),
         extra=dict(ctx.extra),
     )
     return Snapshot(opportunities, make_stage_history(history), owners, meta).validate()

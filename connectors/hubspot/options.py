@@ -9,6 +9,7 @@ from pydantic import Field
 
 from connectors.base import SourceOptions
 from connectors.hubspot.fields import FieldOptions
+from connectors.limits import FileLimits
 
 
 class HubSpotOptions(SourceOptions, FieldOptions):
@@ -33,6 +34,13 @@ class HubSpotOptions(SourceOptions, FieldOptions):
     search_min_interval_s: float = Field(default=0.25, ge=0)
     #: incremental pulls also list archived deals, to report the ids archived since `since`
     track_archived: bool = True
+    #: incremental pulls re-read deals modified this many seconds before the last pull's start:
+    #: the search index lags behind writes, so a deal saved just before the last pull may only
+    #: have become searchable after it
+    lookback_s: float = Field(default=3600.0, ge=0)
+    #: reconcile the stored deal ids against the list of live deals at least this often (days);
+    #: also whenever the stored snapshot is older than 15 days
+    reconcile_every_days: float = Field(default=7.0, gt=0, le=15)
     #: retries of rate-limited (429 TEN_SECONDLY_ROLLING), 5xx and connection failures
     retry_attempts: int = Field(default=5, ge=1, le=20)
     retry_base_delay_s: float = Field(default=1.0, ge=0)
@@ -41,7 +49,7 @@ class HubSpotOptions(SourceOptions, FieldOptions):
     timeout_s: float = Field(default=30.0, gt=0)
 
 
-class HubSpotExportOptions(SourceOptions, FieldOptions):
+class HubSpotExportOptions(SourceOptions, FieldOptions, FileLimits):
     """``type = "hubspot_export"``: the deals CSV exported from HubSpot's deals view."""
 
     #: the exported CSV file (relative to the config file)

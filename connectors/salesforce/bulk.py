@@ -16,6 +16,7 @@ import pandas as pd
 
 from auditor.errors import ConnectorError
 from connectors.salesforce.transport import SalesforceTransport
+from connectors.streams import Pages
 
 DONE, FAILED = "JobComplete", ("Failed", "Aborted")
 
@@ -55,9 +56,14 @@ def bulk_query_frames(
         waited += delay
         delay = min(delay * 2, 30.0)
 
-    locator, page = "", 1
-    seen: dict[str, int] = {}  # locator -> the page that gave it: a repeat would loop forever
+    locator = ""
+    pages = Pages(what, "Salesforce", where=f"Salesforce {{what}}: Bulk 2.0 results page {{page}} "
+                                             f"of job {job_id} ",
+                  empty="is empty but not the last one; stopped rather than pass on a partial "
+                        "pull",
+                  repeat="repeats the locator of page {first}; stopped rather than page in a loop")
     while True:
+        page = pages.page + 1
         params: dict[str, str | int] = {"maxRecords": opts.bulk_page_size}
         if locator:
             params["locator"] = locator
@@ -83,19 +89,10 @@ def bulk_query_frames(
             raise ConnectorError(
                 f"Salesforce {what}: Bulk 2.0 results page {page} of job {job_id} announced "
                 f"{announced} records but {len(frame)} could be read from its CSV")
+        pages.turn()
         locator = resp.headers.get("Sforce-Locator", "")
-        last = not locator or locator == "null"
-        if not len(frame) and not last:
-            raise ConnectorError(
-                f"Salesforce {what}: Bulk 2.0 results page {page} of job {job_id} is empty but "
-                "not the last one; stopped rather than pass on a partial pull")
+        nxt = pages.next(None if not locator or locator == "null" else locator, frame)
         if len(frame):
             yield frame
-        if last:
+        if nxt is None:
             return
-        if locator in seen:
-            raise ConnectorError(
-                f"Salesforce {what}: Bulk 2.0 results page {page} of job {job_id} repeats the "
-                f"locator of page {seen[locator]}; stopped rather than page in a loop")
-        seen[locator] = page
-        page += 1

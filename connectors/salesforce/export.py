@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,6 +22,14 @@ from auditor.config import check_timezone
 from auditor.errors import ConfigError, SourceDataError
 from auditor.snapshot import Snapshot
 from connectors.base import Connector, SourceOptions
+from connectors.limits import (
+    FileLimits,
+    check_cells,
+    check_file_size,
+    check_header,
+    read_zip_member,
+)
+from connectors.local_files import contained
 from connectors.salesforce.fields import (
     ACCOUNT_FIELDS,
     HISTORY_FIELDS,
@@ -42,7 +50,7 @@ FILES = {
 }
 
 
-class SalesforceExportOptions(SalesforceFieldOptions):
+class SalesforceExportOptions(SalesforceFieldOptions, FileLimits):
     #: folder or .zip holding the export CSVs (relative to the config file)
     path: Path
     #: your org's URL, e.g. https://acme.my.salesforce.com, for record links in reports
@@ -67,7 +75,7 @@ class _ExportFiles:
         if path.is_dir():
             for p in sorted(path.rglob("*")):
                 if p.is_file() and p.suffix.lower() == ".csv":
-                    self._add(p.name, p)
+                    self._add(p.name, contained(p, path))  # no link out of the folder
         elif path.is_file() and zipfile.is_zipfile(path):
             self._zip = zipfile.ZipFile(path)
             for info in self._zip.infolist():
@@ -84,16 +92,27 @@ class _ExportFiles:
             raise SourceDataError(f"{self.path}: more than one file named {name}")
         self._files[key] = ref
 
-    def read(self, name: str, encoding: str) -> pd.DataFrame | None:
+    def read(self, name: str, encoding: str, limits: FileLimits) -> pd.DataFrame | None:
         ref = self._files.get(name.casefold())
         if ref is None:
             return None
-        data = ref.read_bytes() if isinstance(ref, Path) else self._zip.read(ref)
         where = f"{self.path}/{name}" if isinstance(ref, Path) else f"{self.path}:{ref.filename}"
+        if isinstance(ref, Path):
+            check_file_size(ref, where, limits)
+            data = ref.read_bytes()
+        else:  # sizes and ratio checked before unpacking (a zip bomb is refused, not read)
+            data = read_zip_member(self._zip, ref, where, limits)
+        check_header(data, where, encoding=encoding, delimiter=",", limits=limits)
+        if encoding.lower().replace("_", "-").startswith(("utf-8", "utf8")):
+            # a byte order mark starting a later line (exports concatenated) is no part of a
+            # value; before a quoted cell it would make the quotes part of it
+            data = data.replace(b"\n\xef\xbb\xbf", b"\n")
         try:
             # every value as text, empty = missing; normalize parses by field kind
-            return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False,
-                               encoding=encoding)
+            frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False,
+                                encoding=encoding)
+            check_cells(frame, where, limits)
+            return frame
         except UnicodeError:  # a decode error, or a UTF-16 file without its byte order mark
             raise SourceDataError(f"{where}: not {encoding} text") from None
         except LookupError:
@@ -105,11 +124,24 @@ class _ExportFiles:
             raise SourceDataError(f"{where}: not a readable CSV file: {exc}") from None
 
 
-def canonical_headers(df: pd.DataFrame, fields: list[str]) -> pd.DataFrame:
-    """Rename headers matching known API names case-insensitively to their canonical spelling."""
+def canonical_headers(df: pd.DataFrame, fields: list[str], where: str = "") -> pd.DataFrame:
+    """Rename headers matching known API names case-insensitively to their canonical spelling.
+
+    Two headers naming the same field once trimmed and case-folded ("Id" and " ID") are an
+    error naming both: which one holds the data cannot be guessed."""
     known = {f.casefold(): f for f in fields}
-    renames = {c: known[c.strip().casefold()] for c in df.columns
-               if c.strip().casefold() in known}
+    renames: dict[str, str] = {}
+    first: dict[str, str] = {}
+    for c in df.columns:
+        key = str(c).strip().casefold()
+        if key not in known:
+            continue
+        if key in first:
+            raise SourceDataError(
+                f"{where or 'export'}: columns {first[key]!r} and {c!r} both hold the field "
+                f"{known[key]}; remove one of them")
+        first[key] = c
+        renames[c] = known[key]
     return df.rename(columns=renames)
 
 
@@ -117,8 +149,12 @@ class SalesforceExportConnector(Connector):
     type_name: ClassVar[str] = "salesforce_export"
     Options: ClassVar[type[SourceOptions]] = SalesforceExportOptions
     options: SalesforceExportOptions
+    #: an export is a complete picture of the org on the day it was taken: every run audits
+    #: exactly the files present, never rows filtered by a wall-clock stamp
+    pulls_incrementally: ClassVar[bool] = False
 
     def pull(self, since: datetime | None = None) -> Snapshot:
+        """Read the export whole: ``since`` is ignored (see :attr:`pulls_incrementally`)."""
         opts = self.options
         files = _ExportFiles(self.resolve(opts.path))
         opp_fields = [s.sf_field for s in opportunity_specs(opts)] + [
@@ -132,8 +168,9 @@ class SalesforceExportConnector(Connector):
         }
         frames: dict[str, pd.DataFrame | None] = {}
         for key, name in FILES.items():
-            df = files.read(name, opts.encoding)
-            frames[key] = None if df is None else canonical_headers(df, wanted[key])
+            df = files.read(name, opts.encoding, opts)
+            frames[key] = None if df is None else canonical_headers(
+                df, wanted[key], f"{files.path}/{name}")
         opps = frames["opportunities"]
         if opps is None:
             raise SourceDataError(f"{files.path}: no {FILES['opportunities']} in the export")
@@ -144,14 +181,10 @@ class SalesforceExportConnector(Connector):
             deleted = parse_column(opps.loc[gone, "Id"], "id").dropna().tolist() if (
                 "Id" in opps.columns) else []
             opps = opps[~gone]
-        if since is not None and "SystemModstamp" in opps.columns:
-            stamp = parse_column(opps["SystemModstamp"], "datetime", tz=opts.timezone)
-            cut = pd.Timestamp(since if since.tzinfo else since.replace(tzinfo=UTC))
-            opps = opps[(stamp > cut).fillna(False).astype(bool)]
 
         facts = PullFacts(
             source=self.source_name, source_type=self.type_name,
-            instance_url=opts.instance_url, incremental=since is not None,
+            instance_url=opts.instance_url, incremental=False,
             warnings=[] if opts.instance_url else [
                 "source.instance_url is not set: opportunities have no record links"],
             extra={"export_path": str(files.path)},

@@ -52,7 +52,7 @@ class RawOrg:
     stages: pd.DataFrame | None = None
     #: Account Id → Name, used when the opportunity frame has no ``Account.Name``
     accounts: pd.DataFrame | None = None
-    #: ids of deleted opportunities (queryAll with ``include_deleted``)
+    #: ids of opportunities removed at the source (→ ``SnapshotMeta.deleted_ids``)
     deleted_ids: list[str] = field(default_factory=list)
     #: labels used in messages, e.g. {"opportunities": "Opportunity.csv"}
     where: dict[str, str] = field(default_factory=dict)
@@ -72,6 +72,10 @@ class PullFacts:
     incremental: bool = False
     warnings: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Snapshot column → field hidden from the integration user (field-level security)
+    unreadable_fields: dict[str, str] = field(default_factory=dict)
+    #: the stream's incremental state after this pull (see connectors.streams)
+    stream_state: dict[str, str] = field(default_factory=dict)
 
 
 class _Notes:
@@ -93,9 +97,13 @@ class _Notes:
         )
 
 
+#: whitespace as str.strip() sees it, plus a byte order mark (concatenated export files)
+_STRIP = "".join(chr(c) for c in range(0x3001) if chr(c).isspace()) + "\ufeff"
+
+
 def as_text(s: pd.Series) -> pd.Series:
     """Any raw column → stripped text with NA for null / empty."""
-    t = s.astype(STR).str.strip()
+    t = s.astype(STR).str.strip(_STRIP)
     return t.where(t.str.len() > 0)
 
 
@@ -221,6 +229,10 @@ def stage_metadata_report(
     return _metadata_unmapped(meta, stage_map), _check_stage_map(meta, stage_map) + notes.warnings
 
 
+#: a Salesforce record id: 15 case-sensitive or 18 case-insensitive alphanumeric characters
+SALESFORCE_ID = r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?"
+
+
 def build_snapshot(
     raw: RawOrg, opts: SalesforceFieldOptions, facts: PullFacts, *, tz: str = "UTC",
 ) -> Snapshot:
@@ -264,9 +276,17 @@ def build_snapshot(
     opp["source"] = facts.source
     provided.add("source")
     if facts.instance_url:
+        # a link only from an id of Salesforce's shape: an export's Id column is untrusted text
+        # and would otherwise be pasted into the URL of every report
+        valid = opp["id"].str.fullmatch(SALESFORCE_ID).fillna(False).astype(bool)
         base = facts.instance_url.rstrip("/") + "/lightning/r/Opportunity/"
-        opp["url"] = base + opp["id"] + "/view"
+        opp["url"] = (base + opp["id"] + "/view").where(valid)
         provided.add("url")
+        if not valid.all():
+            warnings.append(
+                f"{w_opp}: {int((~valid).sum())} Id values are not 15- or 18-character "
+                f"Salesforce ids (e.g. {str(opp['id'][~valid].iloc[0])[:40]!r}); those "
+                "opportunities have no record link")
     if "currency" not in opp and opts.currency:
         opp["currency"] = opts.currency
         provided.add("currency")
@@ -373,6 +393,8 @@ def build_snapshot(
         loaded_rows=len(out),
         incremental=facts.incremental,
         deleted_ids=sorted(raw.deleted_ids),
+        unreadable_fields=dict(facts.unreadable_fields),
+        stream_state=dict(facts.stream_state),
         extra=extra,
     )
     return Snapshot(out, history, owners, meta).validate()

@@ -13,6 +13,7 @@ No field mapping here: see :mod:`.fields` and :mod:`.normalize`.
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import re
 import time
@@ -37,11 +38,14 @@ from auditor.errors import ConfigError, ConnectorError
 from auditor.secrets import read_secret, redact, register_secret
 from connectors.retrying import Retryable, RetryPolicy, call_with_retries
 from connectors.salesforce.fields import SalesforceFieldOptions
+from connectors.streams import Pages
 
 log = logging.getLogger(__name__)
 AuthFlow = Literal["jwt", "password", "client_credentials", "session"]
-_LIMIT_RE = re.compile(r"api-usage=(\d+)/(\d+)")
-_PER_APP_RE = re.compile(r"per-app-api-usage=(\d+)/(\d+)\(appName=([^)]*)\)")
+# at most 15 digits: a header is not trusted to hold a number int() can parse (past 4300 digits
+# it raises ValueError, which was then reported as "the response is not valid JSON")
+_LIMIT_RE = re.compile(r"(?<![\w-])api-usage=(\d{1,15})/(\d{1,15})(?!\d)")
+_PER_APP_RE = re.compile(r"per-app-api-usage=(\d{1,15})/(\d{1,15})\(appName=([^)]*)\)")
 
 
 class SalesforceOptions(SalesforceFieldOptions):
@@ -76,8 +80,12 @@ class SalesforceOptions(SalesforceFieldOptions):
     bulk_poll_s: float = Field(default=2.0, gt=0)
     bulk_timeout_s: float = Field(default=3600.0, gt=0)
     include_history: bool = True
-    #: also read deleted opportunities (queryAll); their ids go to meta.extra
+    #: no longer needed (kept so older configs load): incremental pulls always detect deleted
+    #: opportunities (queryAll IsDeleted + the deleted resource + reconciliation)
     include_deleted: bool = False
+    #: reconcile the stored opportunity ids against an ids-only query at least this often
+    #: (days); also whenever the stored snapshot is older than the Recycle Bin's 15 days
+    reconcile_every_days: float = Field(default=7.0, gt=0, le=15)
     #: extra SOQL condition on Opportunity, e.g. "RecordType.Name = 'New Business'"
     opportunity_filter: str | None = None
     #: SOQL condition selecting the users to read as owners ("" = all users)
@@ -245,7 +253,15 @@ class CountingSession(requests.Session):
                     requests.exceptions.ChunkedEncodingError) as exc:  # a body cut off
                 self.counter.transient_failures += 1
                 raise Retryable(f"{type(exc).__name__}: {exc}") from None
-            self.counter.record_limits(resp.headers.get("Sforce-Limit-Info"))
+            limits = resp.headers.get("Sforce-Limit-Info")
+            if limits and re.search(r"\d{16}", limits):
+                # simple-salesforce parses this header with int(); a number past 4300 digits
+                # raises ValueError there. It only reports usage: drop it, keep the response.
+                log.warning("Salesforce %s: ignored a malformed Sforce-Limit-Info header (%s…)",
+                            self.step, limits[:40])
+                del resp.headers["Sforce-Limit-Info"]
+                limits = None
+            self.counter.record_limits(limits)
             status = resp.status_code
             if status == 429 or status >= 500 or status == 403:
                 code, msg = error_detail(resp)
@@ -384,9 +400,12 @@ class SalesforceTransport:
             hint = "; check the field names and filters under [source]" if bad_query else ""
             raise ConnectorError(redact(
                 f"Salesforce {step} failed: HTTP {exc.status} {code}{hint}")) from None
-        except ValueError as exc:  # requests' JSONDecodeError is a ValueError
+        except (requests.exceptions.JSONDecodeError, json.JSONDecodeError) as exc:
             raise ConnectorError(redact(
                 f"Salesforce {step}: the response is not valid JSON ({exc})")) from None
+        except ValueError as exc:  # anything else odd in a response: say what, not "JSON"
+            raise ConnectorError(redact(
+                f"Salesforce {step}: unexpected response ({type(exc).__name__}: {exc})")) from None
         except requests.RequestException as exc:
             raise ConnectorError(redact(
                 f"Salesforce {step} failed: {type(exc).__name__}: {exc}")) from None
@@ -399,35 +418,27 @@ class SalesforceTransport:
         so each page is a unit: retried on its own, named in errors, and the first page's
         ``totalSize`` is known before paying for the rest (used to switch to Bulk 2.0).
         """
-        page = 1
-        seen: dict[str, int] = {}  # cursor -> the page that gave it: a repeat would loop forever
+        pages = Pages(what, "Salesforce", "'records' list",
+                      empty="an empty page that is not the last one; stopped rather than pass "
+                            "on a partial pull",
+                      repeat="nextRecordsUrl repeats the cursor of page {first}; stopped rather "
+                             "than page in a loop",
+                      bad_shape="unexpected response shape (no {shape})")
         result = self.call(f"{what}, page 1",
                            lambda: self.sf.query(soql, include_deleted=include_deleted))
         while True:
-            if not isinstance(result, Mapping) or not isinstance(result.get("records"), list):
-                raise ConnectorError(
-                    f"Salesforce {what}, page {page}: unexpected response shape "
-                    f"(no 'records' list)")
+            records = pages.records(result.get("records") if isinstance(result, Mapping)
+                                    else None)
             done = result.get("done", True)
-            if not result["records"] and not done:
-                # Salesforce never sends an empty page before the last one: records are missing
-                raise ConnectorError(
-                    f"Salesforce {what}, page {page}: an empty page that is not the last one; "
-                    "stopped rather than pass on a partial pull")
-            yield result["records"], int(result.get("totalSize") or 0)
-            if done:
+            nxt = None if done else result.get("nextRecordsUrl")
+            if not done and not nxt:
+                raise pages.fail("done is false but nextRecordsUrl is missing")
+            # Salesforce never sends an empty page before the last one: records are missing
+            nxt = pages.next(nxt, records)
+            yield records, int(result.get("totalSize") or 0)
+            if nxt is None:
                 return
-            nxt = result.get("nextRecordsUrl")
-            if not nxt:
-                raise ConnectorError(
-                    f"Salesforce {what}, page {page}: done is false but nextRecordsUrl is missing")
-            if nxt in seen:
-                raise ConnectorError(
-                    f"Salesforce {what}, page {page}: nextRecordsUrl repeats the cursor of page "
-                    f"{seen[nxt]}; stopped rather than page in a loop")
-            seen[nxt] = page
-            page += 1
-            result = self.call(f"{what}, page {page}",
+            result = self.call(f"{what}, page {pages.page + 1}",
                                lambda u=nxt: self.sf.query_more(u, identifier_is_url=True))
 
     def raw(self, step: str, method: str, url: str, **kwargs: Any) -> requests.Response:

@@ -80,7 +80,9 @@ def test_schedule_with_a_bad_cron_names_the_key(tmp_path):
     cfg = _config(tmp_path, '[[schedule.jobs]]\nname = "nightly"\ncron = "every night"\n')
     res = CliRunner().invoke(main, ["schedule", "-c", cfg])
     assert res.exit_code == 2
-    assert "key `schedule.jobs[0]` ('nightly').cron: 'every night' is not a cron" in res.output
+    # refused when the config is read (auditor.cron), naming the key and what is wrong
+    assert "key `schedule.jobs.0.cron`" in res.output
+    assert "'every night' is not a cron expression with five fields" in res.output
 
 
 def test_second_demo_run_prints_what_changed(tmp_path) -> None:  # noqa: ANN001

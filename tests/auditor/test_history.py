@@ -129,17 +129,36 @@ def test_history_disabled_writes_no_store(tmp_path, scripted, org):
     assert history_path(cfg) is None
 
 
-def test_demo_run_without_config_keeps_history_in_the_output_folder(tmp_path, monkeypatch):
+def test_demo_run_without_config_keeps_history_beside_the_output_folder(tmp_path, monkeypatch):
+    """Each run replaces the output folder whole (#13), so the demo history lives beside it."""
     from auditor.config import default_config
 
     monkeypatch.chdir(tmp_path)
     cfg = default_config()
     cfg.source["size"] = 200
     run = execute(cfg, as_of=DAY)
-    assert history_path(cfg).resolve() == tmp_path / "audit-report" / "history.sqlite"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["audit-report"]
-    with HistoryStore(tmp_path / "audit-report" / "history.sqlite") as store:
+    assert history_path(cfg).resolve() == tmp_path / "audit-report.history.sqlite"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "audit-report",
+        "audit-report.history.sqlite",
+        "audit-report.history.sqlite.lock",
+    ]
+    with HistoryStore(tmp_path / "audit-report.history.sqlite") as store:
         assert store.runs()[0]["id"] == run.run_id
+
+
+def test_a_v01_demo_history_inside_the_output_folder_is_moved_beside_it(tmp_path, monkeypatch):
+    from auditor.config import default_config
+
+    monkeypatch.chdir(tmp_path)
+    cfg = default_config()
+    cfg.source["size"] = 200
+    first = execute(cfg, as_of=DAY)
+    # the v0.1 layout: history.sqlite inside audit-report/
+    (tmp_path / "audit-report.history.sqlite").rename(tmp_path / "audit-report" / "history.sqlite")
+    second = execute(cfg, as_of=DAY)
+    assert second.history.previous_run.id == first.run_id
+    assert not (tmp_path / "audit-report" / "history.sqlite").exists()
 
 
 def test_config_history_path_is_relative_to_the_config_file(tmp_path):

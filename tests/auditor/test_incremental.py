@@ -178,10 +178,18 @@ def test_unreadable_stored_snapshot_falls_back_to_a_full_pull(tmp_path, scripted
 
 def test_deleted_ids_are_removed_with_their_history():
     crm = ChangingCrm()
-    delta = replace(crm.delta, meta=replace(crm.delta.meta, deleted_ids=list(crm.deleted)))
-    merged = merge_incremental(crm.before, delta)
+    merged = merge_incremental(crm.before, crm.delta)
     assert not merged.opportunities["id"].isin(crm.deleted).any()
     assert not merged.stage_history["opportunity_id"].isin(crm.deleted).any()
+
+
+def test_only_the_typed_deleted_ids_field_removes_records():
+    """The old dict keys are no contract any more: ids there are ignored, not half-honoured."""
+    crm = ChangingCrm()
+    meta = replace(crm.delta.meta, deleted_ids=[],
+                   extra={"deleted_ids": crm.deleted, "archived_ids": crm.deleted})
+    merged = merge_incremental(crm.before, replace(crm.delta, meta=meta))
+    assert merged.opportunities["id"].isin(crm.deleted).sum() == len(crm.deleted)
 
 
 def _one(stage: str, entered: str, changes: int, history: list[tuple[str, str]]) -> Snapshot:

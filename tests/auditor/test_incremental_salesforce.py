@@ -9,10 +9,8 @@ audit finds exactly what a full pull of the changed org finds.
 from __future__ import annotations
 
 import math
-import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import pandas as pd
 import pytest
@@ -51,7 +49,8 @@ def _parse(ts: str) -> datetime:
 
 
 class ChangingOrg(FakeOrg):
-    """Records per object; every query is filtered and paged like the real API."""
+    """The fake org (which filters and pages every query like the real API) seeded with a
+    4,500-deal org that ``change`` edits, deletes, purges and adds to."""
 
     def __init__(self, rsps: responses.RequestsMock) -> None:
         recorded = rest_pages()
@@ -62,7 +61,6 @@ class ChangingOrg(FakeOrg):
         }
         self.records["Opportunity"] = [self._opp(i) for i in range(N_OPPS)]
         self.records["OpportunityHistory"] = [h for i in range(N_OPPS) for h in self._history(i)]
-        self._cursor = 0
 
     @staticmethod
     def _opp(i: int, stage: str | None = None, modstamp: str = OLD) -> dict[str, Any]:
@@ -112,36 +110,6 @@ class ChangingOrg(FakeOrg):
             for k, s in enumerate(path)
         ]
 
-    def _query(self, request: Any) -> Any:
-        url = urlparse(request.url)
-        if not url.path.rstrip("/").endswith(("/query", "/queryAll")):
-            return super()._query(request)  # a nextRecordsUrl
-        soql = parse_qs(url.query)["q"][0]
-        self.soql.append(soql)
-        obj = re.search(r"\bFROM\s+(\w+)", soql).group(1)
-        rows = self.records[obj]
-        since = re.search(r"SystemModstamp > (\S+?Z)", soql)
-        if since:
-            cut = datetime.strptime(since.group(1), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-            rows = [r for r in rows if _parse(r["SystemModstamp"]) > cut]
-        if not url.path.rstrip("/").endswith("/queryAll"):
-            rows = [r for r in rows if not r.get("IsDeleted")]
-        pages = []
-        for start in range(0, max(len(rows), 1), PAGE):
-            done = start + PAGE >= len(rows)
-            body: dict[str, Any] = {
-                "totalSize": len(rows),
-                "done": done,
-                "records": rows[start : start + PAGE],
-            }
-            if not done:
-                self._cursor += 1
-                body["nextRecordsUrl"] = f"/services/data/v59.0/query/01gC{self._cursor}-{start}"
-            pages.append(body)
-        for a, b in zip(pages, pages[1:], strict=False):
-            self._more[a["nextRecordsUrl"]] = b
-        return self._ok(pages[0])
-
     def change(self, when: datetime) -> dict[str, list[str]]:
         """Fix some next steps, move some deals on, delete some, add some; all at ``when``."""
         stamp = _sf_time(when)
@@ -182,8 +150,17 @@ class ChangingOrg(FakeOrg):
                     "SystemModstamp": stamp,
                 }
             )
-        for i in deleted:
-            opps[i].update(IsDeleted=True, SystemModstamp=stamp)
+        closed = [ids[63]]  # at Proposal/Price Quote since January, and skipped qualification
+        opps[closed[0]].update(StageName="Closed Won", IsClosed=True, IsWon=True,
+                               SystemModstamp=stamp, LastModifiedDate=stamp)
+        self.records["OpportunityHistory"].append({
+            "attributes": {"type": "OpportunityHistory"}, "Id": "0088dCLOSED00AA",
+            "OpportunityId": closed[0], "StageName": "Closed Won", "CloseDate": "2024-12-31",
+            "PrevCloseDate": None, "CreatedDate": stamp, "SystemModstamp": stamp})
+        for k, i in enumerate(deleted):
+            self.delete(i, when)  # to the Recycle Bin: queryAll shows IsDeleted = true
+            if k % 2:  # ... and emptied from it: only the deleted resource still names them
+                self.purge(i)
         new = [self._opp(N_OPPS + k, "Needs Analysis", stamp) for k in range(4)]
         # new deals created in Prospecting and moved straight on to discovery: QL01 (a deal
         # *created* in discovery would be a converted lead, not judged)
@@ -202,7 +179,8 @@ class ChangingOrg(FakeOrg):
             for k, r in enumerate(new)
             for step, stage in (("1", "Prospecting"), ("2", "Needs Analysis"))
         )
-        return {"fixed": fixed, "moved": moved, "deleted": deleted, "new": [r["Id"] for r in new]}
+        return {"fixed": fixed, "moved": moved, "deleted": deleted, "closed": closed,
+                "new": [r["Id"] for r in new]}
 
 
 def _config(tmp_path, name: str):  # noqa: ANN001, ANN202
@@ -216,7 +194,6 @@ def _config(tmp_path, name: str):  # noqa: ANN001, ANN202
                 "instance_url": INSTANCE_URL,
                 "name": "acme",
                 "bulk": "never",
-                "include_deleted": True,
                 "team_field": "Department",
             },
             "history": {"path": f"{name}.sqlite"},
@@ -225,6 +202,25 @@ def _config(tmp_path, name: str):  # noqa: ANN001, ANN202
         origin=str(tmp_path / f"{name}.toml"),
         base_dir=tmp_path,
     )
+
+
+def _as_if_pulled_earlier(path, by: timedelta) -> None:  # noqa: ANN001
+    """Move the stored snapshot's pull (and its stream state) back in time: the first run
+    becomes yesterday's, so today's changes and deletions fall inside the next window."""
+    import json
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    with con:
+        for source, started, meta in con.execute(
+                "SELECT source, pull_started_at, meta FROM snapshots").fetchall():
+            m = json.loads(meta)
+            m["stream_state"] = {k: (datetime.fromisoformat(v) - by).isoformat()
+                                 for k, v in m.get("stream_state", {}).items()}
+            con.execute("UPDATE snapshots SET pull_started_at = ?, meta = ? WHERE source = ?",
+                        ((datetime.fromisoformat(started) - by).isoformat(), json.dumps(m),
+                         source))
+    con.close()
 
 
 @pytest.fixture
@@ -240,26 +236,33 @@ def test_incremental_salesforce_run_costs_calls_per_change_and_finds_what_a_full
     users = len(org.records["User"])
     hist_rows = len(org.records["OpportunityHistory"])
     first = execute(_config(tmp_path, "nightly"), out_dir=tmp_path / "out")
-    full_cost = 1 + math.ceil(users / PAGE) + math.ceil(N_OPPS / PAGE) + math.ceil(hist_rows / PAGE)
-    assert first.snapshot.meta.api_calls == full_cost == 1 + 1 + 3 + 8  # 15,215 history rows
+    full_cost = (1 + 1 + math.ceil(users / PAGE) + math.ceil(N_OPPS / PAGE)
+                 + math.ceil(hist_rows / PAGE))  # stages, describe, users, deals, history
+    assert first.snapshot.meta.api_calls == full_cost == 1 + 1 + 1 + 3 + 8  # 15,215 history rows
     assert first.snapshot.meta.incremental is False
 
-    changes = org.change(datetime.now(UTC))
+    _as_if_pulled_earlier(tmp_path / "nightly.sqlite", timedelta(days=1))
+    changes = org.change(datetime.now(UTC) - timedelta(hours=1))
     n_soql = len(org.soql)
     second = execute(_config(tmp_path, "nightly"), out_dir=tmp_path / "out")
     soql = org.soql[n_soql:]
-    assert [q.split(" FROM ")[1].split(" ")[0] for q in soql] == [
+    assert [q.split(" FROM ")[1].split(" ")[0] for q in soql] == [  # describe is no SOQL
         "OpportunityStage",
         "User",
         "Opportunity",
         "OpportunityHistory",
     ]
     assert all("SystemModstamp >" in q for q in soql[2:])
-    # 20 + 15 changed, 5 deleted, 4 new deals: one page each for deals and history
+    # 20 + 15 changed, 5 deleted (2 of them purged), 4 new deals: one page each for deals and
+    # history, plus describe and the deleted resource; reconciliation is not due (the stored
+    # snapshot is a full pull of minutes ago)
     assert second.snapshot.meta.incremental is True
-    assert second.snapshot.meta.api_calls == 1 + 1 + 1 + 1
+    assert second.snapshot.meta.api_calls == 1 + 1 + 1 + 1 + 1 + 1
+    assert sorted(second.snapshot.meta.deleted_ids) == sorted(changes["deleted"])
+    assert second.snapshot.meta.extra["deleted_by"] == {"feed": 3, "removed": 5}
+    assert second.snapshot.meta.extra["reconciled"] is None
     assert second.snapshot.meta.extra["merge"] == {
-        "changed": 35,
+        "changed": 36,  # 20 fixed, 15 moved, 1 closed
         "added": 4,
         "removed": 5,
         "base_pulled_at": first.snapshot.meta.pulled_at.isoformat(),
@@ -287,6 +290,8 @@ def test_incremental_salesforce_run_costs_calls_per_change_and_finds_what_a_full
     assert resolved.to_dict() == {
         ("FU01", "fixed"): 20,
         ("FU01", "deleted"): 5,
+        # closed won: skipping qualification is no longer a to-do on it (process history)
+        ("QL01", "closed"): 1,
     }
     st04 = second.result.coverage.set_index("rule_code").loc["ST04"]
     assert st04["evaluated"] == 0
@@ -306,15 +311,16 @@ def test_incremental_salesforce_run_costs_calls_per_change_and_finds_what_a_full
 
     with HistoryStore(tmp_path / "nightly.sqlite") as store:
         assert [(r["incremental"], r["api_calls"]) for r in store.runs()] == [
-            (True, 4),
+            (True, 6),
             (False, full_cost),
         ]
 
 
 def test_incremental_salesforce_run_with_no_stage_changes(tmp_path, org):
     execute(_config(tmp_path, "nightly"), out_dir=tmp_path / "out")
-    stamp = _sf_time(datetime.now(UTC))
+    _as_if_pulled_earlier(tmp_path / "nightly.sqlite", timedelta(hours=1))
+    stamp = _sf_time(datetime.now(UTC) - timedelta(minutes=5))
     deal = org.records["Opportunity"][5]
     deal.update(NextStep="Workshop", SystemModstamp=stamp, LastModifiedDate=stamp)
     run = execute(_config(tmp_path, "nightly"), out_dir=tmp_path / "out")
-    assert run.snapshot.meta.api_calls == 4
+    assert run.snapshot.meta.api_calls == 6

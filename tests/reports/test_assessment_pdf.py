@@ -30,12 +30,12 @@ def test_assessment_pdf_prints_in_about_ten_pages(tmp_path: Path, source: str) -
             },
             origin="<pdf>",
         )
-        run = execute(cfg, out_dir=tmp_path, as_of=date(2026, 11, 26), deliver=False)
+        run = execute(cfg, out_dir=tmp_path / "out", as_of=date(2026, 11, 26), deliver=False)
     else:
         cfg = load_config(MAVEN)
         cfg = cfg.model_copy(update={"report": cfg.report.model_copy(update={"pdf": True})})
-        run = execute(cfg, out_dir=tmp_path, deliver=False)
-    pdf = tmp_path / "assessment.pdf"
+        run = execute(cfg, out_dir=tmp_path / "out", deliver=False)
+    pdf = tmp_path / "out" / "assessment.pdf"
     assert pdf in run.outputs and pdf.read_bytes().startswith(b"%PDF-")
     text = pages(pdf)
     assert 4 <= len(text) <= 12, len(text)

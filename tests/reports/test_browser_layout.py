@@ -27,12 +27,13 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def demo_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo")
+    root = tmp_path_factory.mktemp("demo")
+    out = root / "out"
     cfg = parse_config(
         {
             "source": {"type": "demo", "size": 400},
             "report": {"digests": True},
-            "history": {"path": str(out / "history.sqlite")},
+            "history": {"path": str(root / "history.sqlite")},
         },
         origin="<browser>",
     )

@@ -25,12 +25,13 @@ KNOWN_LEAKS = ["still_open", "coverage_of_remaining", "closed_won", "closed_lost
 
 @pytest.fixture(scope="module")
 def demo_out(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
-    out = tmp_path_factory.mktemp("labels")
+    root = tmp_path_factory.mktemp("labels")
+    out = root / "out"
     cfg = parse_config(
         {
             "source": {"type": "demo"},
             "report": {"digests": True},
-            "history": {"path": str(out / "h.sqlite")},
+            "history": {"path": str(root / "h.sqlite")},
             "delivery": {
                 "managers": ["boss@example.com"],
                 "owner_digests": True,
@@ -127,15 +128,16 @@ def test_trend_is_labelled_by_as_of_date(tmp_path: Path) -> None:
         {"source": {"type": "demo", "size": 200}, "history": {"path": str(tmp_path / "h.db")}},
         origin="<trend>",
     )
-    execute(cfg, out_dir=tmp_path, as_of=date(2026, 10, 1), deliver=False)
-    run = execute(cfg, out_dir=tmp_path, as_of=date(2026, 10, 8), deliver=False)
+    out = tmp_path / "out"
+    execute(cfg, out_dir=out, as_of=date(2026, 10, 1), deliver=False)
+    run = execute(cfg, out_dir=out, as_of=date(2026, 10, 8), deliver=False)
     assert [t.as_of for t in run.history.trend] == ["2026-10-01", "2026-10-08"]
     assert run.history.previous_run.as_of == "2026-10-01"
     appendix = " ".join(
-        lxml.html.document_fromstring((tmp_path / "appendix.html").read_text("utf-8"))
+        lxml.html.document_fromstring((out / "appendix.html").read_text("utf-8"))
         .find("body")
         .itertext()
     )
     assert "2026-10-01" in appendix and "2026-10-08" in appendix
-    report = (tmp_path / "report.html").read_text("utf-8")
+    report = (out / "report.html").read_text("utf-8")
     assert "since 2026-10-01" in report

@@ -124,6 +124,10 @@ SALESFORCE: list[dict[str, Any]] = [
      "key": "page:Opportunity:2",
      "replies": [sf_page(2, nextRecordsUrl=_opp_page(1)["nextRecordsUrl"])],
      "expect": "stops", "error": r"page 2: nextRecordsUrl repeats the cursor of page 1"},
+    {"id": "sf-bad-limit-header", "fault": "page 2 carries a Sforce-Limit-Info header with a "
+     "5000-digit number (the body is fine)", "key": "page:Opportunity:2",
+     "replies": [(200, {**JSON, "Sforce-Limit-Info": "api-usage=" + "9" * 5000 + "/15000"},
+                  sf_page(2)[2])], "expect": "recovers", "sleeps": []},
     {"id": "sf-empty-middle-page", "fault": "page 2 of 3 comes back with no records",
      "key": "page:Opportunity:2", "replies": [sf_page(2, records=[])], "expect": "stops",
      "error": r"page 2: an empty page that is not the last one"},
@@ -245,12 +249,15 @@ HUBSPOT: list[dict[str, Any]] = [
      "fail": {"path": DEALS, "status": 200,
               "body": {"results": [], "paging": {"next": {"after": "2"}}}},
      "expect": "stops", "error": r"page 1: an empty page that points to a next one"},
-    {"id": "hs-search-cursor-loop", "fault": "incremental search repeats its `after` cursor",
+    {"id": "hs-search-cursor-loop", "fault": "incremental search answers the same full page "
+     "whatever its cursor asks (a stale cache)",
      "since": True, "options": {"search_page_size": 2, "track_archived": False},
      "fail": {"path": SEARCH, "status": 200, "times": 3,
-              "body": {"total": 3, "results": [{"id": "9001", "properties": {}}],
-                       "paging": {"next": {"after": "2"}}}},
-     "expect": "stops", "error": r"POST /crm/v3/objects/deals/search, page 2: paging cursor"},
+              "body": {"total": 2, "results": [
+                  {"id": "9001", "properties": {"hs_lastmodifieddate": "2000-01-01T00:00:00Z"}},
+                  {"id": "9002", "properties": {"hs_lastmodifieddate": "2000-01-01T00:00:00Z"}}]}},
+     "expect": "stops",
+     "error": r"POST /crm/v3/objects/deals/search, page 1: the results do not move past"},
 ]
 
 #: SMTP: two manager recipients; ``server`` names the fake in test_fault_matrix.py

@@ -14,6 +14,8 @@ from pathlib import Path
 
 RESULTS: dict[str, dict[str, str]] = {}
 HEADER = "# Fault matrix and bad-input families"
+#: the section of the issue-17 scenarios (hostile exports, CRM text, relays, caps)
+HARDENING = "8. Hardening: hostile data and unlucky operators (issue 17)"
 
 
 def record(section: str, scenario: str, target: str, fault: str, expected: str,

@@ -325,10 +325,12 @@ def test_history_commit_fails_after_reports(org, tmp_path: Path,
         raise HistoryError(f"history store {self.path}: storing the run failed: disk I/O error")
 
     monkeypatch.setattr(HistoryStore, "commit_run", disk_full)
-    out = tmp_path / "second"
+    out = tmp_path / "first"  # the same output folder: its previous set must stay
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     with pytest.raises(HistoryError) as err:
         execute(_config(tmp_path, source), out_dir=out, deliver=False, full=True)
-    assert [p for p in out.rglob("*") if p.is_file()] == []  # no report that looks complete
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert [p for p in tmp_path.iterdir() if p.name.startswith(".first.")] == []
     monkeypatch.undo()
     with HistoryStore(tmp_path / "history.sqlite") as store:
         failed, previous = store.runs(source="acme")
@@ -337,6 +339,8 @@ def test_history_commit_fails_after_reports(org, tmp_path: Path,
         assert len(store.violations(previous["id"])) == len(first.result.violations)
     assert (tmp_path / "first" / "report.html").is_file()
     record("6. History store", "history-commit-fails", "execute()",
-           "storing the run fails after its reports were written", "failed run, no report",
+           "storing the run fails after its reports were written",
+           "failed run, previous reports untouched",
            f"raises {type(err.value).__name__}: {err.value}; run {failed['id']} recorded as "
-           f"failed, its report files removed, run {previous['id']} (success) intact")
+           f"failed, nothing published (the output folder still holds run {previous['id']}'s "
+           f"files), run {previous['id']} (success) intact")

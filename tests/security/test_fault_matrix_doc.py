@@ -9,8 +9,13 @@ from pathlib import Path
 
 from tests.security.faults import HUBSPOT, SALESFORCE, SMTP
 from tests.security.matrix import HEADER
+from tests.security.test_csv_formulas import SCENARIOS as CSV_FORMULAS
 from tests.security.test_fuzz_parsers import FAMILIES, LONG_EXAMPLES
+from tests.security.test_markdown_injection import SCENARIOS as MARKDOWN
+from tests.security.test_output_faults import OUTPUT_FAULTS
+from tests.security.test_resource_caps import SCENARIOS as CAPS
 from tests.security.test_secret_scan import SCENARIOS
+from tests.security.test_smtp_relay import SCENARIOS as SMTP_RELAY
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "fault-matrix.md"
 
@@ -28,7 +33,10 @@ def test_doc_lists_every_scenario_and_family() -> None:
     text = DOC.read_text(encoding="utf-8")
     assert text.startswith(HEADER) and "Failed in this run" not in text
     expected = ({c["id"] for c in SALESFORCE + HUBSPOT + SMTP} | set(FAMILIES)
-                | {f"secrets-{s[0]}" for s in SCENARIOS} | {"history-commit-fails"})
+                | {f"secrets-{s[0]}" for s in SCENARIOS} | {"history-commit-fails"}
+                | {c["id"] for c in OUTPUT_FAULTS}
+                | {"secrets-scheduler-alert-token-newline"}
+                | set(CSV_FORMULAS + MARKDOWN + CAPS + SMTP_RELAY))  # issue 17
     rows = doc_rows()
     assert sorted(expected - set(rows)) == []
     assert sorted(set(rows) - expected) == []  # nothing stale either

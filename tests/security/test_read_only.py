@@ -32,7 +32,7 @@ def sf_requests(rsps) -> list[tuple[str, str, dict | None]]:
 
 @pytest.mark.parametrize("options,since", [
     ({}, None),                                                   # REST full pull
-    ({"bulk": "always", "include_deleted": True}, None),          # Bulk 2.0 queryAll jobs
+    ({"bulk": "always"}, datetime(2024, 1, 1, tzinfo=UTC)),      # Bulk 2.0 queryAll jobs
     ({"opportunity_filter": "Amount > 0"}, datetime(2024, 1, 1, tzinfo=UTC)),  # incremental
 ])
 def test_salesforce_pull_only_reads(org, rsps, make_sf, options, since) -> None:

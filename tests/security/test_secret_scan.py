@@ -6,16 +6,24 @@ Seven distinct secrets: Salesforce password, security token, JWT private key (an
 of it), client secret and session id, the HubSpot private-app token, the SMTP password. Some
 faults echo a secret back in the server's error message, so the redaction layer is really
 exercised (the scan checks that a mask was shown where it had to be).
+
+Secrets mounted from files end in a newline: some scenarios give the HubSpot token and the
+Salesforce session id with a trailing LF / CR LF, and some servers echo a secret escaped
+(``\\n``), URL-encoded or base64-encoded. The scan looks for each secret in each of those
+forms (computed here, not by the code under test).
 """
 
 from __future__ import annotations
 
+import base64
 import email
+import json
 import logging
 import traceback
 from email import policy
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import responses
@@ -174,6 +182,15 @@ def texts_of(result: Any, out: Path, base: Path) -> list[tuple[str, str]]:
     return found
 
 
+def forms(value: str) -> dict[str, str]:
+    """The spellings of a secret a leak may take: as is, URL-encoded, base64 (any escaped
+    form of a value with trailing whitespace still contains the value itself)."""
+    b64 = base64.b64encode(value.encode()).decode()
+    return {"": value, " (URL-encoded)": quote(value, safe=""),
+            " (base64)": b64.rstrip("="), " (base64url)": base64.urlsafe_b64encode(
+                value.encode()).decode().rstrip("=")}
+
+
 def scan(found: list[tuple[str, str]], caplog: pytest.LogCaptureFixture,
          secret_values: dict[str, str]) -> list[str]:
     everything = list(found)
@@ -182,8 +199,9 @@ def scan(found: list[tuple[str, str]], caplog: pytest.LogCaptureFixture,
         if r.exc_info and r.exc_info[1] is not None:
             text += "\n" + logging.Formatter().formatException(r.exc_info)
         everything.append((f"log {r.name}", text + "\n" + (r.exc_text or "")))
-    return [f"{name} in {where}" for where, text in everything
-            for name, value in secret_values.items() if value in text]
+    return [f"{name}{how} in {where}" for where, text in everything
+            for name, value in secret_values.items()
+            for how, form in forms(value).items() if form in text]
 
 
 SCENARIOS = [
@@ -201,7 +219,18 @@ SCENARIOS = [
     ("hs-ok-smtp-wrong-password", "hubspot", "smtp-auth", 4),
     ("hs-401-echoing-token", "hubspot", "401", 3),
     ("hs-503-always", "hubspot", "503", 3),
+    # secrets as mounted from files, with a trailing line break (issue 17 item 1)
+    ("hs-token-trailing-newline-ok", "hubspot", "token-lf", 0),
+    ("hs-token-trailing-crlf-401-echoing-encoded", "hubspot", "401-encoded", 3),
+    ("sf-session-trailing-crlf-ok", "session", "session-crlf", 0),
+    ("sf-session-trailing-lf-403-echoing-encoded", "session", "query-encoded", 3),
 ]
+
+
+def echo_encoded(value: str) -> str:
+    """A server error that quotes the secret escaped, URL-encoded and base64-encoded."""
+    return (f"credential {value!r} / {quote(value, safe='')} / "
+            f"{base64.b64encode(value.encode()).decode()} refused")
 
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
@@ -216,11 +245,18 @@ def test_no_secret_in_any_output(case, env, private_key, smtp, tmp_path, caplog,
         monkeypatch.setenv("SMTP_PASSWORD", "Wrong-" + SMTP_PASSWORD[::-1])
     if fault == "bad-key":
         monkeypatch.setenv("SF_KEY", private_key.replace("A", "B", 40))
+    if fault in ("token-lf", "401-encoded"):
+        monkeypatch.setenv("HS_TOKEN", HUBSPOT_TOKEN + ("\n" if fault == "token-lf" else "\r\n"))
+    if fault in ("session-crlf", "query-encoded"):
+        monkeypatch.setenv("SF_SESSION", SF_SESSION + ("\r\n" if fault == "session-crlf" else "\n"))
     if kind == "hubspot":
         with FakeHubSpot(token=HUBSPOT_TOKEN) as fake:
             if fault == "401":
                 fake.fail("/crm/v3/pipelines/deals", 401, {
                     "status": "error", "message": f"The token {HUBSPOT_TOKEN} was revoked"})
+            if fault == "401-encoded":
+                fake.fail("/crm/v3/pipelines/deals", 401, {
+                    "status": "error", "message": echo_encoded(HUBSPOT_TOKEN + "\r\n")})
             if fault == "503":
                 fake.fail("/crm/v3/objects/deals", 503, times=5)
             source = {"type": "hubspot", "name": "hs", "host": fake.host,
@@ -248,6 +284,10 @@ def test_no_secret_in_any_output(case, env, private_key, smtp, tmp_path, caplog,
                         (login_reply("oauth_token_ok.json"), "application/json", 200))
                 rsps.add(responses.POST, LOGIN_URL[kind], body=body, content_type=ctype,
                          status=status)
+            if fault == "query-encoded":
+                org.fail("Opportunity", (403, {"Content-Type": "application/json"}, json.dumps(
+                    [{"errorCode": "INSUFFICIENT_ACCESS",
+                      "message": echo_encoded(SF_SESSION + "\n")}])))
             if fault == "query":
                 org.fail("Opportunity", (403, {"Content-Type": "application/json"},
                                          '[{"errorCode": "INSUFFICIENT_ACCESS", "message": '
@@ -268,7 +308,8 @@ def test_no_secret_in_any_output(case, env, private_key, smtp, tmp_path, caplog,
     leaks = scan(found, caplog, secrets(private_key))
     assert leaks == []
     if fault in ("login", "401", "query") and name.endswith(("password", "token")) or (
-            kind == "client_credentials" and fault == "login") or fault == "query":
+            kind == "client_credentials" and fault == "login") or fault in (
+            "query", "401-encoded", "query-encoded"):
         assert MASK in result.output  # the echoed secret reached the user masked
     if exit_code == 0:
         assert len(caplog.records) > 0  # DEBUG logging really ran
@@ -280,3 +321,57 @@ def test_no_secret_in_any_output(case, env, private_key, smtp, tmp_path, caplog,
            f"exit {exit_code}; none of {len(secrets(private_key))} secret values in any output",
            f"exit {result.exit_code}; clean: {len(caplog.records)} log records, output, "
            f"exception text, {len(files)} files" + (f"; last line: {shown}" if shown else ""))
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_scheduled_job_alert_with_a_token_ending_in_a_newline(env, private_key, tmp_path, caplog,
+                                                             monkeypatch) -> None:
+    """A scheduled run fails on HubSpot (the server echoes the token, escaped and encoded);
+    the alert e-mail, the log and the history hold no form of the token."""
+    from aiosmtpd.handlers import Message
+
+    from auditor.app.scheduler import run_job
+    from auditor.config import ScheduleJob, load_config
+
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("HS_TOKEN", HUBSPOT_TOKEN + "\n")
+    received: list[email.message.Message] = []
+
+    class Collect(Message):
+        def handle_message(self, message):  # noqa: ANN001, ANN202
+            received.append(message)
+
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctl = Controller(Collect(), hostname="127.0.0.1", port=port)
+    ctl.start()
+    try:
+        with FakeHubSpot(token=HUBSPOT_TOKEN) as fake:
+            fake.fail("/crm/v3/pipelines/deals", 401, {
+                "status": "error", "message": echo_encoded(HUBSPOT_TOKEN + "\n")})
+            source = {"type": "hubspot", "name": "hs", "host": fake.host,
+                      "access_token_env": "HS_TOKEN", "portal_id": 4242,
+                      "portal_timezone": "America/New_York", "retry_base_delay_s": 0,
+                      "retry_max_delay_s": 0, "search_min_interval_s": 0}
+            path = write_config(tmp_path / "audit.toml", source, port)
+            text = path.read_text().replace('username_env = "SMTP_USER"\n', "").replace(
+                'password_env = "SMTP_PASSWORD"\n', "")
+            path.write_text(text + '\n[schedule]\nalert_emails = ["ops@example.com"]\n')
+            ok = run_job(ScheduleJob(name="nightly", cron="30 2 * * 1-5"), load_config(path))
+    finally:
+        ctl.stop()
+    assert ok is False and len(received) == 1
+    body = received[0].get_payload(decode=True).decode()
+    assert "401 unauthorized" in body and MASK in body
+    found = [("alert e-mail", received[0].as_string()), ("alert body", body)]
+    found += [(str(p), p.read_bytes().decode("latin-1")) for p in tmp_path.glob("history.sqlite*")]
+    assert any(w.endswith("history.sqlite") for w, _ in found)
+    assert scan(found, caplog, secrets(private_key)) == []
+    record("5. Secret scan (CLI at DEBUG)", "secrets-scheduler-alert-token-newline", "HubSpot",
+           "scheduled job; token with a trailing newline, echoed escaped / URL-encoded / base64 "
+           "by a 401", "the alert e-mail, log and history hold no form of the token",
+           f"alert sent to ops@example.com; clean: {len(caplog.records)} log records, alert, "
+           "history")

@@ -599,6 +599,6 @@ def test_repeated_header_is_reported(tmp_path: Path) -> None:
     snap = CsvConnector(opts, base_dir=tmp_path).pull()
     assert values(snap.opportunities["amount"]) == [5.0]
     assert snap.meta.warnings == [
-        "rep.csv: header 'amount' appears 2 times; mappings use the first, the others are named "
-        "'amount.1'"
+        "rep.csv: header 'amount' appears 2 times; mappings use column 3, the others are named: "
+        "column 4 as 'amount.1'"
     ]

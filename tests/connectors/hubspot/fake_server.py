@@ -1,10 +1,17 @@
 """A local fake HubSpot API (http.server on 127.0.0.1, port 0, in a thread).
 
-Serves the documented JSON shapes from the recorded data in ``data/``: deals list (paged with
+Serves the documented JSON shapes from the deals in ``data/``: deals list (paged with
 ``paging.next.after``, properties filtered to those requested and defined in the portal,
-``propertiesWithHistory`` limited to 50 per page), search (10,000-result cap, lowerable),
-batch read, pipelines, owners (active / archived) and account info. Every request is recorded
-so tests can count calls and check paths and query strings; faults can be queued.
+``propertiesWithHistory`` limited to 50 per page), search, batch read, pipelines, owners
+(active / archived) and account info. Every request is recorded so tests can count calls and
+check paths and query strings; faults can be queued.
+
+Search behaves like HubSpot's, not like a recording: it evaluates the filter groups it receives
+(OR of AND-ed filters: EQ, NEQ, GT, GTE, LT, LTE), honours one sort (ties come back in no
+particular order: here, highest id first), pages by offset (``after``) up to the 10,000-result
+cap, and sees the index, which lags behind writes: ``edit`` / ``add`` change the deal at once
+(list, batch read) but make the change searchable only ``search_lag_ms`` later on the fake's
+clock. ``on_search`` runs before each search answer, so a test can edit deals during paging.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -69,6 +77,12 @@ class FakeHubSpot:
         self.requests: list[Recorded] = []
         self.faults: deque[Fault] = deque()
         self.search_cap = 10_000
+        #: the fake's clock (ms since the epoch) and how long a write takes to reach search
+        self.clock: Any = lambda: int(time.time() * 1000)
+        self.search_lag_ms = 0
+        self.on_search: Any = None
+        self._pending: list[tuple[int, dict[str, Any]]] = []
+        self._index: dict[str, dict[str, Any]] | None = None
         self.max_url_length: int | None = None
         self.response_headers: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -250,28 +264,71 @@ class FakeHubSpot:
         return 200, self._page(items, q, max_limit, lambda d: self._render(d, props, hist))
 
     def _search(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if self.on_search is not None:
+            self.on_search(self)
         limit = int(body.get("limit", 10))
         if limit > 200:
             return 400, {"status": "error", "message": "limit must be <= 200"}
         start = int(body.get("after") or 0)
         if start >= self.search_cap:
             return 400, {"status": "error", "message": "paging past the result cap"}
-        lo = hi = None
-        for f in body["filterGroups"][0]["filters"]:
-            assert f["propertyName"] == "hs_lastmodifieddate"
-            if f["operator"] == "GTE":
-                lo = int(f["value"])
-            elif f["operator"] == "LT":
-                hi = int(f["value"])
-        hits = [d for d in self.deals
-                if (lo is None or _ms(d) >= lo) and (hi is None or _ms(d) < hi)]
-        hits.sort(key=_ms)
+        indexed = self._search_index()
+        groups = body.get("filterGroups") or [{"filters": []}]
+        for g in groups:
+            for f in g.get("filters", []):
+                if f["operator"] not in _OPS:
+                    return 400, {"status": "error", "message": f"bad operator {f['operator']}"}
+        hits = [d for d in indexed if any(all(_match(d, f) for f in g.get("filters", []))
+                                          for g in groups)]
+        hits.sort(key=lambda d: -int(d["id"]))  # ties: no promised order (here: id descending)
+        sorts = body.get("sorts") or []
+        if sorts:  # HubSpot applies one sorting rule
+            prop, desc = sorts[0]["propertyName"], sorts[0].get("direction") == "DESCENDING"
+            hits.sort(key=lambda d: _sort_value(d, prop), reverse=desc)
         props = body.get("properties", [])
         out: dict[str, Any] = {"total": len(hits), "results": [
             self._render(d, props, []) for d in hits[start:start + limit]]}
         if start + limit < len(hits) and start + limit < self.search_cap:
             out["paging"] = {"next": {"after": str(start + limit)}}
         return 200, out
+
+    # -- writes by the "users" of the portal (test helpers) ---------------------------------
+    def now_ms(self) -> int:
+        return self.clock()
+
+    def edit(self, deal_id: str, **props: str) -> None:
+        """A user saves the deal now: hs_lastmodifieddate moves; search sees it after the lag."""
+        self._search_index()  # what was written before is indexed
+        now = self.now_ms()
+        for d in self.deals:
+            if d["id"] == deal_id:
+                d["properties"].update(props, hs_lastmodifieddate=_iso(now))
+                self._pending.append((now + self.search_lag_ms, copy.deepcopy(d)))
+
+    def add(self, deal: dict[str, Any]) -> None:
+        self._search_index()
+        now = self.now_ms()
+        deal["properties"].setdefault("hs_lastmodifieddate", _iso(now))
+        self.deals.append(deal)
+        self._pending.append((now + self.search_lag_ms, copy.deepcopy(deal)))
+
+    def archive(self, deal_id: str) -> None:
+        """A user archives (deletes) the deal now: it leaves lists and search."""
+        deal = next(d for d in self.deals if d["id"] == deal_id)
+        self.deals.remove(deal)
+        self.archived_deals.append({**deal, "archived": True, "archivedAt": _iso(self.now_ms())})
+
+    def _search_index(self) -> list[dict[str, Any]]:
+        """What search sees now: the last indexed version of each deal."""
+        now = self.now_ms()
+        if self._index is None:  # everything written before the test started is indexed
+            self._index = {d["id"]: copy.deepcopy(d) for d in self.deals}
+        due = [p for p in self._pending if p[0] <= now]
+        self._pending = [p for p in self._pending if p[0] > now]
+        for _, d in sorted(due, key=lambda p: p[0]):
+            self._index[d["id"]] = d
+        live = {d["id"] for d in self.deals}
+        return [d for i, d in self._index.items() if i in live]
 
     def _batch_read(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         hist = body.get("propertiesWithHistory") or []
@@ -284,7 +341,31 @@ class FakeHubSpot:
 
 
 def _ms(deal: dict[str, Any]) -> int:
-    from datetime import datetime
-
     value = deal["properties"]["hs_lastmodifieddate"]
     return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + \
+        f"{ms % 1000:03d}Z"
+
+
+_OPS = {"EQ", "NEQ", "GT", "GTE", "LT", "LTE"}
+
+
+def _sort_value(deal: dict[str, Any], prop: str) -> Any:
+    if prop == "hs_lastmodifieddate":
+        return _ms(deal)
+    if prop == "hs_object_id":
+        return int(deal["id"])
+    return str(deal["properties"].get(prop) or "")
+
+
+def _match(deal: dict[str, Any], f: dict[str, Any]) -> bool:
+    prop, op = f["propertyName"], f["operator"]
+    have = _sort_value(deal, prop)
+    want: Any = f.get("value")
+    if prop in ("hs_lastmodifieddate", "hs_object_id"):
+        want = int(want) if str(want).isdigit() else _ms({"properties": {prop: want}})
+    return {"EQ": have == want, "NEQ": have != want, "GT": have > want, "GTE": have >= want,
+            "LT": have < want, "LTE": have <= want}[op]

@@ -70,7 +70,7 @@ def test_jwt_bearer_login(rsps, rsa_key, domain, audience) -> None:
     assert snap.opportunities["url"][0] == (
         "https://acme.my.salesforce.com/lightning/r/Opportunity/0068d00000OpA01AAA/view"
     )
-    assert snap.meta.api_usage["calls"] == {"login": 1, "rest": 7}
+    assert snap.meta.api_usage["calls"] == {"login": 1, "rest": 8}
 
 
 def test_jwt_key_from_file(rsps, rsa_key, tmp_path) -> None:
@@ -106,7 +106,7 @@ def test_password_login_posts_soap(rsps) -> None:
         security_token_env="SF_TOKEN",
         domain="test",
     )
-    assert conn.check()["api_calls"] == 1
+    assert conn.check()["api_calls"] == 2  # stage metadata + describe
     body = login.calls[0].request.body
     body = body.decode() if isinstance(body, bytes) else body
     assert "<n1:username>ann.lee@acme.example</n1:username>" in body

@@ -1,8 +1,10 @@
-"""Bulk API 2.0 path against the recorded job flow: create, poll, paged results."""
+"""Bulk API 2.0 path against the fake org's job flow: create, poll, paged results (the job's
+SOQL run on the org, as CSV)."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlparse
 
 import pandas.testing as pdt
@@ -10,6 +12,7 @@ import pytest
 
 from auditor.errors import ConnectorError
 from tests.connectors.salesforce import expected
+from tests.connectors.salesforce.fake_org import bulk_pages
 
 JSON = {"Content-Type": "application/json"}
 
@@ -29,7 +32,7 @@ def _flow(rsps) -> list[str]:
 
 
 def test_bulk_gives_the_same_snapshot_as_rest(org, rsps, make_connector, sleeps) -> None:
-    bulk = make_connector(bulk="always").pull()
+    bulk = make_connector(bulk="always", bulk_page_size=10).pull()
     pdt.assert_frame_equal(bulk.opportunities, expected.opportunities())
     pdt.assert_frame_equal(bulk.stage_history, expected.stage_history())
     pdt.assert_frame_equal(bulk.owners, expected.owners())
@@ -40,12 +43,12 @@ def test_bulk_gives_the_same_snapshot_as_rest(org, rsps, make_connector, sleeps)
         "POST /",
         "GET /7508d0000Job000AAA",
         "GET /7508d0000Job000AAA",
-        "GET /7508d0000Job000AAA/results",
-        "GET /7508d0000Job000AAA/results locator=1",
+        "GET /7508d0000Job000AAA/results",  # 7 opportunities: one page
         "POST /",
         "GET /7508d0000Job001AAA",
         "GET /7508d0000Job001AAA",
-        "GET /7508d0000Job001AAA/results",
+        "GET /7508d0000Job001AAA/results",  # 17 history rows: 10 + 7
+        "GET /7508d0000Job001AAA/results locator=10",
     ]
     assert [j["operation"] for j in org.jobs] == ["query", "query"]
     assert org.jobs[1]["query"] == (
@@ -53,9 +56,9 @@ def test_bulk_gives_the_same_snapshot_as_rest(org, rsps, make_connector, sleeps)
         "PrevCloseDate, CreatedDate FROM OpportunityHistory"
     )
     results = [c.request for c in rsps.calls if c.request.url.count("/results")]
-    assert all(parse_qs(urlparse(r.url).query)["maxRecords"] == ["50000"] for r in results)
+    assert all(parse_qs(urlparse(r.url).query)["maxRecords"] == ["10"] for r in results)
     assert sleeps == [2.0, 2.0]  # one wait per job while it was InProgress
-    assert bulk.meta.api_usage["calls"] == {"bulk": 9, "rest": 2}
+    assert bulk.meta.api_usage["calls"] == {"bulk": 9, "rest": 3}
 
 
 def test_auto_switches_to_bulk_above_threshold(org, make_connector) -> None:
@@ -63,19 +66,19 @@ def test_auto_switches_to_bulk_above_threshold(org, make_connector) -> None:
     pdt.assert_frame_equal(snap.opportunities, expected.opportunities())
     assert snap.meta.extra["api_paths"] == {"Opportunity": "bulk", "OpportunityHistory": "bulk"}
     # stage + user pages, one wasted first page per object, then the two jobs
-    assert snap.meta.api_calls == 2 + (1 + 5) + (1 + 4)
+    # stages, describe, users; per object the wasted REST page, create, 2 polls, 1 result page
+    assert snap.meta.api_calls == 3 + (1 + 4) + (1 + 4)
 
 
-def test_bulk_include_deleted_runs_queryall(org, make_connector) -> None:
-    org.bulk["Opportunity"] = [
-        p.replace('"SystemModstamp"\n', '"SystemModstamp","IsDeleted"\n').replace(
-            'Z"\n', 'Z","false"\n'
-        )
-        for p in org.bulk["Opportunity"]
-    ]
-    snap = make_connector(bulk="always", include_deleted=True).pull()
+def test_bulk_incremental_pull_runs_queryall(org, make_connector) -> None:
+    snap = make_connector(bulk="always").pull(since=datetime(2024, 4, 1, tzinfo=UTC))
+    # deleted rows (IsDeleted) come only from queryAll; history needs none
     assert [j["operation"] for j in org.jobs] == ["queryAll", "query"]
-    pdt.assert_frame_equal(snap.opportunities, expected.opportunities())
+    assert "IsDeleted" in org.jobs[0]["query"]
+    # the job's SOQL is run on the org: only deals modified after April 1st (00:00 UTC)
+    assert snap.opportunities["id"].tolist() == [
+        "0068d00000OpA01AAA", "0068d00000OpA04AAA", "0068d00000OpA05AAA", "0068d00000OpA06AAA",
+        "0068d00000OpA07AAA"]
 
 
 def test_failed_job_is_a_clear_error(org, make_connector) -> None:
@@ -121,7 +124,7 @@ def test_results_page_429_is_retried(org, make_connector, sleeps) -> None:
 
 
 def test_results_page_with_fewer_rows_than_announced_is_an_error(org, make_connector) -> None:
-    page = org.bulk["OpportunityHistory"][0]
+    page = bulk_pages()["OpportunityHistory"][0]  # the recorded page, then cut
     org.bulk["OpportunityHistory"] = [page.rsplit("\n", 2)[0] + "\n"]  # last row cut off
     org.bulk_counts = {"OpportunityHistory": 17}
     with pytest.raises(ConnectorError) as err:

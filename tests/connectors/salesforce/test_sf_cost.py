@@ -1,7 +1,7 @@
 """API cost: a full REST pull costs one call per 2,000 records per object, nothing per record.
 
 Documented formula (docs/connectors/salesforce.md):
-    calls = 1 (OpportunityStage) + ceil(users / 2000) + ceil(opportunities / 2000)
+    calls = 1 (OpportunityStage) + 1 (describe) + ceil(users / 2000) + ceil(opportunities / 2000)
             + ceil(history rows / 2000)
 """
 
@@ -80,13 +80,14 @@ def _org(n_opps: int, n_hist: int) -> dict[str, list[dict]]:
     }
 
 
-def test_5000_opportunities_and_12000_history_rows_cost_11_calls(rsps, make_connector) -> None:
+def test_5000_opportunities_and_12000_history_rows_cost_12_calls(rsps, make_connector) -> None:
     FakeOrg(rsps, pages=_org(5000, 12000))
     snap = make_connector(
         loss_reason_field=None, next_step_due_field=None, custom_fields={}, bulk="never"
     ).pull()
-    formula = 1 + math.ceil(3 / PAGE) + math.ceil(5000 / PAGE) + math.ceil(12000 / PAGE)
-    assert formula == 11
+    # stages + describe + users + opportunities + history
+    formula = 1 + 1 + math.ceil(3 / PAGE) + math.ceil(5000 / PAGE) + math.ceil(12000 / PAGE)
+    assert formula == 12
     assert snap.meta.api_calls == formula == len(rsps.calls)
     assert len(snap.opportunities) == 5000
     # 12,000 rows: every deal entered Prospecting in January and Qualification in February,

@@ -72,16 +72,13 @@ def test_data_loader_style_headers_and_values(tmp_path) -> None:
     assert_same_as_live(export_connector(tmp_path).pull())
 
 
-def test_since_keeps_records_changed_after_it() -> None:
+def test_since_is_ignored_the_export_is_read_whole() -> None:
+    """#13: an export is audited as given; no row is dropped for an old modification stamp."""
+    whole = export_connector(EXPORT).pull()
     snap = export_connector(EXPORT).pull(since=datetime(2024, 4, 1))
-    assert snap.meta.incremental is True
-    assert snap.opportunities["id"].tolist() == [
-        "0068d00000OpA01AAA",
-        "0068d00000OpA04AAA",
-        "0068d00000OpA05AAA",
-        "0068d00000OpA06AAA",
-        "0068d00000OpA07AAA",
-    ]
+    assert snap.meta.incremental is False
+    assert snap.opportunities["id"].tolist() == whole.opportunities["id"].tolist()
+    assert len(snap.opportunities) == 7
 
 
 def test_naive_datetimes_are_read_in_the_configured_zone() -> None:

@@ -25,7 +25,7 @@ def test_429_then_success_honours_retry_after(org, make_connector, sleeps) -> No
     snap = make_connector().pull()
     pdt.assert_frame_equal(snap.opportunities, expected.opportunities())
     assert sleeps == [7.0]
-    assert snap.meta.api_calls == 8
+    assert snap.meta.api_calls == 9
     assert snap.meta.api_usage["transient_failures"] == 1
 
 
@@ -35,7 +35,7 @@ def test_503_twice_then_success_backs_off_exponentially(org, make_connector, sle
     snap = make_connector().pull()
     pdt.assert_frame_equal(snap.stage_history, expected.stage_history())
     assert sleeps == [1.0, 2.0]
-    assert snap.meta.api_calls == 9
+    assert snap.meta.api_calls == 10
 
 
 def test_timeout_is_retried(org, make_connector, sleeps) -> None:
@@ -97,8 +97,8 @@ def test_invalid_session_logs_in_again_and_succeeds(rsps, sleeps) -> None:
     snap = conn.pull()
     pdt.assert_frame_equal(snap.opportunities, expected.opportunities())
     assert login.call_count == 2
-    assert snap.meta.api_usage["calls"] == {"login": 2, "rest": 8}
-    assert snap.meta.api_calls == 8
+    assert snap.meta.api_usage["calls"] == {"login": 2, "rest": 9}
+    assert snap.meta.api_calls == 9
     assert sleeps == []
 
 

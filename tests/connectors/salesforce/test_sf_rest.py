@@ -38,10 +38,10 @@ def test_rest_pull_gives_the_exact_snapshot(org, make_connector) -> None:
             "closed_lost",
         }
     )
-    assert m.api_calls == 7
+    assert m.api_calls == 8
     assert m.api_usage == {
         "api_usage": {"used": 1200, "total": 15000, "remaining": 13800},
-        "calls": {"rest": 7},
+        "calls": {"rest": 8},
         "transient_failures": 0,
     }
     assert m.extra["api_paths"] == {"Opportunity": "rest", "OpportunityHistory": "rest"}
@@ -64,6 +64,7 @@ def test_three_pages_followed_by_nextrecordsurl(org, rsps, make_connector) -> No
     paths = [urlparse(c.request.url).path for c in rsps.calls]
     assert paths == [
         f"{urlparse(BASE).path}/query/",  # OpportunityStage
+        f"{urlparse(BASE).path}/sobjects/Opportunity/describe",  # field-level security
         f"{urlparse(BASE).path}/query/",  # User
         f"{urlparse(BASE).path}/query/",  # Opportunity page 1
         "/services/data/v59.0/query/01gD0000002HU6KIAW-3",
@@ -99,16 +100,15 @@ def test_soql_selects_configured_fields_and_filters(org, make_connector) -> None
 def test_incremental_pull_is_marked(org, make_connector) -> None:
     snap = make_connector().pull(since=datetime(2024, 4, 1))
     assert snap.meta.incremental is True
-    assert snap.meta.extra["since"] == "2024-04-01T00:00:00"
+    assert snap.meta.extra["since"] == "2024-04-01T00:00:00+00:00"  # naive = UTC
 
 
-def test_include_deleted_uses_queryall_and_lists_deleted_ids(org, rsps, make_connector) -> None:
-    page = org.pages["Opportunity"][2]
-    gone = dict(page["records"][0], Id="0068d00000OpA99AAA", IsDeleted=True)
-    page["records"] = [dict(page["records"][0], IsDeleted=False), gone]
-    snap = make_connector(include_deleted=True).pull()
-    assert "/queryAll/" in rsps.calls[2].request.url
-    assert snap.meta.deleted_ids == ["0068d00000OpA99AAA"]
+def test_a_full_pull_reads_live_records_only(org, rsps, make_connector) -> None:
+    org.records["Opportunity"].append(dict(org.records["Opportunity"][0],
+                                           Id="0068d00000OpA99AAA", IsDeleted=True))
+    snap = make_connector().pull()
+    assert all("/queryAll/" not in c.request.url for c in rsps.calls)
+    assert snap.meta.deleted_ids == []
     assert "0068d00000OpA99AAA" not in set(snap.opportunities["id"])
     assert len(snap.opportunities) == 7
 
@@ -119,7 +119,7 @@ def test_history_off_means_no_history_columns(org, make_connector) -> None:
     assert snap.stage_history.empty
     assert {"stage_entered_at", "close_date_changes"}.isdisjoint(snap.meta.provided_fields)
     assert snap.opportunities["close_date_changes"].isna().all()
-    assert snap.meta.api_calls == 5
+    assert snap.meta.api_calls == 6
 
 
 def test_provided_fields_follow_the_configuration(org, make_connector) -> None:
@@ -138,16 +138,17 @@ def test_check_reports_unmapped_stages_and_usage(org, rsps, make_connector) -> N
         "instance_url": "https://acme.my.salesforce.com",
         "stages": 12,
         "unmapped_stages": ["Discovery Call"],
+        "unreadable_fields": {},
         "warnings": [],
-        "api_calls": 1,
+        "api_calls": 2,  # stage metadata + describe
         "api_usage": {
             "api_usage": {"used": 1200, "total": 15000, "remaining": 13800},
-            "calls": {"rest": 1},
+            "calls": {"rest": 2},
             "transient_failures": 0,
         },
         "api_remaining": 13800,
     }
-    assert len(rsps.calls) == 1
+    assert len(rsps.calls) == 2
 
 
 def test_stage_map_contradicting_metadata_is_warned(org, make_connector) -> None:
@@ -257,8 +258,7 @@ def test_documented_config_example_is_valid() -> None:
 
 
 def test_owner_outside_the_user_query_comes_from_the_opportunity(org, make_connector) -> None:
-    users = org.pages["User"][0]
-    users["records"] = [u for u in users["records"] if u["Name"] != "Bob Stone"]
+    org.records["User"] = [u for u in org.records["User"] if u["Name"] != "Bob Stone"]
     snap = make_connector().pull()
     bob = snap.owners.set_index("id").loc["0058d0000001BobAAA"]
     assert bob["name"] == "Bob Stone"
