@@ -349,21 +349,81 @@ class AuditConfig(Section):
         return p if p.is_absolute() else self.base_dir / p
 
 
-def format_validation_error(exc: ValidationError, origin: str, prefix: str = "") -> str:
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation (``X``, ``X | None``, ``list[X]``), if any."""
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def allowed_keys(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str]:
+    """The keys the table at ``loc`` (a pydantic error location, last part the bad key) takes."""
+    cur = model
+    for part in loc[:-1]:
+        if cur is None:
+            return []
+        if isinstance(part, int) or str(part).startswith("function-"):
+            continue
+        f = cur.model_fields.get(str(part))
+        if f is None:
+            return []
+        cur = _model_in(f.annotation)
+    return list(cur.model_fields) if cur is not None else []
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool | date) and len(repr(value)) <= 80
+
+
+def format_validation_error(
+    exc: ValidationError,
+    origin: str,
+    prefix: str = "",
+    model: type[BaseModel] | None = None,
+) -> str:
+    """One line per error naming the key, what was wrong and what is allowed.
+
+    Never dumps the offending table: a value is quoted only when it is a short scalar. Unknown
+    keys and values outside a fixed set get a "did you mean" from the allowed ones.
+    """
+    import re
+
+    from auditor.suggest import did_you_mean
+
     lines = []
     for err in exc.errors():
-        loc = ".".join(
-            str(x) for x in err["loc"] if not str(x).startswith("function-") and str(x) != "[key]"
-        )
+        parts = tuple(x for x in err["loc"] if not str(x).startswith("function-"))
+        loc = "".join(
+            f"[{x}]" if isinstance(x, int) else f".{x}" for x in parts if str(x) != "[key]"
+        ).lstrip(".")
         key = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "(top level)"
+        value = err.get("input")
+        got = f" (got {value!r})" if _scalar(value) else ""
         if err["type"] == "extra_forbidden":
-            lines.append(f"{origin}: unknown key `{key}`")
-        elif err["type"] == "literal_error":
-            lines.append(f"{origin}: key `{key}`: {err['msg']} (got {err.get('input')!r})")
+            allowed = [k for k in allowed_keys(model, parts) if k not in ("origin", "base_dir")]
+            hint = did_you_mean(str(parts[-1]), allowed) if parts else ""
+            listing = f"; allowed here: {', '.join(allowed)}" if allowed and not hint else ""
+            lines.append(f"{origin}: unknown key `{key}`{hint}{listing}")
+        elif err["type"] in ("literal_error", "enum"):
+            expected = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get("expected", "")))
+            hint = did_you_mean(str(value), expected) if _scalar(value) else ""
+            lines.append(
+                f"{origin}: key `{key}`: {value!r} is not allowed{hint}; allowed: "
+                f"{', '.join(expected)}"
+                if expected and _scalar(value)
+                else f"{origin}: key `{key}`: allowed: {', '.join(expected) or err['msg']}"
+            )
         elif err["type"] == "missing":
             lines.append(f"{origin}: missing required key `{key}`")
         else:
-            lines.append(f"{origin}: key `{key}`: {err['msg']} (got {err.get('input')!r})")
+            msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+            lines.append(f"{origin}: key `{key}`: {msg}{got}")
     return "\n".join(lines)
 
 
@@ -380,7 +440,7 @@ def parse_config(
     try:
         cfg = AuditConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, origin)) from None
+        raise ConfigError(format_validation_error(exc, origin, model=AuditConfig)) from None
     cfg.origin = origin
     cfg.base_dir = base_dir or Path(".")
     if "type" not in cfg.source:

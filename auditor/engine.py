@@ -32,6 +32,7 @@ from auditor.results import (
 )
 from auditor.rule import GROUPS, STAGE_HISTORY, Rule, is_open
 from auditor.snapshot import STR, Snapshot
+from auditor.suggest import did_you_mean
 from auditor.suppressions import apply_suppressions, load_suppressions
 
 
@@ -45,14 +46,27 @@ def _matches(rule: type[Rule], token: str) -> bool:
     return rule.code.upper().startswith(t.upper())
 
 
-def _check_tokens(tokens: list[str], rules: list[type[Rule]], key: str, origin: str) -> None:
+def selector_names(rules: list[type[Rule]]) -> list[str]:
+    """Everything a rule selector may name: codes, names, groups and ALL."""
+    return [*(r.code for r in rules), *(r.name for r in rules), *GROUPS.values(), "ALL"]
+
+
+def check_selectors(
+    tokens: list[str], rules: list[type[Rule]] | None, key: str, origin: str
+) -> None:
+    """Each selector must match some rule; the message suggests the closest name."""
+    rules = rule_classes() if rules is None else rules
     for t in tokens:
         if not any(_matches(r, t) for r in rules):
+            hint = did_you_mean(t, selector_names(rules))
             raise ConfigError(
-                f"{origin}: key `{key}`: {t!r} matches no rule (use a code like ST04, a prefix "
-                f"like ST, a name like stale-proposal, a group ({', '.join(GROUPS.values())}) "
-                "or ALL)"
+                f"{origin}: key `{key}`: {t!r} matches no rule{hint} (use a code like ST04, a "
+                f"prefix like ST, a name like stale-proposal, a group "
+                f"({', '.join(GROUPS.values())}) or ALL)"
             )
+
+
+_check_tokens = check_selectors
 
 
 def select_rules(config: AuditConfig, available: list[type[Rule]] | None = None) -> list[Rule]:
@@ -67,17 +81,19 @@ def select_rules(config: AuditConfig, available: list[type[Rule]] | None = None)
         if any(_matches(r, t) for t in rc.select) and not any(_matches(r, t) for t in rc.ignore)
     ]
     by_key: dict[str, type[Rule]] = {}
+    by_names: dict[str, type[Rule]] = {}
     for r in available:
         by_key[r.code.casefold()] = r
         by_key[r.name.casefold()] = r
+        by_names[r.code] = by_names[r.name] = r
 
     params: dict[str, dict[str, Any]] = {}
     for key, table in rc.rule_params().items():
         rule = by_key.get(key.casefold())
         if rule is None:
             raise ConfigError(
-                f"{config.origin}: unknown key `rules.{key}`: no rule has that code or name "
-                "(see `crm-audit rules`)"
+                f"{config.origin}: unknown key `rules.{key}`: no rule has that code or name"
+                f"{did_you_mean(key, list(by_names))} (see `crm-audit rules`)"
             )
         if not isinstance(table, dict):
             raise ConfigError(
@@ -89,7 +105,7 @@ def select_rules(config: AuditConfig, available: list[type[Rule]] | None = None)
                 allowed = ", ".join(rule.params) or "none"
                 raise ConfigError(
                     f"{config.origin}: unknown key `rules.{key}.{pname}`: rule {rule.code} "
-                    f"({rule.name}) has parameters: {allowed}"
+                    f"({rule.name}) has parameters: {allowed}{did_you_mean(pname, rule.params)}"
                 )
             params.setdefault(rule.code, {})[pname] = rule.params[pname].coerce(value, where)
 
@@ -99,6 +115,7 @@ def select_rules(config: AuditConfig, available: list[type[Rule]] | None = None)
         if rule is None:
             raise ConfigError(
                 f"{config.origin}: key `rules.severity.{key}`: no rule has that code or name"
+                f"{did_you_mean(key, list(by_names))}"
             )
         severities[rule.code] = sev
 

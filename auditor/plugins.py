@@ -24,6 +24,7 @@ from typing import Any
 
 from auditor.errors import AuditorError, ConfigError
 from auditor.rule import Rule
+from auditor.suggest import did_you_mean
 
 RULES_GROUP = "crm_hygiene_auditor.rules"
 CONNECTORS_GROUP = "crm_hygiene_auditor.connectors"
@@ -104,8 +105,8 @@ def connector_class(type_name: str, origin: str = "<config>") -> type:
     target = targets.get(type_name)
     if target is None:
         raise ConfigError(
-            f"{origin}: key `source.type`: unknown source type {type_name!r}; "
-            f"allowed: {', '.join(sorted(targets))}"
+            f"{origin}: key `source.type`: unknown source type {type_name!r}"
+            f"{did_you_mean(type_name, targets)}; allowed: {', '.join(sorted(targets))}"
         )
     try:
         if isinstance(target, EntryPoint):

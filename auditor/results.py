@@ -17,6 +17,7 @@ import pandas as pd
 from auditor.config import AuditConfig
 from auditor.context import AuditContext
 from auditor.memo import Memo
+from auditor.metric_types import Metrics
 from auditor.rule import Rule
 from auditor.snapshot import Snapshot
 
@@ -128,7 +129,7 @@ class AuditRun:
     config: AuditConfig
     snapshot: Snapshot
     result: AuditResult
-    metrics: dict[str, Any]
+    metrics: Metrics
     started_at: datetime
     finished_at: datetime | None = None
     timings: dict[str, float] = field(default_factory=dict)
@@ -143,11 +144,38 @@ class AuditRun:
 
     @property
     def score(self) -> float | None:
-        return self.metrics.get("hygiene_score", {}).get("org")
+        return self.metrics.hygiene_score.org
 
     @property
     def duration_s(self) -> float:
         return sum(self.timings.values())
+
+    @property
+    def status(self) -> str:
+        """"ok", or "delivery_failed" when an e-mail could not be delivered (exit status 4)."""
+        failed = any(d.get("status") == "failed" for d in self.delivery)
+        return "delivery_failed" if failed else "ok"
+
+    def summary(self) -> dict[str, Any]:
+        """The run summary the history stores: a selection of :meth:`facts` plus counts."""
+        v = self.result.violations
+        facts = self.facts()
+        h = self.history  # no previous run to compare with: new / resolved unknown, not 0
+        keep = ("as_of", "incremental", "records", "violations", "suppressed")
+        return {
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            **{k: facts[k] for k in keep},
+            "score": self.score,
+            **{k: facts[k] for k in ("duration_s", "api_calls")},
+            "counts": {
+                "by_rule": {str(k): int(n) for k, n in v["rule_code"].value_counts().items()},
+                "by_severity": {str(k): int(n) for k, n in v["severity"].value_counts().items()},
+                "rejected_rows": facts["rejected_rows"],
+                "new": h.new if h else None,
+                "resolved": h.resolved if h else None,
+                "persisting": h.persisting if h else None,
+            },
+        }
 
     def facts(self) -> dict[str, Any]:
         meta = self.snapshot.meta
@@ -168,6 +196,8 @@ class AuditRun:
             "warnings": list(meta.warnings),
             "notes": list(self.result.notes),
             "process_findings": int(len(self.result.process)),
+            # file sources: each file's text encoding, detected or set, with its confidence
+            "encodings": dict(meta.extra.get("encodings", {})),
             "rules_run": len(self.result.rules),
             "violations": int(len(self.result.violations)),
             "suppressed": int(len(self.result.suppressed)),

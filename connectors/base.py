@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,6 +26,25 @@ class SourceOptions(Section):
     stage_map: dict[str, str] = Field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PullProgress:
+    """How far a pull has got, reported after each page (or file) read."""
+
+    #: what is being read, e.g. "Opportunity", "deals", "opportunities.csv"
+    what: str
+    #: records of ``what`` read so far
+    records: int
+    #: pages (or files) of ``what`` read so far
+    pages: int
+    #: API calls this pull has used so far (0 for files)
+    api_calls: int = 0
+    #: records of ``what`` expected in all, when the source says (gives an ETA)
+    total: int | None = None
+
+
+ProgressCallback = Callable[[PullProgress], None]
+
+
 class Connector(ABC):
     """Pulls one source into a Snapshot.
 
@@ -35,6 +55,8 @@ class Connector(ABC):
 
     type_name: ClassVar[str]
     Options: ClassVar[type[SourceOptions]] = SourceOptions
+    #: set by the run to show progress; connectors call :meth:`progress` after each page
+    on_progress: ProgressCallback | None = None
     #: False for file sources (exports, CSV): the run then never passes ``since`` nor loads a
     #: stored snapshot to merge into; every run audits the files as they are
     pulls_incrementally: ClassVar[bool] = True
@@ -52,6 +74,12 @@ class Connector(ABC):
         self.options = options
         self.base_dir = base_dir
         self.env = os.environ if env is None else env
+
+    def progress(self, what: str, records: int, pages: int, api_calls: int = 0,
+                 total: int | None = None) -> None:
+        """Report pull progress (no-op unless the run asked for it)."""
+        if self.on_progress is not None:
+            self.on_progress(PullProgress(what, records, pages, api_calls, total))
 
     @property
     def source_name(self) -> str:

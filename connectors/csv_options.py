@@ -13,8 +13,11 @@ from pydantic import Field, field_validator, model_validator
 
 from auditor.config import Section, check_timezone
 from auditor.snapshot import OPPORTUNITY_SCHEMA, OWNER_SCHEMA, STAGE_HISTORY_SCHEMA
+from auditor.suggest import did_you_mean
 from connectors.base import SourceOptions
 from connectors.csv_parsing import DEFAULT_FALSE, DEFAULT_TRUE
+from connectors.currency import CurrencyOptions
+from connectors.file_dates import DateOrder
 from connectors.limits import FileLimits
 
 #: opportunity columns a mapping may feed; "stage" is accepted as a spelling of "source_stage"
@@ -47,7 +50,7 @@ class CsvLookup(Section):
         return v
 
 
-class CsvOptions(SourceOptions, FileLimits):
+class CsvOptions(SourceOptions, CurrencyOptions, FileLimits):
     #: the opportunities file (required); relative paths are relative to the config file
     opportunities: Path
     #: optional stage history file: one row per stage entry (opportunity_id, stage, entered_at)
@@ -63,6 +66,21 @@ class CsvOptions(SourceOptions, FileLimits):
     extra_columns: dict[str, str] = Field(default_factory=dict)
     #: other CSVs joined on a column, adding extra columns (e.g. account sector)
     lookups: list[CsvLookup] = Field(default_factory=list)
+    #: compose the id from headers when the export has none, e.g. "{Topic}|{Created On}";
+    #: "{_row}" is the row number (a generated id, stable only while the file is unchanged)
+    id_template: str | None = None
+    #: a status column that decides won / lost, e.g. Dynamics' "Status" or Pipedrive's
+    #: "Deal - Status"; rows whose status is in status_map take that common stage
+    status_column: str | None = None
+    #: status value (case-insensitive) → common stage, e.g.
+    #: {Won = "closed_won", Lost = "closed_lost"}
+    status_map: dict[str, str] = Field(default_factory=dict)
+    #: per-column vocabularies, applied before parsing: column → {value in the file = value
+    #: understood}, e.g. {is_closed = {Open = "false", Won = "true"}, forecast_category =
+    #: {Committed = "commit"}} (case-insensitive; other values are read as they are)
+    value_maps: dict[str, dict[str, str]] = Field(default_factory=dict)
+    #: what the opportunities' owner column holds: the owners file's "id", "email" or "name"
+    owner_match: Literal["id", "email", "name"] = "id"
     #: compose the name from headers, e.g. "{account} – {product}" (missing parts left out)
     name_template: str | None = None
     #: link to the record, e.g. "https://crm.example.com/deals/{id}" (any header may be used)
@@ -74,7 +92,10 @@ class CsvOptions(SourceOptions, FileLimits):
     managers_as_owners: bool = True
     #: a strftime format for every date cell; default: ISO 8601 and common unambiguous forms
     date_format: str | None = None
-    #: order of "03/04/2017": true = day first, false = month first, unset = such dates refused
+    #: order of "03/04/2017": "day_first" or "month_first"; unset: decided by the file when a
+    #: value has a day over 12, else such dates are an error showing samples
+    date_order: DateOrder | None = None
+    #: older spelling of date_order: true = day first, false = month first
     dayfirst: bool | None = None
     #: time zone of timestamps written without an offset, and of calendar dates
     timezone: str = "UTC"
@@ -83,7 +104,8 @@ class CsvOptions(SourceOptions, FileLimits):
     thousands: str | None = None
     #: currency of amounts that carry no code and have no currency column value
     currency: str | None = None
-    encoding: str = "utf-8-sig"
+    #: text encoding of the files; "auto" detects it per file (reported in the run facts)
+    encoding: str = "auto"
     delimiter: str = ","
     #: cell texts that mean "missing" (compared after trimming spaces)
     na_values: list[str] = Field(default_factory=lambda: list(DEFAULT_NA))
@@ -158,6 +180,41 @@ class CsvOptions(SourceOptions, FileLimits):
             known |= set(lookup.columns)
         return self
 
+    @field_validator("status_map")
+    @classmethod
+    def _status_map(cls, v: dict[str, str]) -> dict[str, str]:
+        from auditor.stages import STAGE_ORDER
+
+        bad = sorted(f"{k!r} = {s!r}" for k, s in v.items() if s not in STAGE_ORDER)
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: not a common stage; use one of "
+                             f"{', '.join(STAGE_ORDER)}")
+        return v
+
+    @field_validator("value_maps")
+    @classmethod
+    def _value_maps(cls, v: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        _known(v, MAPPABLE_OPPORTUNITY, "value_maps column")
+        return {("source_stage" if k == "stage" else k): m for k, m in v.items()}
+
+    @model_validator(mode="after")
+    def _ids(self) -> CsvOptions:
+        if self.id_template and "id" in self.columns:
+            raise ValueError("set either `columns.id` or `id_template`, not both")
+        if self.status_map and not self.status_column:
+            raise ValueError("status_map needs status_column (the header holding the status)")
+        return self
+
+    @model_validator(mode="after")
+    def _order(self) -> CsvOptions:
+        if self.dayfirst is not None:
+            order = "day_first" if self.dayfirst else "month_first"
+            if self.date_order not in (None, order):
+                raise ValueError(f"dayfirst = {str(self.dayfirst).lower()} contradicts "
+                                 f"date_order = {self.date_order!r}; keep only date_order")
+            self.date_order = order
+        return self
+
     @model_validator(mode="after")
     def _separators(self) -> CsvOptions:
         if self.thousands is not None and (
@@ -173,6 +230,8 @@ class CsvOptions(SourceOptions, FileLimits):
 def _known(mapping: dict[str, str], allowed: set[str], what: str) -> None:
     unknown = sorted(set(mapping) - allowed)
     if unknown:
+        hint = did_you_mean(unknown[0], allowed)
         raise ValueError(
-            f"unknown {what} {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(allowed))}"
+            f"unknown {what} {', '.join(map(repr, unknown))}{hint}; "
+            f"allowed: {', '.join(sorted(allowed))}"
         )

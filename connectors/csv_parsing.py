@@ -13,6 +13,8 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from connectors.file_dates import is_slash, parse_slash
+
 DEFAULT_TRUE = ("true", "yes", "y", "1", "t")
 DEFAULT_FALSE = ("false", "no", "n", "0", "f")
 
@@ -29,9 +31,8 @@ _UNAMBIGUOUS_FORMATS = (
     "%d-%b-%Y",
     "%d-%b-%y",
 )
-# "03/04/2017" is 3 April or March 4: only parsed once ``dayfirst`` says which.
-_SLASH_RE = r"^\d{1,2}[/-]\d{1,2}[/-](?:\d{2}|\d{4})(?:[ T].*)?$"
-_SLASH_TAILS = ("", " %H:%M", " %H:%M:%S", " %I:%M %p", " %I:%M:%S %p")
+# "03/04/2017" is 3 April or March 4: only parsed once ``dayfirst`` says which (the connector
+# decides it per file, see connectors.file_dates).
 _AWARE_RE = r"\d[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}:?\d{2})$"
 
 _SYMBOLS = {"€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR", "₩": "KRW", "₽": "RUB", "$": None}
@@ -87,14 +88,12 @@ def parse_dates(
                 s[is_aware], format="ISO8601", errors="coerce", utc=True
             )
         todo = present & ~is_aware
-        slash = todo & s.str.match(_SLASH_RE, na=False)
+        slash = todo & is_slash(s)
         if slash.any():
             if dayfirst is None:
                 first = slash.idxmax()
                 raise DateOrderUnknown(first, str(s[first]))
-            head = "%d/%m/" if dayfirst else "%m/%d/"
-            _fill(naive, s, slash, [head + y + t for y in ("%Y", "%y") for t in _SLASH_TAILS],
-                  normalise_dash=True)
+            naive.loc[slash] = parse_slash(s, slash, dayfirst)[slash]
         rest = todo & ~slash
         if rest.any():
             naive.loc[rest] = pd.to_datetime(s[rest], format="ISO8601", errors="coerce")
@@ -112,22 +111,13 @@ def parse_dates(
     return out, present & out.isna()
 
 
-def _fill(
-    target: pd.Series,
-    s: pd.Series,
-    mask: pd.Series,
-    formats: list[str],
-    normalise_dash: bool = False,
-) -> None:
+def _fill(target: pd.Series, s: pd.Series, mask: pd.Series, formats: list[str]) -> None:
     """Try each format on the still-unparsed cells of ``mask`` (one vectorized pass each)."""
     for fmt in formats:
         todo = mask & target.isna()
         if not todo.any():
             return
-        text = s[todo]
-        if normalise_dash:
-            text = text.str.replace("-", "/", n=2, regex=False)
-        target.loc[todo] = pd.to_datetime(text, format=fmt, errors="coerce")
+        target.loc[todo] = pd.to_datetime(s[todo], format=fmt, errors="coerce")
 
 
 def parse_amounts(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import difflib
 import io
-import mmap
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import pandas as pd
 
 from auditor.errors import SourceDataError
 from auditor.snapshot import RejectedRow
+from connectors.file_text import decode_bytes
 from connectors.limits import DEFAULT_LIMITS, FileLimits, check_cells, check_file_size, check_header
 
 # whitespace as str.strip() sees it, plus the byte order mark
@@ -34,6 +34,8 @@ class CsvTable:
     frame: pd.DataFrame
     blank_rows: int = 0
     warnings: list[str] = field(default_factory=list)
+    #: how the file was decoded (encoding, confidence, detected), for the run facts
+    encoding: dict = field(default_factory=dict)
 
     @property
     def headers(self) -> list[str]:
@@ -62,41 +64,43 @@ def read_table(
     delimiter: str,
     na_values: Iterable[str],
     limits: FileLimits = DEFAULT_LIMITS,
+    option: str = "source.encoding",
 ) -> CsvTable:
     """Read every cell as text; trim spaces; cells in ``na_values`` become NA; drop blank rows.
 
+    The encoding is detected unless ``encoding`` names one (see :mod:`connectors.file_text`).
     The file's size and header width are checked against ``limits`` before pandas reads it,
     and every cell's length after."""
     label = path.name
     if path.is_file():
         check_file_size(path, label, limits)
-        check_header(path, label, encoding=encoding, delimiter=delimiter, limits=limits)
     try:
-        raw = pd.read_csv(
-            _without_stray_boms(path, encoding),
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            skip_blank_lines=False,
-            encoding=encoding,
-            sep=delimiter,
-        )
+        data = path.read_bytes()
     except FileNotFoundError:
         raise SourceDataError(f"{what} file {path} does not exist") from None
     except IsADirectoryError:
         raise SourceDataError(f"{what} file {path} is a folder, not a CSV file") from None
+    decoded = decode_bytes(data, label=label, setting=encoding, option=option)
+    check_header(data, label, encoding=decoded.encoding, delimiter=delimiter, limits=limits)
+    # a byte order mark starting a later line (two exports concatenated): before a quoted cell
+    # it would make the quotes part of the value
+    text = decoded.text.replace("\n\ufeff", "\n")
+    try:
+        raw = pd.read_csv(
+            io.StringIO(text),
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=False,
+            sep=delimiter,
+        )
     except pd.errors.EmptyDataError:
         raise SourceDataError(f"{label}: the file is empty (expected a header row)") from None
-    except UnicodeError:  # a decode error, or a UTF-16 file without its byte order mark
-        raise SourceDataError(
-            f"{label}: row {_bad_line(path, encoding)} is not valid {encoding} text; set "
-            f"`source.encoding` (e.g. \"cp1252\" or \"latin-1\")"
-        ) from None
     except pd.errors.ParserError as exc:
         raise SourceDataError(f"{label}: not readable as CSV: {exc}") from None
-    except LookupError:
-        raise SourceDataError(f"{label}: unknown encoding {encoding!r} (source.encoding)") from None
-    raw.columns, warnings = unique_headers(_header_row(path, encoding, delimiter, raw), label)
+    raw.columns, warnings = unique_headers(_header_row(text, delimiter, raw), label)
+    if (mixed := decoded.warning(label)) is not None:
+        warnings.append(mixed)
     raw.index = pd.RangeIndex(2, len(raw) + 2)
     na = [v.strip() for v in na_values]
     # a byte order mark inside the file (two exports concatenated) is not part of a value
@@ -104,30 +108,15 @@ def read_table(
     check_cells(cells, label, limits, rows=cells.index)
     cells = cells.where(~cells.isin(na))
     blank = cells.isna().all(axis=1)
-    return CsvTable(path, label, cells[~blank], blank_rows=int(blank.sum()), warnings=warnings)
+    return CsvTable(path, label, cells[~blank], blank_rows=int(blank.sum()), warnings=warnings,
+                    encoding=decoded.fact())
 
 
-_BOM_LINE = b"\n\xef\xbb\xbf"
-
-
-def _without_stray_boms(path: Path, encoding: str) -> Path | io.BytesIO:
-    """The file, or its bytes without the UTF-8 byte order marks that start a later line (two
-    exports concatenated): before a quoted cell one makes the quotes part of the value."""
-    if (not encoding.lower().replace("_", "-").startswith(("utf-8", "utf8"))
-            or not path.is_file() or path.stat().st_size == 0):
-        return path
-    with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        if mm.find(_BOM_LINE) < 0:
-            return path  # the usual case: no copy of the file
-        return io.BytesIO(mm[:].replace(_BOM_LINE, b"\n"))
-
-
-def _header_row(path: Path, encoding: str, delimiter: str, raw: pd.DataFrame) -> list[str]:
+def _header_row(text: str, delimiter: str, raw: pd.DataFrame) -> list[str]:
     """The header cells as written (pandas has already renamed exact repeats to "X.1")."""
     try:
-        with path.open(encoding=encoding, newline="") as fh:
-            header = next(csv.reader(fh, delimiter=delimiter), [])
-    except (csv.Error, UnicodeError):  # e.g. a header cell over the csv module's size limit
+        header = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
+    except csv.Error:  # e.g. a header cell over the csv module's size limit
         header = []
     if len(header) != len(raw.columns):
         header = [str(c) for c in raw.columns]
@@ -164,17 +153,6 @@ def unique_headers(header: list[str], label: str) -> tuple[list[str], list[str]]
                 f"{label}: header {name!r} appears {len(cols)} times; mappings use column "
                 f"{cols[0]}, the others are named: {others}")
     return out, warnings
-
-
-def _bad_line(path: Path, encoding: str) -> int | str:
-    """The first line that does not decode (error path only, so a plain loop is fine)."""
-    with path.open("rb") as fh:
-        for number, line in enumerate(fh, start=1):
-            try:
-                line.decode(encoding)
-            except UnicodeError:
-                return number
-    return "?"
 
 
 @dataclass

@@ -29,7 +29,7 @@ from auditor.snapshot import (
     make_owners,
     make_stage_history,
 )
-from auditor.stages import StageMap
+from auditor.stages import STAGE_DTYPE, StageMap
 from connectors.base import Connector, SourceOptions
 from connectors.csv_options import CsvLookup, CsvOptions
 from connectors.csv_parsing import (
@@ -40,6 +40,8 @@ from connectors.csv_parsing import (
     parse_numbers,
 )
 from connectors.csv_reading import CsvTable, Rejections, quoted, read_table
+from connectors.currency import configured_rates, convert
+from connectors.file_dates import decide_order, order_basis, why_not
 from connectors.local_files import contained
 
 _FORECAST = {
@@ -50,6 +52,12 @@ _FORECAST = {
     "commit": "commit",
     "forecast": "commit",
     "closed": "closed",
+    # UI labels: HubSpot's "Not forecasted" / "Closed won", Dynamics 365's Committed / Won / Lost
+    "notforecasted": "omitted",
+    "closedwon": "closed",
+    "committed": "commit",
+    "won": "closed",
+    "lost": "omitted",
 }
 
 
@@ -61,6 +69,12 @@ class CsvConnector(Connector):
     pulls_incrementally: ClassVar[bool] = False
     Options: ClassVar[type[SourceOptions]] = CsvOptions
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: per file label: slash dates day first (True), month first (False), none (None)
+        self._day_first: dict[str, bool | None] = {}
+        self._unreadable: dict[str, dict[str, Any]] = {}
+
     @property
     def opts(self) -> CsvOptions:
         assert isinstance(self.options, CsvOptions)
@@ -71,6 +85,7 @@ class CsvConnector(Connector):
     def pull(self, since: datetime | None = None) -> Snapshot:
         """Read the files in full (CSV has no incremental mode; ``since`` is ignored)."""
         o = self.opts
+        self._day_first, self._unreadable = {}, {}
         stage_map = StageMap.build(o.stage_map_default, o.stage_map, name="source.stage_map")
         if not stage_map.mapping:
             raise ConfigError(
@@ -85,6 +100,7 @@ class CsvConnector(Connector):
             has_stage_history=o.stage_history is not None,
         )
         opps, provided = self._opportunities(stage_map, meta)
+        self.progress(o.opportunities.name, len(opps), 1)
         history = make_stage_history()
         if o.stage_history is not None:
             history = self._history(stage_map, opps, meta)
@@ -99,7 +115,11 @@ class CsvConnector(Connector):
         )
         meta.provided_fields = frozenset(provided)
         meta.loaded_rows = len(opps)
-        return Snapshot(opps, history, owners, meta).validate()
+        if self._unreadable:
+            meta.extra["unreadable"] = dict(self._unreadable)
+        snap = Snapshot(opps, history, owners, meta).validate()
+        rates = configured_rates(o.corporate_currency, o.conversion_rates)
+        return convert(snap, rates, where=o.opportunities.name)
 
     def check(self) -> dict[str, Any]:
         snap = self.pull()
@@ -122,6 +142,7 @@ class CsvConnector(Connector):
             na_values=o.na_values, limits=o,
         )
         meta.warnings.extend(table.warnings)
+        meta.extra.setdefault("encodings", {})[table.label] = table.encoding
         return table
 
     def _mapping(self, table: CsvTable, explicit: dict[str, str], schema_cols: set[str],
@@ -131,21 +152,52 @@ class CsvConnector(Connector):
             return {col: table.column(h, f"{option}.{col}") for col, h in explicit.items()}
         return {h: table.frame[h] for h in table.headers if h in schema_cols}
 
+    def _note_unreadable(self, table: CsvTable, header: str, kind: str, cells: pd.Series,
+                         bad: pd.Series) -> None:
+        """Values present but unreadable, per column (check-config reports the rates)."""
+        if bad.any():
+            self._unreadable[f"{table.label}: {header}"] = {
+                "kind": kind, "bad": int(bad.sum()), "of": int(cells.notna().sum()),
+                "example": str(cells[bad].iloc[0])}
+
+    def _unreadable_hint(self) -> str:
+        """For a file rejected whole: the setting to fix, for columns mostly unreadable."""
+        fixes = {"amount": "set source.decimal / source.thousands to the file's number format",
+                 "date": "set source.date_order (\"day_first\" / \"month_first\") or "
+                         "source.date_format"}
+        hints = [f"\n{where}: {u['bad']} of {u['of']} values cannot be read as {u['kind']}; "
+                 f"{fixes[u['kind']]}"
+                 for where, u in self._unreadable.items() if u["bad"] * 2 > u["of"]]
+        return "".join(hints)
+
+    def _decide_order(self, table: CsvTable, columns: dict[str, pd.Series]) -> None:
+        """Day/month order of this file's slash dates (setting, else the file's evidence)."""
+        o = self.opts
+        if o.date_format:
+            return
+        self._day_first[table.label] = decide_order(
+            columns, o.date_order, label=table.label, option="source.date_order")
+
     def _dates(self, table: CsvTable, cells: pd.Series, header: str, *, aware: bool,
                rej: Rejections) -> pd.Series:
         o = self.opts
+        if table.label not in self._day_first:
+            self._decide_order(table, {header: cells})
+        day_first = self._day_first.get(table.label)
         try:
-            out, bad = parse_dates(cells, fmt=o.date_format, dayfirst=o.dayfirst,
+            out, bad = parse_dates(cells, fmt=o.date_format, dayfirst=day_first,
                                    tz=o.timezone, aware=aware)
-        except DateOrderUnknown as exc:
+        except DateOrderUnknown as exc:  # pragma: no cover - the order is decided before
             raise SourceDataError(
                 f"{table.where(int(exc.index))}, column {header!r}: date {exc.value!r} could be "
-                f"day/month or month/day; set `source.dayfirst` = true or false "
-                f"(or `source.date_format`)"
+                f"day/month or month/day; set `source.date_order`"
             ) from None
         what = "a date and time" if aware else "a date"
         fmt = f" with format {o.date_format!r}" if o.date_format else ""
-        rej.add(bad, f"column {header}: cannot parse " + quoted(cells) + f" as {what}{fmt}")
+        self._note_unreadable(table, header, "date", cells, bad)
+        why = why_not(cells, day_first, order_basis(o.date_order, "source.date_order"))
+        rej.add(bad, f"column {header}: cannot parse " + quoted(cells)
+                + why.where(why != "", f" as {what}{fmt}"))
         return out
 
     # -- opportunities ------------------------------------------------------------------------
@@ -153,13 +205,26 @@ class CsvConnector(Connector):
     def _opportunities(self, stage_map: StageMap,
                        meta: SnapshotMeta) -> tuple[pd.DataFrame, set[str]]:
         o = self.opts
-        table = self._read(o.opportunities, "opportunities", meta)
+        table = self._table = self._read(o.opportunities, "opportunities", meta)
         cols = self._mapping(table, o.columns, set(OPPORTUNITY_SCHEMA) - {"stage", "source"},
                              "source.columns")
-        headers = o.columns or {c: c for c in cols}
+        headers = dict(o.columns) or {c: c for c in cols}
         if not o.columns and "stage" in table.headers and "source_stage" not in cols:
             # an unmapped file's "stage" header holds the source's stage
             cols["source_stage"], headers["source_stage"] = table.frame["stage"], "stage"
+        if o.id_template:
+            cols["id"] = _render(o.id_template, table, "source.id_template", strict=True)
+            headers["id"] = "id_template"
+        status_stage = None
+        if o.status_column:
+            status = table.column(o.status_column, "source.status_column")
+            status_stage = status.str.casefold().map(
+                {k.casefold(): v for k, v in o.status_map.items()}).astype(STAGE_DTYPE)
+            if "source_stage" not in cols:  # the status is all the stage there is
+                cols["source_stage"], headers["source_stage"] = status, o.status_column
+        for col, vocab in o.value_maps.items():
+            if col in cols:
+                cols[col] = _vocabulary(cols[col], vocab)
         for need in ("id", "source_stage"):
             if need not in cols:
                 key = "id" if need == "id" else "stage"
@@ -188,14 +253,21 @@ class CsvConnector(Connector):
         h = headers["source_stage"]
         stage, _ = stage_map.map_series(raw_stage)
         stage.index = raw_stage.index
+        by_status = pd.Series(False, index=raw_stage.index)
+        if status_stage is not None:  # won / lost from the status column, whatever the stage
+            by_status = status_stage.notna()
+            stage = stage.where(~by_status, status_stage).astype(STAGE_DTYPE)
+            raw_stage = raw_stage.where(raw_stage.notna() | ~by_status, status)
         rej.add(raw_stage.isna(), f"column {h}: the stage is empty")
-        unknown = raw_stage.notna() & stage.isna()
+        unknown = raw_stage.notna() & stage.isna() & ~by_status
         if o.unknown_stage == "reject":
             rej.add(unknown, f"column {h}: stage " + quoted(raw_stage)
                     + " is not in the stage map")
         out["source_stage"], out["stage"] = raw_stage, stage
 
         special = {"id", "source_stage", "amount", "currency", "probability", "forecast_category"}
+        self._decide_order(table, {headers[c]: cells for c, cells in cols.items()
+                                   if OPPORTUNITY_SCHEMA.get(c) in (DATE, TS)})
         for col, cells in cols.items():
             if col not in special:
                 out[col] = self._typed(table, cells, headers[col], OPPORTUNITY_SCHEMA[col], rej)
@@ -226,6 +298,7 @@ class CsvConnector(Connector):
             raise SourceDataError(
                 f"{table.label}: {n_rej} of {n_rows} rows rejected (more than "
                 f"source.max_rejected_share = {o.max_rejected_share}); first reasons:\n  {sample}"
+                + self._unreadable_hint()
             )
 
         kept_unknown = raw_stage[unknown & keep].value_counts()
@@ -298,6 +371,7 @@ class CsvConnector(Connector):
         if "amount" in cols:
             cells, h = cols["amount"], headers["amount"]
             amount, code, bad = parse_amounts(cells, decimal=o.decimal, thousands=o.thousands)
+            self._note_unreadable(self._table, h, "amount", cells, bad)
             sep = f"decimal separator {o.decimal!r}"
             rej.add(bad, f"column {h}: cannot parse " + quoted(cells) + f" as an amount ({sep})")
             out["amount"] = amount
@@ -378,8 +452,32 @@ class CsvConnector(Connector):
         frame = pd.DataFrame({"opportunity_id": opp_id, "stage": stage,
                               "source_stage": raw_stage, "entered_at": entered})[keep]
         frame = frame.sort_values(["opportunity_id", "entered_at"], kind="stable")
+        # a real export writes a row per field change: consecutive rows in the same stage are
+        # one stay, entered at the first of them (stage age is measured from there)
+        same = (frame["opportunity_id"].eq(frame["opportunity_id"].shift())
+                & frame["source_stage"].eq(frame["source_stage"].shift())).fillna(False)
+        if same.any():
+            meta.extra.setdefault("repeated_stage_rows", {})[table.label] = int(same.sum())
+        frame = frame[~same.astype(bool)]
         meta.extra.setdefault("rows_read", {})[table.label] = len(table.frame)
         return make_stage_history(frame)
+
+    def _match_owners(self, opps: pd.DataFrame, owners: pd.DataFrame, table: CsvTable) -> None:
+        """The opportunities name owners by e-mail or name: turn those into owner ids."""
+        key = self.opts.owner_match
+        if key not in owners.columns or owners[key].isna().all():
+            raise SourceDataError(
+                f"{table.label}: source.owner_match = {key!r}, but no column of the owners file "
+                f"gives the owner {key}; map it with `source.owner_columns.{key}` (headers "
+                f"found: {', '.join(table.headers)})")
+        known = owners.dropna(subset=[key])
+        lookup = pd.Series(known["id"].to_numpy(),
+                           index=known[key].astype(str).str.strip().str.casefold().to_numpy())
+        lookup = lookup[~lookup.index.duplicated()]
+        given = opps["owner_id"]
+        ids = given.astype("string").str.strip().str.casefold().map(lookup)
+        # an unknown one stays as it was (the owners-file check below warns about it)
+        opps["owner_id"] = ids.fillna(given).astype(given.dtype)
 
     # -- owners ---------------------------------------------------------------------------------
 
@@ -416,6 +514,8 @@ class CsvConnector(Connector):
         if o.managers_as_owners and "manager_id" in frame.columns:
             frame = _add_managers(frame)
         owners = make_owners(frame)
+        if o.owner_match != "id":
+            self._match_owners(opps, owners, table)
         missing = opps["owner_id"][opps["owner_id"].notna() & ~opps["owner_id"].isin(owners["id"])]
         if len(missing):
             top = missing.value_counts().head(5)
@@ -425,6 +525,12 @@ class CsvConnector(Connector):
                 f"file: {names}"
             )
         return owners
+
+
+def _vocabulary(cells: pd.Series, vocab: dict[str, str]) -> pd.Series:
+    """Replace values found in ``vocab`` (case-insensitive); others stay as they are."""
+    mapped = cells.str.casefold().map({k.strip().casefold(): v for k, v in vocab.items()})
+    return mapped.astype(cells.dtype).fillna(cells) if len(cells) else cells
 
 
 def _record_rejections(table: CsvTable, rej: Rejections, meta: SnapshotMeta) -> pd.Series:
@@ -462,7 +568,10 @@ def _render(template: str, table: CsvTable, option: str, strict: bool = False) -
         out = out + literal
         if field_name is None:
             continue
-        cells = table.column(field_name, option)
+        if field_name == "_row":  # the row number: a generated id
+            cells = pd.Series(table.frame.index.astype(str), index=table.frame.index)
+        else:
+            cells = table.column(field_name, option)
         any_value |= cells.notna()
         all_values &= cells.notna()
         out = out + cells.fillna("").astype(object)

@@ -857,4 +857,6 @@ class DemoConnector(Connector):
 
     def pull(self, since: datetime | None = None) -> Snapshot:
         opts: DemoOptions = self.options  # type: ignore[assignment]
-        return generate_demo_org(opts.size, opts.seed, self.as_of).snapshot
+        snap = generate_demo_org(opts.size, opts.seed, self.as_of).snapshot
+        self.progress("opportunities", len(snap.opportunities), 1)
+        return snap

@@ -28,5 +28,7 @@ def build_connector(config: AuditConfig, env: Mapping[str, str] | None = None) -
     try:
         options = cls.Options.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, config.origin, prefix="source.")) from None
+        raise ConfigError(
+            format_validation_error(exc, config.origin, prefix="source.", model=cls.Options)
+        ) from None
     return cls(options, base_dir=Path(config.base_dir), env=env)

@@ -19,7 +19,7 @@ right the same way:
   transport's one HTTP session, because only the session sees every attempt (retries and
   logins included); the stream reports what they counted.
 
-Nothing here maps fields: see each connector's ``fields`` / ``normalize`` modules.
+Nothing here maps fields: see each connector's ``fields`` / ``normalise`` modules.
 """
 
 from __future__ import annotations

@@ -229,7 +229,10 @@ def at_risk_amount(run: AuditRun) -> float | None:
     pos = positions(opp["id"], v["opportunity_id"])
     flagged[pos[pos >= 0]] = True
     open_ = opp["is_open"].to_numpy(dtype=bool, na_value=False)
-    amounts = opp.loc[flagged & open_, "amount"].to_numpy(dtype=float, na_value=np.nan)
+    sel = opp.loc[flagged & open_]
+    if sel.loc[sel["amount"].notna(), "currency"].dropna().nunique() > 1:
+        return None  # amounts in several currencies are never added
+    amounts = sel["amount"].to_numpy(dtype=float, na_value=np.nan)
     return float(np.nansum(amounts))
 
 
@@ -261,7 +264,7 @@ def assessment_context(run: AuditRun, ctx: dict[str, Any]) -> dict[str, Any]:
     records = ctx["facts"].get("records") or 0
     owners = [o for o in by_owner(run) if is_number(o["score"])]
     owners.sort(key=lambda o: (o["score"], o["owner"]))
-    open_amount = (run.metrics.get("counts") or {}).get("open_amount")
+    open_amount = run.metrics.counts.open_amount
     risk = at_risk_amount(run)
     by_currency = amount_at_risk(run)
     return {
@@ -276,8 +279,11 @@ def assessment_context(run: AuditRun, ctx: dict[str, Any]) -> dict[str, Any]:
         "title": f"{ctx['title']}: assessment",
         "findings": found,
         "flagged_share": ctx["flagged_deals"] / records if records else None,
-        "at_risk": " + ".join(money(r["amount"], r["currency"]) for r in by_currency) or money(0),
-        "at_risk_share": risk / open_amount if is_number(open_amount) and open_amount else None,
+        "at_risk": " + ".join(money(r["amount"], r["currency"]) for r in by_currency)
+        or money(0),
+        "at_risk_share": risk / open_amount
+        if is_number(risk) and is_number(open_amount) and open_amount
+        else None,
         "worst_owners": owners[:5],
         "worst_teams": sorted(
             (t for t in by_team(run) if is_number(t["score"])), key=lambda t: t["score"]

@@ -16,6 +16,7 @@ import pandas as pd
 
 from auditor.derived import positions
 from auditor.metrics.hygiene import combined
+from auditor.na import na_to_none
 from auditor.results import SEVERITY_RANK, AuditRun
 from auditor.stages import STAGE_LABELS
 from reports.format import human, is_number, oneline
@@ -57,7 +58,7 @@ def _owner_table(run: AuditRun) -> pd.DataFrame:
     owners = run.snapshot.owners
     cols = ("name", "email", "team", "manager_id", "active")
     # object dtype on purpose: pandas would infer "str" and turn None back into NaN
-    data = {c: [None if pd.isna(x) else x for x in owners[c].tolist()] for c in cols}
+    data = {c: [na_to_none(x) for x in owners[c].tolist()] for c in cols}
     out = pd.DataFrame(
         data, index=pd.Index(owners["id"].astype(str).tolist(), name="id"), dtype=object
     )
@@ -283,7 +284,7 @@ def by_owner(run: AuditRun, limit: int | None = None) -> list[dict[str, Any]]:
     if not len(v):
         return []
     owners = owner_table(run)
-    scores = (run.metrics.get("hygiene_score") or {}).get("by_owner") or {}
+    scores = run.metrics.hygiene_score.by_owner
     oid = v["owner_id"].astype(str).fillna(NO_OWNER)
     frame = pd.DataFrame(
         {
@@ -321,7 +322,7 @@ def by_owner(run: AuditRun, limit: int | None = None) -> list[dict[str, Any]]:
 
 
 def by_team(run: AuditRun) -> list[dict[str, Any]]:
-    scores = (run.metrics.get("hygiene_score") or {}).get("by_team") or {}
+    scores = run.metrics.hygiene_score.by_team
     v = run.result.violations
     owners = owner_table(run)
     counts: dict[str, int] = {}
@@ -347,9 +348,9 @@ def process_view(run: AuditRun) -> dict[str, Any]:
     owner (how deals moved; nothing left to fix on them)."""
     p = run.result.process
     out: dict[str, Any] = {"total": int(len(p)), "by_rule": [], "by_owner": []}
-    pc = (run.metrics.get("process_compliance") or {})
-    out["by_rule"] = pc.get("by_rule_list", [])
-    out["by_owner"] = pc.get("by_owner_list", [])[:MAX_OWNERS]
+    pc = run.metrics.process_compliance
+    out["by_rule"] = [asdict(r) for r in pc.by_rule_list]
+    out["by_owner"] = [asdict(o) for o in pc.by_owner_list[:MAX_OWNERS]]
     out["window_days"] = run.result.context.audit.fix_window_days
     return out
 
@@ -457,7 +458,9 @@ def report_context(run: AuditRun) -> dict[str, Any]:
     deals, n_deals = worst_deals(run, v, limit)
     facts = listed_facts(run)
     score = run.score
-    counts = run.metrics.get("counts") if isinstance(run.metrics.get("counts"), dict) else {}
+    metrics = run.metrics
+    hygiene = metrics.hygiene_score
+    as_json = metrics.to_dict()
     owners_rows = by_owner(run, MAX_OWNERS)
     return {
         "title": run.config.report.title,
@@ -466,7 +469,7 @@ def report_context(run: AuditRun) -> dict[str, Any]:
         "band": score_band(score),
         "total": int(len(v)),
         "flagged_deals": n_deals,
-        "open": counts.get("open"),
+        "open": metrics.counts.open,
         "by_rule": by_rule(run),
         "by_owner": owners_rows,
         "owners_total": int(v["owner_id"].astype(str).fillna(NO_OWNER).nunique()) if len(v) else 0,
@@ -475,23 +478,35 @@ def report_context(run: AuditRun) -> dict[str, Any]:
         "deals_shown": len(deals),
         "deals_limit": limit,
         "coverage": coverage_view(run),
-        "checks_share": (run.metrics.get("hygiene_score") or {}).get("checks_evaluated_share"),
-        "score_basis": ((run.metrics.get("hygiene_score") or {}).get("basis") or {}).get("text"),
-        "notes": list(res.notes) + list(run.metrics.get("caveats") or []),
+        "checks_share": hygiene.checks_evaluated_share,
+        "score_basis": hygiene.basis.text,
+        "notes": list(res.notes) + list(metrics.caveats),
         "process": process_view(run),
         "rejected": [r.to_dict() for r in run.snapshot.meta.rejected[:limit]],
         "suppressions": res.suppressions,
         "history": history_view(run, score),
-        "metrics": metric_views(run.metrics, labels(run)),
-        "periods": periods_line(run.metrics),
+        # shown by shape (reports/metric_view.py), as metrics.json holds them
+        "metrics": metric_views(as_json, labels(run)),
+        "periods": periods_line(as_json),
         "generated_on": facts.get("as_of") or date.today().isoformat(),
         **email_summary(run),
     }
 
 
+def hygiene_dict(run: AuditRun) -> dict[str, Any]:
+    """metrics.json's hygiene_score object (typed metrics or a plain dict, as tests build)."""
+
+    def build() -> dict[str, Any]:
+        m = run.metrics
+        data = m.to_dict() if hasattr(m, "to_dict") else m
+        return data.get("hygiene_score") or {}
+
+    return _cached(run, "hygiene_dict", build)
+
+
 def score_basis(run: AuditRun) -> dict[str, Any]:
     """What the org score rests on: opportunities, flagged ones, share of checks evaluated."""
-    hs = run.metrics.get("hygiene_score") or {}
+    hs = hygiene_dict(run)
     v = run.result.violations
     return {
         "opportunities": hs.get("opportunities", len(run.snapshot.opportunities)),
@@ -573,13 +588,12 @@ def digest_context(
     deals, n_deals = worst_deals(run, mine, limit)
     owners = owner_table(run)
     known = owner_id in owners.index
-    scores = (run.metrics.get("hygiene_score") or {}).get("by_owner") or {}
-    score = scores.get(owner_id)
-    detail = ((run.metrics.get("hygiene_score") or {}).get("owners") or {}).get(owner_id) or {}
+    detail = run.metrics.hygiene_score.owners.get(owner_id)
+    score = detail.score if detail else None
     return {
         "title": run.config.report.title,
         "facts": listed_facts(run),
-        "score_basis": detail.get("basis"),
+        "score_basis": detail.basis if detail else None,
         "notes": list(run.result.notes),
         "owner_id": owner_id,
         "owner": oneline(owners.at[owner_id, "name"] if known else None) or owner_id,
@@ -648,7 +662,7 @@ def group_score(run: AuditRun, group: dict[str, Any]) -> tuple[float | None, str
     a team by name, or a manager's group that is exactly one team, reads metrics' team entry;
     any other group combines its members' checks (auditor.metrics.hygiene.combined), never an
     average of rounded owner scores."""
-    hs = run.metrics.get("hygiene_score") or {}
+    hs = hygiene_dict(run)
     teams = hs.get("teams") or {}
     details = hs.get("owners") or {}
     members = {str(m) for m in group["members"]}
@@ -663,7 +677,9 @@ def group_score(run: AuditRun, group: dict[str, Any]) -> tuple[float | None, str
         return teams[team].get("score"), teams[team].get("basis")
     if team is not None and team in (hs.get("by_team") or {}):
         return hs["by_team"][team], None
-    return combined([details[m] for m in sorted(members) if m in details])
+    typed = getattr(getattr(run.metrics, "hygiene_score", None), "owners", None)
+    source = typed if typed is not None else details  # combined() reads the typed owner scores
+    return combined([source[m] for m in sorted(members) if m in source])
 
 
 def team_context(run: AuditRun, group: dict[str, Any]) -> dict[str, Any]:
@@ -672,7 +688,7 @@ def team_context(run: AuditRun, group: dict[str, Any]) -> dict[str, Any]:
     members = [str(m) for m in group["members"]]
     mine = v[v["owner_id"].astype(str).isin(members)] if len(v) else v
     owners = owner_table(run)
-    scores = (run.metrics.get("hygiene_score") or {}).get("by_owner") or {}
+    scores = run.metrics.hygiene_score.by_owner
     counts = mine["owner_id"].astype(str).value_counts() if len(mine) else pd.Series(dtype=int)
     deal_counts = (
         mine.groupby(mine["owner_id"].astype(str))["opportunity_id"].nunique()

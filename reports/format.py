@@ -6,13 +6,11 @@ must render whatever the metrics and the CRM data hold.
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import pandas as pd
-
+from auditor.na import is_na
 from auditor.stages import STAGE_LABELS
 
 DASH = "—"
@@ -25,10 +23,7 @@ _SAFE_SCHEMES = {"http", "https"}
 _URL_SAFE = "/:?#@!$&*+,;=%~-._"
 
 
-def is_missing(v: Any) -> bool:
-    if v is None or v is pd.NA or v is pd.NaT:
-        return True
-    return isinstance(v, float) and math.isnan(v)
+is_missing = is_na  # the one NA test (auditor.na)
 
 
 def is_number(v: Any) -> bool:

@@ -16,13 +16,13 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from auditor.files import replace_private, write_private
+from auditor.na import frame_na_to_none, is_na, na_to_none
 from auditor.results import VIOLATION_COLUMNS
 
 if TYPE_CHECKING:
@@ -47,10 +47,9 @@ def jsonable(value: Any) -> Any:
         return [jsonable(v) for v in value]
     if isinstance(value, set | frozenset):
         return sorted(jsonable(v) for v in value)
-    if value is None or value is pd.NA or value is pd.NaT:
+    if is_na(value):
         return None
-    if isinstance(value, np.generic):
-        value = value.item()
+    value = na_to_none(value)
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, pd.Timestamp | datetime | date):
@@ -64,8 +63,7 @@ def jsonable(value: Any) -> Any:
 
 def violations_records(violations: pd.DataFrame) -> list[dict[str, Any]]:
     """Violations as JSON-ready dicts (NA → null), columns in the documented order."""
-    frame = violations[VIOLATION_COLUMNS].astype(object)
-    frame = frame.where(frame.notna(), None)
+    frame = frame_na_to_none(violations[VIOLATION_COLUMNS])
     frame["stage"] = frame["stage"].map(lambda s: None if s is None else str(s))
     frame["amount"] = frame["amount"].map(lambda a: None if a is None else float(a))
     return frame.to_dict(orient="records")
@@ -133,7 +131,6 @@ def run_record(run: AuditRun) -> dict[str, Any]:
     from auditor import __version__
 
     h = run.history
-    failed = [d for d in run.delivery if d.get("status") == "failed"]
     out_dir = run.outputs[0].parent if run.outputs else None
     return {
         "schema_version": SCHEMA_VERSIONS["run"],
@@ -141,7 +138,7 @@ def run_record(run: AuditRun) -> dict[str, Any]:
         "run_id": run.run_id,
         "started_at": run.started_at,
         "finished_at": run.finished_at,
-        "status": "delivery_failed" if failed else "ok",
+        "status": run.status,
         "score": run.score,
         "facts": run.facts(),
         "history": None
@@ -167,6 +164,7 @@ def run_record(run: AuditRun) -> dict[str, Any]:
 
 
 def write_run_json(run: AuditRun, path: Path) -> Path:
-    """Write run.json whole (written twice per run: with the reports, and final after
-    delivery; an atomic replace, so a reader never sees half of it)."""
+    """Write run.json whole (an atomic replace, so a reader never sees half of it). A run
+    writes it once, after delivery (auditor.app.run); write_reports writes it when used
+    on its own."""
     return replace_private(path, _dump(run_record(run)))

@@ -23,6 +23,7 @@ from typing import Any
 
 import jinja2
 
+from auditor.config import AuditConfig
 from auditor.files import mkdir_private, write_private
 from auditor.results import AuditRun
 from reports.context import (
@@ -110,8 +111,16 @@ def _write(path: Path, text: str) -> Path:
     return write_private(path, text)
 
 
-def write_reports(run: AuditRun, out_dir: Path) -> list[Path]:
-    """Write the configured formats into ``out_dir``; returns the files written."""
+def wants_run_json(config: AuditConfig) -> bool:
+    """run.json belongs to the machine outputs (format "json")."""
+    return "json" in config.report.formats
+
+
+def write_reports(run: AuditRun, out_dir: Path, *, run_json: bool = True) -> list[Path]:
+    """Write the configured formats into ``out_dir``; returns the files written.
+
+    ``run_json=False`` leaves run.json to the caller: a run writes it once, after delivery.
+    """
     from reports.assessment import assessment_context
 
     out_dir = mkdir_private(Path(out_dir))
@@ -152,7 +161,9 @@ def write_reports(run: AuditRun, out_dir: Path) -> list[Path]:
     if "json" in formats:
         written.append(write_violations_json(run.result.violations, out_dir / "violations.json"))
         written.append(write_violations_json(process, out_dir / "process_findings.json"))
-        written.append(write_json(run.metrics, out_dir / "metrics.json", schema="metrics"))
+        metrics = run.metrics.to_dict()
+        written.append(write_json(metrics, out_dir / "metrics.json", schema="metrics"))
+    if run_json and wants_run_json(run.config):
         written.append(out_dir / "run.json")
         run.outputs = written
         write_run_json(run, out_dir / "run.json")

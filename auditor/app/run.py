@@ -1,4 +1,5 @@
-"""One audit run end to end: pull → audit → metrics → history → reports → delivery.
+"""One audit run end to end: pull → audit (rules, metrics) → history → reports → store →
+deliver → run.json → publish, one function per phase (``execute`` holds them together).
 
 Each phase reads only what the one before produced. Phase timings are kept for the run facts and
 the benchmarks. A run that fails part-way raises; nothing is delivered for it.
@@ -10,10 +11,12 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
@@ -27,10 +30,30 @@ from auditor.results import AuditRun, HistoryDiff, TrendPoint
 from auditor.snapshot import Snapshot
 
 if TYPE_CHECKING:
+    from auditor.app.publish import OutputFolder
     from auditor.history import HistoryStore
-    from connectors.base import Connector
+    from connectors.base import Connector, PullProgress
 
 log = logging.getLogger(__name__)
+
+
+class RunObserver(Protocol):
+    """Told what a run is doing (the CLI's progress display); every method must be cheap."""
+
+    def start(self, phase: str) -> None: ...
+    def done(self, phase: str, seconds: float) -> None: ...
+    def pulled(self, progress: PullProgress) -> None: ...
+
+
+class _Quiet:
+    def start(self, phase: str) -> None:
+        pass
+
+    def done(self, phase: str, seconds: float) -> None:
+        pass
+
+    def pulled(self, progress: PullProgress) -> None:
+        pass
 
 
 def pull(config: AuditConfig, since: datetime | None = None, as_of: date | None = None) -> Snapshot:
@@ -51,15 +74,24 @@ def pull_from(
 
 
 def audit_snapshot(
-    snap: Snapshot, config: AuditConfig, as_of: date | None = None, started: float | None = None
+    snap: Snapshot,
+    config: AuditConfig,
+    as_of: date | None = None,
+    started: float | None = None,
+    observer: RunObserver | None = None,
 ) -> AuditRun:
     """Audit an already pulled Snapshot (rules + metrics)."""
+    obs = observer or _Quiet()
     t = time.perf_counter()
     started_at = datetime.now(UTC)
+    obs.start("rules")
     result = run_audit(snap, config, as_of=as_of)
     t_rules = time.perf_counter()
+    obs.done("rules", t_rules - t)
+    obs.start("metrics")
     metrics = compute_metrics(snap, result, result.context, config.metrics)
     t_metrics = time.perf_counter()
+    obs.done("metrics", t_metrics - t_rules)
     run = AuditRun(config, snap, result, metrics, started_at)
     run.timings["rules"] = t_rules - t
     run.timings["metrics"] = t_metrics - t_rules
@@ -74,6 +106,7 @@ def execute(
     full: bool = False,
     deliver: bool = True,
     dry_run: bool = False,
+    observer: RunObserver | None = None,
 ) -> AuditRun:
     """Run the configured audit, write the reports, record the run and deliver the reports.
 
@@ -95,6 +128,8 @@ def execute(
 
     Delivery outcomes land in ``run.delivery`` (one dict per recipient) and in run.json; a
     failed recipient does not raise (the CLI turns it into exit status 4).
+
+    ``observer`` is told when each phase starts and ends, and how the pull advances.
     """
     from auditor.app.publish import OutputFolder
     from auditor.config import default_config
@@ -103,7 +138,9 @@ def execute(
 
     started_at = datetime.now(UTC)
     folder = OutputFolder(out_dir or config.resolve(config.report.out_dir))
+    obs = observer or _Quiet()
     connector = build_connector(config)
+    connector.on_progress = obs.pulled
     day = AuditContext.create(as_of or config.audit.as_of, config.audit.timezone).as_of.date()
     folder.check()
     path = history_path(config, folder.path)
@@ -123,19 +160,9 @@ def execute(
         )
         with lock:
             run = _execute_locked(
-                config, connector, store, staging, day, full, started_at, deliver, dry_run
+                config, connector, store, staging, day, full, started_at, deliver, dry_run, obs
             )
-            try:
-                folder.write_manifest(_manifest_info(run))
-                folder.publish()
-            except OSError as exc:
-                if is_disk_full(exc):
-                    raise
-                stored = f"run {run.run_id} is stored; " if run.run_id is not None else ""
-                raise OutputError(
-                    f"output folder {folder.path}: could not publish the new reports: "
-                    f"{exc.strerror or exc}; {stored}the folder still holds the previous run"
-                ) from None
+            _publish_phase(folder, run, obs)
     except BaseException as exc:
         folder.discard()
         if is_disk_full(exc):
@@ -162,14 +189,16 @@ def _execute_locked(
     started_at: datetime,
     deliver: bool,
     dry_run: bool,
+    obs: RunObserver,
 ) -> AuditRun:
-    """The run itself, holding the run lock; every file goes into ``staging``."""
+    """The run itself, holding the run lock; every file goes into ``staging``.
+
+    Phases: pull → audit → history → reports → store, then (only once stored) deliver and
+    run.json, written once with the final finish time and delivery outcomes.
+    """
     from auditor.history.frames import snapshot_to_blobs
-    from reports.render import write_reports
 
     run_id: int | None = None
-    encoder: ThreadPoolExecutor | None = None
-    blobs_future: Future[dict[str, Any]] | None = None
     try:
         if store is not None:
             run_id = store.begin_run(
@@ -180,45 +209,23 @@ def _execute_locked(
                 config_origin=config.origin,
             )
         t0 = time.perf_counter()
-        pull_started_at = datetime.now(UTC)
-        snap = _pull_maybe_incremental(connector, config, store, day, full)
-        pulled = snap
-        derived_rows = None
-        if store is not None and not snap.meta.has_stage_history:
-            derived_rows, snap = _observe_history(store, snap, day, config.audit.timezone)
-        t1 = time.perf_counter()
-        run = audit_snapshot(snap, config, as_of=day)
-        run.timings = {"pull": t1 - t0, **run.timings}
+        pulled = _pull_phase(connector, config, store, day, full, obs)
+        pull_s = time.perf_counter() - t0
+        run = audit_snapshot(pulled.audited, config, as_of=day, observer=obs)
+        run.timings = {"pull": pull_s, **run.timings}
         run.started_at = started_at
         run.run_id = run_id
-        if store is not None and run_id is not None:
-            th = time.perf_counter()
-            run.finished_at = datetime.now(UTC)
-            run.history = _history_diff(store, run, config.history.trend_runs)
-            run.timings["history_diff"] = time.perf_counter() - th
-        if store is not None and run_id is not None:
-            # Parquet-encode the snapshot for the store on another core while the reports
-            # (pure-Python templating) render: pyarrow releases the GIL
-            encoder = ThreadPoolExecutor(max_workers=1)
-            blobs_future = encoder.submit(snapshot_to_blobs, pulled)
-        t2 = time.perf_counter()
-        run.outputs = write_reports(run, staging)
-        run.timings["reports"] = time.perf_counter() - t2
-        run.finished_at = datetime.now(UTC)
-        if store is not None and run_id is not None:
-            tc = time.perf_counter()
-            store.commit_run(
-                run_id,
-                summary=_run_summary(run),
-                violations=run.result.violations,
-                metrics=run.metrics,
-                snapshot=pulled,
-                pull_started_at=pull_started_at,
-                derived_rows=derived_rows,
-                snapshot_blobs=blobs_future.result() if blobs_future is not None else None,
-            )
-            # after the commit, so not in the stored duration; the run facts show it
-            run.timings["history_store"] = time.perf_counter() - tc
+        stored = store is not None and run_id is not None
+        if stored:
+            with _phase(obs, "history diff", run, "history_diff"):
+                run.finished_at = datetime.now(UTC)
+                run.history = _history_diff(store, run, config.history.trend_runs)
+        # Parquet-encode the snapshot for the store on another core while the reports
+        # (pure-Python templating) render: pyarrow releases the GIL
+        with _in_background(snapshot_to_blobs if stored else None, pulled.snapshot) as blobs:
+            _reports_phase(run, staging, obs)
+            if stored:
+                _store_phase(store, run, pulled, blobs, obs)
     except BaseException as exc:
         if store is not None and run_id is not None:
             interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
@@ -227,28 +234,145 @@ def _execute_locked(
             except Exception as exc2:  # the original error matters more than the bookkeeping
                 log.warning("could not record run %s as failed: %s", run_id, exc2)
         raise
-    finally:
-        if encoder is not None:
-            encoder.shutdown(wait=True, cancel_futures=True)
-
     # delivery only after the commit: a run whose results could not be stored is a failed run,
     # and nothing goes out for it
     if deliver:
-        from reports.delivery import deliver as send_reports
-
-        t3 = time.perf_counter()
-        run.delivery = send_reports(run, config, dry_run=dry_run, out_dir=staging)
-        run.timings["delivery"] = time.perf_counter() - t3
-        final = str(staging.parent / _published_name(staging))
-        for d in run.delivery:  # .eml paths as they will be once published
-            if isinstance(d.get("file"), str) and d["file"].startswith(str(staging)):
-                d["file"] = final + d["file"][len(str(staging)) :]
+        _deliver_phase(run, config, staging, dry_run, obs)
     run.finished_at = datetime.now(UTC)
-    if (staging / "run.json").exists():
-        from reports.machine import write_run_json
-
-        write_run_json(run, staging / "run.json")  # final: finish time, delivery outcomes
+    _write_run_json(run, staging)
     return run
+
+
+@dataclass(frozen=True)
+class _Pulled:
+    """What the pull phase hands on: the snapshot as pulled (stored for the next incremental
+    pull), the one audited (with observed history), and this run's observed stage changes."""
+
+    snapshot: Snapshot
+    audited: Snapshot
+    derived_rows: pd.DataFrame | None
+    started_at: datetime
+
+
+def _pull_phase(
+    connector: Connector,
+    config: AuditConfig,
+    store: HistoryStore | None,
+    day: date,
+    full: bool,
+    obs: RunObserver,
+) -> _Pulled:
+    started = datetime.now(UTC)
+    with _phase(obs, "pull"):
+        snap = _pull_maybe_incremental(connector, config, store, day, full)
+    if store is None or snap.meta.has_stage_history:
+        return _Pulled(snap, snap, None, started)
+    with _phase(obs, "observed history"):
+        rows, audited = _observe_history(store, snap, day, config.audit.timezone)
+    return _Pulled(snap, audited, rows, started)
+
+
+def _reports_phase(run: AuditRun, staging: Path, obs: RunObserver) -> None:
+    from reports.render import write_reports
+
+    with _phase(obs, "reports", run, "reports"):
+        run.outputs = write_reports(run, staging, run_json=False)
+    run.finished_at = datetime.now(UTC)
+
+
+def _store_phase(
+    store: HistoryStore,
+    run: AuditRun,
+    pulled: _Pulled,
+    blobs: Future[dict[str, Any]] | None,
+    obs: RunObserver,
+) -> None:
+    """One transaction: the run summary, its findings, metrics and the pulled snapshot."""
+    assert run.run_id is not None
+    # timed after the commit, so not in the stored duration; the run facts show it
+    with _phase(obs, "history store", run, "history_store"):
+        store.commit_run(
+            run.run_id,
+            summary=run.summary(),
+            violations=run.result.violations,
+            metrics=run.metrics.to_dict(),
+            snapshot=pulled.snapshot,
+            pull_started_at=pulled.started_at,
+            derived_rows=pulled.derived_rows,
+            snapshot_blobs=blobs.result() if blobs is not None else None,
+        )
+
+
+def _deliver_phase(
+    run: AuditRun, config: AuditConfig, staging: Path, dry_run: bool, obs: RunObserver
+) -> None:
+    from reports.delivery import deliver as send_reports
+
+    with _phase(obs, "delivery", run, "delivery"):
+        run.delivery = send_reports(run, config, dry_run=dry_run, out_dir=staging)
+    final = str(staging.parent / _published_name(staging))
+    for d in run.delivery:  # .eml paths as they will be once published
+        if isinstance(d.get("file"), str) and d["file"].startswith(str(staging)):
+            d["file"] = final + d["file"][len(str(staging)) :]
+
+
+def _write_run_json(run: AuditRun, staging: Path) -> None:
+    """run.json, once per run: after delivery, with the finish time and delivery outcomes (the
+    staging folder is published only after this, so no reader sees a run without it)."""
+    from reports.machine import write_run_json
+    from reports.render import wants_run_json
+
+    if not wants_run_json(run.config):
+        return
+    path = staging / "run.json"
+    run.outputs.append(path)
+    write_run_json(run, path)
+
+
+def _publish_phase(folder: OutputFolder, run: AuditRun, obs: RunObserver) -> None:
+    """manifest.json, then the staging folder swapped in whole for the output folder."""
+    try:
+        with _phase(obs, "publish"):
+            folder.write_manifest(_manifest_info(run))
+            folder.publish()
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise
+        stored = f"run {run.run_id} is stored; " if run.run_id is not None else ""
+        raise OutputError(
+            f"output folder {folder.path}: could not publish the new reports: "
+            f"{exc.strerror or exc}; {stored}the folder still holds the previous run"
+        ) from None
+
+
+@contextlib.contextmanager
+def _phase(
+    obs: RunObserver, label: str, run: AuditRun | None = None, timing: str | None = None
+) -> Iterator[None]:
+    """Tell the observer a phase starts and (if it succeeds) how long it took; with ``run``,
+    keep the time in ``run.timings[timing]`` too."""
+    t = time.perf_counter()
+    obs.start(label)
+    yield
+    seconds = time.perf_counter() - t
+    if run is not None and timing is not None:
+        run.timings[timing] = seconds
+    obs.done(label, seconds)
+
+
+@contextlib.contextmanager
+def _in_background(
+    fn: Callable[..., dict[str, Any]] | None, *args: Any
+) -> Iterator[Future[dict[str, Any]] | None]:
+    """``fn(*args)`` on a second thread while the block runs (None: nothing to run)."""
+    if fn is None:
+        yield None
+        return
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        yield pool.submit(fn, *args)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _published_name(staging: Path) -> str:
@@ -259,7 +383,6 @@ def _published_name(staging: Path) -> str:
 def _manifest_info(run: AuditRun) -> dict[str, Any]:
     from auditor import __version__
 
-    failed = any(d.get("status") == "failed" for d in run.delivery)
     return {
         "tool": {"name": "crm-hygiene-auditor", "version": __version__},
         "run_id": run.run_id,
@@ -267,7 +390,7 @@ def _manifest_info(run: AuditRun) -> dict[str, Any]:
         "as_of": run.result.context.as_of.date().isoformat(),
         "started_at": run.started_at.isoformat() if run.started_at else None,
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-        "status": "delivery_failed" if failed else "ok",
+        "status": run.status,
     }
 
 
@@ -369,25 +492,3 @@ def _history_diff(store: HistoryStore, run: AuditRun, trend_runs: int) -> Histor
         previous_run,
         trend,
     )
-
-
-def _run_summary(run: AuditRun) -> dict[str, Any]:
-    """The stored run summary: the run facts (AuditRun.facts) the history keeps, plus counts."""
-    v = run.result.violations
-    facts = run.facts()
-    # no previous run to compare with: new / resolved are unknown, not 0
-    h = run.history
-    return {
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-        **{k: facts[k] for k in ("as_of", "incremental", "records", "violations", "suppressed")},
-        "score": run.score,
-        **{k: facts[k] for k in ("duration_s", "api_calls")},
-        "counts": {
-            "by_rule": {str(k): int(n) for k, n in v["rule_code"].value_counts().items()},
-            "by_severity": {str(k): int(n) for k, n in v["severity"].value_counts().items()},
-            "rejected_rows": facts["rejected_rows"],
-            "new": h.new if h else None,
-            "resolved": h.resolved if h else None,
-            "persisting": h.persisting if h else None,
-        },
-    }

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from auditor.history.store import STORED_VIOLATION_COLUMNS
+from auditor.na import frame_na_to_none
 from auditor.results import HistoryDiff, PreviousRun, TrendPoint
 
 
@@ -19,8 +20,7 @@ def violation_dicts(df: pd.DataFrame) -> list[dict[str, Any]]:
     if not len(df):
         return []
     cols = [c for c in STORED_VIOLATION_COLUMNS if c in df.columns]
-    out = df[cols].astype(object)
-    out = out.where(out.notna(), None)
+    out = frame_na_to_none(df[cols])
     if "stage" in out.columns:
         out["stage"] = out["stage"].map(lambda s: None if s is None else str(s))
     if "amount" in out.columns:

@@ -32,7 +32,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -40,6 +39,7 @@ from auditor.errors import AuditorError, RunLockedError
 from auditor.files import PRIVATE_FILE, create_private
 from auditor.history.frames import snapshot_from_blobs, snapshot_to_blobs
 from auditor.history.schema import SCHEMA_VERSION, migrate, schema_version
+from auditor.na import na_to_none
 from auditor.results import VIOLATION_COLUMNS
 from auditor.secrets import redact
 from auditor.snapshot import Snapshot
@@ -191,15 +191,6 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:  # exists, owned by someone else
         return True
     return True
-
-
-def _none(v: Any) -> Any:
-    """NA / NaN / numpy scalars → plain Python for sqlite3."""
-    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
-        return None
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
 
 
 class HistoryStore:
@@ -490,7 +481,7 @@ class HistoryStore:
                 )
             if derived_rows is not None and len(derived_rows):
                 self._insert_derived(source, run_id, derived_rows)
-            row = {k: _none(summary.get(k)) for k in _SUMMARY_COLUMNS}
+            row = {k: na_to_none(summary.get(k)) for k in _SUMMARY_COLUMNS}
             row["counts"] = json.dumps(summary.get("counts") or {}, default=str)
             row["finished_at"] = row["finished_at"] or _now()
             row["incremental"] = int(bool(row["incremental"]))

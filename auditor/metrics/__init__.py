@@ -1,10 +1,10 @@
 """Pipeline-health metrics (DESIGN §6), computed from the Snapshot and the audit result.
 
-Every metric is a dict with ``name``, ``definition`` (the sentence the report prints),
-``available`` / ``reason`` (a metric the source cannot support says why instead of reporting
-numbers from missing data) and its values — per period under ``by_period`` keyed by the period
-label, or as of the audit day. Ratios whose denominator is zero are ``None`` (JSON null), never
-NaN or inf. The JSON shape is documented in docs/metrics.md.
+Every metric (typed in :mod:`auditor.metric_types`) has ``name``, ``definition`` (the sentence
+the report prints), ``available`` / ``reason`` (a metric the source cannot support says why
+instead of reporting numbers from missing data) and its values — per period under
+``by_period`` keyed by the period label, or as of the audit day. Ratios whose denominator is
+zero are ``None`` (JSON null), never NaN or inf. The JSON shape is documented in docs/metrics.md.
 
 Modules: ``periods`` (period bounds and labels), ``base`` (arrays shared by all metrics),
 ``funnel`` (history-based), ``outcomes`` (closed deals), ``pipeline`` (open deals),
@@ -13,13 +13,12 @@ Modules: ``periods`` (period bounds and labels), ``base`` (arrays shared by all 
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
 from auditor.config import MetricsSection
 from auditor.context import AuditContext
+from auditor.metric_types import METRIC_NAMES, Counts, Metrics, PeriodBounds
 from auditor.metrics.base import MetricInputs, floats
 from auditor.metrics.funnel import lead_quality, stage_conversion, stage_velocity
 from auditor.metrics.hygiene import HYGIENE_DEFINITION, hygiene_scores
@@ -30,66 +29,58 @@ from auditor.metrics.process import process_compliance
 from auditor.results import AuditResult
 from auditor.snapshot import Snapshot
 
-#: metric keys of metrics.json, in report order
-METRIC_NAMES: tuple[str, ...] = (
-    "lead_quality",
-    "stage_conversion",
-    "win_rate",
-    "cycle_length",
-    "deal_size",
-    "pipeline_coverage",
-    "loss_reasons",
-    "follow_up_discipline",
-    "stage_velocity",
-    "hygiene_score",
-    "process_compliance",
-)
 
-
-def _counts(mi: MetricInputs) -> dict[str, Any]:
+def _counts(mi: MetricInputs) -> Counts:
     amount = floats(mi.opp["amount"])
-    return {
-        "opportunities": mi.n,
-        "open": int(mi.open.sum()),
-        "closed": int(mi.closed.sum()),
-        "won": int(mi.won.sum()),
-        "lost": int(mi.lost.sum()),
-        "open_amount": round(float(np.nansum(amount[mi.open])), 2),
-        "with_stage_history": int(mi.with_history.sum()) if mi.has_stage_history else 0,
-    }
+    sel = mi.open & ~np.isnan(amount)
+    codes = mi.currencies(sel)
+    by_currency = None
+    if len(codes) > 1:
+        by_currency = {
+            c: round(float(amount[sel & (mi.currency_codes == c)].sum()), 2) for c in codes}
+    return Counts(
+        opportunities=mi.n,
+        open=int(mi.open.sum()),
+        closed=int(mi.closed.sum()),
+        won=int(mi.won.sum()),
+        lost=int(mi.lost.sum()),
+        # amounts in several currencies are never added: null, and the sums per currency
+        open_amount=round(float(np.nansum(amount[mi.open])), 2) if len(codes) < 2 else None,
+        with_stage_history=int(mi.with_history.sum()) if mi.has_stage_history else 0,
+        open_amount_by_currency=by_currency,
+    )
 
 
 def compute_metrics(
     snap: Snapshot, result: AuditResult, ctx: AuditContext, cfg: MetricsSection
-) -> dict[str, Any]:
-    """All metrics as a JSON-ready dict keyed by metric name (see docs/metrics.md)."""
+) -> Metrics:
+    """All metrics of one run; ``.to_dict()`` is metrics.json (see docs/metrics.md)."""
     periods = resolve_periods(list(cfg.periods), ctx.as_of, cfg.fiscal_year_start_month)
     mi = MetricInputs(snap, ctx)
-    out: dict[str, Any] = {
-        "as_of": ctx.as_of.date().isoformat(),
-        "timezone": ctx.timezone,
-        "periods": [p.to_dict() for p in periods],
-        "metric_names": list(METRIC_NAMES),
-        "counts": _counts(mi),
-    }
-    out["lead_quality"] = lead_quality(mi, periods)
-    out["stage_conversion"] = stage_conversion(mi, periods)
-    out["win_rate"] = win_rate(mi, periods)
-    out["cycle_length"] = cycle_length(mi, periods)
-    out["deal_size"] = deal_size(mi, periods, cfg.segment_field)
-    out["pipeline_coverage"] = pipeline_coverage(mi, periods, dict(cfg.targets))
-    out["loss_reasons"] = loss_reasons(mi, periods)
-    out["follow_up_discipline"] = follow_up_discipline(mi)
-    out["stage_velocity"] = stage_velocity(mi, periods)
-    out["hygiene_score"] = hygiene_scores(snap, result)
-    out["process_compliance"] = process_compliance(mi, result, snap.owners)
-    out["caveats"] = caveats(mi, periods, out)
-    if out["caveats"]:
-        out["win_rate"]["caveats"] = [c for c in out["caveats"] if "lost" in c]
+    out = Metrics(
+        as_of=ctx.as_of.date().isoformat(),
+        timezone=ctx.timezone,
+        periods=[PeriodBounds(**p.to_dict()) for p in periods],
+        counts=_counts(mi),
+        lead_quality=lead_quality(mi, periods),
+        stage_conversion=stage_conversion(mi, periods),
+        win_rate=win_rate(mi, periods),
+        cycle_length=cycle_length(mi, periods),
+        deal_size=deal_size(mi, periods, cfg.segment_field),
+        pipeline_coverage=pipeline_coverage(mi, periods, dict(cfg.targets)),
+        loss_reasons=loss_reasons(mi, periods),
+        follow_up_discipline=follow_up_discipline(mi),
+        stage_velocity=stage_velocity(mi, periods),
+        hygiene_score=hygiene_scores(snap, result),
+        process_compliance=process_compliance(mi, result, snap.owners),
+    )
+    out.caveats = caveats(mi, periods)
+    if out.caveats:
+        out.win_rate.values["caveats"] = [c for c in out.caveats if "lost" in c]
     return out
 
 
-def caveats(mi: MetricInputs, periods: list[Period], out: dict[str, Any]) -> list[str]:
+def caveats(mi: MetricInputs, periods: list[Period]) -> list[str]:
     """What a reader must know before trusting the numbers (issue #14): no lost deals at all,
     periods without any deal (and which periods do hold data)."""
     notes: list[str] = []
@@ -122,6 +113,7 @@ def caveats(mi: MetricInputs, periods: list[Period], out: dict[str, Any]) -> lis
 __all__ = [
     "HYGIENE_DEFINITION",
     "METRIC_NAMES",
+    "Metrics",
     "Period",
     "compute_metrics",
     "hygiene_scores",

@@ -17,6 +17,7 @@ import pandas as pd
 
 from auditor.context import AuditContext
 from auditor.derived import has_history, stage_spans, visited
+from auditor.metric_types import Metric
 from auditor.metrics.periods import NAT_DAY, Period, day_number
 from auditor.snapshot import Snapshot
 from auditor.stages import STAGE_ORDER
@@ -70,13 +71,13 @@ def mean_or_none(values: np.ndarray, digits: int = 2) -> float | None:
     return None if len(values) == 0 else round(float(np.mean(values)), digits)
 
 
-def unavailable(name: str, definition: str, reason: str) -> dict[str, Any]:
+def unavailable(name: str, definition: str, reason: str) -> Metric:
     """A metric the source cannot support: says why instead of reporting numbers from NA."""
-    return {"name": name, "definition": definition, "available": False, "reason": reason}
+    return Metric.unavailable(name, definition, reason)
 
 
-def metric(name: str, definition: str, **values: Any) -> dict[str, Any]:
-    return {"name": name, "definition": definition, "available": True, "reason": None, **values}
+def metric(name: str, definition: str, **values: Any) -> Metric:
+    return Metric(name, definition, values=values)
 
 
 def floats(col: pd.Series) -> np.ndarray:
@@ -113,6 +114,16 @@ class MetricInputs:
     @property
     def has_stage_history(self) -> bool:
         return bool(self.snap.meta.has_stage_history) and len(self.snap.stage_history) > 0
+
+    @cached_property
+    def currency_codes(self) -> np.ndarray:
+        """Each opportunity's currency code as text ("" when none)."""
+        return self.opp["currency"].astype("string").str.upper().fillna("").to_numpy(dtype=str)
+
+    def currencies(self, sel: np.ndarray) -> list[str]:
+        """Distinct currencies of the amounts in ``sel``: more than one means amounts must not be
+        added (the source gave no conversion rates), so sums are reported per currency."""
+        return sorted({c for c in self.currency_codes[sel] if c})
 
     # -- outcome masks ------------------------------------------------------------------
     @cached_property

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from auditor.metric_types import Metric
 from auditor.metrics.base import (
     NO_HISTORY,
     OPEN_CODES,
@@ -49,7 +50,7 @@ def _stages_used(mi: MetricInputs) -> list[str]:
     return [s for s in STAGES[: len(OPEN_CODES)] if not reached or s in reached]
 
 
-def lead_quality(mi: MetricInputs, periods: list[Period]) -> dict[str, Any]:
+def lead_quality(mi: MetricInputs, periods: list[Period]) -> Metric:
     name = "lead_quality"
     if not mi.has_stage_history:
         return unavailable(name, LEAD_QUALITY, NO_HISTORY)
@@ -103,7 +104,7 @@ def _advanced_matrix(mi: MetricInputs) -> np.ndarray:
     return later | won[:, None]
 
 
-def stage_conversion(mi: MetricInputs, periods: list[Period]) -> dict[str, Any]:
+def stage_conversion(mi: MetricInputs, periods: list[Period]) -> Metric:
     name = "stage_conversion"
     if not mi.has_stage_history:
         return unavailable(name, STAGE_CONVERSION, NO_HISTORY)
@@ -146,7 +147,7 @@ def _per_stage(codes: np.ndarray, days: np.ndarray, stages: list[str]) -> dict[s
     return out
 
 
-def stage_velocity(mi: MetricInputs, periods: list[Period]) -> dict[str, Any]:
+def stage_velocity(mi: MetricInputs, periods: list[Period]) -> Metric:
     name = "stage_velocity"
     if not mi.has_stage_history:
         return unavailable(name, STAGE_VELOCITY, NO_HISTORY)

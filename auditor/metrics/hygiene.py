@@ -8,11 +8,13 @@ is process history, reported as rates, not as a score. Suppressed findings count
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
 
+from auditor.metric_types import GroupScore, HygieneScore, OwnerScore, ScoreBasis
+from auditor.na import na_to_none
 from auditor.results import FLAGGED, NOT_APPLICABLE, PASSED, AuditResult
 from auditor.snapshot import Snapshot
 
@@ -75,7 +77,7 @@ def basis_text(checks: int, deals: int, share: float | None) -> str:
 def _group(
     den: np.ndarray, num: np.ndarray, counts: np.ndarray, todo: np.ndarray, codes: np.ndarray,
     keys: list[str],
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, GroupScore]:
     k = len(keys)
     size = np.bincount(codes, minlength=k)
     d = np.bincount(codes, weights=den, minlength=k)
@@ -88,21 +90,21 @@ def _group(
     for i in np.argsort(np.asarray(keys, dtype=object), kind="stable"):
         if size[i]:
             share = round(ev[i] / app[i], 4) if app[i] else None
-            out[keys[i]] = {
-                "score": _score(f[i], d[i]),
-                "opportunities": int(size[i]),
-                "flagged": int(flagged[i]),
-                "checks": int(ev[i]),
-                "applicable_checks": int(app[i]),
-                "deals_checked": int(deals[i]),
-                "checked_weight": round(float(d[i]), 4),
-                "flagged_weight": round(float(f[i]), 4),
-                "basis": basis_text(int(ev[i]), int(deals[i]), share),
-            }
+            out[keys[i]] = GroupScore(
+                score=_score(f[i], d[i]),
+                opportunities=int(size[i]),
+                flagged=int(flagged[i]),
+                checks=int(ev[i]),
+                applicable_checks=int(app[i]),
+                deals_checked=int(deals[i]),
+                checked_weight=round(float(d[i]), 4),
+                flagged_weight=round(float(f[i]), 4),
+                basis=basis_text(int(ev[i]), int(deals[i]), share),
+            )
     return out
 
 
-def hygiene_scores(snap: Snapshot, result: AuditResult) -> dict[str, Any]:
+def hygiene_scores(snap: Snapshot, result: AuditResult) -> HygieneScore:
     """Org, team and owner hygiene scores with their basis; None where no check counts."""
     opp = snap.opportunities
     den, num, counts = check_matrices(result)
@@ -124,44 +126,35 @@ def hygiene_scores(snap: Snapshot, result: AuditResult) -> dict[str, Any]:
     team_idx = np.array([position[t] for t in team_names], dtype=np.int64)
     owner_codes = np.asarray(owner_codes, dtype=np.int64)
     teams = _group(den, num, counts, todo, team_idx[owner_codes], team_keys)
-    owners = _group(den, num, counts, todo, owner_codes, owner_keys)
-    for k, d in owners.items():
-        name, team = name_of.get(k), team_of.get(k)
-        d["name"] = None if name is None or pd.isna(name) else str(name)
-        d["team"] = None if team is None or pd.isna(team) else str(team)
+    owners = {
+        k: OwnerScore(
+            **asdict(g), name=na_to_none(name_of.get(k)), team=na_to_none(team_of.get(k))
+        )
+        for k, g in _group(den, num, counts, todo, owner_codes, owner_keys).items()
+    }
     applicable = int(counts[:, 0].sum()) if len(counts) else 0
     evaluated = int(counts[:, 1].sum()) if len(counts) else 0
     share = round(evaluated / applicable, 4) if applicable else None
     deals = int((counts[:, 1] > 0).sum()) if len(counts) else 0
-    return {
-        "name": "hygiene_score",
-        "definition": HYGIENE_DEFINITION,
+    return HygieneScore(
+        definition=HYGIENE_DEFINITION,
         # a score from few evaluable checks looks better than it is: say how much it covers
-        "checks_evaluated_share": share,
-        "basis": {
-            "checks": evaluated,
-            "applicable_checks": applicable,
-            "deals_checked": deals,
-            "text": basis_text(evaluated, deals, share),
-        },
-        "available": True,
-        "reason": None,
-        "weights": dict(SEVERITY_WEIGHT),
-        "org": _score(float(num.sum()), float(den.sum())) if len(opp) else None,
-        "opportunities": int(len(opp)),
-        "flagged": int(todo.sum()),
-        "by_team": {k: d["score"] for k, d in teams.items()},
-        "by_owner": {k: d["score"] for k, d in owners.items()},
-        "teams": teams,
-        "owners": owners,
-    }
+        checks_evaluated_share=share,
+        basis=ScoreBasis(evaluated, applicable, deals, basis_text(evaluated, deals, share)),
+        weights=dict(SEVERITY_WEIGHT),
+        org=_score(float(num.sum()), float(den.sum())) if len(opp) else None,
+        opportunities=int(len(opp)),
+        flagged=int(todo.sum()),
+        teams=teams,
+        owners=owners,
+    )
 
 
-def combined(members: list[dict[str, Any]]) -> tuple[float | None, str]:
+def combined(members: list[GroupScore]) -> tuple[float | None, str]:
     """Score and basis of several owners together (a manager's roll-up), from their weights."""
-    den = sum(m.get("checked_weight", 0.0) for m in members)
-    num = sum(m.get("flagged_weight", 0.0) for m in members)
-    checks = sum(m.get("checks", 0) for m in members)
-    app = sum(m.get("applicable_checks", 0) for m in members)
-    deals = sum(m.get("deals_checked", 0) for m in members)
+    den = sum(m.checked_weight for m in members)
+    num = sum(m.flagged_weight for m in members)
+    checks = sum(m.checks for m in members)
+    app = sum(m.applicable_checks for m in members)
+    deals = sum(m.deals_checked for m in members)
     return _score(num, den), basis_text(checks, deals, round(checks / app, 4) if app else None)

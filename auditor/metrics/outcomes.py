@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from auditor.metric_types import Metric
 from auditor.metrics.base import (
     NO_HISTORY,
     MetricInputs,
@@ -44,7 +45,7 @@ LOSS_REASONS = (
 )
 
 
-def win_rate(mi: MetricInputs, periods: list[Period]) -> dict[str, Any]:
+def win_rate(mi: MetricInputs, periods: list[Period]) -> Metric:
     name = "win_rate"
     if reason := mi.missing("close_date"):
         return unavailable(name, WIN_RATE, reason)
@@ -79,7 +80,7 @@ def _days_summary(days: np.ndarray) -> dict[str, Any]:
     return {"count": int(len(days)), "median_days": median_or_none(days)}
 
 
-def cycle_length(mi: MetricInputs, periods: list[Period]) -> dict[str, Any]:
+def cycle_length(mi: MetricInputs, periods: list[Period]) -> Metric:
     name = "cycle_length"
     if reason := mi.missing("created_at", "close_date"):
         return unavailable(name, CYCLE_LENGTH, reason)
@@ -105,7 +106,7 @@ def _size(amounts: np.ndarray) -> dict[str, Any]:
     }
 
 
-def deal_size(mi: MetricInputs, periods: list[Period], segment_field: str | None) -> dict[str, Any]:
+def deal_size(mi: MetricInputs, periods: list[Period], segment_field: str | None) -> Metric:
     name = "deal_size"
     if reason := mi.missing("amount"):
         return unavailable(name, DEAL_SIZE, reason)
@@ -126,6 +127,10 @@ def deal_size(mi: MetricInputs, periods: list[Period], segment_field: str | None
         row = _size(amount[sel])
         row["missing_amount"] = int((won & ~has_amount).sum())
         row["currencies"] = sorted(str(c) for c in currency[sel].dropna().unique())
+        if len(mi.currencies(sel)) > 1:  # a median across currencies means nothing
+            row["median"] = row["mean"] = None
+            row["by_currency"] = {c: _size(amount[sel & (mi.currency_codes == c)])
+                                  for c in mi.currencies(sel)}
         if segment is not None:
             frame = pd.DataFrame({"seg": segment[sel], "amount": amount[sel]})
             g = frame.groupby("seg", sort=True)["amount"].agg(["size", "median", "mean"])
@@ -147,7 +152,7 @@ def deal_size(mi: MetricInputs, periods: list[Period], segment_field: str | None
     )
 
 
-def loss_reasons(mi: MetricInputs, periods: list[Period]) -> dict[str, Any]:
+def loss_reasons(mi: MetricInputs, periods: list[Period]) -> Metric:
     name = "loss_reasons"
     if reason := mi.missing("loss_reason"):
         return unavailable(name, LOSS_REASONS, reason)

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from auditor.metric_types import Metric
 from auditor.metrics.base import MetricInputs, floats, metric, ratio, unavailable
 from auditor.metrics.periods import NAT_DAY, Period
 from auditor.stages import STAGE_ORDER
@@ -33,7 +34,7 @@ def _money(x: float) -> float:
 
 def pipeline_coverage(
     mi: MetricInputs, periods: list[Period], targets: dict[str, float]
-) -> dict[str, Any]:
+) -> Metric:
     name = "pipeline_coverage"
     if reason := mi.missing("amount", "close_date"):
         return unavailable(name, PIPELINE_COVERAGE, reason)
@@ -68,6 +69,18 @@ def pipeline_coverage(
         else:
             row["weighted_amount"] = row["weighted_coverage"] = None
             row["missing_probability"] = None
+        codes = mi.currencies(sel & has_amount) if len(mi.currencies(has_amount)) > 1 else []
+        if len(codes) > 1 or len(mi.currencies(mi.won & has_amount)) > 1:
+            # several currencies and no rates: per currency, never one sum
+            row["by_currency"] = {
+                c: {"open_amount": _money(amount[sel & has_amount & (mi.currency_codes == c)]
+                                          .sum()),
+                    "won_amount": _money(amount[mi.closed_in(p) & mi.won & has_amount
+                                                & (mi.currency_codes == c)].sum())}
+                for c in mi.currencies((sel | (mi.closed_in(p) & mi.won)) & has_amount)}
+            for k in ("open_amount", "won_amount", "coverage", "remaining_target",
+                      "coverage_of_remaining", "weighted_amount", "weighted_coverage"):
+                row[k] = None
         out[p.label] = row
     labels = {p.label for p in periods}
     return metric(
@@ -80,7 +93,7 @@ def pipeline_coverage(
     )
 
 
-def follow_up_discipline(mi: MetricInputs) -> dict[str, Any]:
+def follow_up_discipline(mi: MetricInputs) -> Metric:
     name = "follow_up_discipline"
     has_due, has_text = mi.provides("next_step_due"), mi.provides("next_step")
     if not (has_due or has_text):

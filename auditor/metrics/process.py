@@ -7,12 +7,13 @@ the closed deals each rule could judge: per rule, per owner, per team and per cl
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import astuple
 
 import numpy as np
 import pandas as pd
 
-from auditor.metrics.base import MetricInputs, metric, ratio
+from auditor.metric_types import OwnerRate, ProcessCompliance, Rate, RuleRate
+from auditor.metrics.base import MetricInputs, ratio
 from auditor.results import FLAGGED, PASSED, AuditResult
 
 PROCESS_COMPLIANCE = (
@@ -23,23 +24,24 @@ PROCESS_COMPLIANCE = (
 )
 
 
-def _rates(checked: np.ndarray, flagged: np.ndarray, keys: np.ndarray) -> dict[str, Any]:
+def _rates(checked: np.ndarray, flagged: np.ndarray, keys: np.ndarray) -> dict[str, Rate]:
     codes, uniq = pd.factorize(keys, sort=True)
     c = np.bincount(codes, weights=checked, minlength=len(uniq))
     f = np.bincount(codes, weights=flagged, minlength=len(uniq))
     return {
-        str(k): {"checked": int(c[i]), "flagged": int(f[i]), "rate": ratio(f[i], c[i])}
+        str(k): Rate(int(c[i]), int(f[i]), ratio(f[i], c[i]))
         for i, k in enumerate(uniq)
         if c[i]
     }
 
 
-def process_compliance(mi: MetricInputs, result: AuditResult, owners: pd.DataFrame) -> dict:
+def process_compliance(
+    mi: MetricInputs, result: AuditResult, owners: pd.DataFrame
+) -> ProcessCompliance:
+    window = result.context.audit.fix_window_days
     checks = result.checks
     if checks is None or checks.shape[0] != mi.n:
-        return metric("process_compliance", PROCESS_COMPLIANCE, findings=0, checks=0, rate=None,
-                      by_rule={}, by_owner={}, by_team={}, by_close_quarter={},
-                      by_rule_list=[], by_owner_list=[])
+        return ProcessCompliance(PROCESS_COMPLIANCE, window, findings=0, checks=0, rate=None)
     closeout = np.array([bool(r.closeout) for r in result.rules], dtype=bool)
     todo = result.todo_scope[:, None] | (result.closeout_scope[:, None] & closeout[None, :])
     scope = ~todo
@@ -49,7 +51,7 @@ def process_compliance(mi: MetricInputs, result: AuditResult, owners: pd.DataFra
     for j, r in enumerate(result.rules):
         n_ev, n_fl = int(ev[:, j].sum()), int(fl[:, j].sum())
         if n_ev:
-            by_rule[r.code] = {"checked": n_ev, "flagged": n_fl, "rate": ratio(n_fl, n_ev)}
+            by_rule[r.code] = Rate(n_ev, n_fl, ratio(n_fl, n_ev))
     per_rec_ev = ev.sum(axis=1)
     per_rec_fl = fl.sum(axis=1)
     opp = mi.opp
@@ -71,20 +73,19 @@ def process_compliance(mi: MetricInputs, result: AuditResult, owners: pd.DataFra
     names = dict(zip(owners["id"].astype(str), owners["name"].astype(object), strict=False))
     owner_list = sorted(
         (
-            {"owner_id": k, "owner": names.get(k) if isinstance(names.get(k), str) else k, **v}
+            OwnerRate(k, names.get(k) if isinstance(names.get(k), str) else k, *astuple(v))
             for k, v in by_owner.items()
         ),
-        key=lambda d: (-(d["rate"] or 0), d["owner"]),
+        key=lambda d: (-(d.rate or 0), d.owner),
     )
     rule_list = [
-        {"code": r.code, "name": r.name, **by_rule[r.code]}
+        RuleRate(r.code, r.name, *astuple(by_rule[r.code]))
         for r in result.rules
         if r.code in by_rule
     ]
-    return metric(
-        "process_compliance",
+    return ProcessCompliance(
         PROCESS_COMPLIANCE,
-        window_days=result.context.audit.fix_window_days,
+        window,
         findings=int(fl.sum()),
         checks=int(ev.sum()),
         rate=ratio(int(fl.sum()), int(ev.sum())),

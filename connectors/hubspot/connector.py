@@ -211,6 +211,7 @@ class HubSpotConnector(Connector):
             page = t.list_deals(limit=limit, after=after, properties=props,
                                 properties_with_history=hist or None)
             out += [r for r in pages.results(page) if not r.get("archived")]
+            self.progress("deals", len(out), pages.page, t.calls)
             after = pages.next_after(page)
             if after is None:
                 return out

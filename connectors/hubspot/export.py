@@ -7,6 +7,7 @@ builds, so the shared normaliser gives the same Snapshot for the same deals.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,8 +18,16 @@ from auditor.errors import SourceDataError
 from auditor.snapshot import STR, RejectedRow, Snapshot, make_owners
 from auditor.stages import StageMap
 from connectors.base import Connector
+from connectors.currency import configured_rates, convert
+from connectors.file_dates import decide_order, is_slash, parse_slash
+from connectors.file_text import decode_bytes
 from connectors.hubspot.connector import reached_by_pipeline
-from connectors.hubspot.fields import DATE_ENTERED_HEADER, DATE_ENTERED_PREFIX, EXPORT_LABELS
+from connectors.hubspot.fields import (
+    DATE_ENTERED_HEADER,
+    DATE_ENTERED_PREFIX,
+    EXPORT_LABELS,
+    EXPORT_ONLY_PROPERTIES,
+)
 from connectors.hubspot.normalise import PullContext, RawDeals, normalise
 from connectors.hubspot.options import HubSpotExportOptions
 from connectors.hubspot.pipelines import (
@@ -54,7 +63,7 @@ class HubSpotExportConnector(Connector):
                                 "read as UTC")
         if o.portal_id is None:
             ctx.warnings.append("source.portal_id is not set: deals carry no record links")
-        frame = self._read(path)
+        frame = self._read(path, ctx)
         props, entered, rejected, mapped = self._properties(frame, path)
         used = set(mapped) | {c for c, _, _ in entered}
         ignored = [c for c in frame.columns if c not in used]
@@ -76,15 +85,22 @@ class HubSpotExportConnector(Connector):
             # by the file's row index (reindex: pandas would adopt frame's rows into an empty
             # props)
             props[DATE_ENTERED_PREFIX + str(sid)] = frame[col].reindex(props.index)
+        self._slash_dates(props, path)
+        for prop in EXPORT_ONLY_PROPERTIES:
+            if prop in props:  # "Acme; Globex": the first company
+                props[prop] = props[prop].str.split(";").str[0].str.strip()
         owners = self._owners(props, ctx)
         if "hs_deal_stage_probability" in props:
             props["hs_deal_stage_probability"] = _percent(props["hs_deal_stage_probability"])
         props = props.reset_index(drop=True)
         present = frozenset(c for c in props.columns if c != "id")
         raw = RawDeals(props=props.rename(columns={"hs_object_id": "id"}), present=present,
-                       rejected=rejected)
+                       rejected=rejected,
+                       extra_columns=[(p, c, k) for p, (c, k) in EXPORT_ONLY_PROPERTIES.items()])
         ctx.extra["reached_stages_by_pipeline"] = reached_by_pipeline(cat)
-        return normalise(raw, cat, owners, o, stage_map, ctx)
+        snap = normalise(raw, cat, owners, o, stage_map, ctx)
+        rates = configured_rates(o.corporate_currency, o.conversion_rates)
+        return convert(snap, rates, where=path.name)
 
     def check(self) -> dict[str, Any]:
         """Read the export and report what an audit would work with."""
@@ -97,24 +113,47 @@ class HubSpotExportConnector(Connector):
             "warnings": list(snap.meta.warnings),
         }
 
+    def _slash_dates(self, props: pd.DataFrame, path: Path) -> None:
+        """Slash dates (03/31/2024 10:00 AM) → ISO text, in the order the setting or the file
+        gives (in place); ISO values are left as they are."""
+        kinds = {p: k for p, _, k in self.options.columns()}
+        cols = [c for c in props.columns
+                if kinds.get(c) in ("ts", "date") or c.startswith(DATE_ENTERED_PREFIX)]
+        labels = {c: c for c in cols}
+        day_first = decide_order({labels[c]: props[c].set_axis(props.index + 2) for c in cols},
+                                 self.options.date_order, label=path.name,
+                                 option="source.date_order")
+        if day_first is None:
+            return
+        for c in cols:
+            slash = is_slash(props[c])
+            if slash.any():
+                parsed = parse_slash(props[c], slash, day_first)
+                iso = parsed.dt.strftime("%Y-%m-%dT%H:%M:%S").astype(STR)
+                # a value that is no date in that order stays as it was: normalise warns on it
+                props.loc[slash & parsed.notna(), c] = iso
+
     # -- reading -----------------------------------------------------------------------------
-    def _read(self, path: Path) -> pd.DataFrame:
+    def _read(self, path: Path, ctx: PullContext) -> pd.DataFrame:
         where = f"HubSpot export {path}"
         if path.is_file():
             check_file_size(path, where, self.options)
-            check_header(path, where, encoding=self.options.encoding, delimiter=",",
-                         limits=self.options)
         try:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=self.options.encoding)
+            data = path.read_bytes()
         except FileNotFoundError:
             raise SourceDataError(f"HubSpot export {path} does not exist") from None
+        decoded = decode_bytes(data, label=f"HubSpot export {path}",
+                               setting=self.options.encoding, option="source.encoding")
+        check_header(data, where, encoding=decoded.encoding, delimiter=",", limits=self.options)
+        ctx.extra.setdefault("encodings", {})[path.name] = decoded.fact()
+        if (mixed := decoded.warning(path.name)) is not None:
+            ctx.warnings.append(mixed)
+        try:
+            df = pd.read_csv(io.StringIO(decoded.text), dtype=str, keep_default_na=False)
         except pd.errors.EmptyDataError:
             raise SourceDataError(
                 f"HubSpot export {path} is empty (expected a header row)") from None
-        except LookupError:
-            raise SourceDataError(f"HubSpot export {path}: unknown encoding "
-                                  f"{self.options.encoding!r} (source.encoding)") from None
-        except (UnicodeError, pd.errors.ParserError) as exc:
+        except pd.errors.ParserError as exc:
             raise SourceDataError(f"HubSpot export {path} cannot be read as CSV: {exc}") from None
         df = df.astype(STR)
         check_cells(df, where, self.options)

@@ -64,12 +64,22 @@ FORECAST_CATEGORIES: dict[str, str] = {
     "best case": "best_case",
     "commit": "commit",
     "closed": "closed",
+    # UI-export labels of the internal values (OMIT, CLOSED, ...)
+    "not forecasted": "omitted",
+    "not_forecasted": "omitted",
+    "closed won": "closed",
+    "closed_won": "closed",
+    # Dynamics 365's label of commit, met in migrated portals
+    "committed": "commit",
 }
 
 #: Textual booleans as they appear in API values ("true"/"false") and UI exports.
 BOOLEANS: dict[str, bool] = {
     "true": True, "false": False, "yes": True, "no": False, "1": True, "0": False,
 }
+
+ASSOCIATED_COMPANY = "associated_company"
+ASSOCIATED_COMPANY_ID = "associated_company_id"
 
 #: UI-export header labels (matched case-insensitively) → property names. Portals with
 #: renamed / custom properties add their own through ``export_columns``.
@@ -91,12 +101,28 @@ EXPORT_LABELS: dict[str, str] = {
     "Original Source Type": "hs_analytics_source",
     "Original Source": "hs_analytics_source",
     "Is Closed": "hs_is_closed",
+    "Is Deal Closed?": "hs_is_closed",
+    "Is Deal Closed": "hs_is_closed",
     "Is closed won": "hs_is_closed_won",
     "Is Closed Won": "hs_is_closed_won",
     "Closed Lost Reason": "closed_lost_reason",
     "Last Activity Date": "notes_last_updated",
     "Next Activity Date": "notes_next_activity_date",
     "Next step": "hs_next_step",
+    # associations are columns of the UI export (the API needs an associations request)
+    "Associated Company": ASSOCIATED_COMPANY,
+    "Associated Company (Primary)": ASSOCIATED_COMPANY,
+    "Associated Companies": ASSOCIATED_COMPANY,
+    "Associated Company IDs": ASSOCIATED_COMPANY_ID,
+    "Associated Company ID (Primary)": ASSOCIATED_COMPANY_ID,
+    "Associated Company IDs (Primary)": ASSOCIATED_COMPANY_ID,
+}
+
+#: Export-only columns (not deal properties, never requested from the API) → Snapshot columns.
+#: A deal with several companies lists them separated by ";": the first one is used.
+EXPORT_ONLY_PROPERTIES: dict[str, tuple[str, Kind]] = {
+    ASSOCIATED_COMPANY: ("account_name", "str"),
+    ASSOCIATED_COMPANY_ID: ("account_id", "str"),
 }
 
 #: UI-export "date entered" columns: ``Date entered "<stage> (<pipeline>)"`` (quotes optional).

@@ -23,7 +23,7 @@ from auditor.snapshot import (
     make_stage_history,
 )
 from auditor.stages import STAGE_DTYPE, StageMap
-from connectors.hubspot.fields import DATE_ENTERED_PREFIX, FieldOptions
+from connectors.hubspot.fields import DATE_ENTERED_PREFIX, FieldOptions, Kind
 from connectors.hubspot.pipelines import resolve_stages
 from connectors.hubspot.values import convert, parse_dates, parse_timestamps
 
@@ -46,6 +46,8 @@ class RawDeals:
     present: frozenset[str]
     history: pd.DataFrame | None = None
     rejected: list[RejectedRow] = field(default_factory=list)
+    #: (property, column, kind) beyond the configured ones, e.g. the export's association columns
+    extra_columns: list[tuple[str, str, Kind]] = field(default_factory=list)
 
 
 @dataclass
@@ -165,7 +167,7 @@ def normalise(
         provided.add("url")
 
     # -- mapped properties (data-driven, see fields.py) -----------------------------------
-    for prop, column, kind in opts.columns():
+    for prop, column, kind in [*opts.columns(), *raw.extra_columns]:
         if prop not in props.columns:
             continue
         values, bad = convert(props[prop], kind, portal_tz=ctx.portal_tz, naive_tz=ctx.naive_tz)
@@ -175,6 +177,9 @@ def normalise(
             kind = "probability from 0 to 1"
         if bad.any():
             _warn(ctx, _bad_value_warning(ids, props[prop], bad, prop, kind))
+            ctx.extra.setdefault("unreadable", {})[prop] = {
+                "kind": kind, "bad": int(bad.sum()), "of": int(props[prop].notna().sum()),
+                "example": str(props[prop][bad].iloc[0])}
         data[column] = values
         if prop in present:
             provided.add(column)

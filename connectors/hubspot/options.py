@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field
 
 from connectors.base import SourceOptions
+from connectors.currency import CurrencyOptions
+from connectors.file_dates import DateOrder
 from connectors.hubspot.fields import FieldOptions
 from connectors.limits import FileLimits
 
@@ -49,7 +51,7 @@ class HubSpotOptions(SourceOptions, FieldOptions):
     timeout_s: float = Field(default=30.0, gt=0)
 
 
-class HubSpotExportOptions(SourceOptions, FieldOptions, FileLimits):
+class HubSpotExportOptions(SourceOptions, FieldOptions, CurrencyOptions, FileLimits):
     """``type = "hubspot_export"``: the deals CSV exported from HubSpot's deals view."""
 
     #: the exported CSV file (relative to the config file)
@@ -61,5 +63,8 @@ class HubSpotExportOptions(SourceOptions, FieldOptions, FileLimits):
     pipelines_path: Path | None = None
     #: extra header label → property name pairs (renamed or custom properties)
     export_columns: dict[str, str] = Field(default_factory=dict)
-    #: text encoding of the export
-    encoding: str = "utf-8-sig"
+    #: text encoding of the export; "auto" detects it (reported in the run facts)
+    encoding: str = "auto"
+    #: order of slash dates (03/04/2024): "day_first" or "month_first"; unset: decided by the
+    #: file when a value has a day over 12, else an error with samples
+    date_order: DateOrder | None = None

@@ -77,7 +77,7 @@ def bulk_query_frames(
                 f"(Content-Type {ctype.split(';')[0]}); stopped")
         try:
             text = resp.content.decode("utf-8-sig").replace("\x00", "")
-            # every value as text, empty = missing: normalize parses by field kind
+            # every value as text, empty = missing: normalise parses by field kind
             frame = (pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
                      if text.strip() else pd.DataFrame())
         except (UnicodeDecodeError, pd.errors.ParserError) as exc:

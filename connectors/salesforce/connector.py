@@ -41,7 +41,7 @@ from connectors.salesforce.fields import (
     select_list,
     user_specs,
 )
-from connectors.salesforce.normalize import (
+from connectors.salesforce.normalise import (
     PullFacts,
     RawOrg,
     build_snapshot,
@@ -230,12 +230,15 @@ class SalesforceConnector(Connector):
                              obj, total, opts.bulk_threshold)
                     break
                 frames.append(flatten_records(records, fields))
+                self.progress(obj, sum(map(len, frames)), len(frames), t.counter.api_calls, total)
             else:
                 paths[obj] = "rest"
                 return pd.concat(frames, ignore_index=True)
         paths[obj] = "bulk"
-        frames = [f.reindex(columns=fields) for f in
-                  bulk_query_frames(t, soql, f"{obj} query", include_deleted=include_deleted)]
+        frames = []
+        for f in bulk_query_frames(t, soql, f"{obj} query", include_deleted=include_deleted):
+            frames.append(f.reindex(columns=fields))
+            self.progress(obj, sum(map(len, frames)), len(frames), t.counter.api_calls)
         if not frames:
             return pd.DataFrame({f: pd.Series(dtype=object) for f in fields})
         return pd.concat(frames, ignore_index=True)

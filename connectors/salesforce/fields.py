@@ -1,7 +1,7 @@
 """Salesforce field → Snapshot column mapping, as data.
 
 Live (REST, Bulk 2.0) and export paths all produce frames whose columns are Salesforce API field
-names (relationship fields flattened as ``Account.Name``); :mod:`.normalize` turns those into the
+names (relationship fields flattened as ``Account.Name``); :mod:`.normalise` turns those into the
 Snapshot using the specs below. Nothing here talks to Salesforce.
 
 Each spec says which SF field feeds which column and how to parse it (``kind``), so that a JSON
@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 
 from connectors.base import SourceOptions
 
-#: how a raw value is parsed (see normalize.parse_column)
+#: how a raw value is parsed (see normalise.parse_column)
 Kind = Literal[
     "id", "text", "bool", "float", "percent", "date", "datetime", "date_as_ts", "forecast"
 ]

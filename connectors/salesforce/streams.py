@@ -121,7 +121,7 @@ class OpportunityReads:
         cond = f"SystemModstamp > {soql_datetime(since)}"
         frame = self.query("Opportunity", fields, where(self.opportunity_filter, cond),
                            self.paths, include_deleted=True)
-        from connectors.salesforce.normalize import parse_column
+        from connectors.salesforce.normalise import parse_column
 
         gone = parse_column(frame["IsDeleted"], "bool").fillna(False).astype(bool)
         deleted = parse_column(frame.loc[gone, "Id"], "id").dropna().tolist()

@@ -7,7 +7,7 @@ timeouts, ``REQUEST_LIMIT_EXCEEDED``) are retried with bounded backoff through
 :func:`connectors.retrying.call_with_retries`. simple-salesforce itself never retries; it does
 log in again on ``INVALID_SESSION_ID`` when it was given a login flow.
 
-No field mapping here: see :mod:`.fields` and :mod:`.normalize`.
+No field mapping here: see :mod:`.fields` and :mod:`.normalise`.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ def test_unknown_key_names_file_and_key_path(tmp_path: Path) -> None:
     p = write(tmp_path, '[source]\ntype = "demo"\n[report]\nout_dri = "x"\n')
     with pytest.raises(ConfigError) as e:
         load_config(p)
-    assert str(e.value) == f"{p}: unknown key `report.out_dri`"
+    assert str(e.value) == f"{p}: unknown key `report.out_dri` (did you mean 'out_dir'?)"
 
 
 def test_unknown_top_level_section(tmp_path: Path) -> None:
@@ -74,7 +74,7 @@ def test_unknown_rule_parameter_is_named(tmp_path: Path) -> None:
         select_rules(load_config(p))
     assert str(e.value) == (
         f"{p}: unknown key `rules.ST04.max_dayz`: rule ST04 (stale-proposal) has parameters: "
-        "max_days, idle_days"
+        "max_days, idle_days (did you mean 'max_days'?)"
     )
 
 
@@ -116,7 +116,7 @@ def test_unknown_source_option(tmp_path: Path) -> None:
     p = write(tmp_path, '[source]\ntype = "demo"\nsise = 10\n')
     with pytest.raises(ConfigError) as e:
         build_connector(load_config(p))
-    assert str(e.value) == f"{p}: unknown key `source.sise`"
+    assert str(e.value) == f"{p}: unknown key `source.sise` (did you mean 'size'?)"
 
 
 def test_relative_paths_resolve_against_config_folder(tmp_path: Path) -> None:

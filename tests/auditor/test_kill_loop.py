@@ -4,7 +4,7 @@ every file with size and SHA-256, nothing else is there) of a run the store has 
 and the store intact.
 
 Marked ``slow`` (a full run takes 10-20 s at 200,000 opportunities, the loop 4-6 minutes on
-2 busy cores): `pytest -q` skips it; `pytest -q -m slow` runs it, and so does CI (.ci/run).
+2 busy cores): `pytest -q` skips it; the long command (README, .ci/run) runs it.
 CRM_AUDIT_KILL_SIZE / CRM_AUDIT_KILL_SEED / CRM_AUDIT_KILLS change the org size, the random
 seed and the number of kills.
 """

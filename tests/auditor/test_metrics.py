@@ -28,6 +28,11 @@ from auditor.snapshot import (
 )
 from auditor.stages import STAGES
 
+
+def metrics_json(*args: object) -> dict:
+    """compute_metrics as metrics.json holds it (the values these tests check)."""
+    return compute_metrics(*args).to_dict()  # type: ignore[arg-type]
+
 DATA = Path(__file__).parent / "data"
 AS_OF = "2026-11-26"
 Q3, Q4 = "2026-Q3", "2026-Q4"
@@ -81,7 +86,7 @@ def metrics() -> dict:
     snap = _snapshot()
     ctx = AuditContext.create(AS_OF)
     cfg = MetricsSection(targets=TARGETS, segment_field="segment")
-    return compute_metrics(snap, _result(ctx), ctx, cfg)
+    return metrics_json(snap, _result(ctx), ctx, cfg)
 
 
 def test_periods_and_counts(metrics: dict) -> None:
@@ -221,7 +226,7 @@ def test_deal_size(metrics: dict) -> None:
 def test_deal_size_segment_field_absent() -> None:
     snap = _snapshot()
     ctx = AuditContext.create(AS_OF)
-    m = compute_metrics(snap, _result(ctx), ctx, MetricsSection(segment_field="tier"))
+    m = metrics_json(snap, _result(ctx), ctx, MetricsSection(segment_field="tier"))
     assert m["deal_size"]["segment_field"] is None
     assert m["deal_size"]["segment_reason"] == "segment field 'tier' is not a column of the data"
     assert "by_segment" not in m["deal_size"]["by_period"][Q3]
@@ -263,7 +268,7 @@ def test_pipeline_coverage(metrics: dict) -> None:
 def test_pipeline_coverage_without_target_is_null() -> None:
     snap = _snapshot()
     ctx = AuditContext.create(AS_OF)
-    m = compute_metrics(snap, _result(ctx), ctx, MetricsSection())
+    m = metrics_json(snap, _result(ctx), ctx, MetricsSection())
     q4 = m["pipeline_coverage"]["by_period"][Q4]
     assert q4["target"] is None and q4["coverage"] is None and q4["weighted_coverage"] is None
     assert q4["open_amount"] == 97000.0
@@ -304,7 +309,7 @@ def test_follow_up_without_due_dates_counts_recorded_steps() -> None:
     fields = frozenset(OPPORTUNITY_SCHEMA) - {"next_step_due"}
     snap = _snapshot(provided=fields)
     ctx = AuditContext.create(AS_OF)
-    fu = compute_metrics(snap, _result(ctx), ctx, MetricsSection())["follow_up_discipline"]
+    fu = metrics_json(snap, _result(ctx), ctx, MetricsSection())["follow_up_discipline"]
     # O6 O7 O8 have a next step text; O10 none
     assert (fu["dated"], fu["eligible"], fu["undated"], fu["no_next_step"]) == (False, 4, 3, 1)
     assert fu["share"] == 0.75
@@ -399,7 +404,8 @@ def test_hygiene_score() -> None:
     result.checks = checks
     result.todo_scope = snap.opportunities["id"].isin(["O6", "O7", "O8", "O9", "O10"]).to_numpy()
     result.closeout_scope = snap.opportunities["id"].isin(["O4", "O11"]).to_numpy()
-    hs = hygiene_scores(snap, result)
+    typed = hygiene_scores(snap, result)
+    hs = typed.to_dict()
     # checked weight: E on O6, O7, O8, O10 (4 × 1.0) + C on O4, O11 (2 × 0.5) = 5.0;
     # flagged weight: E on O7 (1.0) + C on O4 (0.5) = 1.5 → 100 × (1 − 1.5 / 5) = 70.0.
     # O1's E finding and O2's C finding are process history: not in the score.
@@ -414,8 +420,8 @@ def test_hygiene_score() -> None:
     assert hs["by_owner"] == {"(none)": 100.0, "U1": 50.0, "U2": 66.7, "U3": 100.0}
     assert hs["by_team"] == {"(no team)": 100.0, "A": 57.1, "B": 100.0}
     assert hs["owners"]["U1"]["basis"] == "over 2 checks on 2 deals"
-    assert combined([hs["owners"]["U1"], hs["owners"]["U2"]])[0] == 57.1  # = team A
-    pc = compute_metrics(snap, result, ctx, MetricsSection())["process_compliance"]
+    assert combined([typed.owners["U1"], typed.owners["U2"]])[0] == 57.1  # = team A
+    pc = metrics_json(snap, result, ctx, MetricsSection())["process_compliance"]
     assert pc["by_rule"] == {
         "XE01": {"checked": 1, "flagged": 1, "rate": 1.0},
         "XC01": {"checked": 1, "flagged": 1, "rate": 1.0},
@@ -425,7 +431,7 @@ def test_hygiene_score() -> None:
 def test_without_stage_history_metrics_say_so() -> None:
     snap = _snapshot(history=False)
     ctx = AuditContext.create(AS_OF)
-    m = compute_metrics(snap, _result(ctx), ctx, MetricsSection())
+    m = metrics_json(snap, _result(ctx), ctx, MetricsSection())
     for name in ("lead_quality", "stage_conversion", "stage_velocity"):
         assert m[name]["available"] is False
         assert m[name]["reason"] == "not available: source has no stage history"
@@ -440,7 +446,7 @@ def test_missing_fields_make_metrics_unavailable() -> None:
     fields = frozenset(OPPORTUNITY_SCHEMA) - {"loss_reason", "amount", "probability"}
     snap = _snapshot(provided=fields)
     ctx = AuditContext.create(AS_OF)
-    m = compute_metrics(snap, _result(ctx), ctx, MetricsSection())
+    m = metrics_json(snap, _result(ctx), ctx, MetricsSection())
     assert m["loss_reasons"]["reason"] == "not available: source does not provide loss_reason"
     assert m["deal_size"]["available"] is False
     assert m["pipeline_coverage"]["reason"] == "not available: source does not provide amount"
@@ -450,7 +456,7 @@ def test_missing_fields_make_metrics_unavailable() -> None:
 def test_all_period_has_no_date_filter() -> None:
     snap = _snapshot()
     ctx = AuditContext.create(AS_OF)
-    m = compute_metrics(snap, _result(ctx), ctx, MetricsSection(periods=["all"]))
+    m = metrics_json(snap, _result(ctx), ctx, MetricsSection(periods=["all"]))
     assert m["periods"] == [{"key": "all", "label": "all", "start": None, "end": None}]
     assert m["win_rate"]["by_period"]["all"]["won"] == 4
     assert m["win_rate"]["by_period"]["all"]["lost"] == 3
@@ -465,7 +471,7 @@ def test_empty_snapshot_gives_nulls_not_nan() -> None:
         SnapshotMeta("empty", "test", provided_fields=frozenset(OPPORTUNITY_SCHEMA)),
     ).validate()
     ctx = AuditContext.create(AS_OF)
-    m = compute_metrics(snap, _result(ctx), ctx, MetricsSection(targets={Q4: 10.0}))
+    m = metrics_json(snap, _result(ctx), ctx, MetricsSection(targets={Q4: 10.0}))
     json.dumps(m, allow_nan=False)
     assert m["win_rate"]["by_period"][Q4]["rate"] is None
     assert m["cycle_length"]["by_period"][Q4]["won"]["median_days"] is None
@@ -480,7 +486,7 @@ def test_history_order_does_not_matter(metrics: dict) -> None:
     snap2 = Snapshot(snap.opportunities, shuffled, snap.owners, snap.meta).validate()
     ctx = AuditContext.create(AS_OF)
     cfg = MetricsSection(targets=TARGETS, segment_field="segment")
-    assert compute_metrics(snap2, _result(ctx), ctx, cfg) == metrics
+    assert metrics_json(snap2, _result(ctx), ctx, cfg) == metrics
 
 
 def test_days_are_calendar_days_in_the_audit_time_zone() -> None:
@@ -488,7 +494,7 @@ def test_days_are_calendar_days_in_the_audit_time_zone() -> None:
     # later while close dates (plain dates) stay: each cycle is one day shorter
     snap = _snapshot()
     ctx = AuditContext.create(AS_OF, "Pacific/Kiritimati")
-    cl = compute_metrics(snap, _result(ctx), ctx, MetricsSection())["cycle_length"]
+    cl = metrics_json(snap, _result(ctx), ctx, MetricsSection())["cycle_length"]
     assert cl["by_period"][Q3]["won"] == {"count": 2, "median_days": 58.0}  # 61, 55
     assert cl["by_period"][Q3]["lost"] == {"count": 1, "median_days": 16.0}
 
@@ -502,7 +508,7 @@ def test_caveats_no_closed_lost_and_empty_periods() -> None:
     hist = snap.stage_history[snap.stage_history["opportunity_id"].isin(opp["id"])]
     snap2 = Snapshot(opp, hist.reset_index(drop=True), snap.owners, snap.meta).validate()
     ctx = AuditContext.create(AS_OF)
-    m = compute_metrics(snap2, _result(ctx), ctx, MetricsSection())
+    m = metrics_json(snap2, _result(ctx), ctx, MetricsSection())
     won = int(opp["is_won"].astype(bool).sum())
     caveat = (
         f"the data holds no closed-lost deal ({won:,} won): win rates of 100% mean lost deals "
@@ -512,7 +518,7 @@ def test_caveats_no_closed_lost_and_empty_periods() -> None:
     assert m["win_rate"]["caveats"] == [caveat]
     # an audit two years later: both default periods are empty, the quarters with data named
     ctx = AuditContext.create("2028-11-26")
-    m = compute_metrics(snap, _result(ctx), ctx, MetricsSection())
+    m = metrics_json(snap, _result(ctx), ctx, MetricsSection())
     assert len(m["caveats"]) == 1
     assert m["caveats"][0].startswith(
         "no deal was created or closed in 2028-Q3, 2028-Q4: the metrics for those periods are "

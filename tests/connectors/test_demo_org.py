@@ -92,6 +92,7 @@ def test_connector_pulls_the_demo(tmp_path) -> None:  # noqa: ANN001
     assert len(snap.opportunities) == 300 and snap.meta.source == "demo"
 
 
+@pytest.mark.slow  # 200k is the point (a per-record loop shows only at that size)
 def test_generation_is_vectorized_and_fast() -> None:
     # a per-record Python loop would take minutes here; the shared CI box needs slack
     start = time.perf_counter()

@@ -15,7 +15,7 @@ import pandas as pd
 
 from auditor.config import parse_config
 from auditor.engine import run_audit
-from auditor.metrics import hygiene_scores
+from auditor.metrics import compute_metrics
 from auditor.results import AuditRun, HistoryDiff
 from auditor.snapshot import (
     Snapshot,
@@ -92,7 +92,7 @@ def big_run(tmp_path: Path) -> AuditRun:
     )
     snap = big_snapshot()
     result = run_audit(snap, cfg, rules=RULES)
-    metrics = {"hygiene_score": hygiene_scores(snap, result), "counts": {"open": N}}
+    metrics = compute_metrics(snap, result, result.context, cfg.metrics)
     v = result.violations
     items = [
         {k: str(r[k]) for k in ("rule_code", "rule_name", "opportunity_id", "fingerprint")}

@@ -1,8 +1,8 @@
 """A fixed, hand-made audit run for the report tests.
 
 Built here (not with the demo generator, whose rules and data may change) from a tiny snapshot,
-three stub rules with fixed documentation, fixed metrics, a fixed history and fixed timings, so
-the golden files only change when the reports do.
+three stub rules with fixed documentation, fixed typed metrics, a fixed history and fixed
+timings, so the golden files only change when the reports do.
 """
 
 from __future__ import annotations
@@ -14,6 +14,20 @@ import pandas as pd
 
 from auditor.config import parse_config
 from auditor.engine import run_audit
+from auditor.metric_types import (
+    Counts,
+    GroupScore,
+    HygieneScore,
+    Metric,
+    Metrics,
+    OwnerRate,
+    OwnerScore,
+    PeriodBounds,
+    ProcessCompliance,
+    Rate,
+    RuleRate,
+    ScoreBasis,
+)
 from auditor.results import AuditRun, HistoryDiff
 from auditor.rule import Rule
 from auditor.snapshot import (
@@ -156,71 +170,118 @@ def make_snapshot(owner_names: dict[str, str] | None = None) -> Snapshot:
     return Snapshot(opp, make_stage_history(), own, meta=meta).validate()
 
 
-METRICS = {
-    "as_of": AS_OF,
-    "periods": [
-        {"key": "last_quarter", "label": "2026-Q3", "start": "2026-07-01", "end": "2026-09-30"},
-        {"key": "current_quarter", "label": "2026-Q4", "start": "2026-10-01", "end": "2026-12-31"},
-    ],
-    "counts": {"opportunities": 6, "open": 5, "open_amount": 167000.0},
-    "hygiene_score": {
-        "name": "hygiene_score",
-        "definition": "100 × (1 − mean penalty per opportunity).",
-        "org": 58.3,
-        "basis": {"text": "over 12 checks on 6 deals (92% of applicable checks evaluable)"},
-        "by_team": {"Enterprise": 62.5, "SMB": 0.0},
-        "by_owner": {"O1": 50.0, "O2": 50.0, "O3": 0.0},
-        # the per-owner weights roll-ups combine (checked / flagged weight of the checks)
-        "owners": {
-            "O1": {"score": 50.0, "checked_weight": 2.0, "flagged_weight": 1.0, "checks": 2,
-                   "applicable_checks": 2, "deals_checked": 2, "basis": "over 2 checks on 2 deals"},
-            "O2": {"score": 50.0, "checked_weight": 2.0, "flagged_weight": 1.0, "checks": 2,
-                   "applicable_checks": 3, "deals_checked": 2,
-                   "basis": "over 2 checks on 2 deals (67% of applicable checks evaluable)"},
-            "O3": {"score": 0.0, "checked_weight": 1.0, "flagged_weight": 1.0, "checks": 1,
-                   "applicable_checks": 1, "deals_checked": 1, "basis": "over 1 check on 1 deal"},
-        },
-    },
-    "win_rate": {
-        "name": "win_rate",
-        "definition": "Won ÷ (won + lost) closed in the period.",
-        "by_period": {
-            "2026-Q3": {"won": 3, "lost": 1, "rate": 0.75},
-            "2026-Q4": {"won": 1, "lost": 1, "rate": 0.5},
-        },
-    },
-    "stage_conversion": {
-        "name": "stage_conversion",
-        "definition": "Share of opportunities that entered a stage and went on.",
-        "by_stage": {"lead": 0.8, "qualification": 0.6, "proposal": None},
-    },
-    "stage_velocity": {
-        "name": "stage_velocity",
-        "definition": "Median days spent in each open stage.",
-        "available": True,
-        "reason": None,
-        "by_period": {
-            "2026-Q3": {
-                "lead": {"stays": 4, "median_days": 7.0, "mean_days": 6.5},
-                "proposal": {"stays": 2, "median_days": 21.0, "mean_days": 24.0},
-                "negotiation": {"stays": 1, "median_days": 30.0, "mean_days": 30.0},
-            }
-        },
-    },
-    "pipeline_coverage": {
-        "name": "pipeline_coverage",
-        "definition": "Open amount closing in the period ÷ target.",
-        "available": False,
-        "reason": "no targets configured (metrics.targets)",
-    },
-    "sales_cycle": {
-        "name": "sales_cycle",
-        "definition": "Median days from creation to close.",
-        "median_days_won": 42,
-        "median_days_lost": None,
-        "rows": [{"segment": "SMB", "median_days": 30}, {"segment": "Enterprise"}],
-    },
-}
+def make_metrics() -> Metrics:
+    """Hand-made typed metrics (auditor.metric_types), fresh per run: every field the reports
+    read by name, and values of the shapes the metrics module produces."""
+    def owner(score, checked, flagged, checks, applicable, deals, basis, name, team):  # noqa: ANN001, ANN202
+        return OwnerScore(score, deals + 1, 1, checks, applicable, deals, checked, flagged, basis,
+                          name=name, team=team)
+
+    def gone(name: str, definition: str) -> Metric:
+        return Metric.unavailable(name, definition, "not available: source has no stage history")
+
+    return Metrics(
+        as_of=AS_OF,
+        timezone="UTC",
+        periods=[
+            PeriodBounds("last_quarter", "2026-Q3", "2026-07-01", "2026-09-30"),
+            PeriodBounds("current_quarter", "2026-Q4", "2026-10-01", "2026-12-31"),
+        ],
+        counts=Counts(opportunities=6, open=5, closed=1, won=1, lost=0, open_amount=167000.0,
+                      with_stage_history=0),
+        lead_quality=gone("lead_quality", "Share of opportunities that reached qualification."),
+        stage_conversion=Metric(
+            "stage_conversion",
+            "Share of opportunities that entered a stage and went on.",
+            values={"by_stage": {"lead": 0.8, "qualification": 0.6, "proposal": None}},
+        ),
+        win_rate=Metric(
+            "win_rate",
+            "Won ÷ (won + lost) closed in the period.",
+            values={"by_period": {
+                "2026-Q3": {"won": 3, "lost": 1, "rate": 0.75},
+                "2026-Q4": {"won": 1, "lost": 1, "rate": 0.5},
+            }},
+        ),
+        cycle_length=Metric(
+            "cycle_length",
+            "Median days from creation to close.",
+            values={
+                "median_days_won": 42,
+                "median_days_lost": None,
+                "rows": [{"segment": "SMB", "median_days": 30}, {"segment": "Enterprise"}],
+            },
+        ),
+        deal_size=Metric.unavailable(
+            "deal_size", "Median amount of won deals.",
+            "not available: source does not provide amount",
+        ),
+        pipeline_coverage=Metric.unavailable(
+            "pipeline_coverage",
+            "Open amount closing in the period ÷ target.",
+            "no targets configured (metrics.targets)",
+        ),
+        loss_reasons=Metric.unavailable(
+            "loss_reasons", "Loss reasons of lost deals.",
+            "not available: source does not provide loss_reason",
+        ),
+        follow_up_discipline=Metric(
+            "follow_up_discipline",
+            "Share of open deals with a next step.",
+            values={"as_of": AS_OF, "dated": False, "eligible": 4, "share": 0.5},
+        ),
+        stage_velocity=Metric(
+            "stage_velocity",
+            "Median days spent in each open stage.",
+            values={"by_period": {
+                "2026-Q3": {
+                    "lead": {"stays": 4, "median_days": 7.0, "mean_days": 6.5},
+                    "proposal": {"stays": 2, "median_days": 21.0, "mean_days": 24.0},
+                    "negotiation": {"stays": 1, "median_days": 30.0, "mean_days": 30.0},
+                }
+            }},
+        ),
+        hygiene_score=HygieneScore(
+            definition="100 × (1 − mean penalty per opportunity).",
+            checks_evaluated_share=0.9231,
+            basis=ScoreBasis(12, 13, 6,
+                             "over 12 checks on 6 deals (92% of applicable checks evaluable)"),
+            weights={"error": 1.0, "warning": 0.5, "info": 0.1},
+            org=58.3,
+            opportunities=6,
+            flagged=3,
+            teams={
+                "Enterprise": GroupScore(62.5, 5, 2, 10, 11, 5, 4.0, 1.5,
+                                         "over 10 checks on 5 deals"),
+                "SMB": GroupScore(0.0, 1, 1, 2, 2, 1, 1.0, 1.0, "over 2 checks on 1 deal"),
+            },
+            # the per-owner weights roll-ups combine (checked / flagged weight of the checks)
+            owners={
+                "O1": owner(50.0, 2.0, 1.0, 2, 2, 2, "over 2 checks on 2 deals",
+                            "Alice Owner", "Enterprise"),
+                "O2": owner(50.0, 2.0, 1.0, 2, 3, 2,
+                            "over 2 checks on 2 deals (67% of applicable checks evaluable)",
+                            "Bob Owner", "Enterprise"),
+                "O3": owner(0.0, 1.0, 1.0, 1, 1, 1, "over 1 check on 1 deal",
+                            "Carol NoEmail", "SMB"),
+            },
+        ),
+        process_compliance=ProcessCompliance(
+            "Process history: share of checks on closed deals that found a violation.",
+            window_days=30,
+            findings=1,
+            checks=3,
+            rate=0.3333,
+            by_rule={"TS02": Rate(1, 0, 0.0), "TS03": Rate(2, 1, 0.5)},
+            by_owner={"O2": Rate(3, 1, 0.3333)},
+            by_team={"Enterprise": Rate(3, 1, 0.3333)},
+            by_close_quarter={"2026-Q4": Rate(3, 1, 0.3333)},
+            by_rule_list=[RuleRate("TS02", "test-big-deal", 1, 0, 0.0),
+                          RuleRate("TS03", "test-needs-due-date", 2, 1, 0.5)],
+            by_owner_list=[OwnerRate("O2", "Bob Owner", 3, 1, 0.3333)],
+        ),
+    )
+
 
 HISTORY = {
     "previous_run": {"id": 7, "finished_at": "2026-11-19T06:01:00+00:00", "score": 55.0},
@@ -283,7 +344,7 @@ def make_run(
         cfg,
         snap,
         result,
-        METRICS,
+        make_metrics(),
         started_at=datetime(2026, 11, 20, 6, 0, tzinfo=UTC),
         timings={"pull": 0.5, "rules": 0.25, "metrics": 0.125},
         history=HistoryDiff.from_dict(history) if history is not None else None,

@@ -83,7 +83,7 @@ def test_slack_message_field_by_field(hook, tmp_path: Path) -> None:
     head, deals = (b["text"]["text"] for b in body["blocks"])
     assert head == (
         "*Pipeline hygiene audit* · fixture · as of 2026-11-20\n"
-        "Hygiene score *58.3* / 100 (over 6 opportunities, 4 flagged) · open amount at risk "
+        "Hygiene score *58.3* / 100 (over 6 opportunities, 3 flagged) · open amount at risk "
         "*€162,000* · 4 deals to fix now · 1 new, 2 resolved since the last run"
     )
     assert deals.split("\n") == [
@@ -120,7 +120,7 @@ def test_teams_card_field_by_field(hook, tmp_path: Path) -> None:
     title, sub, facts, fix_head, *deals = card["body"]
     assert title["text"] == "Pipeline hygiene audit" and sub["text"] == "fixture · as of 2026-11-20"
     assert facts["facts"] == [
-        {"title": "Hygiene score", "value": "58.3 / 100 (over 6 opportunities, 4 flagged)"},
+        {"title": "Hygiene score", "value": "58.3 / 100 (over 6 opportunities, 3 flagged)"},
         {"title": "Open amount at risk", "value": "€162,000"},
         {"title": "Deals to fix now", "value": "4"},
         {"title": "Since the last run", "value": "first run"},

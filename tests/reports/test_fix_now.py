@@ -51,7 +51,7 @@ def test_demo_outputs_hold_to_dos_only_and_state_the_score_basis(tmp_path: Path)
         if r.code in set(on_closed["rule_code"]):
             assert "move" not in r.fix().lower(), r.code
     # the score's basis wherever a score appears
-    basis = run.metrics["hygiene_score"]["basis"]["text"]
+    basis = run.metrics.hygiene_score.basis.text
     for name in ("report.md", "report.txt", "report.html", "assessment.md", "assessment.html"):
         assert basis in texts[name], name
     for name, text in texts.items():

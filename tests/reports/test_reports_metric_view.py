@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from auditor.metric_types import Metric
 from reports.metric_view import metric_view, metric_views
 from reports.render import write_reports
 from tests.reports.reports_fixture import make_run
@@ -72,8 +73,10 @@ def test_metric_views_skip_as_of_and_gather_loose_values() -> None:
 
 def test_reports_render_with_unusual_or_missing_metrics(tmp_path: Path) -> None:
     run = make_run(tmp_path)
-    run.metrics = {"weird": {"deep": {"a": {"b": {"c": 1}}}}, "period": None}
-    write_reports(run, tmp_path / "o")  # no hygiene_score, no counts: still renders
+    # a metric of a shape no report knows, and no org score: still renders
+    run.metrics.stage_conversion = Metric("weird", "d", values={"deep": {"a": {"b": {"c": 1}}}})
+    run.metrics.hygiene_score.org = None
+    write_reports(run, tmp_path / "o")
     text = (tmp_path / "o" / "report.txt").read_text(encoding="utf-8")
     assert "Hygiene score: n/a / 100" in text
     assert "    a                        B · c 1" in text

@@ -103,7 +103,7 @@ def test_first_report_acceptance_content(out: Path) -> None:
         "— new / resolved since the last run",
         "Basis: the score is computed over 12 checks on 6 deals (92% of applicable checks "
         "evaluable), to-dos only (open deals, and close-outs of deals closed in the last 90 "
-        "days); 4 deals with a to-do.",
+        "days); 3 deals with a to-do.",
         "At risk: €162,000 on open deals with a finding to fix now.",
         "Fix these first Deal Owner Stage Amount What is wrong, and how to fix it "
         "Acme – Renewal Acme Inc Owner: Alice Owner Stage: Proposal Amount: €50,000 error open "
@@ -218,10 +218,10 @@ def test_run_json_facts(out: Path) -> None:
 
 def test_metrics_json_is_plain_json_with_version(tmp_path: Path) -> None:
     run = make_run(tmp_path)
-    run.metrics = {**run.metrics, "odd": {"name": "odd", "definition": "d", "x": float("nan")}}
+    run.metrics.cycle_length.values["x"] = float("nan")
     write_reports(run, tmp_path / "o")
     data = json.loads((tmp_path / "o" / "metrics.json").read_text(encoding="utf-8"))
-    assert data["schema_version"] == "1.0" and data["odd"]["x"] is None
+    assert data["schema_version"] == "1.0" and data["cycle_length"]["x"] is None
     assert data["win_rate"]["by_period"]["2026-Q3"]["rate"] == 0.75
 
 
@@ -288,7 +288,7 @@ def test_demo_run_outputs_validate_and_render_every_metric(tmp_path: Path) -> No
         validator(name).validate(json.loads((tmp_path / f"{name}.json").read_text("utf-8")))
     html = lxml.html.document_fromstring((tmp_path / "appendix.html").read_text("utf-8"))
     headings = [h.text_content() for h in html.xpath("//h3")]
-    for name in run.metrics.get("metric_names", []):
+    for name in run.metrics.metric_names:
         title = name.replace("_", " ").capitalize()
         assert title in headings, title
     assert "{" not in " ".join(html.xpath("//td/text()"))  # no raw JSON left in cells

@@ -12,7 +12,7 @@ MAVEN = Path(__file__).resolve().parents[2] / "examples" / "maven" / "maven.toml
 
 def test_maven_score_states_its_check_coverage(tmp_path: Path) -> None:
     run = execute(load_config(MAVEN), out_dir=tmp_path)
-    hs = run.metrics["hygiene_score"]
+    hs = run.metrics.to_dict()["hygiene_score"]
     share = hs["checks_evaluated_share"]
     # over the checks in to-do scope that apply (open deals; close-outs of recent closes)
     assert share == round(hs["basis"]["checks"] / hs["basis"]["applicable_checks"], 4)
@@ -34,4 +34,4 @@ def test_demo_score_covers_nearly_every_check(tmp_path: Path) -> None:
     from auditor.config import default_config
 
     run = execute(default_config(), out_dir=tmp_path, as_of=None)
-    assert run.metrics["hygiene_score"]["checks_evaluated_share"] > 0.9
+    assert run.metrics.hygiene_score.checks_evaluated_share > 0.9

@@ -7,6 +7,7 @@ difference — a finding one side has and the other has not, or a different to-d
 
 from __future__ import annotations
 
+import os
 from datetime import date
 
 import numpy as np
@@ -132,7 +133,14 @@ def snapshots(draw) -> Snapshot:  # noqa: ANN001
                     meta).validate()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# a short budget in the test command, the long one with the parser fuzzing (README:
+# FUZZ_EXAMPLES=500 gives 250 generated snapshots here)
+EXAMPLES = max(int(os.environ.get("FUZZ_EXAMPLES", "50")) // 2, 1)
+
+
+@pytest.mark.fuzz
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=os.environ.get("CI") == "true",
+          suppress_health_check=[HealthCheck.too_slow])
 @given(snap=snapshots(), strict=st.booleans())
 def test_engine_equals_reference_on_generated_snapshots(snap: Snapshot, strict: bool) -> None:
     config = parse_config({"source": {"type": "demo"}, "audit": {"strict_history": strict}})

@@ -96,5 +96,5 @@ def test_missing_suppression_file_is_a_config_error(tmp_path: Path) -> None:
 
 def test_bad_suppression_entry_names_the_key(tmp_path: Path) -> None:
     (tmp_path / "s.toml").write_text('[[suppression]]\nrule = "CD01"\nrecord = "A"\n')
-    with pytest.raises(ConfigError, match=r"missing required key `suppression.0.reason`"):
+    with pytest.raises(ConfigError, match=r"missing required key `suppression\[0\].reason`"):
         _run({"file": "s.toml"}, base_dir=tmp_path)

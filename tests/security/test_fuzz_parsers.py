@@ -5,7 +5,7 @@ raises an AuditorError whose message names the file; any other exception fails t
 A short budget per parser in the default test run (FUZZ_EXAMPLES, default 50) keeps the suite
 fast; the long fuzzing keeps its 500 examples per parser in a separate command (README):
 
-    FUZZ_EXAMPLES=500 CI=true pytest -q -p no:cacheprovider tests/security/test_fuzz_parsers.py
+    FUZZ_EXAMPLES=500 CI=true pytest -q -p no:cacheprovider -n 2 --dist loadfile -m "slow or fuzz"
 
 (hypothesis, no deadline); the counts of each outcome go into docs/fault-matrix.md through
 matrix.record (scripts/fault_matrix.py runs the long budget).
@@ -35,7 +35,7 @@ from connectors.hubspot import values as hs_values
 from connectors.hubspot.export import HubSpotExportConnector
 from connectors.hubspot.options import HubSpotExportOptions
 from connectors.salesforce.export import SalesforceExportConnector
-from connectors.salesforce.normalize import parse_column
+from connectors.salesforce.normalise import parse_column
 from tests.security.matrix import record
 
 #: examples per parser in this run; the long run (and docs/fault-matrix.md) uses LONG_EXAMPLES
@@ -49,6 +49,9 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
                                        HealthCheck.function_scoped_fixture,
                                        HealthCheck.filter_too_much])
 SECTION = "4. Fuzzed inputs (hypothesis)"
+# test_record_fuzz_families reads the tallies the tests before it left: under pytest-xdist the
+# commands use --dist loadfile, so one worker runs this whole module in order
+pytestmark = pytest.mark.fuzz
 
 #: values that have broken parsers elsewhere: edge dates, numbers, separators, markup, controls
 NASTY = [

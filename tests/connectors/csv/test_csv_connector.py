@@ -228,30 +228,80 @@ def test_no_id_column() -> None:
         )
 
 
-def test_ambiguous_slash_date_is_refused_with_place() -> None:
+def test_slash_date_order_decided_by_the_file() -> None:
+    """13/04/2024 can only be day first, so 03/04/2024 in the same file is 3 April."""
+    snap = pull(opportunities="deals_slash.csv", stage_map_default="salesforce")
+    assert list(snap.opportunities["close_date"]) == [
+        pd.Timestamp(d) for d in ("2024-01-31", "2024-04-03", "2024-04-13")]
+
+
+def test_ambiguous_slash_dates_are_refused_with_samples(tmp_path: Path) -> None:
+    (tmp_path / "d.csv").write_text("id,stage,close_date\nA,Prospecting,03/04/2024\n"
+                                    "B,Prospecting,12/11/24\n")
+    opts = CsvOptions.model_validate({"opportunities": "d.csv", "stage_map_default": "salesforce"})
     with pytest.raises(SourceDataError) as err:
-        pull(opportunities="deals_slash.csv", stage_map_default="salesforce")
+        CsvConnector(opts, base_dir=tmp_path).pull()
     assert str(err.value) == (
-        "deals_slash.csv row 3, column 'close_date': date '03/04/2024' could be day/month or "
-        "month/day; set `source.dayfirst` = true or false (or `source.date_format`)"
+        "d.csv: dates such as '03/04/2024' (column close_date, row 2), '12/11/24' (column "
+        "close_date, row 3) could be day/month or month/day, and no value in the file decides "
+        "it (none has a day over 12); set source.date_order = \"day_first\" (31/12/2024) or "
+        "\"month_first\" (12/31/2024)"
     )
 
 
+def test_dates_in_both_orders_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "d.csv").write_text("id,stage,close_date\nA,Prospecting,31/12/2024\n"
+                                    "B,Prospecting,12/31/2024\n")
+    opts = CsvOptions.model_validate({"opportunities": "d.csv", "stage_map_default": "salesforce"})
+    with pytest.raises(SourceDataError) as err:
+        CsvConnector(opts, base_dir=tmp_path).pull()
+    assert str(err.value).startswith(
+        "d.csv: dates in both orders — '31/12/2024' (column close_date, row 2) is day first, "
+        "'12/31/2024' (column close_date, row 3) is month first;")
+
+
 @pytest.mark.parametrize(
-    ("dayfirst", "expected", "rejected"),
+    ("order", "expected", "rejected"),
     [
-        (True, ["2024-01-31", "2024-04-03", "2024-04-13"], []),
+        ("day_first", ["2024-01-31", "2024-04-03", "2024-04-13"], []),
         (
-            False,
+            "month_first",
             ["2024-01-31", "2024-03-04"],
-            ["deals_slash.csv row 4: column close_date: cannot parse '13/04/2024' as a date"],
+            ["deals_slash.csv row 4: column close_date: cannot parse '13/04/2024' as a "
+             "month/day/year date (13 cannot be a month; order from source.date_order = "
+             "\"month_first\")"],
         ),
     ],
 )
-def test_dayfirst(dayfirst: bool, expected: list[str], rejected: list[str]) -> None:
-    snap = pull(opportunities="deals_slash.csv", stage_map_default="salesforce", dayfirst=dayfirst)
+def test_date_order_setting_wins(order: str, expected: list[str], rejected: list[str]) -> None:
+    snap = pull(opportunities="deals_slash.csv", stage_map_default="salesforce", date_order=order)
     assert list(snap.opportunities["close_date"]) == [pd.Timestamp(d) for d in expected]
     assert messages(snap) == rejected
+    # the older spelling still works
+    old = pull(opportunities="deals_slash.csv", stage_map_default="salesforce",
+               dayfirst=order == "day_first")
+    assert list(old.opportunities["close_date"]) == [pd.Timestamp(d) for d in expected]
+
+
+def test_impossible_date_messages(tmp_path: Path) -> None:
+    """31/12/2024 read month first: 31 cannot be a month; 31/02/2024 day first: no such day."""
+    (tmp_path / "d.csv").write_text("id,stage,close_date\nA,Prospecting,31/12/2024\n"
+                                    "B,Prospecting,31/02/2024\nC,Prospecting,01/02/2024\n")
+    opts = CsvOptions.model_validate({"opportunities": "d.csv", "stage_map_default": "salesforce"})
+    snap = CsvConnector(opts, base_dir=tmp_path).pull()
+    assert [f"{r.where}: {r.reason}" for r in snap.meta.rejected] == [
+        "d.csv row 3: column close_date: cannot parse '31/02/2024' as a day/month/year date (no "
+        "such day in that month; order from the file's other dates; set source.date_order to "
+        "override)"]
+    opts = CsvOptions.model_validate({"opportunities": "d.csv", "stage_map_default": "salesforce",
+                                      "date_order": "month_first"})
+    snap = CsvConnector(opts, base_dir=tmp_path).pull()
+    assert [f"{r.where}: {r.reason}" for r in snap.meta.rejected][:2] == [
+        "d.csv row 2: column close_date: cannot parse '31/12/2024' as a month/day/year date (31 "
+        "cannot be a month; order from source.date_order = \"month_first\")",
+        "d.csv row 3: column close_date: cannot parse '31/02/2024' as a month/day/year date (31 "
+        "cannot be a month; order from source.date_order = \"month_first\")",
+    ]
 
 
 def test_missing_file() -> None:
@@ -260,16 +310,24 @@ def test_missing_file() -> None:
 
 
 def test_wrong_encoding(tmp_path: Path) -> None:
+    """Detected by default; an explicit setting wins, and its failure names byte, row, fix."""
     text = "id,stage,name\n1,Prospecting,M\xfcller\n"
     (tmp_path / "latin.csv").write_bytes(text.encode("latin-1"))
     opts = CsvOptions.model_validate(
         {"opportunities": "latin.csv", "stage_map_default": "salesforce"}
     )
+    snap = CsvConnector(opts, base_dir=tmp_path).pull()
+    assert snap.opportunities["name"].iloc[0] == "Müller"
+    assert snap.meta.extra["encodings"]["latin.csv"]["encoding"] == "cp1252"
+    assert snap.meta.extra["encodings"]["latin.csv"]["detected"] is True
+    opts = CsvOptions.model_validate(
+        {"opportunities": "latin.csv", "stage_map_default": "salesforce", "encoding": "utf-8"}
+    )
     with pytest.raises(SourceDataError) as err:
         CsvConnector(opts, base_dir=tmp_path).pull()
     assert str(err.value) == (
-        "latin.csv: row 2 is not valid utf-8-sig text; set `source.encoding` "
-        '(e.g. "cp1252" or "latin-1")'
+        'latin.csv: byte 29 (row 2) is not valid utf-8 text (bytes fc 6c 6c 65); set '
+        'source.encoding = "cp1252" (detected with confidence 100%) or "auto"'
     )
     opts = CsvOptions.model_validate(
         {"opportunities": "latin.csv", "encoding": "latin-1", "stage_map_default": "salesforce"}
@@ -427,8 +485,8 @@ def _build(source: dict[str, Any]) -> None:
         ({}, "audit.toml: missing required key `source.opportunities`"),
         (
             {"opportunities": "x.csv", "columns": {"closedate": "Close"}},
-            "audit.toml: key `source.columns`: Value error, unknown opportunity column "
-            "'closedate'; allowed: ",
+            "audit.toml: key `source.columns`: unknown opportunity column "
+            "'closedate' (did you mean 'close_date'?); allowed: ",
         ),
         ({"opportunities": "x.csv", "decimal": ";"}, "audit.toml: key `source.decimal`: "),
         (

@@ -28,12 +28,13 @@ custom_fields = { budget = "Budget__c" }
 def test_check_config_reports_unmapped_stages_and_usage(org, rsps, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("SF_SESSION", SESSION_ENV["SF_SESSION"])
     (tmp_path / "audit.toml").write_text(CONFIG)
-    result = CliRunner().invoke(main, ["check-config", str(tmp_path / "audit.toml")])
+    result = CliRunner().invoke(main, ["check-config", "--config", str(tmp_path / "audit.toml")])
     assert result.exit_code == 0, result.output
-    assert "  unmapped_stages: ['Discovery Call']\n" in result.output
+    # facts as text for people, not Python reprs
+    assert "  unmapped_stages: Discovery Call\n" in result.output
     assert "  api_calls: 2\n" in result.output  # stage metadata + describe
     assert "  api_remaining: 13800\n" in result.output
-    assert "  unreadable_fields: {}\n" in result.output
+    assert "  unreadable_fields: none\n" in result.output
     assert "not readable" not in result.output
     assert SESSION_ENV["SF_SESSION"] not in result.output
     assert len(rsps.calls) == 2 and org.soql[0].endswith("FROM OpportunityStage")

@@ -157,11 +157,6 @@ def test_user_file_without_id_is_a_clear_error(tmp_path) -> None:
             "Opportunity.csv: the file is empty (expected a header row)",
         ),
         (
-            lambda d: (d / "Opportunity.csv").write_bytes(b'"Id","StageName"\n"006\xff","x"\n'),
-            SourceDataError,
-            "Opportunity.csv: not utf-8-sig text",
-        ),
-        (
             lambda d: (d / "Opportunity.csv").write_text('"Id","Name"\n"0068d00000OpA01AAA","A"\n'),
             SourceDataError,
             "Opportunity.csv: required field StageName is missing",
@@ -173,6 +168,15 @@ def test_unusable_exports_are_clear_errors(tmp_path, setup, error, message) -> N
     with pytest.raises(error) as err:
         export_connector(tmp_path).pull()
     assert message in str(err.value)
+
+
+def test_explicit_encoding_that_does_not_fit_names_byte_row_and_setting(tmp_path) -> None:
+    (tmp_path / "Opportunity.csv").write_bytes(b'"Id","StageName"\n"006\xff","x"\n')
+    with pytest.raises(SourceDataError) as err:
+        export_connector(tmp_path, encoding="utf-8").pull()
+    assert str(err.value).endswith(
+        'Opportunity.csv: byte 21 (row 2) is not valid utf-8 text (bytes ff 22 2c 22); set '
+        'source.encoding = "cp1252" (detected with confidence 100%) or "auto"')
 
 
 def test_missing_path_is_a_config_error(tmp_path) -> None:

@@ -26,6 +26,7 @@ from auditor.snapshot import (
     make_stage_history,
 )
 from auditor.stages import StageMap
+from connectors.file_dates import is_slash, parse_slash, why_not
 from connectors.salesforce.fields import (
     EMPTY_REFERENCE_IDS,
     FORECAST_CATEGORIES,
@@ -58,6 +59,8 @@ class RawOrg:
     where: dict[str, str] = field(default_factory=dict)
     #: number of the first data row in messages: 1 = record number, 2 = CSV line (after header)
     row_base: int = 1
+    #: exports: per frame key, whether slash dates are day first (absent / None: month first)
+    day_first: dict[str, bool | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -83,12 +86,17 @@ class _Notes:
 
     def __init__(self) -> None:
         self.warnings: list[str] = []
+        #: "file: field" → values present / unreadable / an example (check-config's parse rates)
+        self.unreadable: dict[str, dict[str, Any]] = {}
 
     def bad_values(self, where: str, sf_field: str, kind: str, raw: pd.Series,
                    bad: pd.Series, ids: pd.Series | None) -> None:
         n = int(bad.sum())
         if not n:
             return
+        self.unreadable[f"{where}: {sf_field}"] = {
+            "kind": kind, "bad": n, "of": int(as_text(raw).notna().sum()),
+            "example": str(raw.loc[bad.idxmax()])}
         first = bad.idxmax()
         rec = f" in record {ids.loc[first]}" if ids is not None else ""
         self.warnings.append(
@@ -110,8 +118,13 @@ def as_text(s: pd.Series) -> pd.Series:
 def parse_column(
     raw: pd.Series, kind: str, *, tz: str = "UTC", notes: _Notes | None = None,
     where: str = "", sf_field: str = "", ids: pd.Series | None = None,
+    day_first: bool | None = None,
 ) -> pd.Series:
-    """Parse one raw column by kind, vectorized. Unreadable values become NA with a warning."""
+    """Parse one raw column by kind, vectorized. Unreadable values become NA with a warning.
+
+    ``day_first`` is the order of slash dates (3/31/24) in exports and reports, decided per file
+    by the export connector; None (the API, which never sends them) reads them month first.
+    """
     t = as_text(raw)
     if kind in ("text",):
         return t
@@ -129,22 +142,29 @@ def parse_column(
         # a date may come with a time part in some exports; the calendar day is what counts
         day = t.str.extract(r"^(\d{4}-\d{2}-\d{2})", expand=False)
         out = pd.to_datetime(day, format="%Y-%m-%d", errors="coerce")
-        rest = out.isna() & t.notna()
-        if rest.any():  # e.g. 3/31/2024 from a spreadsheet round trip
-            out[rest] = pd.to_datetime(t[rest], format="%m/%d/%Y", errors="coerce")
         out = out.astype("datetime64[us]")
+        rest = out.isna() & t.notna() & is_slash(t)
+        if rest.any():  # 3/31/24 in a report export, 31/03/2024 in a European one
+            out[rest] = parse_slash(t, rest, bool(day_first))[rest]
         if kind == "date_as_ts":
             out = out.dt.tz_localize("UTC")
     elif kind == "datetime":
-        out = parse_datetime(t, tz)
+        out = parse_datetime(t, tz, day_first)
     else:  # pragma: no cover - kinds are a Literal
         raise ValueError(kind)
     if notes is not None:
-        notes.bad_values(where, sf_field, kind, t, out.isna() & t.notna(), ids)
+        bad = out.isna() & t.notna()
+        if kind in ("date", "date_as_ts", "datetime") and day_first is not None and bad.any():
+            # a slash date that is no date in the file's order: say why (31 is not a month)
+            first = bad.idxmax()
+            why = why_not(t.loc[[first]], day_first,
+                          "source.date_order, or the file's other dates when it is unset")
+            kind = why.iloc[0].removeprefix(" as ") if why.iloc[0] else kind
+        notes.bad_values(where, sf_field, kind, t, bad, ids)
     return out
 
 
-def parse_datetime(t: pd.Series, tz: str) -> pd.Series:
+def parse_datetime(t: pd.Series, tz: str, day_first: bool | None = None) -> pd.Series:
     """ISO datetimes with a zone are converted; ones without are taken in ``tz`` (exports)."""
     out = pd.Series(pd.NaT, index=t.index, dtype="datetime64[us, UTC]")
     zoned = t.str.contains(_ZONED, regex=True).fillna(False).astype(bool)
@@ -153,10 +173,16 @@ def parse_datetime(t: pd.Series, tz: str) -> pd.Series:
     naive = ~zoned & t.notna()
     if naive.any():
         local = pd.to_datetime(t[naive], format="ISO8601", errors="coerce")
+        local = local.astype("datetime64[us]")
         rest = local.isna()
-        if rest.any():  # a spreadsheet round trip: "10/28/2023 8:45 PM", month first as in SF
-            local[rest] = pd.to_datetime(t[naive][rest], format="mixed", dayfirst=False,
-                                         errors="coerce")
+        if rest.any():  # a report or spreadsheet: "10/28/2023 8:45 PM", in the file's order
+            text = t[naive]
+            slash = rest & is_slash(text)
+            if slash.any():
+                local[slash] = parse_slash(text, slash, bool(day_first))[slash]
+            other = rest & ~slash
+            if other.any():
+                local[other] = pd.to_datetime(text[other], format="mixed", errors="coerce")
         local = local.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
         out[naive] = local.dt.tz_convert("UTC")
     return out
@@ -164,14 +190,14 @@ def parse_datetime(t: pd.Series, tz: str) -> pd.Series:
 
 def _parse_frame(
     raw: pd.DataFrame, specs: list[FieldSpec], *, tz: str, notes: _Notes, where: str,
-    ids: pd.Series | None,
+    ids: pd.Series | None, day_first: bool | None = None,
 ) -> tuple[pd.DataFrame, set[str]]:
     cols: dict[str, pd.Series] = {}
     for spec in specs:
         if spec.sf_field in raw.columns:
             cols[spec.column] = parse_column(
                 raw[spec.sf_field], spec.kind, tz=tz, notes=notes, where=where,
-                sf_field=spec.sf_field, ids=ids,
+                sf_field=spec.sf_field, ids=ids, day_first=day_first,
             )
     return pd.DataFrame(cols, index=raw.index), set(cols)
 
@@ -266,13 +292,29 @@ def build_snapshot(
         warnings.append(f"{raw.where.get('accounts', 'Account')}: no Id and Name columns; "
                         "account names not read")
         accounts = None
-    if "Account.Name" not in src.columns and accounts is not None and "AccountId" in src:
-        names = accounts.assign(Id=parse_column(accounts["Id"], "id"))
-        names = names.dropna(subset=["Id"]).drop_duplicates("Id").set_index("Id")["Name"]
-        src["Account.Name"] = parse_column(src["AccountId"], "id").map(names)
+    if "Account.Name" not in src.columns and "AccountId" in src:
+        account_ids = parse_column(src["AccountId"], "id")
+        w_acc = raw.where.get("accounts", "Account")
+        if accounts is not None:
+            names = accounts.assign(Id=parse_column(accounts["Id"], "id"))
+            names = names.dropna(subset=["Id"]).drop_duplicates("Id").set_index("Id")["Name"]
+            src["Account.Name"] = account_ids.map(names)
+            lost = account_ids.notna() & src["Account.Name"].isna()
+            if lost.any():
+                warnings.append(
+                    f"{w_acc}: {int(lost.sum())} opportunities have an AccountId that is not "
+                    f"in the file (e.g. {account_ids[lost].iloc[0]}); their account names are "
+                    "unknown")
+        elif raw.accounts is None and account_ids.notna().any():
+            warnings.append(
+                f"no {w_acc} and no Account.Name column: the account names of "
+                f"{int(account_ids.notna().sum())} opportunities are unknown (reports show "
+                f"account ids; duplicate checks by account name cannot run); add {w_acc} (Id, "
+                "Name) to the export")
 
     specs = opportunity_specs(opts)
-    opp, provided = _parse_frame(src, specs, tz=tz, notes=notes, where=w_opp, ids=ids)
+    opp, provided = _parse_frame(src, specs, tz=tz, notes=notes, where=w_opp, ids=ids,
+                                 day_first=raw.day_first.get("opportunities"))
     opp["source"] = facts.source
     provided.add("source")
     if facts.instance_url:
@@ -321,6 +363,7 @@ def build_snapshot(
         history, entered, changes, hist_unmapped = _history(
             raw.history, opp, stage_map, tz=tz, notes=notes,
             where=raw.where.get("history", "OpportunityHistory"),
+            day_first=raw.day_first.get("history"),
         )
         # reindex, not map: map() turns an empty datetime mapper into float64 (an incremental
         # pull may bring no history row in any record's current stage)
@@ -340,12 +383,13 @@ def build_snapshot(
         )
 
     owners = make_owners()
+    w_user = raw.where.get("users", "User")
     if raw.users is not None:
-        w_user = raw.where.get("users", "User")
         if "Id" not in raw.users.columns:
             raise SourceDataError(f"{w_user}: required field Id is missing")
         uids = parse_column(raw.users["Id"], "id") if "Id" in raw.users else None
-        users, _ = _parse_frame(raw.users.reset_index(drop=True), user_specs(opts), tz=tz,
+        user_rows = _user_names(raw.users.reset_index(drop=True), w_user, warnings)
+        users, _ = _parse_frame(user_rows, user_specs(opts), tz=tz,
                                 notes=notes, where=w_user, ids=uids)
         owners = make_owners(users.dropna(subset=["id"]).drop_duplicates("id"))
     if "Owner.Name" in src.columns and "owner_id" in opp:  # an export may lack OwnerId
@@ -360,6 +404,12 @@ def build_snapshot(
                     f"{len(extra_owners)} opportunity owner(s) not among the users read (e.g. "
                     f"{extra_owners['id'].iloc[0]}); their names come from the opportunities, "
                     "their active flag and manager are unknown")
+    if raw.users is None and "Owner.Name" not in src.columns and "owner_id" in opp:
+        n_owners = opp["owner_id"].dropna().nunique()
+        if n_owners:
+            warnings.append(
+                f"no {w_user} and no Owner.Name column: {n_owners} owners are shown by their "
+                f"ids; add {w_user} (Id, Name or FirstName + LastName) to the export")
     if (raw.users is not None or len(owners)) and "owner_id" in opp:
         missing = opp["owner_id"].dropna()
         missing = missing[~missing.isin(owners["id"])].unique()
@@ -378,6 +428,8 @@ def build_snapshot(
              "common_stage": stage_map.lookup(r.stage)}
             for r in meta_stages.itertuples(index=False)
         ]
+    if notes.unreadable:
+        extra["unreadable"] = notes.unreadable
     meta = SnapshotMeta(
         source=facts.source,
         source_type=facts.source_type,
@@ -398,6 +450,22 @@ def build_snapshot(
         extra=extra,
     )
     return Snapshot(out, history, owners, meta).validate()
+
+
+def _user_names(users: pd.DataFrame, where: str, warnings: list[str]) -> pd.DataFrame:
+    """A Name for each user: the weekly export's User.csv has FirstName / LastName, no Name."""
+    if "Name" in users.columns:
+        return users
+    parts = [c for c in ("FirstName", "LastName") if c in users.columns]
+    if not parts:
+        warnings.append(f"{where}: no Name, FirstName or LastName column; owners are shown by "
+                        "their ids")
+        return users
+    name = as_text(users[parts[0]]).fillna("")
+    for col in parts[1:]:
+        name = name + " " + as_text(users[col]).fillna("")
+    name = name.str.strip()
+    return users.assign(Name=name.where(name.str.len() > 0))
 
 
 def _pipeline_facts(
@@ -442,7 +510,7 @@ def _b(v: Any) -> bool | None:
 
 def _history(
     raw: pd.DataFrame, opp: pd.DataFrame, stage_map: StageMap, *, tz: str, notes: _Notes,
-    where: str,
+    where: str, day_first: bool | None = None,
 ) -> tuple[pd.DataFrame, pd.Series, pd.Series, list[str]]:
     """Stage path, current-stage entry time and close-date change counts from history rows."""
     for required in ("OpportunityId", "StageName", "CreatedDate"):
@@ -453,10 +521,11 @@ def _history(
         "hid": parse_column(raw["Id"], "id") if "Id" in raw else pd.NA,
         "stage": parse_column(raw["StageName"], "text"),
         "at": parse_column(raw["CreatedDate"], "datetime", tz=tz, notes=notes, where=where,
-                           sf_field="CreatedDate"),
+                           sf_field="CreatedDate", day_first=day_first),
     })
     for col in ("CloseDate", "PrevCloseDate"):
-        h[col] = (parse_column(raw[col], "date", notes=notes, where=where, sf_field=col)
+        h[col] = (parse_column(raw[col], "date", notes=notes, where=where, sf_field=col,
+                               day_first=day_first)
                   if col in raw else pd.Series(pd.NaT, index=raw.index, dtype="datetime64[us]"))
     # history of opportunities outside this pull (deleted, filtered) would only confuse rules
     h = h[h["opp"].isin(opp["id"]) & h["at"].notna()]

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from connectors.salesforce.normalize import _Notes, parse_column
+from connectors.salesforce.normalise import _Notes, parse_column
 from tests.connectors.salesforce.fake_org import DATA
 
 CASES = json.loads((DATA / "parse_cases.json").read_text())
