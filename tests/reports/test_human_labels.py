@@ -96,7 +96,7 @@ def team_scores_in(text: str, teams: list[str]) -> dict[str, str]:
 
 def test_team_scores_equal_in_report_and_rollups(demo_out) -> None:
     out, run = demo_out
-    by_team = run.metrics["hygiene_score"]["by_team"]
+    by_team = run.metrics.to_dict()["hygiene_score"]["by_team"]
     teams = [t for t in by_team if not t.startswith("(")]
 
     def text(name: str) -> str:
@@ -116,7 +116,7 @@ def test_team_scores_equal_in_report_and_rollups(demo_out) -> None:
         team = owners.at[mid, "team"]
         assert m.group(1) == report[team], (path.name, team)  # exactly the report's number
         # and the metrics' own team entry, with its basis next to the number
-        team_entry = run.metrics["hygiene_score"]["teams"][team]
+        team_entry = run.metrics.to_dict()["hygiene_score"]["teams"][team]
         assert m.group(1) == f"{team_entry['score']:.1f}"
         assert team_entry["basis"] in rtext
 
