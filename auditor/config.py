@@ -179,11 +179,31 @@ class ReportSection(Section):
     title: str = "Pipeline hygiene audit"
     #: also write the consultant assessment (assessment.html / assessment.md)
     assessment: bool = True
-    #: how many findings the assessment appendix lists (violations.csv holds all)
-    appendix_max_rows: int = Field(default=5000, ge=0)
+    #: how many findings the assessment appendix lists, most urgent first (explorer.html and
+    #: violations.csv hold all); keeps the printed assessment near ten pages
+    appendix_max_rows: int = Field(default=25, ge=0)
     #: also write owner digests and manager roll-ups into digests/ (one file pair per owner:
     #: off by default so large orgs stay fast; e-mail delivery renders its own digests)
     digests: bool = False
+    #: where the output folder is published (an http(s) URL): the e-mails link the explorer,
+    #: the appendix and the CSV there; without it they name the files in the report folder
+    link_base: str | None = None
+    #: write explorer.html, the self-contained findings explorer (filter, sort, search)
+    explorer: bool = True
+    #: findings embedded in explorer.html, fix-now first, then worst first (all are in the CSV)
+    explorer_max_rows: int = Field(default=100_000, ge=1)
+    #: also print the assessment to assessment.pdf (WeasyPrint, the `pdf` extra)
+    pdf: bool = False
+
+    @field_validator("link_base")
+    @classmethod
+    def _link_base(cls, v: str | None) -> str | None:
+        if v is not None and not v.lower().startswith(("https://", "http://")):
+            raise ValueError(
+                "report.link_base must be an http(s) URL, e.g. "
+                f"https://intranet.example.com/audit; got {v!r}"
+            )
+        return v
 
 
 class HistorySection(Section):
@@ -223,8 +243,23 @@ class SmtpSection(Section):
 SUBJECT_FIELDS = ("date", "score", "findings", "deals", "source", "title", "owner", "team")
 
 
+class ChatSection(Section):
+    """A short summary posted to a chat channel after the run (optional)."""
+
+    #: slack: an incoming webhook (https://hooks.slack.com/services/...); teams: a Microsoft
+    #: Teams workflow ("Post to a channel when a webhook request is received") URL
+    kind: Literal["slack", "teams"]
+    #: environment variable holding the webhook URL (the URL is a secret: never in the config)
+    url_env: str
+    #: how many fix-now deals the message lists
+    top_deals: int = Field(default=5, ge=0, le=20)
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
 class DeliverySection(Section):
     smtp: SmtpSection | None = None
+    #: post a summary to Slack or Teams as well (secret URL from an environment variable)
+    chat: ChatSection | None = None
     #: recipients of the manager report (one message each)
     managers: list[str] = Field(default_factory=list)
     #: send each owner with findings their digest (owner emails come from the CRM)

@@ -74,6 +74,8 @@ class PreviousRun:
     id: int
     finished_at: str | None
     score: float | None
+    #: the audit day of that run (YYYY-MM-DD); reports label the comparison by it
+    as_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ class TrendPoint:
     finished_at: str | None
     score: float | None
     violations: int
+    #: the audit day the run describes (YYYY-MM-DD): trends are labelled by it, not run time
+    as_of: str | None = None
 
 
 @dataclass(frozen=True)

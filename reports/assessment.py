@@ -11,11 +11,20 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from auditor.derived import positions
 from auditor.results import SEVERITY_RANK, AuditRun
-from reports.context import by_owner, by_team, owner_table
-from reports.format import is_number, money, number, oneline, pct, plural, sentence
+from reports.context import (
+    amount_at_risk,
+    by_owner,
+    by_team,
+    currency_by_id,
+    fix_now_mask,
+    owner_table,
+    violation_rows,
+)
+from reports.format import is_number, money, number, oneline, pct, plural, rule_label, sentence
 
 PRIORITY_ORDER = {"High": 0, "Medium": 1, "Low": 2}
 
@@ -71,31 +80,77 @@ def worst_stages(run: AuditRun) -> list[dict[str, Any]]:
     return rows
 
 
+def rule_money(run: AuditRun) -> dict[str, float]:
+    """Per rule: the open amount of the deals it flags to fix now (all currencies summed —
+    for ranking only; amounts shown to the reader keep their currency)."""
+    v = run.result.violations
+    if not len(v):
+        return {}
+    fix = fix_now_mask(run).to_numpy()
+    pos = violation_rows(run)
+    opp = run.snapshot.opportunities
+    amount = np.append(opp["amount"].to_numpy(dtype=float, na_value=0.0), 0.0)
+    is_open = np.append(opp["is_open"].to_numpy(dtype=bool, na_value=False), False)
+    frame = pd.DataFrame({"rule": v["rule_code"].astype(str).to_numpy(), "pos": pos})
+    frame = frame[fix & is_open[pos]].drop_duplicates()
+    frame["amount"] = amount[frame["pos"].to_numpy()]
+    return {str(k): float(x) for k, x in frame.groupby("rule")["amount"].sum().items()}
+
+
 def recommendations(run: AuditRun, ctx: dict[str, Any], found: list[dict]) -> list[dict]:
+    """One recommendation per cause: rules sharing a fix are merged, coverage gaps are merged
+    by reason; ranked by priority, then by the open money and the number of findings."""
     recs: list[dict[str, Any]] = []
+    money_of = rule_money(run)
+    by_fix: dict[str, list[dict[str, Any]]] = {}
     for f in found:
+        by_fix.setdefault(sentence(f["fix"]) or f["code"], []).append(f)
+    for fix, rules in by_fix.items():
+        first = rules[0]
+        count = sum(r["count"] for r in rules)
+        names = ", ".join(f"{r['code']} {rule_label(r['name'])}" for r in rules)
+        at_stake = sum(money_of.get(r["code"], 0.0) for r in rules)
         recs.append(
             {
-                "priority": f["priority"],
-                "title": f"{f['code']} {f['name']}: {sentence(f['summary']) or 'fix the findings'}",
-                "action": sentence(f["fix"]) or "Fix the flagged deals in the CRM.",
-                "why": sentence(f["why"]),
-                "evidence": f"{plural(f['count'], 'finding')} on "
-                f"{plural(f['evaluated'], 'evaluated record')} ({pct(f['rate'])}).",
+                "priority": min((r["priority"] for r in rules), key=PRIORITY_ORDER.get),
+                "title": f"{names}: {sentence(first['summary']) or 'fix the findings'}",
+                "action": fix if fix != first["code"] else "Fix the flagged deals in the CRM.",
+                "why": sentence(first["why"]),
+                "evidence": "; ".join(
+                    f"{r['code']}: {plural(r['count'], 'finding')} on "
+                    f"{plural(r['evaluated'], 'evaluated record')} ({pct(r['rate'])})"
+                    for r in rules
+                )
+                + ".",
+                "money": at_stake,
+                "count": count,
             }
         )
+    gaps: dict[str, dict[str, Any]] = {}
     for g in ctx["coverage"]["gaps"]:
-        reasons = "; ".join(f"{r['reason']} ({number(r['count'])})" for r in g["reasons"])
+        for r in g["reasons"]:
+            m = gaps.setdefault(oneline(r["reason"]), {"rules": [], "count": 0})
+            m["rules"].append(str(g["rule_code"]))
+            m["count"] = max(m["count"], int(r["count"] or 0))
+    if gaps:
+        ordered = sorted(gaps.items(), key=lambda kv: (-kv[1]["count"], kv[0]))
         recs.append(
             {
                 "priority": "Medium",
-                "title": f"Let {g['rule_code']} {g['rule_name']} see every record",
-                "action": "Provide the missing data in the source (or the export) so the rule "
-                "can judge these records: " + reasons + ".",
+                "title": "Give the audit the data it cannot see",
+                "action": "Provide in the source (or the export): "
+                + "; ".join(
+                    f"{reason} (rules {', '.join(m['rules'])}; {number(m['count'])} records)"
+                    for reason, m in ordered[:8]
+                )
+                + (f"; and {len(ordered) - 8} more (see Coverage)" if len(ordered) > 8 else "")
+                + ".",
                 "why": "A rule that cannot evaluate a record cannot flag it; the score there "
                 "looks better than the process is.",
-                "evidence": f"{number(g['not_evaluable'])} of {number(g['records'])} records "
-                "not evaluable.",
+                "evidence": f"{plural(len(ctx['coverage']['gaps']), 'rule')} could not judge "
+                "every record.",
+                "money": 0.0,
+                "count": sum(m["count"] for m in gaps.values()),
             }
         )
     facts = ctx["facts"]
@@ -107,7 +162,8 @@ def recommendations(run: AuditRun, ctx: dict[str, Any], found: list[dict]) -> li
             {
                 "priority": "High",
                 "title": "Map every CRM stage onto the common stage model",
-                "action": f"Add these stages to the source's stage_map: {names}.",
+                "action": "Add these stages to the stage map in the config "
+                f"(source.stage_map): {names}.",
                 "why": "Deals in unmapped stages cannot be placed in the process, so stage rules "
                 "and conversion metrics skip them.",
                 "evidence": f"{plural(facts.get('unmapped_records'), 'record')}.",
@@ -125,7 +181,15 @@ def recommendations(run: AuditRun, ctx: dict[str, Any], found: list[dict]) -> li
         )
     score = ctx["score"]
     if is_number(score):
-        laggards = [o for o in ctx["by_owner"] if is_number(o["score"]) and o["score"] < score - 10]
+        known = owner_table(run).index
+        laggards = [
+            o
+            for o in ctx["by_owner"]
+            if is_number(o["score"])
+            and o["score"] < score - 10
+            and o["owner_id"] in known
+            and o["owner"] != o["owner_id"]  # a named owner, not a bare id or "(none)"
+        ]
         if laggards:
             names = ", ".join(f"{o['owner']} ({number(o['score'])})" for o in laggards[:5])
             recs.append(
@@ -149,7 +213,9 @@ def recommendations(run: AuditRun, ctx: dict[str, Any], found: list[dict]) -> li
                 "evidence": f"{plural(facts.get('records'), 'record')} audited.",
             }
         )
-    recs.sort(key=lambda r: PRIORITY_ORDER[r["priority"]])
+    recs.sort(
+        key=lambda r: (PRIORITY_ORDER[r["priority"]], -r.get("money", 0.0), -r.get("count", 0))
+    )
     return recs
 
 
@@ -175,13 +241,16 @@ def appendix(run: AuditRun, limit: int) -> tuple[list[dict[str, Any]], int]:
     if not len(v) or limit == 0:
         return [], int(len(v))
     rank = v["severity"].astype(str).map(SEVERITY_RANK).fillna(1)
-    ordered = v.assign(_r=rank).sort_values(
-        ["_r", "rule_code", "owner_id", "opportunity_id"], kind="stable"
+    later = ~fix_now_mask(run)  # to-dos first, process history after
+    ordered = v.assign(_h=later, _r=rank).sort_values(
+        ["_h", "_r", "rule_code", "owner_id", "opportunity_id"], kind="stable"
     )
-    sub = ordered.head(limit).drop(columns="_r").astype(object)
+    sub = ordered.head(limit).drop(columns=["_h", "_r"]).astype(object)
     names = owner_table(run)["name"]
     rows = sub.where(sub.notna(), None).to_dict(orient="records")
+    currency = currency_by_id(run, {str(r["opportunity_id"]) for r in rows})
     for r in rows:
+        r["currency"] = currency.get(str(r["opportunity_id"]))
         oid = None if r["owner_id"] is None else str(r["owner_id"])
         r["owner"] = oneline(names.get(oid)) or oid or ""
         r["stage"] = None if r["stage"] is None else str(r["stage"])
@@ -197,14 +266,24 @@ def assessment_context(run: AuditRun, ctx: dict[str, Any]) -> dict[str, Any]:
     owners.sort(key=lambda o: (o["score"], o["owner"]))
     open_amount = run.metrics.counts.open_amount
     risk = at_risk_amount(run)
+    by_currency = amount_at_risk(run)
     return {
         **ctx,
+        # the score has its own page; its per-owner table would fill three printed pages;
+        # process compliance has its own short list under Findings
+        "metrics": [
+            m
+            for m in ctx["metrics"]
+            if m.get("key") not in ("hygiene_score", "process_compliance")
+        ],
         "title": f"{ctx['title']}: assessment",
         "findings": found,
         "flagged_share": ctx["flagged_deals"] / records if records else None,
-        "at_risk": money(risk),
+        "at_risk": " + ".join(money(r["amount"], r["currency"]) for r in by_currency)
+        or money(0),
         "at_risk_share": risk / open_amount
-        if is_number(risk) and is_number(open_amount) and open_amount else None,
+        if is_number(risk) and is_number(open_amount) and open_amount
+        else None,
         "worst_owners": owners[:5],
         "worst_teams": sorted(
             (t for t in by_team(run) if is_number(t["score"])), key=lambda t: t["score"]

@@ -14,19 +14,25 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
+from auditor.derived import positions
 from auditor.metrics.hygiene import combined
 from auditor.na import na_to_none
 from auditor.results import SEVERITY_RANK, AuditRun
 from auditor.stages import STAGE_LABELS
-from reports.format import is_number, oneline
+from reports.format import human, is_number, oneline
 from reports.metric_view import metric_views, periods_line
 
 T = TypeVar("T")
 
 NO_OWNER = "(none)"
 NO_TEAM = "(no team)"
-#: owners listed in the manager report (all are in violations.csv)
+#: owners listed in the appendix (all are in violations.csv and the explorer)
 MAX_OWNERS = 50
+#: the manager e-mail stays short whatever the org size: these caps keep it under Gmail's clip
+EMAIL_TOP_DEALS = 10
+EMAIL_MAX_TEAMS = 12
+EMAIL_MAX_RULES = 12
+ROLLUP_MAX_MEMBERS = 40
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -91,8 +97,7 @@ def worst_deals(run: AuditRun, v: pd.DataFrame, limit: int) -> tuple[list[dict],
     sub = v[chosen.to_numpy()]
     sub = sub.iloc[np.argsort(keys.loc[chosen, "rank"].to_numpy(), kind="stable")]
     owners = owner_table(run)
-    opp = run.snapshot.opportunities
-    currency = opp.drop_duplicates("id").set_index("id")["currency"]  # shown with amounts
+    currency = currency_by_id(run, set(top))
     deals: dict[str, dict[str, Any]] = {}
     for row in _records(sub):
         did = str(row["opportunity_id"])
@@ -108,7 +113,7 @@ def worst_deals(run: AuditRun, v: pd.DataFrame, limit: int) -> tuple[list[dict],
                 "owner": owner or oid or NO_OWNER,
                 "stage": None if row["stage"] is None else str(row["stage"]),
                 "amount": row["amount"],
-                "currency": None if pd.isna(c := currency.get(did)) else str(c),
+                "currency": currency.get(did),
                 "url": row["url"],
                 "severity": row["severity"],
                 "findings": [],
@@ -119,8 +124,8 @@ def worst_deals(run: AuditRun, v: pd.DataFrame, limit: int) -> tuple[list[dict],
                 "rule_code": row["rule_code"],
                 "rule_name": row["rule_name"],
                 "severity": row["severity"],
-                "message": row["message"],
-                "fix": doc.get("fix", ""),
+                "message": human(row["message"]),
+                "fix": human(doc.get("fix", "")),
                 "new": row["fingerprint"] in new_fps,
             }
         )
@@ -150,6 +155,87 @@ def _deal_keys(run: AuditRun) -> pd.DataFrame:
     return _cached(run, "deal_keys", build)
 
 
+def currency_by_id(run: AuditRun, ids: set[str]) -> dict[str, str | None]:
+    """The currency code of each of a few opportunities (for the capped deal lists)."""
+    opp = run.snapshot.opportunities
+    pos = positions(opp["id"], pd.Series(sorted(ids), dtype=object))
+    sub = opp.iloc[pos[pos >= 0]]
+    cur = sub["currency"].astype(object)
+    return {
+        str(i): (None if pd.isna(c) else str(c))
+        for i, c in zip(sub["id"].astype(str), cur, strict=True)
+    }
+
+
+def violation_rows(run: AuditRun) -> np.ndarray:
+    """Per violation row: the position of its opportunity in the snapshot (-1 when absent)."""
+    return _cached(
+        run,
+        "violation_rows",
+        lambda: positions(
+            run.snapshot.opportunities["id"], run.result.violations["opportunity_id"]
+        ),
+    )
+
+
+def fix_now_mask(run: AuditRun) -> pd.Series:
+    """Per violation row: is it a to-do (fix now)? Since #14 the engine splits the findings:
+    ``result.violations`` holds the to-dos, ``result.process`` the process history, so every
+    violation row is one; a ``fix_now`` column, when a plugin engine adds one, still decides."""
+
+    def build() -> pd.Series:
+        v = run.result.violations
+        if "fix_now" in v.columns:
+            return v["fix_now"].astype("boolean").fillna(False).astype(bool)
+        return pd.Series(True, index=v.index, dtype=bool)
+
+    return _cached(run, "fix_now", build)
+
+
+def process_findings(run: AuditRun) -> pd.DataFrame:
+    """Process history: findings about how closed deals moved (no to-dos)."""
+    p = getattr(run.result, "process", None)
+    return p if p is not None else run.result.violations.iloc[:0]
+
+
+def amount_at_risk(run: AuditRun) -> list[dict[str, Any]]:
+    """Open amount of the deals with a fix-now finding, per currency (largest first)."""
+
+    def build() -> list[dict[str, Any]]:
+        v = run.result.violations
+        if not len(v):
+            return []
+        pos = violation_rows(run)[fix_now_mask(run).to_numpy()]
+        opp = run.snapshot.opportunities
+        rows = np.unique(pos[pos >= 0])
+        sub = opp.iloc[rows]
+        sub = sub[sub["is_open"].astype("boolean").fillna(False).to_numpy(dtype=bool)]
+        if not len(sub):
+            return []
+        frame = pd.DataFrame(
+            {
+                "currency": sub["currency"].astype(object).fillna(""),
+                "amount": sub["amount"].astype("Float64").fillna(0.0).astype(float),
+                "unknown": sub["amount"].isna(),
+            }
+        )
+        agg = frame.groupby("currency").agg(
+            amount=("amount", "sum"), deals=("amount", "size"), no_amount=("unknown", "sum")
+        )
+        agg = agg.sort_values("amount", ascending=False, kind="stable")
+        return [
+            {
+                "currency": str(c) or None,
+                "amount": float(r["amount"]),
+                "deals": int(r["deals"]),
+                "no_amount": int(r["no_amount"]),
+            }
+            for c, r in agg.iterrows()
+        ]
+
+    return _cached(run, "amount_at_risk", build)
+
+
 def _new_fingerprints(run: AuditRun) -> set[str]:
     items = run.history.new_items if run.history is not None else []
     return {str(i.get("fingerprint")) for i in items}
@@ -176,9 +262,9 @@ def by_rule(run: AuditRun) -> list[dict[str, Any]]:
                 "name": r.name,
                 "severity": r.severity,
                 "group": d.get("group", ""),
-                "summary": d.get("summary", ""),
-                "why": d.get("why", ""),
-                "fix": d.get("fix", ""),
+                "summary": human(d.get("summary", "")),
+                "why": human(d.get("why", "")),
+                "fix": human(d.get("fix", "")),
                 "count": n,
                 "process": n_proc,
                 "evaluated": ev,
@@ -280,9 +366,10 @@ def history_view(run: AuditRun, score: float | None) -> dict[str, Any] | None:
     for t in h.trend[-14:]:
         s = t.score
         fin = t.finished_at
+        as_of = getattr(t, "as_of", None)  # the audit day; older stores only know the run time
         trend_rows.append(
             {
-                "when": oneline(fin)[:10] if fin else oneline(t.run_id),
+                "when": oneline(as_of or (fin and fin[:10]) or t.run_id),
                 "score": s,
                 "violations": t.violations,
                 "width": max(0.0, min(100.0, float(s))) if is_number(s) else 0.0,
@@ -299,14 +386,14 @@ def history_view(run: AuditRun, score: float | None) -> dict[str, Any] | None:
                     "rule_code": oneline(i.get("rule_code")),
                     "rule_name": oneline(i.get("rule_name")),
                     "owner_id": oneline(i.get("owner_id")),
-                    "message": oneline(i.get("message")),
+                    "message": human(i.get("message")),
                 }
             )
         return out
 
     return {
         "previous": asdict(prev),
-        "previous_when": oneline(prev.finished_at)[:10],
+        "previous_when": oneline(getattr(prev, "as_of", None) or prev.finished_at)[:10],
         "delta": (score - prev_score) if is_number(score) and is_number(prev_score) else None,
         "new": h.new,
         "resolved": h.resolved,
@@ -337,7 +424,7 @@ def coverage_view(run: AuditRun) -> dict[str, Any]:
                     "applicable": c.get("applicable", c.get("records")),
                     "evaluated": c.get("evaluated"),
                     "not_evaluable": c.get("not_evaluable"),
-                    "reasons": [{"reason": k, "count": n} for k, n in reasons.items()],
+                    "reasons": [{"reason": human(k), "count": n} for k, n in reasons.items()],
                 }
             )
     return {"rules": rows, "gaps": gaps, "complete": not gaps, "fallbacks": fb}
@@ -402,6 +489,70 @@ def report_context(run: AuditRun) -> dict[str, Any]:
         "metrics": metric_views(as_json, labels(run)),
         "periods": periods_line(as_json),
         "generated_on": facts.get("as_of") or date.today().isoformat(),
+        **email_summary(run),
+    }
+
+
+def hygiene_dict(run: AuditRun) -> dict[str, Any]:
+    """metrics.json's hygiene_score object (typed metrics or a plain dict, as tests build)."""
+
+    def build() -> dict[str, Any]:
+        m = run.metrics
+        data = m.to_dict() if hasattr(m, "to_dict") else m
+        return data.get("hygiene_score") or {}
+
+    return _cached(run, "hygiene_dict", build)
+
+
+def score_basis(run: AuditRun) -> dict[str, Any]:
+    """What the org score rests on: opportunities, flagged ones, share of checks evaluated."""
+    hs = hygiene_dict(run)
+    v = run.result.violations
+    return {
+        "opportunities": hs.get("opportunities", len(run.snapshot.opportunities)),
+        "flagged": hs.get("flagged", v["opportunity_id"].nunique() if len(v) else 0),
+        "checks_share": hs.get("checks_evaluated_share"),
+        "definition": hs.get("definition"),
+    }
+
+
+def links(run: AuditRun) -> dict[str, str]:
+    """Where the reader finds the rest: URLs under ``report.link_base`` or plain file names."""
+    base = (getattr(run.config.report, "link_base", None) or "").rstrip("/")
+    names = {
+        "explorer": "explorer.html",
+        "appendix": "appendix.html",
+        "assessment": "assessment.html",
+        "csv": "violations.csv",
+    }
+    return {k: f"{base}/{n}" if base else n for k, n in names.items()} | {"base": base}
+
+
+def email_summary(run: AuditRun) -> dict[str, Any]:
+    """The short manager e-mail: the complete story in a bounded size at any org size."""
+    v = run.result.violations
+    fix = fix_now_mask(run)
+    fix_rows = v[fix.to_numpy()] if len(v) else v
+    top = min(EMAIL_TOP_DEALS, run.config.report.max_deals)
+    fix_deals, n_fix_deals = worst_deals(run, fix_rows, top)
+    rules = [r for r in by_rule(run) if r["count"]]
+    teams = sorted(
+        by_team(run),
+        key=lambda t: (t["score"] if is_number(t["score"]) else 101.0, t["team"]),
+    )
+    return {
+        "basis": score_basis(run),
+        "risk": amount_at_risk(run),
+        "fix_deals": fix_deals,
+        "fix_deals_total": n_fix_deals,
+        "fix_findings": int(fix.sum()) if len(v) else 0,
+        "history_findings": int(len(process_findings(run)))
+        + (int(len(v) - fix.sum()) if len(v) else 0),
+        "rules_found": rules[:EMAIL_MAX_RULES],
+        "rules_found_total": len(rules),
+        "teams_email": teams[:EMAIL_MAX_TEAMS],
+        "teams_total": len(teams),
+        "links": links(run),
     }
 
 
@@ -461,19 +612,32 @@ def digest_context(
 
 
 def manager_groups(run: AuditRun) -> list[dict[str, Any]]:
-    """Team roll-up groups: one per owner who manages others (their direct reports)."""
+    """Team roll-up groups: one per owner who manages others (their direct reports).
+
+    When the direct reports all belong to the manager's own team, the manager's deals count
+    too: the roll-up is then that team, with the same score the report shows for it.
+    """
+    return _cached(run, "manager_groups", lambda: _manager_groups(run))
+
+
+def _manager_groups(run: AuditRun) -> list[dict[str, Any]]:
     owners = owner_table(run)
     mids = owners["manager_id"].dropna().astype(str)
     groups = []
     for mid in sorted(mids.unique()):
         members = mids.index[mids == mid].tolist()
-        name = oneline(owners.at[mid, "name"]) if mid in owners.index else mid
+        known = mid in owners.index
+        name = oneline(owners.at[mid, "name"]) if known else mid
+        teams = {owners.at[m, "team"] for m in members}
+        own_team = owners.at[mid, "team"] if known else None
+        if known and own_team is not None and teams == {own_team} and mid not in members:
+            members = [mid, *members]
         groups.append(
             {
                 "key": f"manager-{mid}",
                 "label": f"{name or mid}'s team",
                 "manager_id": mid,
-                "email": owners.at[mid, "email"] if mid in owners.index else None,
+                "email": owners.at[mid, "email"] if known else None,
                 "members": members,
             }
         )
@@ -485,11 +649,37 @@ def team_group(run: AuditRun, team: str) -> dict[str, Any]:
     members = owners.index[owners["team"].astype(str) == team].tolist()
     return {
         "key": f"team-{team}",
+        "team": team,
         "label": team,
         "manager_id": None,
         "email": None,
         "members": members,
     }
+
+
+def group_score(run: AuditRun, group: dict[str, Any]) -> tuple[float | None, str | None]:
+    """A roll-up's score and basis from the same computation as the report's team scores:
+    a team by name, or a manager's group that is exactly one team, reads metrics' team entry;
+    any other group combines its members' checks (auditor.metrics.hygiene.combined), never an
+    average of rounded owner scores."""
+    hs = hygiene_dict(run)
+    teams = hs.get("teams") or {}
+    details = hs.get("owners") or {}
+    members = {str(m) for m in group["members"]}
+    team = group.get("team")
+    if team is None:
+        names = {(details.get(m) or {}).get("team") for m in members if m in details}
+        if len(names) == 1:
+            only = names.pop()
+            same = {k for k, d in details.items() if d.get("team") == only}
+            team = only if same == members & set(details) else None
+    if team is not None and team in teams:
+        return teams[team].get("score"), teams[team].get("basis")
+    if team is not None and team in (hs.get("by_team") or {}):
+        return hs["by_team"][team], None
+    typed = getattr(getattr(run.metrics, "hygiene_score", None), "owners", None)
+    source = typed if typed is not None else details  # combined() reads the typed owner scores
+    return combined([source[m] for m in sorted(members) if m in source])
 
 
 def team_context(run: AuditRun, group: dict[str, Any]) -> dict[str, Any]:
@@ -519,14 +709,13 @@ def team_context(run: AuditRun, group: dict[str, Any]) -> dict[str, Any]:
     ]
     rows.sort(key=lambda r: (-r["findings"], r["owner"]))
     deals, n_deals = worst_deals(run, mine, run.config.report.max_deals)
-    # the members' checks together: the same formula over the team's records
-    details = run.metrics.hygiene_score.owners
-    score, basis = combined([details[m] for m in members if m in details])
+    score, basis = group_score(run, group)
     return {
         "title": run.config.report.title,
         "facts": listed_facts(run),
         "label": oneline(group["label"]),
-        "members": rows,
+        "members": rows[:ROLLUP_MAX_MEMBERS],
+        "members_total": len(rows),
         "score": score,
         "score_basis": basis,
         "notes": list(run.result.notes),

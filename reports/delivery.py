@@ -50,6 +50,10 @@ log = logging.getLogger(__name__)
 
 DRY_RUN_SENDER = "crm-audit@localhost"
 MAX_SUBJECT = 200
+#: Gmail clips a message whose HTML part passes about 102 KB; the templates stay under 100 KB
+#: at any org size, and an attachment that would take the whole message past this budget is
+#: left off (the e-mail links the CSV instead; docs/reports.md)
+MAX_ATTACHMENT_BYTES = 120_000
 
 
 @dataclass
@@ -64,9 +68,11 @@ class Outgoing:
     text: str
     html: str
     attachment: tuple[str, bytes] | None = None
+    #: sizes in bytes of each part and of the whole message, set when the message is built
+    sizes: dict[str, Any] | None = None
 
     def result(self, status: str, error: str | None = None, file: str | None = None) -> dict:
-        return {
+        out = {
             "kind": self.kind,
             "key": self.key,
             "recipient": oneline(self.to),
@@ -76,6 +82,32 @@ class Outgoing:
             "file": file,
             "attachment": self.attachment[0] if self.attachment else None,
         }
+        if self.sizes is not None:
+            out["sizes"] = self.sizes
+        return out
+
+
+def _attachment(name: str, data: bytes) -> tuple[tuple[str, bytes] | None, str | None]:
+    """The CSV attachment, or None and why when it would blow the message size budget."""
+    if len(data) > MAX_ATTACHMENT_BYTES:
+        return None, (
+            f"{name} is {len(data):,} bytes, over the {MAX_ATTACHMENT_BYTES:,}-byte e-mail "
+            "budget: not attached (the message links the full list)"
+        )
+    return (name, data), None
+
+
+def measure(out: Outgoing, msg: EmailMessage, skipped: str | None = None) -> dict[str, Any]:
+    """Bytes of the text part, the HTML part, the attachment and the whole message."""
+    sizes: dict[str, Any] = {
+        "text": len(out.text.encode("utf-8")),
+        "html": len(out.html.encode("utf-8")),
+        "attachment": len(out.attachment[1]) if out.attachment else 0,
+        "message": len(msg.as_bytes(policy=policy.SMTP)),
+    }
+    if skipped:
+        sizes["attachment_skipped"] = skipped
+    return sizes
 
 
 def header_text(v: Any) -> str:
@@ -177,9 +209,13 @@ def plan(run: AuditRun, config: AuditConfig) -> tuple[list[Outgoing], list[dict]
                 "team": "",
             },
         )
-        attach = ("violations.csv", violations_csv_bytes(v)) if d.attach_csv else None
+        attach, why = (
+            _attachment("violations.csv", violations_csv_bytes(v)) if d.attach_csv else (None, None)
+        )
         for addr in d.managers:
-            out.append(Outgoing("manager", addr, addr, None, subject, text, html, attach))
+            item = Outgoing("manager", addr, addr, None, subject, text, html, attach)
+            item.sizes = {"attachment_skipped": why} if why else None
+            out.append(item)
 
     owners = owner_table(run)
     if d.owner_digests:
@@ -208,10 +244,13 @@ def plan(run: AuditRun, config: AuditConfig) -> tuple[list[Outgoing], list[dict]
                 subject,
                 render(env, "digest.txt.j2", ctx),
                 render(env, "digest.html.j2", ctx),
-                (f"violations-{safe_name(oid)}.csv", violations_csv_bytes(mine))
-                if d.attach_csv
-                else None,
+                None,
             )
+            if d.attach_csv:
+                item.attachment, why = _attachment(
+                    f"violations-{safe_name(oid)}.csv", violations_csv_bytes(mine)
+                )
+                item.sizes = {"attachment_skipped": why} if why else None
             if not email:
                 skipped.append(item.result("skipped", "owner has no email address in the CRM"))
             elif active is False:
@@ -240,10 +279,10 @@ def plan(run: AuditRun, config: AuditConfig) -> tuple[list[Outgoing], list[dict]
         )
         members = [str(m) for m in g["members"]]
         rows = v[v["owner_id"].astype(str).isin(members)]
-        attach = (
-            (f"violations-{safe_name(g['key'])}.csv", violations_csv_bytes(rows))
+        attach, why = (
+            _attachment(f"violations-{safe_name(g['key'])}.csv", violations_csv_bytes(rows))
             if d.attach_csv
-            else None
+            else (None, None)
         )
         text = render(env, "team.txt.j2", ctx)
         html = render(env, "team.html.j2", ctx)
@@ -257,7 +296,9 @@ def plan(run: AuditRun, config: AuditConfig) -> tuple[list[Outgoing], list[dict]
             continue
         name = owners.at[g["manager_id"], "name"] if g["manager_id"] in owners.index else None
         for addr in addrs:
-            out.append(Outgoing("team", g["key"], addr, name, subject, text, html, attach))
+            item = Outgoing("team", g["key"], addr, name, subject, text, html, attach)
+            item.sizes = {"attachment_skipped": why} if why else None
+            out.append(item)
     return out, skipped
 
 
@@ -442,11 +483,28 @@ def deliver(
     out_dir: Path,
     env: Mapping[str, str] | None = None,
 ) -> list[dict]:
-    """Send (or, with ``dry_run``, write to ``out_dir/outbox/*.eml``) every configured message.
+    """Send (or, with ``dry_run``, write to ``out_dir/outbox/``) every configured message:
+    the e-mails, then the chat summary when ``[delivery.chat]`` is set.
 
     Returns one status dict per recipient: kind, key, recipient, subject, status (sent /
-    dry-run / failed / skipped), error, file, attachment.
+    dry-run / failed / skipped), error, file, attachment (and sizes for e-mails).
     """
+    results = _deliver_email(run, config, dry_run, out_dir, env)
+    chat = config.delivery.chat
+    if chat is not None:
+        from reports.chat import post_summary
+
+        results.append(post_summary(run, chat, dry_run=dry_run, out_dir=Path(out_dir), env=env))
+    return results
+
+
+def _deliver_email(
+    run: AuditRun,
+    config: AuditConfig,
+    dry_run: bool,
+    out_dir: Path,
+    env: Mapping[str, str] | None,
+) -> list[dict]:
     d = config.delivery
     items, results = plan(run, config)
     if not items:
@@ -466,7 +524,9 @@ def deliver(
     built: list[tuple[Outgoing, EmailMessage]] = []
     for out in items:
         try:
-            built.append((out, build_message(out, sender)))
+            msg = build_message(out, sender)
+            out.sizes = measure(out, msg, (out.sizes or {}).get("attachment_skipped"))
+            built.append((out, msg))
         except ValueError as exc:  # a bad address from the CRM or the config
             results.append(out.result("failed", redact(str(exc))))
 

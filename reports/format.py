@@ -30,11 +30,26 @@ def is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and not is_missing(v)
 
 
-def money(v: Any) -> str:
-    """Amounts without decimals and with thousands separators."""
+#: symbols for the currencies whose symbol is unambiguous in a report; others print their code
+CURRENCY_SYMBOLS = {
+    "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹", "KRW": "₩", "ILS": "₪",
+    "NGN": "₦", "PHP": "₱", "VND": "₫", "UAH": "₴", "TRY": "₺", "PLN": "zł ", "BRL": "R$",
+    "AUD": "A$", "CAD": "C$", "NZD": "NZ$", "HKD": "HK$", "SGD": "S$", "MXN": "MX$",
+}  # fmt: skip
+
+
+def money(v: Any, currency: Any = None) -> str:
+    """Amounts without decimals, with thousands separators and, when known, the currency:
+    ``$12,000`` or ``CHF 12,000``."""
     if not is_number(v):
         return DASH
-    return f"{float(v):,.0f}"
+    text = f"{abs(float(v)):,.0f}"
+    sign = "-" if float(v) < 0 and text.strip("0,") else ""
+    code = oneline(currency).upper()
+    if not code:
+        return sign + text
+    sym = CURRENCY_SYMBOLS.get(code)
+    return f"{sign}{sym}{text}" if sym else f"{sign}{code} {text}"
 
 
 def number(v: Any, digits: int = 1) -> str:
@@ -115,6 +130,30 @@ def humanize(key: Any) -> str:
     return text[:1].upper() + text[1:]
 
 
+_QUOTED_KEY = re.compile(r"'([a-z][a-z0-9]*(?:_[a-z0-9]+)+)'")
+_BACKTICKED = re.compile(r"`{1,2}([^`]+)`{1,2}")
+_BARE_KEY = re.compile(r"(?<![.\w])[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b(?!\.\w)")
+_STAGE_KEY = re.compile(r"\b(" + "|".join(k for k in STAGE_LABELS if "_" in k) + r")\b")
+
+
+def human(v: Any) -> str:
+    """Text for a reader: no internal key names. Quoted column keys ('still_open') become
+    their table heading ("Still open"), stage keys (closed_won) their label; code marks
+    (`x`, ``x``) are dropped — a config key is left as the plain pointer it is."""
+    text = oneline(v)
+    text = _QUOTED_KEY.sub(lambda m: f"\u201c{humanize(m.group(1))}\u201d", text)
+    text = _BACKTICKED.sub(lambda m: m.group(1).strip(), text)
+    text = _STAGE_KEY.sub(lambda m: STAGE_LABELS[m.group(1)], text)
+    # any other field name in words ("next_step_due" → "next step due"); a dotted config key
+    # ("source.stage_map") and a file name ("process_findings.csv") stay as they are
+    return _BARE_KEY.sub(lambda m: m.group(0).replace("_", " "), text)
+
+
+def rule_label(name: Any) -> str:
+    """A rule's kebab-case name as words: "missing-next-step" → "Missing next step"."""
+    return humanize(oneline(name).replace("-", " "))
+
+
 def ljust(v: Any, width: int) -> str:
     text = oneline(v)
     return text if len(text) >= width else text + " " * (width - len(text))
@@ -156,6 +195,8 @@ FILTERS = {
     "stage_label": stage_label,
     "sentence": sentence,
     "humanize": humanize,
+    "rule_label": rule_label,
+    "human": human,
     "ljust": ljust,
     "rjust": rjust,
     "clip": clip,

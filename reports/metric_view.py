@@ -16,9 +16,10 @@ rate / share / ratio / conversion are shown as percentages.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-from reports.format import humanize, is_missing, is_number, number, oneline, pct
+from reports.format import human, humanize, is_missing, is_number, number, oneline, pct
 
 META_KEYS = ("name", "definition", "title", "unit", "description")
 #: top-level keys that describe the metrics rather than being one
@@ -54,8 +55,13 @@ def _cell(key: Any, v: Any) -> str:
         return oneline(v)
 
 
+_SNAKE_KEY = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
+
+
 def _label(key: Any, labels: dict[str, str]) -> str:
-    return labels.get(str(key), oneline(key))
+    """Display name of a key: owner name, stage label, or a snake_case metric key in words."""
+    text = labels.get(str(key), oneline(key))
+    return humanize(text) if _SNAKE_KEY.fullmatch(text) else text
 
 
 def _chart(
@@ -243,7 +249,7 @@ def metric_view(key: str, metric: dict[str, Any], labels: dict[str, str] | None 
     view: dict[str, Any] = {
         "key": key,
         "title": humanize(title),
-        "definition": oneline(metric.get("definition") or ""),
+        "definition": human(metric.get("definition") or ""),
         "facts": [],
         "charts": [],
         "tables": [],

@@ -3,6 +3,8 @@
 Output folder layout (see docs/outputs.md):
 
     report.html  report.md  report.txt      manager report (email HTML, Markdown, plain text)
+    appendix.html                           the details behind the manager report
+    explorer.html                           every finding, filter / sort / search (offline)
     assessment.html  assessment.md          consultant assessment
     violations.csv  violations.json         every to-do finding (the reports cap their lists)
     process_findings.csv / .json            process history: findings on closed deals that
@@ -33,7 +35,7 @@ from reports.context import (
     team_context,
 )
 from reports.format import FILTERS
-from reports.htmlmail import inline_css
+from reports.htmlmail import compact_html
 from reports.machine import write_json, write_run_json, write_violations_csv, write_violations_json
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -73,10 +75,10 @@ def run_environment(run: AuditRun) -> jinja2.Environment:
 
 
 def render(env: jinja2.Environment, name: str, ctx: dict[str, Any]) -> str:
-    """Render one template; HTML gets its CSS inlined, text gets tidy blank lines."""
+    """Render one template; HTML loses indentation and blank lines, text gets tidy blank lines."""
     out = env.get_template(name).render(**ctx)
     if name.endswith(".html.j2"):
-        return inline_css(out)
+        return compact_html(out)
     return re.sub(r"\n{3,}", "\n\n", out).strip() + "\n"
 
 
@@ -131,6 +133,13 @@ def write_reports(run: AuditRun, out_dir: Path, *, run_json: bool = True) -> lis
         if fmt in formats:
             text = render(env, f"report.{fmt}.j2", ctx)
             written.append(_write(out_dir / f"report.{fmt}", text))
+    if "html" in formats:
+        written.append(_write(out_dir / "appendix.html", render(env, "appendix.html.j2", ctx)))
+    if rc.explorer and "html" in formats:
+        from reports.explorer import explorer_context
+
+        ectx = explorer_context(run, {"title": rc.title, "facts": ctx["facts"]})
+        written.append(_write(out_dir / "explorer.html", render(env, "explorer.html.j2", ectx)))
     if rc.assessment:
         actx = assessment_context(run, ctx)
         for fmt in ("html", "md"):
@@ -138,6 +147,11 @@ def write_reports(run: AuditRun, out_dir: Path, *, run_json: bool = True) -> lis
                 written.append(
                     _write(out_dir / f"assessment.{fmt}", render(env, f"assessment.{fmt}.j2", actx))
                 )
+        if rc.pdf:
+            from reports.pdf import write_pdf
+
+            html = render(env, "assessment.html.j2", actx)
+            written.append(write_pdf(html, out_dir / "assessment.pdf"))
     if rc.digests:
         written += write_digests(run, env, out_dir / "digests")
     process = run.result.process

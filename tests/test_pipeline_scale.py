@@ -44,9 +44,12 @@ def test_full_pipeline_at_20k(tmp_path: Path) -> None:
         assert sum(1 for _ in csv.DictReader(f)) == process
     assert len(json.loads((out / "violations.json").read_text())) == todo
     html = (out / "report.html").read_text(encoding="utf-8")
-    # proportionate: the HTML lists max_deals deals, not thousands
-    assert html.count('<a href="https://demo-crm.invalid/opportunities/') == 25
-    assert (out / "report.html").stat().st_size < 1_000_000
+    # proportionate: the e-mail lists the 10 worst deals to fix now (the text report
+    # max_deals), never thousands, and stays under Gmail's clip
+    assert html.count('<a href="https://demo-crm.invalid/opportunities/') == 10
+    assert (out / "report.html").stat().st_size < 100_000
+    text = (out / "report.txt").read_text(encoding="utf-8")
+    assert "DEALS TO FIX, WORST FIRST (25 of" in text
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["counts"]["opportunities"] == 20_000
     assert set(run.timings) >= {"pull", "rules", "metrics", "reports"}

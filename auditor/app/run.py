@@ -487,6 +487,7 @@ def _history_diff(store: HistoryStore, run: AuditRun, trend_runs: int) -> Histor
             finished_at=run.finished_at.isoformat() if run.finished_at else None,
             score=run.score,
             violations=int(len(run.result.violations)),
+            as_of=run.result.context.as_of.date().isoformat(),
         )
     )
     return diff_runs(

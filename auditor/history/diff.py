@@ -51,6 +51,7 @@ def diff_runs(
             id=previous_run["id"],
             finished_at=previous_run["finished_at"],
             score=previous_run["score"],
+            as_of=previous_run.get("as_of"),
         ),
         new=int(is_new.sum()),
         resolved=len(resolved_fp),

@@ -572,13 +572,13 @@ class HistoryStore:
     def successful_runs(self, source: str, limit: int) -> list[dict[str, Any]]:
         """The last ``limit`` successful runs of ``source``, oldest first."""
         rows = self.conn.execute(
-            "SELECT id, finished_at, score, violations FROM runs "
+            "SELECT id, finished_at, score, violations, as_of FROM runs "
             "WHERE source = ? AND status = 'success' ORDER BY id DESC LIMIT ?",
             (source, limit),
         ).fetchall()
         return [
-            {"run_id": i, "finished_at": f, "score": s, "violations": v}
-            for i, f, s, v in reversed(rows)
+            {"run_id": i, "finished_at": f, "score": s, "violations": v, "as_of": a}
+            for i, f, s, v, a in reversed(rows)
         ]
 
     @_sqlite_errors("reading findings")

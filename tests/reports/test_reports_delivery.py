@@ -131,7 +131,7 @@ def test_one_message_per_recipient_with_text_html_and_attachment(smtp_server, tm
         "text/html",
     ]
     assert "Hygiene score: 58.3 / 100" in text_of(boss, "plain")
-    assert "Findings by rule" in text_of(boss, "html")
+    assert "What goes wrong most" in text_of(boss, "html")
     attachments = list(boss.iter_attachments())
     assert [a.get_filename() for a in attachments] == ["violations.csv"]
     assert attachments[0].get_content().count("\n") == 6  # header + 5 findings
@@ -152,7 +152,7 @@ def test_one_message_per_recipient_with_text_html_and_attachment(smtp_server, tm
     bob = text_of(mail["Bob Owner <bob@example.com>"], "plain")
     assert "<script>alert(1)</script>" in bob and "Acme" not in bob
     team = mail["Maria Manager <maria@example.com>"]
-    assert team["Subject"] == "Team Maria Manager's team: CRM hygiene 2026-11-20, score 50.0"
+    assert team["Subject"] == "Team Maria Manager's team: CRM hygiene 2026-11-20, score 62.5"
     assert "Umbrella" not in text_of(team, "plain")
 
 
@@ -208,7 +208,7 @@ def test_newline_in_an_owner_name_adds_no_header(smtp_server, tmp_path: Path) ->
     eve = box.by_to()['"Eve Bcc: evil@example.com" <alice@example.com>']
     assert eve["Subject"] == "Eve Bcc: evil@example.com: 2 deals to fix in the CRM (2026-11-20)"
     team = next(m for r, m in box.messages if r == ["maria@example.com"])
-    assert team["Subject"] == "Team Max X-Injected: 1's team: CRM hygiene 2026-11-20, score 50.0"
+    assert team["Subject"] == "Team Max X-Injected: 1's team: CRM hygiene 2026-11-20, score 62.5"
 
 
 def test_the_email_policy_refuses_raw_header_injection() -> None:

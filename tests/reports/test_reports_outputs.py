@@ -18,6 +18,8 @@ EXPECTED_FILES = [
     "report.html",
     "report.md",
     "report.txt",
+    "appendix.html",
+    "explorer.html",
     "assessment.html",
     "assessment.md",
     "digests/owner-O1.html",
@@ -35,7 +37,8 @@ EXPECTED_FILES = [
     "metrics.json",
     "run.json",
 ]
-HTML_FILES = [f for f in EXPECTED_FILES if f.endswith(".html")]
+# e-mail HTML: no script; explorer.html is for the browser (tests/reports/test_explorer.py)
+HTML_FILES = [f for f in EXPECTED_FILES if f.endswith(".html") and f != "explorer.html"]
 
 
 @pytest.fixture
@@ -53,19 +56,24 @@ def validator(name: str) -> jsonschema.Draft202012Validator:
 
 
 @pytest.mark.parametrize("name", HTML_FILES)
-def test_html_parses_has_no_script_and_css_is_inlined(out: Path, name: str) -> None:
+def test_html_parses_has_no_script_and_compact_css(out: Path, name: str) -> None:
     text = (out / name).read_text(encoding="utf-8")
     doc = lxml.html.document_fromstring(text)
     assert doc.find("body") is not None
     assert doc.xpath("//script") == []
     assert "<script" not in text.lower()
-    assert doc.xpath("//style") == [] and doc.xpath("//link") == []  # inlined, no stylesheets
+    assert doc.xpath("//link") == []  # no external stylesheet
     assert doc.xpath("//img") == [] and doc.xpath("//iframe") == []  # no external assets
     assert "javascript:" not in " ".join(doc.xpath("//a/@href"))
-    # classes were turned into style attributes
-    tiles = doc.xpath("//td[contains(@class, 'tile')]") or doc.xpath("//table[@class='data']")
-    assert tiles and all("style" in t.attrib for t in tiles)
-    assert "font-family: Arial" in doc.find("body").get("style")
+    # one <style> block in <head> (Gmail keeps it) with the phone layout ...
+    styles = doc.xpath("//head/style")
+    assert len(styles) == 1 and doc.xpath("//body//style") == []
+    assert "@media screen and (max-width:600px)" in styles[0].text
+    # ... not a style attribute per element (css-inline made the demo e-mail 267 KB)
+    assert len(doc.xpath("//*[@style]")) <= 12
+    # what Outlook needs inline: the font on the outer cell, the fixed width in an MSO table
+    assert "font-family:Arial" in doc.xpath("//table[@class='wrap']//td")[0].get("style")
+    assert '<!--[if mso]><table role="presentation" width="' in text
 
 
 def test_malicious_names_are_escaped(out: Path) -> None:
@@ -83,22 +91,47 @@ def test_malicious_names_are_escaped(out: Path) -> None:
 
 def test_first_report_acceptance_content(out: Path) -> None:
     """Issue 2: totals, by rule, by owner, deals with rule/message/fix, coverage, run facts."""
-    html = lxml.html.document_fromstring((out / "report.html").read_text(encoding="utf-8"))
-    text = " ".join(" ".join(html.itertext()).split())
+    def text_of(name: str) -> str:
+        html = lxml.html.document_fromstring((out / name).read_text(encoding="utf-8"))
+        return " ".join(" ".join(html.find("body").itertext()).split())
+
+    text = text_of("report.html")
     for needle in [
         "58.3 hygiene score / 100",
-        "5 findings",
-        "4 deals to fix",
-        "TS01 test-no-next-step Open deal with no next step. error 3",
-        "TS02 test-big-deal Large open deal that needs a review. warning 2",
-        "TS03 test-needs-due-date Deal with a past next-step date. info 0",
+        "€162,000 open amount at risk",
+        "4 deals to fix now",
+        "— new / resolved since the last run",
+        "Basis: the score is computed over 12 checks on 6 deals (92% of applicable checks "
+        "evaluable), to-dos only (open deals, and close-outs of deals closed in the last 90 "
+        "days); 3 deals with a to-do.",
+        "At risk: €162,000 on open deals with a finding to fix now.",
+        "Fix these first Deal Owner Stage Amount What is wrong, and how to fix it "
+        "Acme – Renewal Acme Inc Owner: Alice Owner Stage: Proposal Amount: €50,000 error open "
+        "in proposal with no next step Fix: Agree the next step with the buyer and record it.",
+        "What goes wrong most Rule Findings error Test no next step TS01 Findings: 3 "
+        "warning Test big deal TS02 Findings: 2",
+        "Score by team Team Score Findings SMB Score: 0.0 Findings: 1 "
+        "Enterprise Score: 62.5 Findings: 4",
+        "Everything else: findings explorer (all 5 findings",
+    ]:
+        assert needle in text, needle
+    assert "TS03" not in text  # a rule without findings is not in the e-mail
+    assert text.startswith(  # the preview line, then the title
+        "Hygiene score 58.3 · €162,000 open at risk · 4 deals to fix now "
+        "Pipeline hygiene audit fixture · as of 2026-11-20"
+    )
+    text = text_of("appendix.html")
+    for needle in [
+        "TS01 Test no next step Open deal with no next step. error To-dos: 3 "
+        "Process history: 0 3 of 6 deals (50.0 %)",
+        "TS02 Test big deal Large open deal that needs a review. warning To-dos: 2 "
+        "Process history: 0 2 of 6 deals (33.3 %)",
+        "TS03 Test needs due date Deal with a past next-step date. info To-dos: 0 "
+        "Process history: 0 none evaluated",
         "Alice Owner Enterprise 3 2 50.0",
         "Bob Owner Enterprise 1 1 50.0",
         "Carol NoEmail SMB 1 1 0.0",
-        "Acme – Renewal Acme Inc Alice Owner Proposal 50,000 EUR error TS01 open in proposal with "
-        "no "
-        "next step Fix: Agree the next step with the buyer and record it.",
-        "TS03 test-needs-due-date 0 / 6 6 source does not provide next_step_due (6)",
+        "TS03 Test needs due date 0 / 6 6 source does not provide next step due (6)",
         "Source fixture (csv)",
         "Records 6 opportunities",
         "Rejected rows 1",
@@ -106,9 +139,6 @@ def test_first_report_acceptance_content(out: Path) -> None:
         "opportunities.csv row 8 stage 'Zombie' is not mapped",
     ]:
         assert needle in text, needle
-    assert text.startswith(
-        "Pipeline hygiene audit Hygiene score 58.3 · 5 findings · 4 deals to fix"
-    )
     md = (out / "report.md").read_text(encoding="utf-8")
     assert "| TS01 test-no-next-step | error | 3 |" in md
     assert "- Records: 6 opportunities, 0 stage-history rows; rejected rows: 1" in md
@@ -214,7 +244,12 @@ def test_history_renders_trend_and_changes(audit_run_with_history, tmp_path: Pat
     assert "  2026-11-19     55.0  ###########........." in text
     run = json.loads((tmp_path / "h" / "run.json").read_text(encoding="utf-8"))
     assert run["history"] == {
-        "previous_run": {"id": 7, "finished_at": "2026-11-19T06:01:00+00:00", "score": 55.0},
+        "previous_run": {
+            "id": 7,
+            "finished_at": "2026-11-19T06:01:00+00:00",
+            "score": 55.0,
+            "as_of": None,  # the fixture's history predates the as-of field
+        },
         "new": 1,
         "resolved": 2,
         "persisting": 4,
@@ -235,7 +270,7 @@ def test_user_templates_override_and_extend_the_shipped_ones(tmp_path: Path) -> 
     run = make_run(tmp_path, {"report": {"template_dir": "tpl"}})
     write_reports(run, tmp_path / "o")
     html = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
-    assert "ACME pipeline review" in html and "Findings by rule" in html  # extended, not replaced
+    assert "ACME pipeline review" in html and "What goes wrong most" in html  # extended
     assert "ACME Sales Ops" in html and "Generated by crm-hygiene-auditor" not in html
     assert (tmp_path / "o" / "report.txt").read_text() == "Score 58.3 for fixture\n"
     assert "ACME Sales Ops" in (tmp_path / "o" / "digests" / "owner-O1.html").read_text()
@@ -251,7 +286,7 @@ def test_demo_run_outputs_validate_and_render_every_metric(tmp_path: Path) -> No
     run = execute(default_config(), out_dir=tmp_path, as_of=date(2026, 11, 26), deliver=False)
     for name in ("violations", "metrics", "run"):
         validator(name).validate(json.loads((tmp_path / f"{name}.json").read_text("utf-8")))
-    html = lxml.html.document_fromstring((tmp_path / "report.html").read_text("utf-8"))
+    html = lxml.html.document_fromstring((tmp_path / "appendix.html").read_text("utf-8"))
     headings = [h.text_content() for h in html.xpath("//h3")]
     for name in run.metrics.metric_names:
         title = name.replace("_", " ").capitalize()

@@ -183,8 +183,12 @@ def test_50000_unmapped_stages_are_listed_up_to_the_cap(tmp_path: Path) -> None:
     assert len(warned) == 21
     assert warned[-1] == ("warning: … and 49980 more warnings (run.json lists them all; "
                           "report.max_listed)")
+    # the reports stay small; explorer.html carries the findings like a CSV (its own cap:
+    # report.explorer_max_rows), about 200 bytes each
     sizes = {p.name: p.stat().st_size for p in out.iterdir() if p.is_file()}
+    explorer = sizes.pop("explorer.html")
     assert max(sizes.values()) < 400_000, sizes
+    assert explorer < 50_000 * 250, explorer
     md = (out / "report.md").read_text(encoding="utf-8")
     assert "and 49,980 more (run.json lists them all)" in md
     assert "- 49,980 more warnings (run.json lists them all)" in md

@@ -42,7 +42,7 @@ def test_maven_audit_coverage_and_report(tmp_path: Path) -> None:
     assert "- Records: 8,800 opportunities, 0 stage-history rows; rejected rows: 0" in md
     assert (
         "- CL01 missing-loss-reason: evaluated 0 of 2,473 it applies to; not evaluable 2,473 "
-        "(source does not provide loss\\_reason: 2,473)" in md
+        "(source does not provide loss reason: 2,473)" in md
     )
     # the default periods (last and current quarter of 2018-01-01) partly hold nothing: said
     assert (
