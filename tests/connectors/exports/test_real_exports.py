@@ -152,7 +152,7 @@ def test_multi_currency_salesforce_export_is_converted(tmp_path: Path) -> None:
     amounts = {v["opportunity_id"]: v["amount"] for v in res["violations"]}
     assert amounts == {"M1": 10000.0, "M2": 10000.0}
     report = (res["out"] / "report.md").read_text(encoding="utf-8")
-    assert "10,000 USD" in report
+    assert "$10,000" in report  # converted, shown with the corporate currency's symbol
 
 
 def test_multi_currency_without_rates_is_reported_per_currency(tmp_path: Path) -> None:
