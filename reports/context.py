@@ -327,7 +327,9 @@ def by_team(run: AuditRun) -> list[dict[str, Any]]:
     owners = owner_table(run)
     counts: dict[str, int] = {}
     if len(v):
-        team = v["owner_id"].astype(str).map(owners["team"]).fillna(NO_TEAM).astype(str)
+        # object first: an all-missing team column maps to float, which a text fill would upcast
+        team = v["owner_id"].astype(str).map(owners["team"]).astype(object)
+        team = team.fillna(NO_TEAM).astype(str)
         counts = {str(k): int(c) for k, c in team.value_counts().items()}
     names = list(dict.fromkeys([*scores, *counts]))
     if len(names) <= 1 and not scores:
