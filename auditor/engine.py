@@ -9,7 +9,9 @@ fingerprint per (source, rule, record).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
@@ -196,6 +198,19 @@ def _violation_table(
     return out[VIOLATION_COLUMNS]
 
 
+@contextmanager
+def _rule_failure(rule: Rule) -> Iterator[None]:
+    """A rule's own crash becomes an AuditorError naming the rule (auditor errors pass as they
+    are): the run stops with a message, never a traceback from inside a rule."""
+    try:
+        yield
+    except AuditorError:
+        raise
+    except Exception as exc:
+        msg = f"rule {rule.code} ({rule.name}) failed on this snapshot: {exc}"
+        raise AuditorError(msg) from exc
+
+
 def _evaluate_all(
     rules: list[Rule],
     snap: Snapshot,
@@ -217,22 +232,10 @@ def _evaluate_all(
     for j, rule in enumerate(rules):
         tr = time.perf_counter()
         if id(rule) in futures:
-            try:
+            with _rule_failure(rule):
                 futures[id(rule)].result()
-            except AuditorError:
-                raise
-            except Exception as exc:
-                raise AuditorError(
-                    f"rule {rule.code} ({rule.name}) failed on this snapshot: {exc}"
-                ) from exc
-        try:
+        with _rule_failure(rule):
             applies = np.asarray(pd.Series(rule.applies(snap, ctx)).fillna(False), dtype=bool)
-        except AuditorError:
-            raise
-        except Exception as exc:
-            raise AuditorError(
-                f"rule {rule.code} ({rule.name}) failed on this snapshot: {exc}"
-            ) from exc
         blocked = np.zeros(n, dtype=bool)
         reason_counts: dict[str, int] = {}
         for reason, mask in _coverage_masks(rule, snap, ctx):
@@ -246,14 +249,8 @@ def _evaluate_all(
         if not judged.any():
             flagged = np.zeros(n, dtype=bool)
         else:
-            try:
+            with _rule_failure(rule):
                 mask = rule.evaluate(snap, ctx)
-            except AuditorError:
-                raise
-            except Exception as exc:
-                raise AuditorError(
-                    f"rule {rule.code} ({rule.name}) failed on this snapshot: {exc}"
-                ) from exc
             flagged = np.asarray(pd.Series(mask).fillna(False), dtype=bool) & judged
         fallback_counts = {
             what: int((np.asarray(m, dtype=bool) & judged).sum())
