@@ -47,9 +47,12 @@ def reached_stages(snap: Snapshot) -> frozenset[str]:
     plus every mapped stage the Snapshot holds, including history observed between runs."""
 
     def build() -> frozenset[str]:
-        used = set(snap.opportunities["stage"].dropna().astype(str))
-        used |= set(snap.stage_history["stage"].dropna().astype(str))
-        return frozenset(snap.meta.reached_stages | used)
+        used: set[str] = set(snap.meta.reached_stages)
+        # the categorical's codes say which stages occur: no per-row text (seconds at 1M)
+        for col in (snap.opportunities["stage"], snap.stage_history["stage"]):
+            codes = np.unique(col.cat.codes.to_numpy())
+            used.update(str(col.cat.categories[c]) for c in codes[codes >= 0])
+        return frozenset(used)
 
     return _cached(snap, "paths.reached", build)
 

@@ -156,13 +156,21 @@ class ForecastStageMismatch(Rule):
         """(expected probability, expected forecast category) of each deal's stage."""
         opp = snap.opportunities
         exp = snap.meta.stage_expectations
-        src = opp["source_stage"].astype(object)
-        # a handful of distinct stages: map through dicts, never per row
-        prob = src.map({k: v.get("probability") for k, v in exp.items()}).astype("Float64")
+        # a handful of distinct stages: look up the distinct values, then take by code
+        codes, uniq = pd.factorize(opp["source_stage"])
+        uniq = [str(u) for u in uniq]
+        prob_u = [exp.get(u, {}).get("probability") for u in uniq]
+        cat_u = [exp.get(u, {}).get("forecast_category") for u in uniq]
+        prob = pd.array(prob_u, dtype="Float64").take(codes, allow_fill=True)
+        cat = pd.array(cat_u, dtype="string").take(codes, allow_fill=True)
         by_common = {k: float(v) for k, v in ctx.process.stage_probability.items()}
-        common = opp["stage"].astype(object).map(by_common).astype("Float64")
-        cat = src.map({k: v.get("forecast_category") for k, v in exp.items()})
-        return prob.fillna(common), cat.astype("string")
+        stage = opp["stage"]
+        common_c = [by_common.get(str(c)) for c in stage.cat.categories]
+        common = pd.array(common_c, dtype="Float64").take(stage.cat.codes.to_numpy(),
+                                                          allow_fill=True)
+        idx = opp.index
+        prob_s = pd.Series(prob, index=idx).fillna(pd.Series(common, index=idx))
+        return prob_s, pd.Series(cat, index=idx)
 
     def _flags(self, snap: Snapshot, ctx: AuditContext) -> tuple[pd.Series, pd.Series]:
         opp = snap.opportunities
