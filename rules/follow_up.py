@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from auditor.context import AuditContext
+from auditor.lifecycle import CLOSED_OUTCOMES
 from auditor.rule import (
     Param,
     Rule,
@@ -13,8 +14,14 @@ from auditor.rule import (
     iso_day,
     open_and_past,
     stage_at_least,
+    stage_in,
 )
 from auditor.snapshot import Snapshot
+
+
+def _open_in_closed_stage(snap: Snapshot) -> pd.Series:
+    """Open per the lifecycle (the CRM's flags win) while the mapped stage is an outcome."""
+    return is_open(snap) & stage_in(snap, CLOSED_OUTCOMES)
 
 
 class MissingNextStep(Rule):
@@ -23,7 +30,10 @@ class MissingNextStep(Rule):
     Applies to open deals past first contact (current stage qualification or later). "No next
     step" = both ``next_step`` (text) and ``next_step_due`` (date) are empty. Not evaluable when
     the source provides neither field, or when the next-step field is hidden from the
-    integration user (every deal would look as if it had none).
+    integration user (every deal would look as if it had none). A deal the CRM's flags keep
+    open while its stage maps to a closed outcome (the lifecycle follows the flags; the
+    validator warns about the contradiction) is not evaluable either: its stage says nothing
+    about where in the open process it is.
 
     Why it matters: a deal without an agreed next step is a deal nobody is moving. Deals past
     first contact that lack one stall silently, and the forecast keeps counting them.
@@ -55,7 +65,8 @@ class MissingNextStep(Rule):
                     True, index=snap.opportunities.index
                 )
             }
-        return {}
+        reason = "open deal in a closed stage (the CRM's flags say open)"
+        return {reason: _open_in_closed_stage(snap)}
 
     def applies(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
         return is_open(snap) & stage_at_least(snap, "qualification")
@@ -63,7 +74,8 @@ class MissingNextStep(Rule):
     def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
         opp = snap.opportunities
         no_step = opp["next_step"].isna() & opp["next_step_due"].isna()
-        return is_open(snap) & stage_at_least(snap, "qualification") & no_step
+        judged = stage_at_least(snap, "qualification") & ~_open_in_closed_stage(snap)
+        return is_open(snap) & judged & no_step
 
     def message(self, snap: Snapshot, ctx: AuditContext, rows: pd.Index) -> pd.Series:
         stage = snap.opportunities.loc[rows, "stage"].astype("string")

@@ -209,8 +209,9 @@ class StaleProposal(Rule):
 
     Days are whole calendar days (audit time zone), both limits strict ("more than"). A deal
     that never had an activity counts as idle since it was created (a fallback coverage counts).
-    Records without a stage entry date are not evaluable; every record is when
-    ``last_activity_at`` is empty in every record.
+    Records without a stage entry date are not evaluable, nor are those with neither an
+    activity nor a creation date (as for FU03: their idle time is unknown); every record is
+    when ``last_activity_at`` is empty in every record.
 
     Why it matters: a proposal that nobody follows up goes cold; buyers read silence as a lack of
     interest, and the deal keeps inflating the late-stage forecast long after it is dead.
@@ -245,9 +246,12 @@ class StaleProposal(Rule):
         return stage_in(snap, ("proposal", "negotiation")) & is_open(snap)
 
     def not_evaluable(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
+        opp = snap.opportunities
         return {
             **empty_everywhere(snap, "last_activity_at"),
-            "stage entry date unknown": snap.opportunities["stage_entered_at"].isna(),
+            "stage entry date unknown": opp["stage_entered_at"].isna(),
+            "no activity and no creation date": opp["last_activity_at"].isna()
+            & opp["created_at"].isna(),
         }
 
     def fallbacks(self, snap: Snapshot, ctx: AuditContext) -> dict[str, pd.Series]:
@@ -265,7 +269,7 @@ class StaleProposal(Rule):
     def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
         in_stage, idle = self._days(snap, ctx)
         late = stage_in(snap, ("proposal", "negotiation")) & is_open(snap)
-        idle_long = (idle > self.p["idle_days"]).fillna(True)
+        idle_long = (idle > self.p["idle_days"]).fillna(False)  # unknown idle time: not judged
         return late & (in_stage > self.p["max_days"]).fillna(False) & idle_long
 
     def message(self, snap: Snapshot, ctx: AuditContext, rows: pd.Index) -> pd.Series:

@@ -190,11 +190,12 @@ def reference_findings(snap: Any, s: Settings) -> dict[str, Any]:
         st4 = p.get("ST04", {})
         out["ST04"] = ids(f"""SELECT id FROM o WHERE op AND stage IN ('proposal','negotiation')
             AND stage_entered_at IS NOT NULL AND {days('stage_entered_at')} > {st4['max_days']}
-            AND coalesce({days('coalesce(last_activity_at, created_at)')} > {st4['idle_days']},
-                         TRUE)""")
+            AND {days('coalesce(last_activity_at, created_at)')} > {st4['idle_days']}""")
     # FU01
     if {"next_step", "next_step_due"} & provided:
+        # an open deal (the flags win) whose stage maps to an outcome is not judged
         out["FU01"] = ids("""SELECT id FROM o WHERE op AND pos >= 2
+            AND stage NOT IN ('closed_won', 'closed_lost', 'handoff')
             AND next_step IS NULL AND next_step_due IS NULL""")
     # FU02
     out["FU02"] = ids(f"SELECT id FROM o WHERE op AND next_step_due < {as_of}")
