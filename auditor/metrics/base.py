@@ -116,14 +116,27 @@ class MetricInputs:
         return bool(self.snap.meta.has_stage_history) and len(self.snap.stage_history) > 0
 
     @cached_property
+    def _currency_factors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(code per opportunity, distinct upper-cased currencies; code -1 = none)."""
+        codes, uniq = pd.factorize(self.opp["currency"])
+        upper = np.array([str(u).upper() for u in uniq], dtype=object)
+        # "usd" and "USD" are one currency: re-factorize the few upper-cased values
+        ucodes, uuniq = pd.factorize(upper) if len(upper) else (np.zeros(0, np.int64), upper)
+        out = np.where(codes >= 0, ucodes[codes] if len(ucodes) else -1, -1)
+        return out.astype(np.int64), np.asarray(uuniq, dtype=object)
+
+    @cached_property
     def currency_codes(self) -> np.ndarray:
         """Each opportunity's currency code as text ("" when none)."""
-        return self.opp["currency"].astype("string").str.upper().fillna("").to_numpy(dtype=str)
+        codes, uniq = self._currency_factors
+        return np.append(uniq, "").astype(str)[codes]
 
     def currencies(self, sel: np.ndarray) -> list[str]:
         """Distinct currencies of the amounts in ``sel``: more than one means amounts must not be
         added (the source gave no conversion rates), so sums are reported per currency."""
-        return sorted({c for c in self.currency_codes[sel] if c})
+        codes, uniq = self._currency_factors
+        present = np.unique(codes[sel])
+        return sorted({str(uniq[c]) for c in present if c >= 0 and uniq[c]})
 
     # -- outcome masks ------------------------------------------------------------------
     @cached_property

@@ -8,7 +8,7 @@ is process history, reported as rates, not as a score. Suppressed findings count
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import fields
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,7 @@ from auditor.na import na_to_none
 from auditor.results import FLAGGED, NOT_APPLICABLE, PASSED, AuditResult
 from auditor.snapshot import Snapshot
 
+_GROUP_FIELDS = tuple(f.name for f in fields(GroupScore))
 SEVERITY_WEIGHT = {"error": 1.0, "warning": 0.5, "info": 0.1}
 #: weight of a finding whose severity is not one of the three (a misconfigured plugin rule)
 UNKNOWN_SEVERITY_WEIGHT = 0.5
@@ -48,14 +49,19 @@ def check_matrices(result: AuditResult) -> tuple[np.ndarray, np.ndarray, np.ndar
         return np.zeros(0), np.zeros(0), np.zeros((0, 2), dtype=np.int64)
     n = checks.shape[0]
     closeout = np.array([bool(r.closeout) for r in result.rules], dtype=bool)
-    scope = result.todo_scope[:, None] | (result.closeout_scope[:, None] & closeout[None, :])
+    todo, closeout_scope = result.todo_scope, result.closeout_scope
     w = _weights(result)
-    evaluated = (checks >= PASSED) & scope
-    flagged = (checks == FLAGGED) & scope
-    applicable = (checks != NOT_APPLICABLE) & scope
-    den = evaluated.astype(float) @ w if n else np.zeros(0)
-    num = flagged.astype(float) @ w if n else np.zeros(0)
-    counts = np.stack([applicable.sum(axis=1), evaluated.sum(axis=1)], axis=1)
+    # rule by rule: no (records × rules) float temporaries (150 MiB each at 1M records)
+    den, num = np.zeros(n), np.zeros(n)
+    counts = np.zeros((n, 2), dtype=np.int64)
+    for j in range(checks.shape[1]):
+        col = np.ascontiguousarray(checks[:, j])
+        in_scope = (todo | closeout_scope) if closeout[j] else todo
+        evaluated = (col >= PASSED) & in_scope
+        den += evaluated * w[j]
+        num += ((col == FLAGGED) & in_scope) * w[j]
+        counts[:, 0] += (col != NOT_APPLICABLE) & in_scope
+        counts[:, 1] += evaluated
     return den, num, counts
 
 
@@ -113,7 +119,7 @@ def hygiene_scores(snap: Snapshot, result: AuditResult) -> HygieneScore:
         counts = np.zeros((len(opp), 2), dtype=np.int64)
     todo = num > 0  # records with a to-do finding (suppressed ones do not count)
     # factorize the owner column once; teams are looked up per distinct owner, not per row
-    owner_codes, owner_keys = pd.factorize(opp["owner_id"].astype(object), use_na_sentinel=False)
+    owner_codes, owner_keys = pd.factorize(opp["owner_id"], use_na_sentinel=False)
     owner_keys = [NO_OWNER if pd.isna(k) else str(k) for k in owner_keys]
     o = snap.owners.drop_duplicates("id")
     o = o[o["id"].notna()]
@@ -127,8 +133,11 @@ def hygiene_scores(snap: Snapshot, result: AuditResult) -> HygieneScore:
     owner_codes = np.asarray(owner_codes, dtype=np.int64)
     teams = _group(den, num, counts, todo, team_idx[owner_codes], team_keys)
     owners = {
+        # a shallow copy of the fields (asdict deep-copies: seconds for thousands of owners)
         k: OwnerScore(
-            **asdict(g), name=na_to_none(name_of.get(k)), team=na_to_none(team_of.get(k))
+            **{f: getattr(g, f) for f in _GROUP_FIELDS},
+            name=na_to_none(name_of.get(k)),
+            team=na_to_none(team_of.get(k)),
         )
         for k, g in _group(den, num, counts, todo, owner_codes, owner_keys).items()
     }

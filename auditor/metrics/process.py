@@ -24,15 +24,22 @@ PROCESS_COMPLIANCE = (
 )
 
 
-def _rates(checked: np.ndarray, flagged: np.ndarray, keys: np.ndarray) -> dict[str, Rate]:
-    codes, uniq = pd.factorize(keys, sort=True)
-    c = np.bincount(codes, weights=checked, minlength=len(uniq))
-    f = np.bincount(codes, weights=flagged, minlength=len(uniq))
-    return {
-        str(k): Rate(int(c[i]), int(f[i]), ratio(f[i], c[i]))
-        for i, k in enumerate(uniq)
-        if c[i]
-    }
+def _rates(checked: np.ndarray, flagged: np.ndarray, codes: np.ndarray,
+           labels: list[str]) -> dict[str, Rate]:
+    """Rates per group: ``codes`` index ``labels``; groups in the labels' text order."""
+    k = len(labels)
+    c = np.bincount(codes, weights=checked, minlength=k)
+    f = np.bincount(codes, weights=flagged, minlength=k)
+    order = sorted(range(k), key=labels.__getitem__)
+    return {labels[i]: Rate(int(c[i]), int(f[i]), ratio(f[i], c[i])) for i in order if c[i]}
+
+
+def _regroup(codes: np.ndarray, labels: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Merge codes whose labels are equal (e.g. owners of the same team)."""
+    uniq = sorted(set(labels))
+    at = {t: i for i, t in enumerate(uniq)}
+    remap = np.array([at[t] for t in labels], dtype=np.int64)
+    return (remap[codes] if len(remap) else codes), uniq
 
 
 def process_compliance(
@@ -55,31 +62,42 @@ def process_compliance(
     per_rec_ev = ev.sum(axis=1)
     per_rec_fl = fl.sum(axis=1)
     opp = mi.opp
-    owner = opp["owner_id"].astype(object).fillna("(none)").astype(str).to_numpy()
-    team_of = dict(zip(owners["id"].astype(str), owners["team"].astype(object), strict=False))
-    team = np.array(
-        [t if isinstance(t, str) else "(no team)" for t in map(team_of.get, owner)], dtype=object
-    )
-    close = opp["close_date"]
-    quarter = close.dt.to_period("Q").astype(str).where(close.notna(), "(no close date)")
     has = per_rec_ev > 0
-    by_owner = _rates(per_rec_ev[has], per_rec_fl[has], owner[has]) if has.any() else {}
-    by_team = _rates(per_rec_ev[has], per_rec_fl[has], team[has]) if has.any() else {}
-    by_q = (
-        _rates(per_rec_ev[has], per_rec_fl[has], quarter.to_numpy(dtype=object)[has])
-        if has.any()
-        else {}
-    )
+    by_owner: dict[str, Rate] = {}
+    by_team: dict[str, Rate] = {}
+    by_q: dict[str, Rate] = {}
+    if has.any():
+        # group keys per distinct value (a few thousand owners, a few dozen quarters), never
+        # per record
+        ev_h, fl_h = per_rec_ev[has], per_rec_fl[has]
+        o_codes, o_uniq = pd.factorize(opp["owner_id"][has], use_na_sentinel=False)
+        owner_keys = ["(none)" if pd.isna(k) else str(k) for k in o_uniq]
+        o_codes = np.asarray(o_codes, dtype=np.int64)
+        by_owner = _rates(ev_h, fl_h, o_codes, owner_keys)
+        team_of = dict(zip(owners["id"].astype(str), owners["team"].astype(object), strict=False))
+        teams = [t if isinstance(t, str) else "(no team)" for t in map(team_of.get, owner_keys)]
+        by_team = _rates(ev_h, fl_h, *_regroup(o_codes, teams))
+        close = opp["close_date"].to_numpy(dtype="datetime64[M]")[has]
+        month = close.astype(np.int64)
+        quarter = np.where(np.isnat(close), np.iinfo(np.int64).min, month // 3)
+        q_codes, q_uniq = pd.factorize(quarter)
+        q_labels = [
+            "(no close date)" if q == np.iinfo(np.int64).min
+            else f"{1970 + int(q) // 4}Q{int(q) % 4 + 1}"
+            for q in q_uniq
+        ]
+        by_q = _rates(ev_h, fl_h, np.asarray(q_codes, dtype=np.int64), q_labels)
     names = dict(zip(owners["id"].astype(str), owners["name"].astype(object), strict=False))
     owner_list = sorted(
         (
-            OwnerRate(k, names.get(k) if isinstance(names.get(k), str) else k, *astuple(v))
+            OwnerRate(k, names.get(k) if isinstance(names.get(k), str) else k, v.checked,
+                      v.flagged, v.rate)
             for k, v in by_owner.items()
         ),
         key=lambda d: (-(d.rate or 0), d.owner),
     )
     rule_list = [
-        RuleRate(r.code, r.name, *astuple(by_rule[r.code]))
+        RuleRate(r.code, r.name, *astuple(by_rule[r.code]))  # 19 rules: astuple is fine
         for r in result.rules
         if r.code in by_rule
     ]
