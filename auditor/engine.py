@@ -164,8 +164,9 @@ def fingerprints(source: str, codes: pd.Series, ids: pd.Series) -> pd.Series:
 
 def _violation_table(
     opp: pd.DataFrame, hits: list[tuple[Rule, np.ndarray, pd.Series]], source: str
-) -> pd.DataFrame:
-    """One long table of findings in rule order, with the opportunity fields reports need."""
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """One long table of findings in rule order, with the opportunity fields reports need, and
+    each finding's row position in ``opp``."""
     rows = np.concatenate([h[1] for h in hits]) if hits else np.zeros(0, dtype=np.int64)
     counts = [len(h[1]) for h in hits]
 
@@ -195,7 +196,7 @@ def _violation_table(
         pd.concat(messages, ignore_index=True) if messages else pd.Series([], dtype=STR)
     )
     out["fingerprint"] = fingerprints(source, out["rule_code"], out["opportunity_id"])
-    return out[VIOLATION_COLUMNS]
+    return out[VIOLATION_COLUMNS], rows
 
 
 @contextmanager
@@ -313,16 +314,14 @@ def _scopes(snap: Snapshot, ctx: AuditContext) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _split(
-    found: pd.DataFrame, snap: Snapshot, rules: list[Rule], todo: np.ndarray, recent: np.ndarray
+    found: pd.DataFrame, pos: np.ndarray, rules: list[Rule], todo: np.ndarray,
+    recent: np.ndarray,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Findings → (to-dos, process history)."""
+    """Findings (at opportunity rows ``pos``) → (to-dos, process history)."""
     if not len(found):
         return found, found.copy()
-    pos = id_index(snap).get_indexer(found["opportunity_id"].astype(object))
     closeout = found["rule_code"].isin([r.code for r in rules if r.closeout]).to_numpy()
-    ok = pos >= 0
-    is_todo = np.ones(len(found), dtype=bool)
-    is_todo[ok] = todo[pos[ok]] | (closeout[ok] & recent[pos[ok]])
+    is_todo = todo[pos] | (closeout & recent[pos])
     return (
         found[is_todo].reset_index(drop=True),
         found[~is_todo].reset_index(drop=True),
@@ -377,8 +376,7 @@ def run_audit(
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-    violations = _violation_table(opp, hits, snap.meta.source)
-    violations = violations[VIOLATION_COLUMNS]
+    violations, rows = _violation_table(opp, hits, snap.meta.source)
 
     rule_keys = {}
     for r in rule_classes():
@@ -394,7 +392,10 @@ def run_audit(
         ok = pos >= 0
         checks[pos[ok], j[ok].astype(np.int64)] = PASSED
     todo_scope, closeout_scope = _scopes(snap, ctx)
-    todo, process = _split(kept.reset_index(drop=True), snap, rules, todo_scope, closeout_scope)
+    kept_rows = rows[kept.index.to_numpy()]  # kept keeps the violation table's index
+    todo, process = _split(
+        kept.reset_index(drop=True), kept_rows, rules, todo_scope, closeout_scope
+    )
     coverage = pd.DataFrame(cov_rows)
     if len(coverage):
         sup_counts = suppressed["rule_code"].value_counts()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from auditor.derived import _cached, history_positions, positions
+from auditor.derived import _cached, history_positions, history_rows
 from auditor.snapshot import Snapshot
 
 _US_PER_S = 1_000_000
@@ -66,7 +66,7 @@ def path_has_unmapped(snap: Snapshot) -> np.ndarray:
         h = snap.stage_history
         bad = (h["stage"].isna() & h["source_stage"].notna()).to_numpy(dtype=bool)
         if bad.any():
-            pos = positions(opp["id"], h.loc[bad, "opportunity_id"])
+            pos = history_rows(snap)[bad]
             out[pos[pos >= 0]] = True
         return out
 
@@ -108,7 +108,7 @@ def import_artefacts(snap: Snapshot, min_records: int) -> tuple[np.ndarray, list
         h = snap.stage_history
         first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
         if len(h):
-            pos = positions(opp["id"], h["opportunity_id"])
+            pos = history_rows(snap)
             at = _us(h["entered_at"])
             ok = (pos >= 0) & (at != _NAT)
             np.minimum.at(first, pos[ok], at[ok])
