@@ -77,3 +77,12 @@ def derive_lifecycle(opp: pd.DataFrame) -> tuple[dict[str, pd.Series], str | Non
             f"stage (e.g. {ids}); the CRM's flags are used — check the stage map"
         )
     return cols, warning
+
+
+def open_in_outcome_stage(opp: pd.DataFrame) -> pd.Series:
+    """Deals the lifecycle keeps open (the CRM's flags say so) while their mapped stage is an
+    outcome: the stage cannot place them in the open process, so stage-position rules (FU01)
+    cannot judge them. Reads the derived ``is_open`` column."""
+    closed_stage = opp["stage"].isin(CLOSED_OUTCOMES).to_numpy(dtype=bool)
+    is_open = opp["is_open"].to_numpy(dtype=bool, na_value=False)
+    return pd.Series(is_open & closed_stage, index=opp.index)

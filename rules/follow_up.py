@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from auditor.context import AuditContext
-from auditor.lifecycle import CLOSED_OUTCOMES
+from auditor.lifecycle import open_in_outcome_stage
 from auditor.rule import (
     Param,
     Rule,
@@ -14,14 +14,8 @@ from auditor.rule import (
     iso_day,
     open_and_past,
     stage_at_least,
-    stage_in,
 )
 from auditor.snapshot import Snapshot
-
-
-def _open_in_closed_stage(snap: Snapshot) -> pd.Series:
-    """Open per the lifecycle (the CRM's flags win) while the mapped stage is an outcome."""
-    return is_open(snap) & stage_in(snap, CLOSED_OUTCOMES)
 
 
 class MissingNextStep(Rule):
@@ -66,7 +60,7 @@ class MissingNextStep(Rule):
                 )
             }
         reason = "open deal in a closed stage (the CRM's flags say open)"
-        return {reason: _open_in_closed_stage(snap)}
+        return {reason: open_in_outcome_stage(snap.opportunities)}
 
     def applies(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
         return is_open(snap) & stage_at_least(snap, "qualification")
@@ -74,7 +68,7 @@ class MissingNextStep(Rule):
     def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
         opp = snap.opportunities
         no_step = opp["next_step"].isna() & opp["next_step_due"].isna()
-        judged = stage_at_least(snap, "qualification") & ~_open_in_closed_stage(snap)
+        judged = stage_at_least(snap, "qualification") & ~open_in_outcome_stage(snap.opportunities)
         return is_open(snap) & judged & no_step
 
     def message(self, snap: Snapshot, ctx: AuditContext, rows: pd.Index) -> pd.Series:
