@@ -245,13 +245,19 @@ class Snapshot:
     #: init field: a copy made with dataclasses.replace starts with an empty memo.
     memo: Memo = field(default_factory=Memo, init=False, repr=False, compare=False)
 
-    def validate(self) -> Snapshot:
-        """Check the schema; raise SnapshotSchemaError listing every problem. Returns self."""
+    def validate(self, *, stored: bool = False) -> Snapshot:
+        """Check the schema; raise SnapshotSchemaError listing every problem. Returns self.
+
+        ``stored=True`` is for frames this tool validated before storing them (the history
+        store's Parquet): their columns and dtypes are still checked (cheap, and an older
+        version's store may differ), but the scans over every value (missing or duplicate ids,
+        probability range) are not repeated.
+        """
         problems = _check_frame(self.opportunities, OPPORTUNITY_SCHEMA, "opportunities")
         problems += _check_frame(self.stage_history, STAGE_HISTORY_SCHEMA, "stage_history")
         problems += _check_frame(self.owners, OWNER_SCHEMA, "owners")
         opp = self.opportunities
-        if "id" in opp.columns:
+        if "id" in opp.columns and not stored:
             if opp["id"].isna().any():
                 problems.append(f"opportunities.id: {int(opp['id'].isna().sum())} missing ids")
             dup = opp["id"].duplicated()
@@ -260,7 +266,7 @@ class Snapshot:
                 problems.append(f"opportunities.id: {int(dup.sum())} duplicate ids (e.g. {sample})")
         if not isinstance(opp.index, pd.RangeIndex) or opp.index.start != 0:
             problems.append("opportunities: index must be a RangeIndex from 0")
-        if "probability" in opp.columns:
+        if "probability" in opp.columns and not stored:
             p = opp["probability"].dropna()
             if len(p) and ((p < 0) | (p > 1)).any():
                 problems.append("opportunities.probability: values must be within 0..1")
