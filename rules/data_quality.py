@@ -218,16 +218,21 @@ def _same_account_pairs(acct: np.ndarray, name: pd.Series) -> pd.DataFrame:
         return pd.DataFrame({"row_a": [], "row_b": [], "same_name": []})
     pa_, pb_ = order[np.concatenate(ra)], order[np.concatenate(rb)]
     lo, hi = np.minimum(pa_, pb_), np.maximum(pa_, pb_)
-    txt = name.to_numpy(dtype=object)
+    code, _ = pd.factorize(name)  # equal names, equal codes: no per-pair text compare
     length = name.str.len().to_numpy(dtype=np.int64)
     la, lb = length[lo], length[hi]
-    same = txt[lo] == txt[hi]
+    same = code[lo] == code[hi]
     near = ~same & (np.abs(la - lb) <= 1) & (np.maximum(la, lb) >= _TYPO_MIN_LEN)
     keep = same.copy()
     idx = np.flatnonzero(near)
     if idx.size:
-        fwd = name.to_numpy(dtype=str)
-        rev = name.str[::-1].to_numpy(dtype=str)
+        # fixed-width code points only for the names in a near pair (a few percent)
+        used, inv = np.unique(np.r_[lo[idx], hi[idx]], return_inverse=True)
+        lo, hi = lo.copy(), hi.copy()
+        lo[idx], hi[idx] = inv[: idx.size], inv[idx.size :]
+        sub = name.iloc[used].reset_index(drop=True)
+        fwd = sub.to_numpy(dtype=str)
+        rev = sub.str[::-1].to_numpy(dtype=str)
         width = fwd.dtype.itemsize // 4
         f32 = fwd.view(np.uint32).reshape(len(fwd), width)
         r32 = rev.view(np.uint32).reshape(len(rev), width)
@@ -250,6 +255,7 @@ def _same_account_pairs(acct: np.ndarray, name: pd.Series) -> pd.DataFrame:
             ch2 = np.where(lx == ly, f32[other, pos], ch1)
             letters = _is_letter(ch1) & _is_letter(ch2)
             keep[part] = one & letters
+        lo[idx], hi[idx] = used[lo[idx]], used[hi[idx]]  # back to row positions
     out = pd.DataFrame({"row_a": lo[keep], "row_b": hi[keep], "same_name": same[keep]})
     return out.reset_index(drop=True)
 

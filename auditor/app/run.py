@@ -22,6 +22,7 @@ import pandas as pd
 
 from auditor.config import AuditConfig
 from auditor.context import AuditContext
+from auditor.derived import release
 from auditor.engine import run_audit
 from auditor.errors import ConfigError, DiskFullError, OutputError
 from auditor.files import is_disk_full
@@ -90,6 +91,7 @@ def audit_snapshot(
     obs.done("rules", t_rules - t)
     obs.start("metrics")
     metrics = compute_metrics(snap, result, result.context, config.metrics)
+    release(snap)  # the derived frames are not needed past rules and metrics
     t_metrics = time.perf_counter()
     obs.done("metrics", t_metrics - t_rules)
     run = AuditRun(config, snap, result, metrics, started_at)
