@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from auditor.context import AuditContext
 from auditor.snapshot import Snapshot
 from auditor.stages import OPEN_STAGES, STAGES
 
@@ -30,6 +31,26 @@ def release(snap: Snapshot) -> None:
     rules and metrics are done: at a million deals they hold about 0.7 GiB that the reports
     never read. They are caches: anything asked for again is rebuilt."""
     snap.memo.clear()
+
+
+def day_counts(snap: Snapshot, ctx: AuditContext, column: str) -> pd.Series:
+    """``ctx.days_since`` of an opportunity date column, once per snapshot and audit day.
+
+    Several rules (and their messages) read the same day counts; ``"a|b"`` counts from the
+    first of ``a``, ``b`` that is not missing (last activity, else creation). Read-only: the
+    Series is shared.
+    """
+    key = f"days.{column}.{ctx.as_of.value}.{ctx.timezone}"
+
+    def build() -> pd.Series:
+        opp = snap.opportunities
+        first, *rest = column.split("|")
+        values = opp[first]
+        for other in rest:
+            values = values.fillna(opp[other])
+        return ctx.days_since(values)
+
+    return _cached(snap, key, build)
 
 
 def id_index(snap: Snapshot) -> pd.Index:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from auditor.context import AuditContext
+from auditor.derived import day_counts
 from auditor.rule import Param, Rule, is_lost, is_won, iso_day
 from auditor.snapshot import Snapshot
 
@@ -126,7 +127,7 @@ class WonWithoutHandoff(Rule):
         return {"won deal without close date": self._pending(snap) & no_date}
 
     def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
-        days = ctx.days_since(snap.opportunities["close_date"])
+        days = day_counts(snap, ctx, "close_date")
         return self._pending(snap) & (days > self.p["max_days"]).fillna(False).astype(bool)
 
     def message(self, snap: Snapshot, ctx: AuditContext, rows: pd.Index) -> pd.Series:

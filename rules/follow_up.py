@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from auditor.context import AuditContext
+from auditor.derived import day_counts
 from auditor.lifecycle import open_in_outcome_stage
 from auditor.rule import (
     Param,
@@ -160,8 +161,7 @@ class NoRecentActivity(Rule):
     }
 
     def _idle(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
-        opp = snap.opportunities
-        return ctx.days_since(opp["last_activity_at"].fillna(opp["created_at"]))
+        return day_counts(snap, ctx, "last_activity_at|created_at")
 
     def applies(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
         return is_open(snap)

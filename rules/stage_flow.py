@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from auditor.context import AuditContext
-from auditor.derived import jumped_over, regressions, visited
+from auditor.derived import day_counts, jumped_over, regressions, visited
 from auditor.paths import path_has_unmapped, reached_stages
 from auditor.rule import (
     STAGE_HISTORY,
@@ -185,7 +185,7 @@ class StageAging(Rule):
         by_code = np.array([ctx.process.stage_limits.get(s, np.nan) for s in STAGES] + [np.nan])
         codes = opp["stage"].cat.codes.to_numpy()
         limit = pd.Series(by_code[codes], index=opp.index).astype("Float64")
-        return ctx.days_since(opp["stage_entered_at"]), limit
+        return day_counts(snap, ctx, "stage_entered_at"), limit
 
     def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
         days, limit = self._days_limit(snap, ctx)
@@ -259,11 +259,9 @@ class StaleProposal(Rule):
         return {"no activity logged: idle since creation": opp["last_activity_at"].isna()}
 
     def _days(self, snap: Snapshot, ctx: AuditContext) -> tuple[pd.Series, pd.Series]:
-        opp = snap.opportunities
-        in_stage = ctx.days_since(opp["stage_entered_at"])
+        in_stage = day_counts(snap, ctx, "stage_entered_at")
         # no activity ever logged counts from the day the deal was created
-        last = opp["last_activity_at"].fillna(opp["created_at"])
-        idle = ctx.days_since(last)
+        idle = day_counts(snap, ctx, "last_activity_at|created_at")
         return in_stage, idle
 
     def evaluate(self, snap: Snapshot, ctx: AuditContext) -> pd.Series:
