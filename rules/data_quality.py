@@ -207,19 +207,27 @@ def _same_account_pairs(acct: np.ndarray, name: pd.Series) -> pd.DataFrame:
     a_sorted = acct[order]
     starts = np.flatnonzero(np.r_[True, a_sorted[1:] != a_sorted[:-1]])
     sizes = np.diff(np.r_[starts, len(a_sorted)])
-    # all (i, j) with i < j inside each account group, vectorized by group size
-    ra, rb = [], []
+    code, _ = pd.factorize(name)  # equal names, equal codes: no per-pair text compare
+    length = name.str.len().to_numpy(dtype=np.int64)
+    # all (i, j) with i < j inside each account group, vectorized by group size; only the
+    # candidates (same name, or lengths one apart) are kept from each batch, so the millions of
+    # same-account pairs of big accounts never sit in memory all at once
+    los, his = [], []
     for k in np.unique(sizes[sizes > 1]):  # a few distinct group sizes
         iu, ju = np.triu_indices(int(k), 1)
         g = starts[sizes == k]
-        ra.append((g[:, None] + iu[None, :]).ravel())
-        rb.append((g[:, None] + ju[None, :]).ravel())
-    if not ra:
+        pa_ = order[(g[:, None] + iu[None, :]).ravel()]
+        pb_ = order[(g[:, None] + ju[None, :]).ravel()]
+        lo_k, hi_k = np.minimum(pa_, pb_), np.maximum(pa_, pb_)
+        la_k, lb_k = length[lo_k], length[hi_k]
+        cand = (code[lo_k] == code[hi_k]) | (
+            (np.abs(la_k - lb_k) <= 1) & (np.maximum(la_k, lb_k) >= _TYPO_MIN_LEN)
+        )
+        los.append(lo_k[cand])
+        his.append(hi_k[cand])
+    if not los:
         return pd.DataFrame({"row_a": [], "row_b": [], "same_name": []})
-    pa_, pb_ = order[np.concatenate(ra)], order[np.concatenate(rb)]
-    lo, hi = np.minimum(pa_, pb_), np.maximum(pa_, pb_)
-    code, _ = pd.factorize(name)  # equal names, equal codes: no per-pair text compare
-    length = name.str.len().to_numpy(dtype=np.int64)
+    lo, hi = np.concatenate(los), np.concatenate(his)
     la, lb = length[lo], length[hi]
     same = code[lo] == code[hi]
     near = ~same & (np.abs(la - lb) <= 1) & (np.maximum(la, lb) >= _TYPO_MIN_LEN)

@@ -46,12 +46,11 @@ def day_numbers(col: pd.Series, timezone: str = "UTC") -> np.ndarray:
 
     Tz-aware timestamps are taken in the audit time zone; naive dates are used as they are.
     """
-    if isinstance(col.dtype, pd.DatetimeTZDtype):
-        if timezone != "UTC":
-            col = col.dt.tz_convert(timezone).dt.tz_localize(None)
-        else:
-            col = col.dt.tz_localize(None)
-    us = col.to_numpy(dtype="datetime64[us]").view(np.int64)
+    if isinstance(col.dtype, pd.DatetimeTZDtype) and timezone != "UTC":
+        col = col.dt.tz_convert(timezone).dt.tz_localize(None)
+    # the int64 microseconds as stored (UTC for tz-aware columns): no converted copy
+    arr = col.array
+    us = (arr if arr.unit == "us" else arr.as_unit("us")).asi8
     missing = us == np.iinfo(np.int64).min
     days = np.floor_divide(us, _US_PER_DAY)
     days[missing] = NAT_DAY
@@ -199,7 +198,8 @@ class MetricInputs:
     def spans(self) -> pd.DataFrame:
         """Stage stays (auditor.derived.stage_spans) plus their entry / exit day numbers."""
         sp = stage_spans(self.snap)
-        return sp.assign(
-            entered_day=day_numbers(sp["entered_at"], self.ctx.timezone),
-            left_day=day_numbers(sp["left_at"], self.ctx.timezone),
-        )
+        # a new frame over the same columns (assign would copy every column of 4M stays)
+        out = pd.DataFrame({c: sp[c] for c in ("row", "code", "first")}, copy=False)
+        out["entered_day"] = day_numbers(sp["entered_at"], self.ctx.timezone)
+        out["left_day"] = day_numbers(sp["left_at"], self.ctx.timezone)
+        return out
