@@ -7,6 +7,8 @@ re-groups the history itself.
 
 from __future__ import annotations
 
+import ctypes
+import sys
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -28,9 +30,35 @@ def _cached(snap: Snapshot, key: str, build: Callable[[], T]) -> T:
 
 def release(snap: Snapshot) -> None:
     """Free every value derived from ``snap`` (history joins, stage matrices, rule caches) once
-    rules and metrics are done: at a million deals they hold about 0.7 GiB that the reports
+    rules and metrics are done: at a million deals they hold about 0.5 GiB that the reports
     never read. They are caches: anything asked for again is rebuilt."""
     snap.memo.clear()
+    trim_memory()
+
+
+def trim_memory() -> None:
+    """Hand memory freed by the allocators back to the system (Arrow's pool, glibc's heap).
+
+    Both keep freed blocks for reuse; after an audit's temporaries (hundreds of MiB at a million
+    deals) that is memory the next phases cannot use and the peak RSS counts. Milliseconds.
+    """
+    pa.default_memory_pool().release_unused()
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _glibc() -> ctypes.CDLL | None:
+    if sys.platform != "linux":
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim  # noqa: B018 - musl and others have no malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_LIBC = _glibc()
 
 
 def day_counts(snap: Snapshot, ctx: AuditContext, column: str) -> pd.Series:

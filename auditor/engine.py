@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from auditor.config import AuditConfig
 from auditor.context import AuditContext
-from auditor.derived import has_history, id_index
+from auditor.derived import has_history, id_index, trim_memory
 from auditor.errors import AuditorError, ConfigError
 from auditor.paths import import_artefacts, newest_change
 from auditor.plugins import rule_classes
@@ -377,6 +377,8 @@ def run_audit(
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
     violations, rows = _violation_table(opp, hits, snap.meta.source)
+    del hits
+    trim_memory()  # the rules' temporaries, before the metrics allocate theirs
 
     rule_keys = {}
     for r in rule_classes():

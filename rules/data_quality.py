@@ -244,7 +244,7 @@ def _same_account_pairs(acct: np.ndarray, name: pd.Series) -> pd.DataFrame:
         width = fwd.dtype.itemsize // 4
         f32 = fwd.view(np.uint32).reshape(len(fwd), width)
         r32 = rev.view(np.uint32).reshape(len(rev), width)
-        step = max(1, 20_000_000 // max(width, 1))
+        step = max(1, 2_000_000 // max(width, 1))  # about 8 MiB per gathered block
         for c in range(0, idx.size, step):
             part = idx[c : c + step]
             x, y = lo[part], hi[part]
