@@ -142,17 +142,18 @@ def history_positions(snap: Snapshot) -> pd.DataFrame:
         code = hist["stage"].cat.codes.to_numpy()
         # naive UTC: a tz-aware column would become an object array of Timestamps (seconds on
         # millions of rows). Sorting works on the int64 microseconds.
-        at = hist["entered_at"].dt.tz_convert(None).to_numpy().astype("datetime64[us]", copy=False)
-        us = at.view(np.int64)
-        us = np.where(us == np.iinfo(np.int64).min, np.iinfo(np.int64).max, us)  # NaT last
+        stamps = hist["entered_at"].array
+        us = (stamps if stamps.unit == "us" else stamps.as_unit("us")).asi8  # UTC, no copy
         keep = (pos >= 0) & (code >= 0)
-        pos, code, at, us = pos[keep], code[keep], at[keep], us[keep]
+        pos, code, us = pos[keep], code[keep], us[keep]
+        at = us.view("datetime64[us]")
+        us = np.where(us == np.iinfo(np.int64).min, np.iinfo(np.int64).max, us)  # NaT last
         # connectors usually deliver history grouped and in time order: then skip the sort
         in_order = np.all((pos[1:] > pos[:-1]) | ((pos[1:] == pos[:-1]) & (us[1:] >= us[:-1])))
         if not in_order:
             order = np.lexsort((us, pos))  # stable: equal times keep their source order
             pos, code, at = pos[order], code[order], at[order]
-        return pd.DataFrame({"row": pos, "code": code, "entered_at": at})
+        return pd.DataFrame({"row": pos, "code": code, "entered_at": at}, copy=False)
 
     return _cached(snap, "history_positions", build)
 
@@ -205,7 +206,8 @@ def transitions(snap: Snapshot) -> pd.DataFrame:
                 "from_code": frm[keep],
                 "to_code": to[keep],
                 "at": hp["entered_at"].to_numpy()[1:][keep],
-            }
+            },
+            copy=False,
         )
 
     return _cached(snap, "transitions", build)
@@ -266,13 +268,14 @@ def regressions(snap: Snapshot) -> pd.DataFrame:
         return pd.DataFrame(
             {"count": count, "from_code": last_from, "to_code": last_to},
             index=snap.opportunities.index,
+            copy=False,
         )
 
     return _cached(snap, "regressions", build)
 
 
 def stage_spans(snap: Snapshot) -> pd.DataFrame:
-    """Stays in a stage: ``row``, ``code``, ``entered_at``, ``left_at`` (tz-aware UTC), ``first``.
+    """Stays in a stage: ``row``, ``code``, ``entered_at``, ``left_at`` (naive UTC), ``first``.
 
     One row per history entry that starts a stay (a repeated entry of the stage the opportunity
     is already in is not a new stay). ``left_at`` is the next stay's ``entered_at`` (NaT for the
@@ -293,19 +296,16 @@ def stage_spans(snap: Snapshot) -> pd.DataFrame:
         same_next = row[1:] == row[:-1]
         left[:-1] = np.where(same_next, at[1:], left[:-1])
         out = pd.DataFrame(
-            {
-                "row": row,
-                "code": code,
-                "entered_at": pd.DatetimeIndex(at).tz_localize("UTC"),
-                "left_at": pd.DatetimeIndex(left).tz_localize("UTC"),
-            }
+            {"row": row, "code": code, "entered_at": at, "left_at": left}, copy=False
         )
         # a repeated stage needs a stay whose stage is not above the previous one (a regression);
         # only rows with one are checked, on one int64 key per (row, stage)
         first = np.ones(len(row), dtype=bool)
         back = (row[1:] == row[:-1]) & (code[1:] <= code[:-1])
         if back.any():
-            irregular = np.isin(row, row[1:][back])
+            marked = np.zeros(len(snap.opportunities), dtype=bool)
+            marked[row[1:][back]] = True
+            irregular = marked[row]
             key = row[irregular] * 16 + code[irregular]
             first[irregular] = ~pd.Series(key).duplicated().to_numpy()
         out["first"] = first

@@ -200,6 +200,8 @@ class MetricInputs:
         sp = stage_spans(self.snap)
         # a new frame over the same columns (assign would copy every column of 4M stays)
         out = pd.DataFrame({c: sp[c] for c in ("row", "code", "first")}, copy=False)
-        out["entered_day"] = day_numbers(sp["entered_at"], self.ctx.timezone)
-        out["left_day"] = day_numbers(sp["left_at"], self.ctx.timezone)
+        tz = self.ctx.timezone
+        for col, name in (("entered_at", "entered_day"), ("left_at", "left_day")):
+            at = sp[col]  # naive UTC
+            out[name] = day_numbers(at if tz == "UTC" else at.dt.tz_localize("UTC"), tz)
         return out
