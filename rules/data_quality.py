@@ -397,28 +397,30 @@ class PossibleDuplicate(Rule):
 
     def _build_pairs(self, snap: Snapshot) -> pd.DataFrame:
         acct, nm = self._keys(snap)
-        ok = acct.notna() & nm.notna()
-        acct, nm = acct[ok], nm[ok]
+        # one factorization of the account keys (codes in order of first appearance; -1 = NA)
+        all_codes, _ = pd.factorize(acct)
+        ok = (all_codes >= 0) & nm.notna().to_numpy()
         # only accounts with two or more comparable open deals can hold a duplicate
-        many = acct.duplicated(keep=False).to_numpy()
-        acct, nm = acct[many], nm[many]
+        count = np.bincount(all_codes[ok])
+        sel = np.flatnonzero(ok)
+        sel = sel[count[all_codes[sel]] > 1]
         empty = pd.DataFrame({"a": [], "b": [], "evidence": []})
-        if len(acct) < 2:
+        if len(sel) < 2:
             return empty
-        codes, _ = pd.factorize(acct)
+        codes = all_codes[sel]
         sizes = np.bincount(codes)
         n_pairs = int((sizes * (sizes - 1) // 2).sum())
-        names = nm.reset_index(drop=True)
+        names = nm.iloc[sel].reset_index(drop=True)
         pairs = (_same_account_pairs(codes, names) if n_pairs <= _MAX_PAIRS
                  else _one_letter_pairs(codes, names))
         if pairs.empty:
             return empty
-        rows = acct.index.to_numpy(dtype=np.int64)
+        rows = acct.index.to_numpy(dtype=np.int64)[sel]
         a, b = rows[pairs["row_a"].to_numpy()], rows[pairs["row_b"].to_numpy()]
         # the evidence columns only for the deals in a pair (a few percent of the rows)
         rows_in, inv = np.unique(np.r_[a, b], return_inverse=True)
         a, b = inv[: len(a)], inv[len(a) :]
-        sub = snap.opportunities.iloc[rows_in]
+        sub = snap.opportunities[["name", "amount", "close_date", "created_at"]].iloc[rows_in]
         marker = duplicate_markers(sub["name"]).to_numpy()
         amount = sub["amount"].to_numpy(dtype=float, na_value=np.nan)
         cd = sub["close_date"].to_numpy(dtype="datetime64[M]")  # NaT stays NaT
