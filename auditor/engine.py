@@ -150,12 +150,16 @@ def fingerprints(source: str, codes: pd.Series, ids: pd.Series) -> pd.Series:
     """
     if len(codes) == 0:
         return pd.Series([], index=codes.index, dtype=STR)
-    frame = pd.DataFrame(
-        {
-            "key": pd.Categorical(source + "\x1f" + codes.astype(str).to_numpy(dtype=object)),
-            "id": ids.astype(str).to_numpy(dtype=object),
-        }
+    # the categorical built from the few distinct codes hashes like one built from every
+    # row's text; Arrow-backed ids hash like the same ids as Python strings (pinned by
+    # tests/auditor/test_fingerprints.py): no Python string per finding
+    code_ix, distinct = pd.factorize(codes)
+    key = pd.Categorical.from_codes(
+        code_ix, categories=[f"{source}\x1f{c}" for c in distinct]
     )
+    id_values = ids if ids.dtype == STR else ids.astype(str).to_numpy(dtype=object)
+    frame = pd.DataFrame({"key": key, "id": id_values}, copy=False)
+    frame.index = pd.RangeIndex(len(frame))
     h = pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64)
     out = _hex16(h)
     out.index = codes.index
