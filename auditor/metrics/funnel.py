@@ -116,13 +116,16 @@ def stage_conversion(mi: MetricInputs, periods: list[Period]) -> Metric:
     advanced = _advanced_matrix(mi)[rows, codes]
     still = mi.open[rows] & (mi.stage_code[rows] == codes)
     k = len(OPEN_CODES)
+    # one small key per stay (stage, advanced, still open): one count per period gives all
+    # three numbers per stage
+    key = codes * 4 + advanced * 2 + still
     stages = _stages_used(mi)
     out: dict[str, Any] = {}
     for p in periods:
-        m = p.contains(days)
-        entered = np.bincount(codes[m], minlength=k)
-        adv = np.bincount(codes[m & advanced], minlength=k)
-        stl = np.bincount(codes[m & still], minlength=k)
+        cnt = np.bincount(key[p.contains(days)], minlength=4 * k).reshape(k, 4)
+        entered = cnt.sum(axis=1)
+        adv = cnt[:, 2] + cnt[:, 3]
+        stl = cnt[:, 1] + cnt[:, 3]
         out[p.label] = {
             s: {
                 "entered": int(entered[STAGE_ORDER[s]]),
