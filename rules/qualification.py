@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from auditor.context import AuditContext
 from auditor.derived import visited
@@ -99,11 +101,13 @@ class SkippedQualification(Rule):
 
 def _empty(col: pd.Series) -> pd.Series:
     """NA, or text that is empty / whitespace only (custom fields are not cast by the schema)."""
-    missing = col.isna()
+    missing = col.isna().to_numpy(dtype=bool).copy()
     if col.dtype == object or isinstance(col.dtype, pd.StringDtype):
-        txt = col.astype("string")
-        missing = missing | txt.str.strip().eq("").fillna(True)
-    return missing.astype(bool)
+        # Arrow tests the text in place (str.strip() built a new string per record)
+        txt = pa.array(col.astype("string[pyarrow]").array)
+        blank = pc.or_(pc.equal(pc.binary_length(txt), 0), pc.utf8_is_space(txt))
+        missing |= blank.fill_null(True).to_numpy(zero_copy_only=False)
+    return pd.Series(missing, index=col.index)
 
 
 class QualificationCriteriaMissing(Rule):
@@ -178,6 +182,13 @@ class QualificationCriteriaMissing(Rule):
 
     def _missing(self, snap: Snapshot, ctx: AuditContext) -> list[tuple[str, str, pd.Series]]:
         """(stage, field, mask) for every configured field: past that stage and field empty."""
+        crit = tuple((st, tuple(f)) for st, f in self._criteria(ctx).items())
+        return snap.memo.get(("rule", self.code, "missing", crit),
+                             lambda: self._build_missing(snap, ctx))
+
+    def _build_missing(
+        self, snap: Snapshot, ctx: AuditContext
+    ) -> list[tuple[str, str, pd.Series]]:
         opp = snap.opportunities
         stage = opp["stage"]
         not_lost = ~(stage == "closed_lost").fillna(False)
