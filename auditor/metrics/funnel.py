@@ -111,14 +111,14 @@ def stage_conversion(mi: MetricInputs, periods: list[Period]) -> Metric:
     sp = mi.spans
     sel = sp["first"].to_numpy() & (sp["code"].to_numpy() <= OPEN_CODES[-1])
     rows = sp["row"].to_numpy()[sel]
-    codes = sp["code"].to_numpy()[sel].astype(np.int64)
+    codes = sp["code"].to_numpy()[sel].astype(np.int8, copy=False)  # 7 open stages
     days = sp["entered_day"].to_numpy()[sel]
     advanced = _advanced_matrix(mi)[rows, codes]
     still = mi.open[rows] & (mi.stage_code[rows] == codes)
     k = len(OPEN_CODES)
     # one small key per stay (stage, advanced, still open): one count per period gives all
     # three numbers per stage
-    key = codes * 4 + advanced * 2 + still
+    key = codes * np.int8(4) + advanced.view(np.int8) * np.int8(2) + still.view(np.int8)
     stages = _stages_used(mi)
     out: dict[str, Any] = {}
     for p in periods:
