@@ -126,7 +126,7 @@ class FakeOrg:
 
     def __init__(
         self,
-        rsps: responses.RequestsMock,
+        rsps: responses.RequestsMock | None,
         pages: dict[str, list[dict[str, Any]]] | None = None,
         bulk: dict[str, list[str]] | None = None,
         limit_info: str = LIMIT,
@@ -157,6 +157,16 @@ class FakeOrg:
         self._more: dict[str, dict[str, Any]] = {}
         self.describes: list[str] = []
         self.deleted_calls: list[dict[str, str]] = []
+        self._polls: dict[str, int] = {}
+        self._job_obj: dict[str, str] = {}
+        self._job_body: dict[str, dict[str, Any]] = {}
+        #: Sforce-NumberOfRecords to announce instead of the page's real count
+        self.bulk_counts: dict[str, int] = {}
+        if rsps is not None:  # None: served over HTTP instead (tests/support/salesforce_server)
+            self.register(rsps)
+
+    def register(self, rsps: responses.RequestsMock) -> None:
+        """Answer the Salesforce URLs ``rsps`` intercepts."""
         query = re.compile(re.escape(BASE) + r"/query(All)?/.*")
         rsps.add_callback(responses.GET, query, callback=self._query)
         rsps.add_callback(responses.GET, re.compile(re.escape(BASE) + r"/sobjects/\w+/describe/?$"),
@@ -175,11 +185,6 @@ class FakeOrg:
             re.compile(re.escape(BASE) + r"/jobs/query/\w+/results.*"),
             callback=self._results,
         )
-        self._polls: dict[str, int] = {}
-        self._job_obj: dict[str, str] = {}
-        self._job_body: dict[str, dict[str, Any]] = {}
-        #: Sforce-NumberOfRecords to announce instead of the page's real count
-        self.bulk_counts: dict[str, int] = {}
 
     # -- test helpers ----------------------------------------------------------------------
     def fail(self, key: str, *replies: Reply) -> None:
@@ -500,6 +505,15 @@ def _get(record: dict[str, Any], name: str) -> Any:
     return cur
 
 
+def _parse_time(text: str) -> datetime:
+    """A Salesforce datetime (``2024-02-01T00:00:00.000+0000``); fromisoformat is ~60x faster
+    than strptime, which matters when the fake filters a 100k-row object (benchmarks)."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
+
+
 def _literal(tok: str) -> Any:
     if tok.startswith("'"):
         return tok[1:-1].replace("\\'", "'")
@@ -520,7 +534,7 @@ def _compare(value: Any, op: str, lit: Any) -> bool:
     if isinstance(lit, datetime):
         if value is None:
             return False
-        value = datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%S.%f%z")
+        value = _parse_time(str(value))
     if lit is None or value is None:
         eq = value is lit
         return eq if op == "=" else (not eq if op == "!=" else False)
