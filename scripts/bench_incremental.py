@@ -357,7 +357,7 @@ def measure(n: int, workdir: Path, as_of: date) -> dict[str, Any]:
         "predicted_calls": predicted,
         "requests_served": len(log),
         "phases_s": {k: round(v, 3) for k, v in run.timings.items()},
-        "pull_detail_s": {k: round(v, 3) for k, v in (merge.get("timings_s") or {}).items()},
+        "pull_detail_s": dict(meta.extra.get("incremental_timings_s") or {}),
         "total_s": round(total, 2),
         "peak_rss_mib": round(rss, 1),
         "findings": int(len(run.result.violations)),
