@@ -162,6 +162,7 @@ def org_from_file(path: Path) -> FakeOrg:
     org = FakeOrg(None, pages={})
     org.records = data["records"]
     org.deleted_log = [(i, dt.datetime.fromisoformat(t)) for i, t in data.get("deleted", [])]
+    org.fixed_schema = True
     return org
 
 

@@ -157,6 +157,10 @@ class FakeOrg:
         self._more: dict[str, dict[str, Any]] = {}
         self.describes: list[str] = []
         self.deleted_calls: list[dict[str, str]] = []
+        #: the fields of each object are read once (from every record) and kept: for a served
+        #: org of 100k records whose fields no test changes (each query checks its fields)
+        self.fixed_schema = False
+        self._schemas: dict[tuple[Any, ...], set[str]] = {}
         self._polls: dict[str, int] = {}
         self._job_obj: dict[str, str] = {}
         self._job_body: dict[str, dict[str, Any]] = {}
@@ -210,6 +214,14 @@ class FakeOrg:
                                        if r["Id"] != record_id]
 
     def schema(self, obj: str) -> set[str]:
+        if not self.fixed_schema:
+            return self._schema(obj)
+        key = (obj, id(self.records.get(obj)), frozenset(self.hidden))
+        if key not in self._schemas:
+            self._schemas[key] = self._schema(obj)
+        return self._schemas[key]
+
+    def _schema(self, obj: str) -> set[str]:
         fields = {k for r in self.records.get(obj, []) for k, v in r.items()
                   if k != "attributes" and not isinstance(v, dict)}
         fields |= {RELATIONSHIPS.get(obj, {}).get(k, k) for r in self.records.get(obj, [])
@@ -253,7 +265,9 @@ class FakeOrg:
         fields = [f.strip() for f in select.split(",")]
         for f in fields:
             self._check_field(soql, obj, f)
-        rows = [{**DEFAULTS.get(obj, {}), **r} for r in self.records[obj]]
+        defaults = DEFAULTS.get(obj, {})
+        rows = [r if defaults.keys() <= r.keys() else {**defaults, **r}
+                for r in self.records[obj]]
         if not all_rows:
             rows = [r for r in rows if not r.get("IsDeleted")]
         if cond:
