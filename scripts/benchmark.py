@@ -254,6 +254,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="also write the JSON lines to this file")
     ap.add_argument("--docs", type=Path, metavar="JSONL",
                     help="rewrite docs/performance.md's tables from saved JSON lines, run nothing")
+    ap.add_argument("--doc", type=Path, default=DOC, help=argparse.SUPPRESS)
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--setup", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--setup-incremental", type=int, help=argparse.SUPPRESS)
@@ -262,8 +263,9 @@ def main() -> None:
     if args.docs:
         from bench_docs import write_docs
 
-        write_docs([json.loads(x) for x in args.docs.read_text().splitlines() if x.strip()], DOC)
-        print(f"rewrote {DOC}")
+        lines = [json.loads(x) for x in args.docs.read_text().splitlines() if x.strip()]
+        write_docs(lines, args.doc)
+        print(f"rewrote {args.doc}")
         return
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="crm-audit-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
