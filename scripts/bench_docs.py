@@ -18,6 +18,24 @@ TARGETS = {"total_1m_s": 8.0, "rss_1m_gib": 1.5, "total_100k_s": 1.5, "growth": 
            "ratio": 1.0, "incremental_s": 6.0}
 
 
+def growth(results: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """time(10n) / time(n) per phase and in total, for each 10x step among the sizes run."""
+    steps = [(a, b) for a in results for b in results if b == 10 * a]
+    out: dict[str, Any] = {"kind": "growth", "target": TARGETS["growth"], "steps": {}}
+    for a, b in steps:
+        ra, rb = results[a], results[b]
+        ratios = {}
+        for phase in rb["phases_s"]:
+            small = ra["phases_s"].get(phase)
+            # a phase of a few milliseconds is all fixed cost: its ratio says nothing
+            ratios[phase] = (round(rb["phases_s"][phase] / small, 2)
+                             if small and small >= 0.005 else None)
+        ratios["total"] = round(rb["total_s"] / ra["total_s"], 2)
+        ratios["peak_rss"] = round(rb["peak_rss_mib"] / ra["peak_rss_mib"], 2)
+        out["steps"][f"{a}->{b}"] = ratios
+    return out
+
+
 def _s(v: float | None) -> str:
     if v is None:
         return "–"
@@ -44,10 +62,13 @@ def tables(lines: list[dict[str, Any]]) -> dict[str, str]:
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for d in lines:
         by_kind.setdefault(d.get("kind", ""), []).append(d)
-    sizes = sorted(by_kind.get("size", []), key=lambda d: d["opportunities"])
+    # lines of several runs may be concatenated: the last line of each size counts, and growth
+    # is computed again from those
+    by_size = {d["opportunities"]: d for d in by_kind.get("size", [])}
+    sizes = [by_size[n] for n in sorted(by_size)]
     machine = (by_kind.get("machine") or [{}])[0]
     end = (by_kind.get("end") or [{}])[-1]
-    growth = (by_kind.get("growth") or [{"steps": {}}])[-1]
+    grown = growth(by_size) if by_size else {"steps": {}}
     inc = (by_kind.get("incremental") or [None])[-1]
     out: dict[str, str] = {}
 
@@ -85,7 +106,7 @@ def tables(lines: list[dict[str, Any]]) -> dict[str, str]:
                         f"| {r['ratio']:.2f} | {runs} |")
     out["reference"] = "\n".join(rows)
 
-    steps = list(growth["steps"])
+    steps = list(grown["steps"])
 
     def step(s: str) -> str:
         a, b = s.split("->")
@@ -94,7 +115,7 @@ def tables(lines: list[dict[str, Any]]) -> dict[str, str]:
     rows = ["| phase | " + " | ".join(step(s) for s in steps) + " | target |",
             "| --- | " + " | ".join(["---:"] * len(steps)) + " | ---: |"]
     for key, label in [*PHASES, ("total", "**total**"), ("peak_rss", "peak RSS")]:
-        vals = [growth["steps"][s].get(key) for s in steps]
+        vals = [grown["steps"][s].get(key) for s in steps]
         cells = [("–" if v is None else (f"**{v:.1f}×**" if v > TARGETS["growth"] and
                                           key != "peak_rss" else f"{v:.1f}×")) for v in vals]
         target = "–" if key == "peak_rss" else f"≤ {TARGETS['growth']}×"
@@ -126,7 +147,7 @@ def tables(lines: list[dict[str, Any]]) -> dict[str, str]:
 
     big = next((d for d in sizes if d["opportunities"] == 1_000_000), None)
     mid = next((d for d in sizes if d["opportunities"] == 100_000), None)
-    worst = max((v for s in growth["steps"].values() for k, v in s.items()
+    worst = max((v for s in grown["steps"].values() for k, v in s.items()
                  if v is not None and k != "peak_rss"), default=None)
     ratios = [d["reference"]["ratio"] for d in sizes if d.get("reference")]
     rows = ["| target (issue 19) | measured | |", "| --- | --- | --- |"]

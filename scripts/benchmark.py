@@ -45,7 +45,6 @@ ROOT = Path(__file__).resolve().parents[1]
 AS_OF = date(2026, 6, 30)
 BASELINE = Path(__file__).with_name("benchmark_baseline.json")
 DOC = ROOT / "docs" / "performance.md"
-GROWTH_TARGET = 10.5
 sys.path.insert(0, str(ROOT))
 
 from auditor.snapshot import Snapshot  # noqa: E402
@@ -213,24 +212,6 @@ def machine() -> dict[str, Any]:
             "load_avg_1m": round(os.getloadavg()[0], 2)}
 
 
-def growth(results: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    """time(10n) / time(n) per phase and in total, for each 10x step among the sizes run."""
-    steps = [(a, b) for a in results for b in results if b == 10 * a]
-    out: dict[str, Any] = {"kind": "growth", "target": GROWTH_TARGET, "steps": {}}
-    for a, b in steps:
-        ra, rb = results[a], results[b]
-        ratios = {}
-        for phase in rb["phases_s"]:
-            small = ra["phases_s"].get(phase)
-            # a phase of a few milliseconds is all fixed cost: its ratio says nothing
-            ratios[phase] = (round(rb["phases_s"][phase] / small, 2)
-                             if small and small >= 0.005 else None)
-        ratios["total"] = round(rb["total_s"] / ra["total_s"], 2)
-        ratios["peak_rss"] = round(rb["peak_rss_mib"] / ra["peak_rss_mib"], 2)
-        out["steps"][f"{a}->{b}"] = ratios
-    return out
-
-
 def _child(args: list[str]) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, __file__, *args], capture_output=True, text=True,
@@ -303,6 +284,8 @@ def main() -> None:
         results[n] = _child(["--one", str(n), "--workdir", str(workdir),
                              "--repeats", str(args.repeats)])
         emit(results[n])
+    from bench_docs import growth
+
     emit(growth(results))
     if not args.no_incremental:
         n = args.incremental_size or sizes[-1]
