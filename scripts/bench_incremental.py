@@ -310,6 +310,7 @@ def measure(n: int, workdir: Path, as_of: date) -> dict[str, Any]:
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
+    saved = dict(os.environ)
     try:
         assert server.stdout is not None
         fake = json.loads(server.stdout.readline())
@@ -326,6 +327,8 @@ def measure(n: int, workdir: Path, as_of: date) -> dict[str, Any]:
             context=__import__("ssl").create_default_context(cafile=fake["ca_file"]),
         ).read())
     finally:
+        os.environ.clear()
+        os.environ.update(saved)
         if server.stdin:
             server.stdin.close()
         server.wait(timeout=30)
