@@ -81,8 +81,8 @@ def tables(lines: list[dict[str, Any]]) -> dict[str, str]:
     )
 
     head = ("| opportunities | history rows | findings | " + " | ".join(p for _, p in PHASES)
-            + " | other | **total** | peak RSS | fingerprints |")
-    rows = [head, "| " + " | ".join(["---:"] * (len(PHASES) + 7)) + " |"]
+            + " | other | **total** | CPU | peak RSS | fingerprints |")
+    rows = [head, "| " + " | ".join(["---:"] * (len(PHASES) + 8)) + " |"]
     for d in sizes:
         ph = d["phases_s"]
         match = d.get("fingerprints_match_baseline")
@@ -90,7 +90,7 @@ def tables(lines: list[dict[str, Any]]) -> dict[str, str]:
         rows.append(
             f"| {_n(d['opportunities'])} | {_n(d['history_rows'])} | {_n(d['findings'])} | "
             + " | ".join(_s(ph.get(k)) for k, _ in PHASES)
-            + f" | {_s(d.get('other_s'))} | **{_s(d['total_s'])}** | "
+            + f" | {_s(d.get('other_s'))} | **{_s(d['total_s'])}** | {_s(d.get('cpu_s'))} | "
             f"{_mib(d['peak_rss_mib'])} | {fp} |"
         )
     out["sizes"] = "\n".join(rows)
@@ -138,6 +138,7 @@ def tables(lines: list[dict[str, Any]]) -> dict[str, str]:
               [("pull", "pull + merge (all of it)"), *PHASES[1:]]],
             *[f"| – of which {k.replace('_', ' ')} | {_s(v)} |" for k, v in det.items()],
             f"| **total** | **{_s(inc['total_s'])}** |",
+            f"| CPU (all threads) | {_s(inc.get('cpu_s'))} |",
             f"| peak RSS | {_mib(inc['peak_rss_mib'])} |",
             "| checks (bookmark in both queries, merge counts, calls) | "
             + ("all passed" if checks and all(checks.values()) else

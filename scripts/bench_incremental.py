@@ -298,6 +298,9 @@ def setup(n: int, workdir: Path, as_of: date) -> dict[str, Any]:
 
 def measure(n: int, workdir: Path, as_of: date) -> dict[str, Any]:
     """One measured nightly run (its own process: the peak RSS is the run's)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from benchmark import cpu_s
+
     from auditor.app.run import execute
 
     folder = workdir / f"incremental-{n}"
@@ -318,9 +321,9 @@ def measure(n: int, workdir: Path, as_of: date) -> dict[str, Any]:
                           NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
         day = as_of + timedelta(days=1)
         config = _config(folder, fake["instance_url"], day, store, folder / "out")
-        t = time.perf_counter()
+        cpu0, t = cpu_s(), time.perf_counter()
         run = execute(config, as_of=day, deliver=False)
-        total = time.perf_counter() - t
+        total, cpu = time.perf_counter() - t, cpu_s() - cpu0
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         log = json.loads(urllib.request.urlopen(  # noqa: S310 - our own fake on 127.0.0.1
             fake["instance_url"] + "/__fake/log",
@@ -362,6 +365,7 @@ def measure(n: int, workdir: Path, as_of: date) -> dict[str, Any]:
         "phases_s": {k: round(v, 3) for k, v in run.timings.items()},
         "pull_detail_s": dict(meta.extra.get("incremental_timings_s") or {}),
         "total_s": round(total, 2),
+        "cpu_s": round(cpu, 2),
         "peak_rss_mib": round(rss, 1),
         "findings": int(len(run.result.violations)),
         "merge": {k: merge.get(k) for k in ("changed", "added", "removed")},
