@@ -178,13 +178,14 @@ def tables(lines: list[dict[str, Any]]) -> dict[str, str]:
         rows.append(f"| incremental API calls ∝ changes (formula) | {inc['api_calls']} made, "
                     f"{inc['predicted_calls']} predicted | "
                     f"{_ok(inc['api_calls'] == inc['predicted_calls'])} |")
+    judged = [d for d in sizes if d.get("fingerprints_match_baseline") is not None]
     if sizes:
-        same = [d.get("fingerprints_match_baseline") for d in sizes]
+        word = {True: "same", False: "DIFFERENT", None: "no baseline"}
         rows.append("| findings identical to b12a0ae (fingerprints) | "
                     + ", ".join(f"{_size_label(d['opportunities'])} "
-                                f"{'same' if d.get('fingerprints_match_baseline') else 'DIFFERENT'}"
-                                for d in sizes)
-                    + f" | {_ok(all(bool(x) for x in same))} |")
+                                f"{word[d.get('fingerprints_match_baseline')]}" for d in sizes)
+                    + " | " + (_ok(all(d["fingerprints_match_baseline"] for d in judged))
+                               if judged else "–") + " |")
     out["targets"] = "\n".join(rows)
     return out
 

@@ -51,6 +51,12 @@ def test_targets_are_judged_by_the_numbers_shown() -> None:
     assert "10k same, 100k same, 1M DIFFERENT | **NOT met** |" in t
 
 
+def test_a_size_without_baseline_is_not_judged() -> None:
+    small = {**_size(1_000, 0.3, 0.02, 0.03), "fingerprints_match_baseline": None}
+    t = tables([small, _size(10_000, 0.5, 0.05, 0.06)])["targets"]
+    assert "| 1k no baseline, 10k same | met |" in t
+
+
 def test_growth_marks_phases_over_the_target_and_skips_fixed_cost() -> None:
     g = tables(LINES)["growth"]
     assert "| phase | 10k → 100k | 100k → 1M | target |" in g
