@@ -283,3 +283,14 @@ def test_merged_history_follows_the_row_order_and_keeps_untouched_rows_as_stored
     # the changed records come last, in the pull's order, their history after the stored rows
     assert merged.opportunities["id"].tail(len(crm.delta.opportunities)).tolist() == (
         crm.delta.opportunities["id"].tolist())
+
+
+def test_a_pull_without_history_keeps_the_stored_history_of_changed_records():
+    crm = ChangingCrm()
+    delta = replace(crm.delta, stage_history=make_stage_history(),
+                    meta=replace(crm.delta.meta, has_stage_history=False))
+    merged = merge_incremental(crm.before, delta)
+    stored = crm.before.stage_history
+    expected = stored[~stored["opportunity_id"].isin(crm.deleted)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(merged.stage_history, expected)
+    assert merged.meta.has_stage_history is True  # the stored snapshot had it
