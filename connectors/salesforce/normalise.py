@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from auditor.errors import SourceDataError
 from auditor.lifecycle import stage_outcome
@@ -107,6 +109,14 @@ class _Notes:
 
 #: whitespace as str.strip() sees it, plus a byte order mark (concatenated export files)
 _STRIP = "".join(chr(c) for c in range(0x3001) if chr(c).isspace()) + "\ufeff"
+
+
+def isin(s: pd.Series, values: pd.Series) -> pd.Series:
+    """``s.isin(values)`` for text columns by Arrow's hash lookup: pandas' isin on Arrow strings
+    builds one Python scalar per value (5.6 s for a full pull's million ids, here 0.25 s)."""
+    arr = pa.array(s.astype(STR).array)
+    found = pc.is_in(arr, value_set=pa.array(values.astype(STR).dropna().array, type=arr.type))
+    return pd.Series(found.fill_null(False).to_numpy(zero_copy_only=False), index=s.index)
 
 
 def as_text(s: pd.Series) -> pd.Series:
@@ -396,7 +406,7 @@ def build_snapshot(
         # owners the User query / file lacks: name from the opportunity, the rest unknown
         seen = pd.DataFrame({"id": opp["owner_id"], "name": as_text(src["Owner.Name"])})
         seen = seen.dropna(subset=["id"]).drop_duplicates("id")
-        extra_owners = seen[~seen["id"].isin(owners["id"])]
+        extra_owners = seen[~isin(seen["id"], owners["id"])]
         if len(extra_owners):
             owners = make_owners(pd.concat([owners, extra_owners], ignore_index=True))
             if raw.users is not None:
@@ -412,7 +422,7 @@ def build_snapshot(
                 f"ids; add {w_user} (Id, Name or FirstName + LastName) to the export")
     if (raw.users is not None or len(owners)) and "owner_id" in opp:
         missing = opp["owner_id"].dropna()
-        missing = missing[~missing.isin(owners["id"])].unique()
+        missing = missing[~isin(missing, owners["id"])].unique()
         if len(missing):
             warnings.append(
                 f"{len(missing)} opportunity owner(s) not found among users (e.g. {missing[0]})"
@@ -528,7 +538,7 @@ def _history(
                                day_first=day_first)
                   if col in raw else pd.Series(pd.NaT, index=raw.index, dtype="datetime64[us]"))
     # history of opportunities outside this pull (deleted, filtered) would only confuse rules
-    h = h[h["opp"].isin(opp["id"]) & h["at"].notna()]
+    h = h[isin(h["opp"], opp["id"]) & h["at"].notna()]
     h = h.sort_values(["opp", "at", "hid"], kind="stable").reset_index(drop=True)
     first = h["opp"].ne(h["opp"].shift())
 
@@ -558,10 +568,25 @@ def _history(
 def flatten_records(records: list[Mapping[str, Any]], fields: list[str]) -> pd.DataFrame:
     """REST JSON records → one frame with exactly ``fields`` as columns.
 
-    Relationship fields (``Account.Name``) are flattened; a null relationship gives NA. Columns
-    are fixed by the query, not by what a page happens to contain.
+    Relationship fields (``Account.Name``) are read through the nested objects; a null
+    relationship gives NA. Columns are fixed by the query, not by what a page happens to
+    contain. One list per field (``pd.json_normalize`` flattened every record into a dict first,
+    six times slower); values stay as JSON gave them, so an integral number reads "50", never
+    "50.0", whatever the other rows hold.
     """
     if not records:
         return pd.DataFrame({f: pd.Series(dtype=object) for f in fields})
-    flat = pd.json_normalize(records)
-    return flat.reindex(columns=fields).astype(object)
+    cols: dict[str, list[Any]] = {}
+    for f in fields:
+        if "." not in f:
+            cols[f] = [r.get(f) for r in records]
+            continue
+        path = f.split(".")
+        values = []
+        for r in records:
+            cur: Any = r
+            for part in path:
+                cur = cur.get(part) if isinstance(cur, Mapping) else None
+            values.append(cur)
+        cols[f] = values
+    return pd.DataFrame(cols, dtype=object)

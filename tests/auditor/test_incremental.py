@@ -265,3 +265,32 @@ def test_full_history_of_a_changed_record_is_taken_as_it_is():
     row = merged.opportunities.iloc[0]
     assert row["stage_entered_at"] == pd.Timestamp("2026-06-10", tz="UTC")
     assert row["close_date_changes"] == 2  # the pulled count already covers the whole history
+
+
+def test_merged_history_follows_the_row_order_and_keeps_untouched_rows_as_stored():
+    """The merge keeps the stored rows of untouched records as they are and appends the changed
+    records' history in their row order, so the engine's join finds the history in order."""
+    crm = ChangingCrm()
+    merged = merge_incremental(crm.before, crm.delta)
+    row = pd.Series(range(len(merged.opportunities)), index=merged.opportunities["id"])
+    h = merged.stage_history
+    pos = h["opportunity_id"].map(row).to_numpy()
+    assert (pos[1:] >= pos[:-1]).all()
+    touched = {*crm.changed, "OPP-NEW", *crm.deleted}
+    stored = crm.before.stage_history
+    untouched = stored[~stored["opportunity_id"].isin(touched)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(h.head(len(untouched)), untouched)
+    # the changed records come last, in the pull's order, their history after the stored rows
+    assert merged.opportunities["id"].tail(len(crm.delta.opportunities)).tolist() == (
+        crm.delta.opportunities["id"].tolist())
+
+
+def test_a_pull_without_history_keeps_the_stored_history_of_changed_records():
+    crm = ChangingCrm()
+    delta = replace(crm.delta, stage_history=make_stage_history(),
+                    meta=replace(crm.delta.meta, has_stage_history=False))
+    merged = merge_incremental(crm.before, delta)
+    stored = crm.before.stage_history
+    expected = stored[~stored["opportunity_id"].isin(crm.deleted)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(merged.stage_history, expected)
+    assert merged.meta.has_stage_history is True  # the stored snapshot had it

@@ -86,10 +86,13 @@ def _frames(snap: Any) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return opp, hist, owners
 
 
-def reference_findings(snap: Any, s: Settings) -> dict[str, Any]:
-    """{"all": {(code, id)}, "todo": {(code, id)}} from the documented semantics."""
+def reference_findings(snap: Any, s: Settings, threads: int | None = None) -> dict[str, Any]:
+    """{"all": {(code, id)}, "todo": {(code, id)}} from the documented semantics.
+
+    ``threads``: DuckDB's worker threads (default: one per core); the benchmark pins it.
+    """
     opp, hist, owners = _frames(snap)
-    con = duckdb.connect()
+    con = duckdb.connect(config={"threads": threads} if threads else {})
     con.execute("SET TimeZone = 'UTC'")
     con.register("opp_raw", opp)
     con.register("hist_raw", hist)

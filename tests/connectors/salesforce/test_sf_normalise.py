@@ -35,3 +35,33 @@ def test_parse_column(case: dict) -> None:
         if e is None and r not in (None, "", " ") and case["kind"] not in ("id", "text")
     )
     assert len(notes.warnings) == (1 if unreadable else 0)
+
+
+def test_flatten_reads_relationships_at_any_depth_and_keeps_json_values() -> None:
+    from connectors.salesforce.normalise import flatten_records
+
+    records = [
+        {"attributes": {"type": "Opportunity"}, "Id": "0061", "Amount": 50,
+         "Account": {"attributes": {"type": "Account"}, "Name": "Acme",
+                     "Owner": {"Name": "Ann Lee"}}},
+        {"attributes": {"type": "Opportunity"}, "Id": "0062", "Amount": None, "Account": None},
+    ]
+    frame = flatten_records(records, ["Id", "Amount", "Account.Name", "Account.Owner.Name"])
+    assert frame.to_dict("list") == {
+        "Id": ["0061", "0062"],
+        "Amount": [50, None],  # an integral number stays 50 (json_normalize made it 50.0)
+        "Account.Name": ["Acme", None],
+        "Account.Owner.Name": ["Ann Lee", None],
+    }
+    assert all(d.kind == "O" for d in frame.dtypes)
+
+
+def test_isin_is_a_hash_lookup_with_missing_values_never_matching() -> None:
+    import pandas as pd
+
+    from connectors.salesforce.normalise import isin
+
+    s = pd.Series(["a", None, "b", "c"], dtype="string[pyarrow]", index=[5, 6, 7, 8])
+    got = isin(s, pd.Series(["c", None, "a"], dtype=object))
+    assert got.tolist() == [True, False, False, True]
+    assert got.index.tolist() == [5, 6, 7, 8]
