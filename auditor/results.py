@@ -191,7 +191,7 @@ class AuditRun:
             "run_id": self.run_id,
             "rejected_rows": len(meta.rejected),
             "api_calls": meta.api_calls,
-            "api_usage": meta.api_usage,
+            "api_usage": meta.api_usage.to_dict() if meta.api_usage else None,
             "unmapped_stages": meta.unmapped_stages,
             "warnings": list(meta.warnings),
             "notes": list(self.result.notes),

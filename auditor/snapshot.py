@@ -99,6 +99,63 @@ class RejectedRow:
         return {"where": self.where, "reason": self.reason}
 
 
+@dataclass(frozen=True)
+class ApiLimit:
+    """A request limit of the CRM's API, as its last response reported it."""
+
+    limit: int
+    remaining: int
+    #: the window the limit counts over: "day", or a length such as "10 s"
+    window: str
+    #: what the limit applies to when that is narrower than the org or portal (the connected
+    #: app of a Salesforce per-app limit); None: the whole org or portal
+    scope: str | None = None
+
+    @property
+    def used(self) -> int:
+        return self.limit - self.remaining
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"limit": self.limit, "remaining": self.remaining, "used": self.used,
+                "window": self.window, "scope": self.scope}
+
+
+@dataclass
+class ApiUsage:
+    """What a pull cost at the CRM's API, the same for every API connector.
+
+    File and warehouse sources call no API: their ``SnapshotMeta.api_usage`` is None.
+    """
+
+    #: requests to the CRM's API, retried attempts included (sign-ins are not API calls);
+    #: equal to ``SnapshotMeta.api_calls``
+    calls: int = 0
+    #: the same requests by endpoint, "METHOD /path" with ids left out ("GET /query",
+    #: "GET /crm/v3/objects/deals"); sums to ``calls``
+    calls_by_endpoint: dict[str, int] = field(default_factory=dict)
+    #: attempts that failed transiently (timeout, connection lost, 429, 5xx): each was
+    #: retried, or was the last straw
+    transient_failures: int = 0
+    #: records read per object ("Opportunity", "User", "deals", "owners")
+    records_read: dict[str, int] = field(default_factory=dict)
+    #: the limits as last reported, by name: "daily" (both CRMs), "rolling" (HubSpot's
+    #: ten-second window), "per_app" (a Salesforce connected app's daily share)
+    limits: dict[str, ApiLimit] = field(default_factory=dict)
+    #: sign-in requests (Salesforce password / JWT / client-credentials flows; HubSpot's
+    #: private-app token needs none)
+    logins: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls,
+            "calls_by_endpoint": dict(sorted(self.calls_by_endpoint.items())),
+            "transient_failures": self.transient_failures,
+            "records_read": dict(self.records_read),
+            "limits": {k: v.to_dict() for k, v in sorted(self.limits.items())},
+            "logins": self.logins,
+        }
+
+
 @dataclass
 class SnapshotMeta:
     """Facts about a pull: where it came from, what it cost, what was odd about it."""
@@ -121,7 +178,8 @@ class SnapshotMeta:
     #: probability. Rule CD03 judges forecasts against it.
     stage_expectations: dict[str, dict[str, Any]] = field(default_factory=dict)
     api_calls: int = 0
-    api_usage: dict[str, Any] = field(default_factory=dict)
+    #: the pull's cost at the CRM's API; None for sources that call none (files, warehouses)
+    api_usage: ApiUsage | None = None
     unmapped_stages: dict[str, int] = field(default_factory=dict)
     rejected: list[RejectedRow] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -149,7 +207,7 @@ class SnapshotMeta:
             "reached_stages": sorted(self.reached_stages),
             "stage_expectations": self.stage_expectations,
             "api_calls": self.api_calls,
-            "api_usage": self.api_usage,
+            "api_usage": self.api_usage.to_dict() if self.api_usage else None,
             "unmapped_stages": self.unmapped_stages,
             "rejected": [r.to_dict() for r in self.rejected],
             "rejected_count": len(self.rejected),

@@ -111,7 +111,7 @@ class HubSpotConnector(Connector):
         result = stream.pull(prior, self._now())
         raw = raw_from_records(result.records)
         ctx.api_calls = t.calls
-        ctx.api_usage = {**t.usage, "calls_by_endpoint": dict(t.calls_by_endpoint)}
+        ctx.api_usage = t.api_usage()
         ctx.extra["reached_stages_by_pipeline"] = reached_by_pipeline(cat)
         ctx.extra.update(reconciled=result.reconciled, deleted_by=result.deleted_by)
         ctx.deleted_ids, ctx.stream_state = result.deleted_ids, result.state.to_meta()
@@ -129,7 +129,7 @@ class HubSpotConnector(Connector):
             "unmapped_stages": [f"{r.stage_label} (id {r.stage_id}, pipeline {r.pipeline_label})"
                                 for r in unmapped.itertuples()],
             "api_calls": t.calls,
-            "api_usage": dict(t.usage),
+            "api_usage": t.api_usage().to_dict(),
         }
 
     # -- metadata ----------------------------------------------------------------------------

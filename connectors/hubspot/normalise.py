@@ -16,6 +16,7 @@ import pandas as pd
 from auditor.snapshot import (
     STR,
     TS,
+    ApiUsage,
     RejectedRow,
     Snapshot,
     SnapshotMeta,
@@ -59,7 +60,7 @@ class PullContext:
     #: zone for timestamps written without one (UI exports); the API always sends UTC
     naive_tz: str = "UTC"
     api_calls: int = 0
-    api_usage: dict[str, Any] = field(default_factory=dict)
+    api_usage: ApiUsage | None = None
     incremental: bool = False
     warnings: list[str] = field(default_factory=list)
     deleted_ids: list[str] = field(default_factory=list)
@@ -229,7 +230,7 @@ def normalise(
         reached_stages=_reached(cat, common),
         stage_expectations=_expectations(cat),
         api_calls=ctx.api_calls,
-        api_usage=dict(ctx.api_usage),
+        api_usage=ctx.api_usage,
         unmapped_stages=unmapped,
         rejected=list(raw.rejected),
         warnings=list(ctx.warnings),

@@ -22,6 +22,7 @@ from urllib3.util.retry import Retry
 
 from auditor.errors import ConnectorError
 from auditor.secrets import redact
+from auditor.snapshot import ApiLimit, ApiUsage
 from connectors.retrying import Retryable, RetryPolicy, call_with_retries
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,10 @@ class HubSpotTransport:
         self.calls = 0
         self.calls_by_endpoint: Counter[str] = Counter()
         self.usage: dict[str, int] = {}
+        #: attempts that failed transiently (connection, 429 rolling limit, 5xx)
+        self.transient_failures = 0
+        #: records received per object ("deals", "owners", "pipelines")
+        self.records_read: Counter[str] = Counter()
         self._last_search: float | None = None
         self._pause_s = 0.0
         no_retries = Retry(total=0, redirect=0, raise_on_status=False,
@@ -151,19 +156,40 @@ class HubSpotTransport:
                 data = resp.data  # read inside the try: a connection can drop mid-body
                 resp.release_conn()
             except urllib3.exceptions.HTTPError as exc:
+                self.transient_failures += 1
                 raise Retryable(f"cannot reach HubSpot at {self.host}: {_reason(exc)}") from None
             except OSError as exc:
+                self.transient_failures += 1
                 raise Retryable(f"cannot reach HubSpot at {self.host}: {exc}") from None
             except Exception as exc:
                 # each sub-package has its own ApiException class: recognise them by `status`
                 if getattr(exc, "status", None) is None:
                     raise
-                raise self._classify(what, exc) from None
+                err = self._classify(what, exc)
+                self.transient_failures += isinstance(err, Retryable)
+                raise err from None
             self._note_limits(getattr(resp, "headers", {}) or {})
-            return _json(what, data)
+            body = _json(what, data)
+            if isinstance(body.get("results"), list):
+                self.records_read[_object(what)] += len(body["results"])
+            return body
 
         return call_with_retries(attempt, what=f"HubSpot {what}", policy=self.policy,
                                  sleep=self.sleep)
+
+    def api_usage(self) -> ApiUsage:
+        """The calls so far and the limits the last response reported, as SnapshotMeta has it."""
+        u, limits = self.usage, {}
+        if "daily" in u and "daily_remaining" in u:
+            limits["daily"] = ApiLimit(u["daily"], u["daily_remaining"], "day")
+        if "rolling_max" in u and "rolling_remaining" in u:
+            window = f"{u['interval_ms'] / 1000:g} s" if "interval_ms" in u else "rolling"
+            limits["rolling"] = ApiLimit(u["rolling_max"], u["rolling_remaining"], window)
+        return ApiUsage(
+            calls=self.calls,
+            calls_by_endpoint={k.rstrip("/"): n for k, n in self.calls_by_endpoint.items()},
+            transient_failures=self.transient_failures, records_read=dict(self.records_read),
+            limits=limits)
 
     def _classify(self, what: str, exc: Any) -> Exception:
         """The exception to raise for an ApiException: a retry, a 414 split or a clear error."""
@@ -256,3 +282,9 @@ def _json(what: str, data: bytes) -> dict[str, Any]:
     if not isinstance(out, dict):
         raise ConnectorError(f"HubSpot {what}: expected a JSON object, got {type(out).__name__}")
     return out
+
+
+def _object(what: str) -> str:
+    """"deals" for "POST /crm/v3/objects/deals/search", "owners" for "GET /crm/v3/owners/"."""
+    parts = what.split(" ", 1)[1].strip("/").split("/")
+    return parts[3] if len(parts) > 3 and parts[2] == "objects" else parts[min(2, len(parts) - 1)]

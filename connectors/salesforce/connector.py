@@ -101,7 +101,7 @@ class SalesforceConnector(Connector):
             "unreadable_fields": unreadable,
             "warnings": warnings,
             "api_calls": t.counter.api_calls,
-            "api_usage": t.counter.as_meta(),
+            "api_usage": t.counter.as_meta().to_dict(),
             "api_remaining": remaining[0] if remaining else None,
         }
 
@@ -213,6 +213,7 @@ class SalesforceConnector(Connector):
         soql = f"SELECT {select_list(fields)} FROM {obj}{where}"
         frames = [flatten_records(recs, list(dict.fromkeys(fields)))
                   for recs, _ in t.query_pages(soql, f"{obj} query")]
+        t.counter.records_read[obj] += sum(map(len, frames))
         return pd.concat(frames, ignore_index=True)
 
     def _pull_object(self, t: SalesforceTransport, obj: str, fields: list[str], where: str,
@@ -225,6 +226,7 @@ class SalesforceConnector(Connector):
             frames = []
             for records, total in t.query_pages(soql, f"{obj} query",
                                                 include_deleted=include_deleted):
+                t.counter.records_read[obj] += len(records)
                 if not frames and opts.bulk == "auto" and total > opts.bulk_threshold:
                     log.info("%s: %d records > bulk_threshold %d: using Bulk API 2.0",
                              obj, total, opts.bulk_threshold)
@@ -238,6 +240,7 @@ class SalesforceConnector(Connector):
         frames = []
         for f in bulk_query_frames(t, soql, f"{obj} query", include_deleted=include_deleted):
             frames.append(f.reindex(columns=fields))
+            t.counter.records_read[obj] += len(f)
             self.progress(obj, sum(map(len, frames)), len(frames), t.counter.api_calls)
         if not frames:
             return pd.DataFrame({f: pd.Series(dtype=object) for f in fields})

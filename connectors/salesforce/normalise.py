@@ -20,6 +20,7 @@ from auditor.errors import SourceDataError
 from auditor.lifecycle import stage_outcome
 from auditor.snapshot import (
     STR,
+    ApiUsage,
     RejectedRow,
     Snapshot,
     SnapshotMeta,
@@ -73,7 +74,7 @@ class PullFacts:
     source_type: str
     instance_url: str | None = None
     api_calls: int = 0
-    api_usage: dict[str, Any] = field(default_factory=dict)
+    api_usage: ApiUsage | None = None
     incremental: bool = False
     warnings: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)

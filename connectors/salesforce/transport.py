@@ -36,6 +36,7 @@ from simple_salesforce.exceptions import (
 
 from auditor.errors import ConfigError, ConnectorError
 from auditor.secrets import read_secret, redact, register_secret
+from auditor.snapshot import ApiLimit, ApiUsage
 from connectors.retrying import Retryable, RetryPolicy, call_with_retries
 from connectors.salesforce.fields import SalesforceFieldOptions
 from connectors.streams import Pages
@@ -121,21 +122,36 @@ class SalesforceOptions(SalesforceFieldOptions):
 
 @dataclass
 class CallCounter:
-    """Every HTTP attempt by kind, and the last API usage Salesforce reported."""
+    """Every HTTP attempt by kind and endpoint, records read, and the last limits reported."""
 
     by_kind: Counter[str] = field(default_factory=Counter)
+    #: API calls (not sign-ins) by "METHOD /path", ids left out (see ``endpoint``)
+    by_endpoint: Counter[str] = field(default_factory=Counter)
     #: attempts that failed transiently (each was retried, or was the last straw)
     transient_failures: int = 0
-    usage: dict[str, Any] = field(default_factory=dict)
+    #: records received per object (REST pages and Bulk result pages)
+    records_read: Counter[str] = field(default_factory=Counter)
+    #: "daily" and "per_app", from the last Sforce-Limit-Info header
+    limits: dict[str, ApiLimit] = field(default_factory=dict)
 
     @property
     def api_calls(self) -> int:
         """Calls against the org's API (REST + Bulk); logins are not API calls."""
         return self.by_kind["rest"] + self.by_kind["bulk"]
 
-    def as_meta(self) -> dict[str, Any]:
-        return {**self.usage, "calls": dict(sorted(self.by_kind.items())),
-                "transient_failures": self.transient_failures}
+    def count(self, method: str, url: str) -> str:
+        """Count one attempt; its kind ("rest", "bulk" or "login")."""
+        kind = call_kind(url)
+        self.by_kind[kind] += 1
+        if kind != "login":
+            self.by_endpoint[endpoint(method, url)] += 1
+        return kind
+
+    def as_meta(self) -> ApiUsage:
+        return ApiUsage(
+            calls=self.api_calls, calls_by_endpoint=dict(self.by_endpoint),
+            transient_failures=self.transient_failures, records_read=dict(self.records_read),
+            limits=dict(self.limits), logins=self.by_kind["login"])
 
     def record_limits(self, header: str | None) -> None:
         if not header:
@@ -143,11 +159,20 @@ class CallCounter:
         m = _LIMIT_RE.search(header)
         if m:
             used, total = int(m.group(1)), int(m.group(2))
-            self.usage["api_usage"] = {"used": used, "total": total, "remaining": total - used}
+            self.limits["daily"] = ApiLimit(total, total - used, "day")
         m = _PER_APP_RE.search(header)
         if m:
-            self.usage["per_app_api_usage"] = {
-                "used": int(m.group(1)), "total": int(m.group(2)), "app": m.group(3)}
+            used, total = int(m.group(1)), int(m.group(2))
+            self.limits["per_app"] = ApiLimit(total, total - used, "day", scope=m.group(3))
+
+
+def endpoint(method: str, url: str) -> str:
+    """ "GET /query" for every page of a query, "GET /jobs/query/{id}/results", ...: the
+    REST path after /services/data/vNN.N, with record cursors and job ids left out."""
+    path = re.sub(r"^/services/data/v[\d.]+", "", urlparse(url).path).rstrip("/")
+    path = re.sub(r"^/(query|queryAll)/.*", r"/\1", path)
+    path = re.sub(r"^/jobs/query/[^/]+", "/jobs/query/{id}", path)
+    return f"{method.upper()} {path}"
 
 
 def call_kind(url: str) -> str:
@@ -241,12 +266,11 @@ class CountingSession(requests.Session):
         kwargs.setdefault("timeout", self.timeout_s)
         method_s = method.decode() if isinstance(method, bytes) else method
         url_s = url.decode() if isinstance(url, bytes) else url
-        kind = call_kind(url_s)
         what = f"Salesforce {self.step} ({method_s} {urlparse(url_s).path})"
         refuse_writes(method_s, url_s, kwargs.get("json"))
 
         def once() -> requests.Response:
-            self.counter.by_kind[kind] += 1
+            kind = self.counter.count(method_s, url_s)
             try:
                 resp = super(CountingSession, self).request(method, url, *args, **kwargs)
             except (requests.Timeout, requests.ConnectionError,
@@ -281,10 +305,10 @@ class CountingSession(requests.Session):
         return call_with_retries(once, what=what, policy=self.policy, sleep=self.sleep)
 
     def _usage_note(self) -> str:
-        u = self.counter.usage.get("api_usage")
+        u = self.counter.limits.get("daily")
         if not u:
             return " (the org's API request limit is reached)"
-        return f" (daily API requests used: {u['used']} of {u['total']})"
+        return f" (daily API requests used: {u.used} of {u.limit})"
 
 
 @dataclass
@@ -460,9 +484,9 @@ class SalesforceTransport:
 
     def remaining_api_calls(self) -> tuple[int, int] | None:
         """(remaining, total) daily API requests, from the last Sforce-Limit-Info or /limits."""
-        u = self.counter.usage.get("api_usage")
+        u = self.counter.limits.get("daily")
         if u:
-            return int(u["remaining"]), int(u["total"])
+            return u.remaining, u.limit
         limits = self.call("limits", lambda: self.sf.limits())
         daily = limits.get("DailyApiRequests") if isinstance(limits, Mapping) else None
         if not daily:

@@ -3,8 +3,8 @@
 The rows are read with only the columns the mapping needs (``since`` pushed into SQL), renamed
 back to the CRM's API names, and handed to the SAME mapping code the API connectors use
 (``connectors.salesforce.normalise.build_snapshot``, ``connectors.hubspot.normalise.normalise``),
-so the same records give the same Snapshot and the same findings. No API calls are made; the
-number of SQL queries is reported in ``meta.api_usage``.
+so the same records give the same Snapshot and the same findings. No API calls are made
+(``meta.api_usage`` is None); the number of SQL queries is in ``meta.extra["sql_queries"]``.
 """
 
 from __future__ import annotations
@@ -233,10 +233,10 @@ class WarehouseConnector(Connector):
 
         facts = PullFacts(
             source=self.source_name, source_type=self.type_name, instance_url=o.instance_url,
-            api_calls=0, api_usage={"sql_queries": wh.queries, "warehouse": wh.shown},
-            incremental=since is not None,
+            api_calls=0, incremental=since is not None,
             extra={"layout": o.layout, "crm": o.crm,
-                   "since": since.isoformat() if since else None},
+                   "since": since.isoformat() if since else None,
+                   "sql_queries": wh.queries, "warehouse": wh.shown},
         )
         where = {"opportunities": f"warehouse table {wh.where(opp_t.name)}",
                  "users": f"warehouse table {wh.where(user_t.name)}"}
@@ -288,8 +288,8 @@ class WarehouseConnector(Connector):
         ctx = PullContext(source=self.source_name, source_type=self.type_name,
                           portal_id=f.portal_id, portal_tz=f.portal_timezone or "UTC",
                           incremental=since is not None,
-                          api_usage={"sql_queries": wh.queries, "warehouse": wh.shown},
-                          extra={"layout": o.layout, "crm": o.crm})
+                          extra={"layout": o.layout, "crm": o.crm,
+                                 "sql_queries": wh.queries, "warehouse": wh.shown})
         if since is not None:
             ctx.deleted_ids = sorted(archived, key=lambda x: (len(x), x))
         ctx.extra["reached_stages_by_pipeline"] = reached_by_pipeline(cat)

@@ -81,17 +81,18 @@ def test_new_only_without_history_is_refused(tmp_path: Path) -> None:
 def test_new_only_counts_findings_new_since_the_last_run(tmp_path: Path) -> None:
     cfg = write_config(tmp_path)
     gate = ["run", "--config", str(cfg), "--fail-on", "error", "--new-only", "--format", "json"]
+    # in this process (exit codes from a real process: test_fail_on_exit_codes_subprocess)
     # first run of the source: nothing to compare with, every finding is new
-    first = run_cli(*gate, cwd=tmp_path)
-    assert first.returncode == 1, first.stderr
+    first = invoke(*gate)
+    assert first.exit_code == 1, first.stderr
     assert json.loads(first.stdout)["failing_findings"] == 2
     # same data again: the two CD01 errors persist, nothing new
-    second = run_cli(*gate, cwd=tmp_path)
-    assert second.returncode == 0, second.stderr
+    second = invoke(*gate)
+    assert second.exit_code == 0, second.stderr
     data = json.loads(second.stdout)
     assert data["failing_findings"] == 0 and data["history"]["persisting"] == 4
     # without --new-only the same run fails
-    assert run_cli("run", "--config", str(cfg), "--fail-on", "error", cwd=tmp_path).returncode == 1
+    assert invoke("run", "--config", str(cfg), "--fail-on", "error").exit_code == 1
     # a new deal whose close date has passed: one new error
     csv = tmp_path / "sf_report_opportunities.csv"
     csv.write_text(
@@ -100,8 +101,8 @@ def test_new_only_counts_findings_new_since_the_last_run(tmp_path: Path) -> None
         '"3/20/2025","Demo"\n',
         encoding="utf-8-sig",
     )
-    third = run_cli(*gate, cwd=tmp_path)
-    assert third.returncode == 1, third.stderr
+    third = invoke(*gate)
+    assert third.exit_code == 1, third.stderr
     data = json.loads(third.stdout)
     assert data["failing_findings"] == 1 and data["history"]["new"] == 1
 
@@ -197,11 +198,14 @@ def test_without_verbose_no_info_lines(sf_report: Path) -> None:
 
 def test_quiet_drops_progress_and_warnings_but_keeps_the_result(tmp_path: Path) -> None:
     cfg = write_config(tmp_path)
-    for flag in (["-q"], ["--quiet"]):
-        proc = run_cli("run", "--config", str(cfg), *flag, cwd=tmp_path)
-        assert proc.returncode == 0
-        assert proc.stdout.startswith("Audited 6 opportunities")
-        assert proc.stderr == "", flag
+    proc = run_cli("run", "--config", str(cfg), "-q", cwd=tmp_path)
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("Audited 6 opportunities")
+    assert proc.stderr == ""
+    res = invoke("run", "--config", str(cfg), "--quiet")  # the long spelling, in this process
+    assert res.exit_code == 0
+    assert res.stdout.startswith("Audited 6 opportunities")
+    assert res.stderr == ""
     proc = run_cli("-q", "run", "--config", str(cfg), "-q", "--fail-on", "error", cwd=tmp_path)
     assert proc.returncode == 1  # -qq: silent, the exit code still says it
     assert proc.stdout == "" and proc.stderr == ""
@@ -230,15 +234,15 @@ def test_every_command_takes_config(cmd: str) -> None:
 
 
 def test_check_config_positional_form_still_works_with_a_note(sf_report: Path) -> None:
-    proc = run_cli("check-config", str(sf_report), "--offline", cwd=sf_report.parent)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.startswith(
+    res = invoke("check-config", str(sf_report), "--offline")
+    assert res.exit_code == 0, res.stderr
+    assert res.stderr.startswith(
         "warning: `crm-audit check-config FILE` is deprecated; use "
         "`crm-audit check-config --config FILE`"
     )
-    assert proc.stdout.endswith(f"{sf_report}: configuration is valid; 2 rules selected.\n")
-    proc = run_cli("check-config", "--config", str(sf_report), "--offline", cwd=sf_report.parent)
-    assert proc.returncode == 0 and "deprecated" not in proc.stderr
+    assert res.stdout.endswith(f"{sf_report}: configuration is valid; 2 rules selected.\n")
+    res = invoke("check-config", "--config", str(sf_report), "--offline")
+    assert res.exit_code == 0 and "deprecated" not in res.stderr
 
 
 def test_exit_codes_documented_in_help() -> None:

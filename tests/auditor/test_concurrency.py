@@ -9,6 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+from click.testing import CliRunner
+
+from auditor.app.cli import main
 from auditor.app.publish import verify
 from auditor.history import HistoryStore
 
@@ -40,6 +43,12 @@ def _crm_audit(*args: str) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _seed(cfg: Path) -> None:
+    """The first run, in this process: it only stores the first export (no lock is contended)."""
+    res = CliRunner().invoke(main, ["run", "-c", str(cfg)])
+    assert res.exit_code == 0, res.output
+
+
 def _held(tmp_path: Path, cfg: Path) -> subprocess.Popen[str]:
     """A run that holds the lock, paused in its pull until tmp_path/go exists."""
     proc = subprocess.Popen(
@@ -64,8 +73,7 @@ def test_second_run_exits_5_or_waits_and_the_change_is_stored_once(tmp_path):
     waits = _config(tmp_path, "waits.toml", 60)
     no_wait = _config(tmp_path, "no-wait.toml", 0)
     _export(tmp_path, {"D1": "Contact", "D2": "Contact"})
-    seed = _crm_audit("run", "-c", str(waits))
-    assert seed.wait(120) == 0, seed.communicate()
+    _seed(waits)
     _export(tmp_path, {"D1": "Contact", "D2": "Qualification"})  # the next export: D2 moved
 
     holder = _held(tmp_path, waits)
@@ -104,8 +112,7 @@ def test_second_run_exits_5_or_waits_and_the_change_is_stored_once(tmp_path):
 def test_two_runs_started_together_run_one_after_the_other(tmp_path):
     cfg = _config(tmp_path, "audit.toml", 120)
     _export(tmp_path, {"D1": "Contact", "D2": "Contact"})
-    seed = _crm_audit("run", "-c", str(cfg))
-    assert seed.wait(120) == 0, seed.communicate()
+    _seed(cfg)
     _export(tmp_path, {"D1": "Discovery", "D2": "Qualification"})
     procs = [_crm_audit("run", "-c", str(cfg)) for _ in range(2)]
     for p in procs:

@@ -170,7 +170,8 @@ def _run_cli(cfg: Path, out: Path, env: dict[str, str]) -> subprocess.Popen[str]
 def test_two_processes_run_the_same_source_at_once(tmp_path, backend) -> None:
     cfg = tmp_path / "audit.toml"
     hist = "\n".join(f"{k} = {json.dumps(v)}" for k, v in backend.items())
-    cfg.write_text('[audit]\nas_of = 2026-06-15\n[source]\ntype = "demo"\nsize = 20000\n'
+    # 2,000 deals: the two processes start together and meet at the run lock whatever the size
+    cfg.write_text('[audit]\nas_of = 2026-06-15\n[source]\ntype = "demo"\nsize = 2000\n'
                    f'[history]\n{hist}\n[report]\nformats = ["json"]\n')
     env = {k: v for k, v in os.environ.items() if k.startswith("CRM_AUDIT_TEST")}
     procs = [_run_cli(cfg, tmp_path / f"out{i}", env) for i in range(2)]

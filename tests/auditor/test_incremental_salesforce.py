@@ -1,7 +1,7 @@
 """Acceptance (issue 7, item 4): incremental second run against the mocked Salesforce org.
 
 The fake org answers SOQL like Salesforce does for what the connector asks: ``SystemModstamp >
-X`` filters, ``queryAll`` returning deleted rows (``IsDeleted``), 2,000 records per page. The
+X`` filters, ``queryAll`` returning deleted rows (``IsDeleted``), pages of 400 records. The
 API calls of the second run grow with the number of changed records, not with the org, and the
 audit finds exactly what a full pull of the changed org finds.
 """
@@ -26,8 +26,10 @@ from tests.connectors.salesforce.fake_org import (
     rest_pages,
 )
 
-N_OPPS = 4500  # 3 pages of opportunities
-PAGE = 2000
+N_OPPS = 900  # 3 pages of opportunities
+#: records per page: Salesforce sends at most 2,000, and may send fewer; the fake org's smaller
+#: pages keep three pages of deals and eight of history with a fifth of the records
+PAGE = 400
 OLD = "2024-02-01T00:00:00.000+0000"
 STAGES = [
     "Prospecting",
@@ -50,7 +52,7 @@ def _parse(ts: str) -> datetime:
 
 class ChangingOrg(FakeOrg):
     """The fake org (which filters and pages every query like the real API) seeded with a
-    4,500-deal org that ``change`` edits, deletes, purges and adds to."""
+    900-deal org that ``change`` edits, deletes, purges and adds to."""
 
     def __init__(self, rsps: responses.RequestsMock) -> None:
         recorded = rest_pages()
@@ -61,6 +63,7 @@ class ChangingOrg(FakeOrg):
         }
         self.records["Opportunity"] = [self._opp(i) for i in range(N_OPPS)]
         self.records["OpportunityHistory"] = [h for i in range(N_OPPS) for h in self._history(i)]
+        self.page_size = {obj: PAGE for obj in self.records}
 
     @staticmethod
     def _opp(i: int, stage: str | None = None, modstamp: str = OLD) -> dict[str, Any]:
@@ -238,7 +241,7 @@ def test_incremental_salesforce_run_costs_calls_per_change_and_finds_what_a_full
     first = execute(_config(tmp_path, "nightly"), out_dir=tmp_path / "out")
     full_cost = (1 + 1 + math.ceil(users / PAGE) + math.ceil(N_OPPS / PAGE)
                  + math.ceil(hist_rows / PAGE))  # stages, describe, users, deals, history
-    assert first.snapshot.meta.api_calls == full_cost == 1 + 1 + 1 + 3 + 8  # 15,215 history rows
+    assert first.snapshot.meta.api_calls == full_cost == 1 + 1 + 1 + 3 + 8  # 3,043 history rows
     assert first.snapshot.meta.incremental is False
 
     _as_if_pulled_earlier(tmp_path / "nightly.sqlite", timedelta(days=1))

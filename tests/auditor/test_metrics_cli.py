@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
+
+from auditor.app.cli import main
 from auditor.metrics import METRIC_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_run_writes_metrics_json(tmp_path: Path) -> None:
+def test_run_writes_metrics_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "report"
-    proc = subprocess.run(
-        [sys.executable, "-m", "auditor.app.cli", "run", "--as-of", "2026-11-26",
-         "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
+    monkeypatch.chdir(ROOT)  # in this process: metrics.json is the point, not the process
+    res = CliRunner().invoke(main, ["run", "--as-of", "2026-11-26", "--out", str(out)])
+    assert res.exit_code == 0, res.stderr
     data = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert data["as_of"] == "2026-11-26"
     assert [p["label"] for p in data["periods"]] == ["2026-Q3", "2026-Q4"]

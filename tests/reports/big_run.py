@@ -2,7 +2,8 @@
 
 Three vectorized stub rules flag about a million findings over 20,000 owners, 400 managers
 and 150 teams in several currencies: what the size caps must hold against. Used by the e-mail
-size tests and the key-name scan.
+size tests and the key-name scan. ``n`` builds the same organisation (owners, managers, teams,
+currencies, warnings) with fewer opportunities.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ CURRENCIES = np.array(["USD", "EUR", "GBP", "CHF", "JPY"], dtype=object)
 STAGES = np.array(["lead", "discovery", "proposal", "negotiation", "closed_won"], dtype=object)
 
 
-def big_snapshot() -> Snapshot:
+def big_snapshot(n: int = N) -> Snapshot:
     rng = np.random.default_rng(7)
     oid = np.array([f"U{i:06d}" for i in range(OWNERS)], dtype=object)
     mgr = np.where(np.arange(OWNERS) < MANAGERS, None, oid[np.arange(OWNERS) % MANAGERS])
@@ -50,8 +51,8 @@ def big_snapshot() -> Snapshot:
             }
         )
     )
-    ids = pd.Series(np.arange(N)).map("006{:012d}".format)
-    stage = STAGES[rng.integers(0, len(STAGES), N)]
+    ids = pd.Series(np.arange(n)).map("006{:012d}".format)
+    stage = STAGES[rng.integers(0, len(STAGES), n)]
     closed = stage == "closed_won"
     opp = make_opportunities(
         pd.DataFrame(
@@ -60,14 +61,14 @@ def big_snapshot() -> Snapshot:
                 "source": "big",
                 "url": "https://big.my.salesforce.com/" + ids,
                 "name": "Déal " + ids + " – Enterprise expansion with a long name",
-                "account_name": "Account " + pd.Series(rng.integers(0, 90_000, N)).astype(str),
-                "owner_id": oid[rng.integers(0, OWNERS, N)],
+                "account_name": "Account " + pd.Series(rng.integers(0, 90_000, n)).astype(str),
+                "owner_id": oid[rng.integers(0, OWNERS, n)],
                 "stage": stage,
                 "is_closed": closed,
                 "is_won": closed,
-                "amount": rng.integers(1, 500, N) * 1000.0,
-                "currency": CURRENCIES[rng.integers(0, len(CURRENCIES), N)],
-                "next_step": np.where(rng.random(N) < 0.3, "Call", None),
+                "amount": rng.integers(1, 500, n) * 1000.0,
+                "currency": CURRENCIES[rng.integers(0, len(CURRENCIES), n)],
+                "next_step": np.where(rng.random(n) < 0.3, "Call", None),
                 "created_at": pd.Timestamp("2026-01-01", tz="UTC"),
             }
         )
@@ -77,20 +78,20 @@ def big_snapshot() -> Snapshot:
         source_type="salesforce",
         pulled_at=datetime(2026, 11, 20, 6, 0, tzinfo=UTC),
         provided_fields=frozenset(c for c in opp.columns if c != "next_step_due"),
-        loaded_rows=N,
+        loaded_rows=n,
         unmapped_stages={f"Custom stage {i}": i for i in range(1, 300)},
     )
     meta.warnings = [f"warning number {i} about the data" for i in range(200)]
     return Snapshot(opp, make_stage_history(), owners, meta=meta).validate()
 
 
-def big_run(tmp_path: Path) -> AuditRun:
+def big_run(tmp_path: Path, n: int = N) -> AuditRun:
     cfg = parse_config(
         {"source": {"type": "demo"}, "audit": {"as_of": "2026-11-20"}},
         origin="<big>",
         base_dir=tmp_path,
     )
-    snap = big_snapshot()
+    snap = big_snapshot(n)
     result = run_audit(snap, cfg, rules=RULES)
     metrics = compute_metrics(snap, result, result.context, cfg.metrics)
     v = result.violations

@@ -41,10 +41,12 @@ EXPECTED_FILES = [
 HTML_FILES = [f for f in EXPECTED_FILES if f.endswith(".html") and f != "explorer.html"]
 
 
-@pytest.fixture
-def out(audit_run, tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixture run's output folder, written once: the tests using it only read it."""
+    tmp_path = tmp_path_factory.mktemp("outputs")
     folder = tmp_path / "out"
-    written = write_reports(audit_run, folder)
+    written = write_reports(make_run(tmp_path), folder)
     assert [str(p.relative_to(folder)) for p in written] == EXPECTED_FILES
     return folder
 

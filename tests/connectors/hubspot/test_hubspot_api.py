@@ -9,6 +9,7 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 from auditor.errors import ConfigError
+from auditor.snapshot import ApiUsage
 from connectors.registry import connector_class
 from tests.connectors.hubspot.conftest import expected_frames, synthetic_deals
 
@@ -49,9 +50,18 @@ def test_snapshot_exact(fake, make_connector) -> None:
         "next_step", "next_step_due", "loss_reason", "lead_source", "budget"}
     # pipelines, account info (no portal_id configured), 2 owner listings, 3 pages of 3 deals
     assert m.api_calls == 7
-    assert m.api_usage["calls_by_endpoint"] == {
-        "GET /crm/v3/pipelines/deals": 1, "GET /account-info/v3/details": 1,
-        "GET /crm/v3/owners/": 2, "GET /crm/v3/objects/deals": 3}
+    # records: 2 pipelines, 2 active + 1 archived owner, 7 deals; the fake portal sends no
+    # X-HubSpot-RateLimit-* headers here (test_hubspot_faults has them)
+    assert m.api_usage == ApiUsage(
+        calls=7,
+        calls_by_endpoint={
+            "GET /crm/v3/pipelines/deals": 1, "GET /account-info/v3/details": 1,
+            "GET /crm/v3/owners": 2, "GET /crm/v3/objects/deals": 3},
+        transient_failures=0,
+        records_read={"pipelines": 2, "owners": 3, "deals": 7},
+        limits={},
+        logins=0,
+    )
 
 
 def test_requests_page_with_after_and_ask_for_date_entered_properties(fake, make_connector) -> None:

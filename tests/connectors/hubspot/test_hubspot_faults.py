@@ -13,6 +13,7 @@ from pandas.testing import assert_frame_equal
 
 from auditor.errors import ConnectorError
 from auditor.secrets import install_log_redaction
+from auditor.snapshot import ApiLimit
 from connectors.hubspot.connector import HubSpotConnector
 from connectors.hubspot.options import HubSpotOptions
 from tests.connectors.hubspot.conftest import TOKEN, expected_frames
@@ -36,6 +37,10 @@ def test_429_rolling_limit_retried_then_success(fake, make_connector, sleeps, he
     assert sleeps == [waited]
     assert len(fake.calls(DEALS)) == 2
     assert snap.meta.api_calls == 5  # pipelines, 2 owner listings, deals twice
+    # the refused attempt counts as a call and as a transient failure
+    assert snap.meta.api_usage.transient_failures == 1
+    assert snap.meta.api_usage.calls_by_endpoint == {
+        "GET /crm/v3/pipelines/deals": 1, "GET /crm/v3/owners": 2, "GET /crm/v3/objects/deals": 2}
     assert_frame_equal(snap.opportunities, expected_frames()["opportunities"])
 
 
@@ -113,9 +118,12 @@ def test_rate_limit_headers_recorded_and_respected(fake, make_connector, sleeps)
     snap = make_connector(portal_id=1, portal_timezone="UTC").pull()
     # window used up after every call → wait it out before the next (4 calls, 3 waits)
     assert sleeps == [10.0, 10.0, 10.0]
-    usage = {k: v for k, v in snap.meta.api_usage.items() if k != "calls_by_endpoint"}
-    assert usage == {"daily": 250000, "daily_remaining": 249000, "rolling_max": 190,
-                     "rolling_remaining": 0, "interval_ms": 10000}
+    assert snap.meta.api_usage.limits == {
+        "daily": ApiLimit(limit=250000, remaining=249000, window="day"),
+        "rolling": ApiLimit(limit=190, remaining=0, window="10 s"),
+    }
+    assert snap.meta.api_usage.limits["daily"].used == 1000
+    assert (snap.meta.api_usage.calls, snap.meta.api_usage.transient_failures) == (4, 0)
 
 
 def test_unauthorized_names_the_env_var(fake) -> None:

@@ -70,7 +70,9 @@ def test_jwt_bearer_login(rsps, rsa_key, domain, audience) -> None:
     assert snap.opportunities["url"][0] == (
         "https://acme.my.salesforce.com/lightning/r/Opportunity/0068d00000OpA01AAA/view"
     )
-    assert snap.meta.api_usage["calls"] == {"login": 1, "rest": 8}
+    usage = snap.meta.api_usage  # the token request is a sign-in, not an API call
+    assert (usage.logins, usage.calls) == (1, 8)
+    assert usage.calls_by_endpoint == {"GET /query": 7, "GET /sobjects/Opportunity/describe": 1}
 
 
 def test_jwt_key_from_file(rsps, rsa_key, tmp_path) -> None:

@@ -58,7 +58,17 @@ def test_bulk_gives_the_same_snapshot_as_rest(org, rsps, make_connector, sleeps)
     results = [c.request for c in rsps.calls if c.request.url.count("/results")]
     assert all(parse_qs(urlparse(r.url).query)["maxRecords"] == ["10"] for r in results)
     assert sleeps == [2.0, 2.0]  # one wait per job while it was InProgress
-    assert bulk.meta.api_usage["calls"] == {"bulk": 9, "rest": 3}
+    usage = bulk.meta.api_usage  # stages, users and describe by REST; the two jobs as above
+    assert (usage.calls, usage.logins) == (12, 0)
+    assert usage.calls_by_endpoint == {
+        "GET /query": 2,
+        "GET /sobjects/Opportunity/describe": 1,
+        "POST /jobs/query": 2,
+        "GET /jobs/query/{id}": 4,
+        "GET /jobs/query/{id}/results": 3,
+    }
+    assert usage.records_read == {"OpportunityStage": 12, "User": 3, "Opportunity": 7,
+                                  "OpportunityHistory": 17}
 
 
 def test_auto_switches_to_bulk_above_threshold(org, make_connector) -> None:

@@ -26,7 +26,10 @@ def test_429_then_success_honours_retry_after(org, make_connector, sleeps) -> No
     pdt.assert_frame_equal(snap.opportunities, expected.opportunities())
     assert sleeps == [7.0]
     assert snap.meta.api_calls == 9
-    assert snap.meta.api_usage["transient_failures"] == 1
+    assert snap.meta.api_usage.transient_failures == 1
+    # the refused page counts as a call: 8 query pages + 1 retry, and the describe
+    assert snap.meta.api_usage.calls_by_endpoint == {
+        "GET /query": 8, "GET /sobjects/Opportunity/describe": 1}
 
 
 def test_503_twice_then_success_backs_off_exponentially(org, make_connector, sleeps) -> None:
@@ -97,7 +100,9 @@ def test_invalid_session_logs_in_again_and_succeeds(rsps, sleeps) -> None:
     snap = conn.pull()
     pdt.assert_frame_equal(snap.opportunities, expected.opportunities())
     assert login.call_count == 2
-    assert snap.meta.api_usage["calls"] == {"login": 2, "rest": 9}
+    # two sign-ins; the expired session's call and its repeat are both API calls
+    assert (snap.meta.api_usage.logins, snap.meta.api_usage.calls) == (2, 9)
+    assert snap.meta.api_usage.calls_by_endpoint["GET /query"] == 8
     assert snap.meta.api_calls == 9
     assert sleeps == []
 

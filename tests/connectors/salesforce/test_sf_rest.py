@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 import pandas.testing as pdt
 import pytest
 
+from auditor.snapshot import ApiLimit, ApiUsage
 from connectors.registry import build_connector
 from connectors.salesforce.connector import SalesforceConnector
 from tests.connectors.salesforce import expected
@@ -39,11 +40,18 @@ def test_rest_pull_gives_the_exact_snapshot(org, make_connector) -> None:
         }
     )
     assert m.api_calls == 8
-    assert m.api_usage == {
-        "api_usage": {"used": 1200, "total": 15000, "remaining": 13800},
-        "calls": {"rest": 8},
-        "transient_failures": 0,
-    }
+    # 7 query pages (stages, users, 3 of deals, 2 of history) and the describe; the records
+    # of the recorded pages; the daily limit from the last Sforce-Limit-Info (api-usage=1200/15000)
+    assert m.api_usage == ApiUsage(
+        calls=8,
+        calls_by_endpoint={"GET /query": 7, "GET /sobjects/Opportunity/describe": 1},
+        transient_failures=0,
+        records_read={"OpportunityStage": 12, "User": 3, "Opportunity": 7,
+                      "OpportunityHistory": 17},
+        limits={"daily": ApiLimit(limit=15000, remaining=13800, window="day")},
+        logins=0,
+    )
+    assert m.api_usage.limits["daily"].used == 1200
     assert m.extra["api_paths"] == {"Opportunity": "rest", "OpportunityHistory": "rest"}
     assert [s["stage"] for s in m.extra["stage_metadata"] if s["common_stage"] is None] == [
         "Discovery Call",
@@ -142,9 +150,13 @@ def test_check_reports_unmapped_stages_and_usage(org, rsps, make_connector) -> N
         "warnings": [],
         "api_calls": 2,  # stage metadata + describe
         "api_usage": {
-            "api_usage": {"used": 1200, "total": 15000, "remaining": 13800},
-            "calls": {"rest": 2},
+            "calls": 2,
+            "calls_by_endpoint": {"GET /query": 1, "GET /sobjects/Opportunity/describe": 1},
             "transient_failures": 0,
+            "records_read": {"OpportunityStage": 12},
+            "limits": {"daily": {"limit": 15000, "remaining": 13800, "used": 1200,
+                                 "window": "day", "scope": None}},
+            "logins": 0,
         },
         "api_remaining": 13800,
     }

@@ -8,7 +8,14 @@ import time
 import pytest
 import requests
 
-from connectors.salesforce.transport import CallCounter, call_kind, error_detail, retry_after_s
+from auditor.snapshot import ApiLimit
+from connectors.salesforce.transport import (
+    CallCounter,
+    call_kind,
+    endpoint,
+    error_detail,
+    retry_after_s,
+)
 
 
 @pytest.mark.parametrize(
@@ -27,10 +34,45 @@ def test_retry_after_http_date() -> None:
 def test_limit_info_with_per_app_usage() -> None:
     c = CallCounter()
     c.record_limits("api-usage=25/5000; per-app-api-usage=17/250(appName=audit-bot)")
-    assert c.usage == {
-        "api_usage": {"used": 25, "total": 5000, "remaining": 4975},
-        "per_app_api_usage": {"used": 17, "total": 250, "app": "audit-bot"},
+    assert c.limits == {
+        "daily": ApiLimit(limit=5000, remaining=4975, window="day"),
+        "per_app": ApiLimit(limit=250, remaining=233, window="day", scope="audit-bot"),
     }
+    assert (c.limits["daily"].used, c.limits["per_app"].used) == (25, 17)
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "label"),
+    [
+        ("GET", "https://acme.my.salesforce.com/services/data/v59.0/query/?q=SELECT+Id",
+         "GET /query"),
+        ("GET", "https://acme.my.salesforce.com/services/data/v59.0/query/01gD0000002HU6K-2000",
+         "GET /query"),
+        ("get", "https://acme.my.salesforce.com/services/data/v59.0/queryAll/?q=SELECT+Id",
+         "GET /queryAll"),
+        ("GET", "https://acme.my.salesforce.com/services/data/v59.0/sobjects/Opportunity/describe",
+         "GET /sobjects/Opportunity/describe"),
+        ("POST", "https://acme.my.salesforce.com/services/data/v59.0/jobs/query",
+         "POST /jobs/query"),
+        ("GET", "https://acme.my.salesforce.com/services/data/v59.0/jobs/query/750R0000/results"
+         "?locator=abc", "GET /jobs/query/{id}/results"),
+        ("GET", "https://acme.my.salesforce.com/services/data/v59.0/jobs/query/750R0000",
+         "GET /jobs/query/{id}"),
+    ],
+)
+def test_endpoint_labels_leave_out_cursors_and_job_ids(method, url, label) -> None:
+    assert endpoint(method, url) == label
+
+
+def test_counter_counts_api_calls_by_endpoint_and_logins_apart() -> None:
+    c = CallCounter()
+    c.count("POST", "https://login.salesforce.com/services/oauth2/token")
+    c.count("GET", "https://acme.my.salesforce.com/services/data/v59.0/query/?q=x")
+    c.count("GET", "https://acme.my.salesforce.com/services/data/v59.0/query/01g-2000")
+    c.count("POST", "https://acme.my.salesforce.com/services/data/v59.0/jobs/query")
+    usage = c.as_meta()
+    assert (usage.calls, usage.logins) == (3, 1) == (c.api_calls, c.by_kind["login"])
+    assert usage.calls_by_endpoint == {"GET /query": 2, "POST /jobs/query": 1}
 
 
 @pytest.mark.parametrize(

@@ -91,7 +91,8 @@ def test_salesforce_tables_give_the_api_snapshot_and_findings(
     found = _findings(snap)
     assert len(found) > 0
     assert_frame_equal(found, _findings(api))
-    assert snap.meta.api_calls == 0 and snap.meta.api_usage["sql_queries"] == 5
+    assert snap.meta.api_calls == 0 and snap.meta.api_usage is None  # no CRM API was called
+    assert snap.meta.extra["sql_queries"] == 5
 
 
 @pytest.fixture
