@@ -201,8 +201,6 @@ def _execute_locked(
     Phases: pull → audit → history → reports → store, then (only once stored) deliver and
     run.json, written once with the final finish time and delivery outcomes.
     """
-    from auditor.history.frames import snapshot_to_blobs
-
     run_id: int | None = None
     try:
         if store is not None:
@@ -225,9 +223,10 @@ def _execute_locked(
             with _phase(obs, "history diff", run, "history_diff"):
                 run.finished_at = datetime.now(UTC)
                 run.history = _history_diff(store, run, config.history.trend_runs)
-        # Parquet-encode the snapshot for the store on another core while the reports
-        # (pure-Python templating) render: pyarrow releases the GIL
-        with _in_background(snapshot_to_blobs if stored else None, pulled.snapshot) as blobs:
+        # Parquet-encode the snapshot for the store (and write its file) on another core while
+        # the reports (pure-Python templating) render: pyarrow and file writes release the GIL
+        prepare = store.prepare_snapshot if store is not None and stored else None
+        with _in_background(prepare, pulled.snapshot, connector.source_name, run_id) as blobs:
             _reports_phase(run, staging, obs)
             if stored:
                 _store_phase(store, run, pulled, blobs, obs)

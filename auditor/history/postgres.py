@@ -234,7 +234,8 @@ class PostgresHistoryStore(HistoryStore):
                         blobs: dict[str, Any]) -> tuple[str, str] | None:
         return None
 
-    def _drop_snapshot_files(self, source: str, keep: str | None = None) -> None:
+    def _drop_snapshot_files(self, source: str, keep: str | None = None,
+                             only: int | None = None) -> None:
         return None
 
     # -- liveness and the run lock ---------------------------------------------------------

@@ -12,9 +12,11 @@ import pandas as pd
 import pytest
 
 from auditor.history import HistoryStore
+from auditor.history.frames import snapshot_to_blobs
 from auditor.history.pg_schema import PG_MIGRATIONS
 from auditor.history.postgres import PostgresHistoryStore
 from auditor.history.schema import MIGRATIONS, _statements
+from connectors.demo import generate_demo_org
 
 COLS = ["fingerprint", "rule_code", "rule_name", "severity", "opportunity_id",
         "opportunity_name", "owner_id", "account_name", "stage", "amount", "url", "message"]
@@ -29,6 +31,7 @@ RUN1 = [
      "005Y", "O'Brien & Co", "closed_lost", 0.1, "https://crm.example/006C",
      "lost without a loss reason; 😀 unicode"),
 ]
+SNAP = generate_demo_org(200, seed=5).snapshot
 #: run 3's (run 2 failed and stored none)
 RUN3 = [("0a1b2c3d4e5f6071", *RUN1[1][1:]), ("1234567890abcdef", "FU01", "No next step",
         "warning", "006D", "Delta", "005X", "Delta Inc", "proposal", -3.0, None, "x")]
@@ -55,6 +58,11 @@ def _fill_v1(execute: Any) -> None:
         for row in rows:
             execute(f"INSERT INTO violations (run_id, {', '.join(COLS)}) VALUES ({marks})",
                     (rid, *row))
+    b = snapshot_to_blobs(SNAP)
+    execute("INSERT INTO snapshots (source, run_id, pull_started_at, format, meta, "
+            "opportunities, stage_history, owners) VALUES ('demo', 3, ?, ?, ?, ?, ?, ?)",
+            ("2026-06-13T02:00:00+00:00", b["format"], b["meta"], b["opportunities"],
+             b["stage_history"], b["owners"]))
 
 
 def _check(store: HistoryStore) -> None:
@@ -70,6 +78,10 @@ def _check(store: HistoryStore) -> None:
         [(1, r[0]) for r in RUN1] + [(3, r[0]) for r in RUN3])
     assert [r["id"] for r in store.runs()] == [3, 2, 1]
     assert store.last_successful_run("demo")["violations"] == 2
+    stored = store.last_snapshot("demo")  # still in the row's blobs, as version 1 wrote it
+    assert stored.run_id == 3
+    for name in ("opportunities", "stage_history", "owners"):
+        pd.testing.assert_frame_equal(getattr(stored.snapshot, name), getattr(SNAP, name))
 
 
 def test_a_version_1_sqlite_history_is_migrated_and_reads_the_same(tmp_path: Path) -> None:
