@@ -198,6 +198,18 @@ def _sqlite_errors(what: str) -> Callable[[F], F]:
 
 
 @dataclass
+class Prepared:
+    """A run's findings and snapshot encoded for :meth:`HistoryStore.commit_run`."""
+
+    run_id: int
+    source: str
+    findings: bytes  # Parquet
+    fingerprints: pa.ChunkedArray  # sorted
+    snapshot_blobs: dict[str, Any] | None
+    staged: tuple[str, str] | None  # the snapshot file written for it: (name, layout JSON)
+
+
+@dataclass
 class StoredSnapshot:
     snapshot: Snapshot
     run_id: int | None
@@ -470,11 +482,14 @@ class HistoryStore:
         pull_started_at: datetime | None = None,
         derived_rows: pd.DataFrame | None = None,
         snapshot_blobs: dict[str, Any] | None = None,
+        prepared: Prepared | None = None,
     ) -> None:
         """Write everything a run produced and mark it ``success``, in one transaction.
 
-        ``snapshot_blobs`` is ``snapshot`` already encoded (``snapshot_to_blobs``), so a caller
-        can encode it on another thread while it renders reports.
+        ``prepared`` is :meth:`prepare`'s result for this run (findings and snapshot already
+        encoded, the snapshot file written), so a caller can do that on another thread while it
+        renders reports; ``snapshot_blobs`` is ``snapshot`` already encoded
+        (``snapshot_to_blobs``).
 
         ``summary`` holds the run row's columns (finished_at, records, violations, score, ...).
         ``snapshot`` replaces the source's stored snapshot; ``derived_rows`` are appended to the
@@ -484,23 +499,13 @@ class HistoryStore:
         if source is None:
             raise HistoryError(f"history store {self.path}: run {run_id} does not exist")
         source = source[0]
-        blobs = snapshot_blobs
-        if blobs is None and snapshot is not None:
-            blobs = snapshot_to_blobs(snapshot)
-        # the snapshot's frames go to their own file first (SQLite), durable before the commit
-        # that points at it; the old file is removed only after that commit
-        staged = None
-        if blobs is not None:
-            staged = blobs.get("staged")
-            if not staged or staged[0] != self._snapshot_file_name(source, run_id):
-                staged = self._stage_snapshot(source, run_id, blobs)
-        # encoded before the write lock is taken: the transaction only copies bytes
-        table = findings_table(violations)
-        findings = to_parquet(table)
-        # sorted, the fingerprints append to the (run_id, fingerprint) index page after page
-        # (in the engine's order they land all over it: six times slower at 1M)
-        fingerprints = table["fingerprint"].take(pc.array_sort_indices(table["fingerprint"]))
-        del table
+        if prepared is None or (prepared.run_id, prepared.source) != (run_id, source):
+            prepared = self.prepare(
+                run_id, source, findings_table(violations), snapshot,
+                snapshot_blobs=snapshot_blobs,
+            )
+        blobs, staged = prepared.snapshot_blobs, prepared.staged
+        findings, fingerprints = prepared.findings, prepared.fingerprints
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             self.conn.execute(
@@ -563,14 +568,37 @@ class HistoryStore:
     def _snapshot_file_name(self, source: str, run_id: int) -> str:
         return f"{_source_key(source)}-{run_id}{SNAPSHOT_FILE_SUFFIX}"
 
-    def prepare_snapshot(self, snapshot: Snapshot, source: str, run_id: int) -> dict[str, Any]:
-        """Encode ``snapshot`` for :meth:`commit_run` (``snapshot_blobs``) and, on SQLite,
-        already write its file: the slow part of storing it, done while the reports render
-        (another thread may call this; it does not touch the connection). Until the commit
-        names it, the file is not part of the store; a failed run's file is deleted."""
-        blobs = snapshot_to_blobs(snapshot)
-        blobs["staged"] = self._stage_snapshot(source, run_id, blobs)
-        return blobs
+    def prepare(
+        self,
+        run_id: int,
+        source: str,
+        findings: pa.Table,
+        snapshot: Snapshot | None = None,
+        *,
+        snapshot_blobs: dict[str, Any] | None = None,
+    ) -> Prepared:
+        """The slow part of :meth:`commit_run`, without the database: the findings
+        (:func:`~auditor.history.findings.findings_table`) as Parquet and their sorted
+        fingerprints, the snapshot encoded and, on SQLite, already written to its file.
+        Another thread may call this while the reports render (Arrow, zstd and file writes
+        release the GIL). Until a commit names it the file is not part of the store; a failed
+        run's file is deleted by :meth:`fail_run`, a killed run's by the source's next commit.
+        """
+        blobs = snapshot_blobs
+        if blobs is None and snapshot is not None:
+            blobs = snapshot_to_blobs(snapshot)
+        fps = findings["fingerprint"]
+        # sorted, the fingerprints append to the (run_id, fingerprint) index page after page
+        # (in the engine's order they land all over it: six times slower at 1M)
+        return Prepared(
+            run_id=run_id,
+            source=source,
+            findings=to_parquet(findings),
+            fingerprints=fps.take(pc.array_sort_indices(fps)),
+            snapshot_blobs=blobs,
+            # written and fsync'ed before the commit that names it (SQLite only)
+            staged=self._stage_snapshot(source, run_id, blobs) if blobs is not None else None,
+        )
 
     def _stage_snapshot(
         self, source: str, run_id: int, blobs: dict[str, Any]

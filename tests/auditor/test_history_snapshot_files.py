@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from auditor.history import HistoryError, HistoryStore
+from auditor.history.findings import findings_table
 from auditor.history.store import STORED_VIOLATION_COLUMNS
 from connectors.demo import generate_demo_org
 
@@ -84,7 +85,8 @@ def test_a_prepared_snapshot_of_a_run_that_then_fails_is_deleted(tmp_path, snaps
         _commit(store, snaps[0])
         kept = _files(path)
         rid = store.begin_run("demo", "demo")
-        store.prepare_snapshot(snaps[1], "demo", rid)  # as run.py does while reports render
+        # as run.py does while the reports render
+        store.prepare(rid, "demo", findings_table(_none()), snaps[1])
         assert len(_files(path)) == 2
         store.fail_run(rid, RuntimeError("reports failed"))
         assert _files(path) == kept
@@ -95,10 +97,10 @@ def test_a_file_left_by_a_killed_run_is_deleted_by_the_next_commit(tmp_path, sna
     with HistoryStore(path) as store:
         _commit(store, snaps[0])
         killed = store.begin_run("demo", "demo")
-        store.prepare_snapshot(snaps[1], "demo", killed)
+        store.prepare(killed, "demo", findings_table(_none()), snaps[1])
         # a run of another source in progress keeps its file
         other = store.begin_run("other", "demo")
-        store.prepare_snapshot(snaps[1], "other", other)
+        store.prepare(other, "other", findings_table(_none()), snaps[1])
         store.conn.execute("UPDATE runs SET status = 'interrupted' WHERE id = ?", (killed,))
         r3 = _commit(store, snaps[1])
         names = _files(path)
