@@ -506,6 +506,10 @@ class HistoryStore:
             )
         blobs, staged = prepared.snapshot_blobs, prepared.staged
         findings, fingerprints = prepared.findings, prepared.fingerprints
+        if staged:
+            # the old snapshot file is deleted right after this commit, so the commit itself
+            # must survive a power cut (NORMAL would only guarantee it against a crash)
+            self._synchronous("FULL")
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             self.conn.execute(
@@ -548,6 +552,9 @@ class HistoryStore:
             if staged:
                 self._snapshot_dir().joinpath(staged[0]).unlink(missing_ok=True)
             raise
+        finally:
+            if staged:
+                self._synchronous("NORMAL")
         with _active_lock:
             _active_runs.discard(self._key(run_id))
         if staged:
@@ -561,6 +568,9 @@ class HistoryStore:
     # fsync'ed before the transaction that names it commits, and the file it replaces is deleted
     # only after. So a crash at any point leaves the stored snapshot readable: at worst an
     # unreferenced file stays behind, which the next commit of that source deletes.
+
+    def _synchronous(self, level: str) -> None:
+        self.conn.execute(f"PRAGMA synchronous = {level}")
 
     def _snapshot_dir(self) -> Path:
         return self.path.with_name(self.path.name + SNAPSHOT_DIR_SUFFIX)
