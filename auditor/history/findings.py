@@ -71,11 +71,17 @@ def read_fingerprints(data: bytes) -> pa.ChunkedArray:
 def read_findings(data: bytes, fingerprints: list[str] | None = None) -> pd.DataFrame:
     """The stored findings as a frame (text as ``string[pyarrow]``, ``amount`` as ``Float64``):
     all of them sorted by rule code and record id, or those with the given fingerprints."""
-    table = pq.read_table(pa.BufferReader(data)).cast(SCHEMA)
     if fingerprints is None:
-        return frame(sort_for_listing(table))
+        return frame(sort_for_listing(pq.read_table(pa.BufferReader(data)).cast(SCHEMA)))
+    # column by column, each filtered as soon as it is decoded: a diff wants a few resolved
+    # rows, and the whole table decoded at once would be ~100 MiB at a million opportunities
+    pf = pq.ParquetFile(pa.BufferReader(data))
     wanted = pa.array(fingerprints, type=pa.string())
-    return frame(table.filter(pc.is_in(table["fingerprint"], value_set=wanted)))
+    keep = pc.is_in(pf.read(columns=["fingerprint"])["fingerprint"], value_set=wanted)
+    return frame(pa.Table.from_arrays(
+        [pf.read(columns=[f.name])[f.name].filter(keep).cast(f.type) for f in SCHEMA],
+        schema=SCHEMA,
+    ))
 
 
 def frame(table: pa.Table) -> pd.DataFrame:
