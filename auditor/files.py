@@ -13,6 +13,7 @@ import contextlib
 import errno
 import os
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 
 #: mode of every file the tool creates (SECURITY.md)
@@ -28,14 +29,26 @@ def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in DISK_FULL
 
 
-def write_private(path: Path, data: bytes | str) -> Path:
-    """Create ``path`` (which must not exist) with mode 0600 and write ``data`` to it."""
-    raw = data.encode("utf-8") if isinstance(data, str) else data
+def write_private(
+    path: Path, data: bytes | str | Sequence[bytes], *, sync: bool = False
+) -> Path:
+    """Create ``path`` (which must not exist) with mode 0600 and write ``data`` to it (a list
+    of byte strings: one after the other, without joining them in memory first); ``sync``:
+    fsync it before returning."""
+    if isinstance(data, str):
+        chunks: Sequence[bytes] = [data.encode("utf-8")]
+    elif isinstance(data, bytes | bytearray | memoryview):
+        chunks = [data]
+    else:
+        chunks = data
     fd = os.open(path, _FLAGS, PRIVATE_FILE)
     try:
-        view = memoryview(raw)
-        while view:
-            view = view[os.write(fd, view) :]
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+        if sync:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         Path(path).unlink(missing_ok=True)  # no half-written file stays behind

@@ -8,6 +8,7 @@ the benchmarks. A run that fails part-way raises; nothing is delivered for it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -16,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import pandas as pd
 
@@ -30,9 +31,12 @@ from auditor.metrics import compute_metrics
 from auditor.results import AuditRun, HistoryDiff, TrendPoint
 from auditor.snapshot import Snapshot
 
+T = TypeVar("T")
+
 if TYPE_CHECKING:
     from auditor.app.publish import OutputFolder
     from auditor.history import HistoryStore
+    from auditor.history.store import Prepared
     from connectors.base import Connector, PullProgress
 
 log = logging.getLogger(__name__)
@@ -203,8 +207,6 @@ def _execute_locked(
     Phases: pull → audit → history → reports → store, then (only once stored) deliver and
     run.json, written once with the final finish time and delivery outcomes.
     """
-    from auditor.history.frames import snapshot_to_blobs
-
     run_id: int | None = None
     try:
         if store is not None:
@@ -227,12 +229,19 @@ def _execute_locked(
             with _phase(obs, "history diff", run, "history_diff"):
                 run.finished_at = datetime.now(UTC)
                 run.history = _history_diff(store, run, config.history.trend_runs)
-        # Parquet-encode the snapshot for the store on another core while the reports
-        # (pure-Python templating) render: pyarrow releases the GIL
-        with _in_background(snapshot_to_blobs if stored else None, pulled.snapshot) as blobs:
+        # encode the findings and the snapshot for the store (and write the snapshot file) on
+        # another core while the reports (pure-Python templating) render: Arrow, zstd and file
+        # writes release the GIL
+        prepare = None
+        if store is not None and run_id is not None:
+            from auditor.history.findings import findings_table
+
+            prepare = functools.partial(store.prepare, run_id, connector.source_name,
+                                        findings_table(run.result.violations), pulled.snapshot)
+        with _in_background(prepare) as prepared:
             _reports_phase(run, staging, obs)
             if stored:
-                _store_phase(store, run, pulled, blobs, obs)
+                _store_phase(store, run, pulled, prepared, obs)
     except BaseException as exc:
         if store is not None and run_id is not None:
             interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
@@ -291,7 +300,7 @@ def _store_phase(
     store: HistoryStore,
     run: AuditRun,
     pulled: _Pulled,
-    blobs: Future[dict[str, Any]] | None,
+    prepared: Future[Prepared] | None,
     obs: RunObserver,
 ) -> None:
     """One transaction: the run summary, its findings, metrics and the pulled snapshot."""
@@ -306,7 +315,7 @@ def _store_phase(
             snapshot=pulled.snapshot,
             pull_started_at=pulled.started_at,
             derived_rows=pulled.derived_rows,
-            snapshot_blobs=blobs.result() if blobs is not None else None,
+            prepared=prepared.result() if prepared is not None else None,
         )
 
 
@@ -368,9 +377,7 @@ def _phase(
 
 
 @contextlib.contextmanager
-def _in_background(
-    fn: Callable[..., dict[str, Any]] | None, *args: Any
-) -> Iterator[Future[dict[str, Any]] | None]:
+def _in_background(fn: Callable[..., T] | None, *args: Any) -> Iterator[Future[T] | None]:
     """``fn(*args)`` on a second thread while the block runs (None: nothing to run)."""
     if fn is None:
         yield None

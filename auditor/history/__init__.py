@@ -10,7 +10,13 @@ from pathlib import Path
 
 from auditor.config import AuditConfig, default_config
 from auditor.errors import AuditorError
-from auditor.history.store import HistoryError, HistoryStore, StoredSnapshot, open_for_reading
+from auditor.history.store import (
+    SNAPSHOT_DIR_SUFFIX,
+    HistoryError,
+    HistoryStore,
+    StoredSnapshot,
+    open_for_reading,
+)
 
 #: file name of a v0.1 demo history, kept inside the output folder (moved out on the next run)
 DEMO_HISTORY_NAME = "history.sqlite"
@@ -68,7 +74,7 @@ def adopt_demo_history(path: Path, out_dir: Path) -> None:
     old = Path(out_dir) / DEMO_HISTORY_NAME
     if path.exists() or not old.is_file() or old.is_symlink():
         return
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm", SNAPSHOT_DIR_SUFFIX):
         src = old.with_name(old.name + suffix)
         if src.exists():
             src.rename(path.with_name(path.name + suffix))

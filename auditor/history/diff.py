@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from auditor.history.store import STORED_VIOLATION_COLUMNS
+from auditor.history.findings import STORED_VIOLATION_COLUMNS
 from auditor.na import frame_na_to_none
 from auditor.results import HistoryDiff, PreviousRun, TrendPoint
 

@@ -10,7 +10,11 @@ both lists.
 
 from __future__ import annotations
 
-PG_MIGRATIONS: list[str] = [
+from collections.abc import Sequence
+
+from auditor.history.schema import Step, findings_to_blobs
+
+PG_MIGRATIONS: list[str | Sequence[Step]] = [
     # 0 → 1
     """
     CREATE TABLE runs (
@@ -88,6 +92,32 @@ PG_MIGRATIONS: list[str] = [
     );
     CREATE INDEX derived_history_by_source ON derived_history (source, opportunity_id);
     """,
+    # 1 → 2
+    (
+        """
+    CREATE TABLE run_findings (
+        run_id    BIGINT PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+        format    TEXT NOT NULL,
+        row_count BIGINT NOT NULL,
+        data      BYTEA NOT NULL
+    );
+    ALTER TABLE run_findings ALTER COLUMN data SET STORAGE EXTERNAL;
+
+    CREATE TABLE findings (
+        run_id      BIGINT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        fingerprint TEXT NOT NULL,
+        PRIMARY KEY (run_id, fingerprint)
+    );
+    INSERT INTO findings (run_id, fingerprint) SELECT run_id, fingerprint FROM violations;
+
+    -- the file columns stay NULL here: PostgreSQL keeps the frames in the BYTEA columns
+    ALTER TABLE snapshots ADD COLUMN file TEXT, ADD COLUMN file_layout TEXT,
+        ALTER COLUMN opportunities DROP NOT NULL, ALTER COLUMN stage_history DROP NOT NULL,
+        ALTER COLUMN owners DROP NOT NULL;
+    """,
+        findings_to_blobs,
+        "DROP TABLE violations;",
+    ),
 ]
 
 #: columns PostgreSQL adds for what SQLite has implicitly (rowid)

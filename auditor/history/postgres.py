@@ -25,10 +25,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from auditor.errors import ConfigError, RunLockedError
 from auditor.history.pg_schema import PG_MIGRATIONS
+from auditor.history.schema import steps
 from auditor.history.store import (
-    STORED_VIOLATION_COLUMNS,
     HistoryError,
     HistoryStore,
     _active_lock,
@@ -187,7 +190,11 @@ class PostgresHistoryStore(HistoryStore):
             raw.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             current = self.schema_version()
             for version in range(current, SCHEMA_VERSION):
-                raw.execute(PG_MIGRATIONS[version])
+                for step in steps(PG_MIGRATIONS[version]):
+                    if callable(step):
+                        step(self.conn)
+                    else:
+                        raw.execute(step)
             if current < SCHEMA_VERSION:
                 raw.execute("DELETE FROM schema_version")
                 raw.execute("INSERT INTO schema_version (version) VALUES (%s)",
@@ -200,17 +207,36 @@ class PostgresHistoryStore(HistoryStore):
     def integrity_check(self) -> str:
         """Orphans the foreign keys forbid, counted (PostgreSQL keeps its pages checksummed)."""
         row = self.conn.execute(
-            "SELECT (SELECT count(*) FROM violations v LEFT JOIN runs r ON r.id = v.run_id "
-            "WHERE r.id IS NULL) + (SELECT count(*) FROM metrics m LEFT JOIN runs r "
-            "ON r.id = m.run_id WHERE r.id IS NULL)").fetchone()
+            "SELECT (SELECT count(*) FROM findings v LEFT JOIN runs r ON r.id = v.run_id "
+            "WHERE r.id IS NULL) + (SELECT count(*) FROM run_findings v LEFT JOIN runs r "
+            "ON r.id = v.run_id WHERE r.id IS NULL) + (SELECT count(*) FROM metrics m "
+            "LEFT JOIN runs r ON r.id = m.run_id WHERE r.id IS NULL)").fetchone()
         return "ok" if row and row[0] == 0 else f"{row[0] if row else '?'} orphaned rows"
 
     # -- faster bulk writes ----------------------------------------------------------------
-    def _insert_violations(self, rows: list[tuple[Any, ...]]) -> None:
-        cols = ", ".join(["run_id", *STORED_VIOLATION_COLUMNS])
-        with self.conn.raw.cursor() as cur, cur.copy(f"COPY violations ({cols}) FROM STDIN") as cp:
-            for row in rows:
-                cp.write_row(row)
+    def _insert_fingerprints(self, run_id: int, fingerprints: pa.ChunkedArray) -> None:
+        """One ``COPY`` of the fingerprints, its text built by Arrow (no Python object per
+        finding; fingerprints are hex, escaped anyway as COPY's text format wants)."""
+        if not len(fingerprints):
+            return
+        flat = fingerprints.combine_chunks()
+        for old, new in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
+            flat = pc.replace_substring(flat, old, new)
+        lines = pc.binary_join_element_wise(f"{run_id}\t", flat, "\n", "")
+        one = pa.ListArray.from_arrays(pa.array([0, len(lines)], pa.int32()), lines)
+        data = pc.binary_join(one, "")[0].as_buffer()
+        with self.conn.raw.cursor() as cur, cur.copy(
+                "COPY findings (run_id, fingerprint) FROM STDIN") as cp:
+            cp.write(memoryview(data))
+
+    # -- snapshots stay in the database (BYTEA, STORAGE EXTERNAL): no local files ---------
+    def _stage_snapshot(self, source: str, run_id: int,
+                        blobs: dict[str, Any]) -> tuple[str, str] | None:
+        return None
+
+    def _drop_snapshot_files(self, source: str, keep: str | None = None,
+                             only: int | None = None) -> None:
+        return None
 
     # -- liveness and the run lock ---------------------------------------------------------
     def mark_stale_runs(self) -> int:

@@ -26,6 +26,7 @@ import socket
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,13 +35,29 @@ from typing import Any, TypeVar
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from auditor.errors import AuditorError, RunLockedError
-from auditor.files import PRIVATE_FILE, create_private
+from auditor.files import (
+    PRIVATE_FILE,
+    create_private,
+    is_disk_full,
+    mkdir_private,
+    write_private,
+)
+from auditor.history.findings import (
+    FINDINGS_FORMAT,
+    SCHEMA,
+    STORED_VIOLATION_COLUMNS,  # noqa: F401  (re-exported: callers import it from here)
+    findings_table,
+    frame,
+    read_findings,
+    read_fingerprints,
+    to_parquet,
+)
 from auditor.history.frames import snapshot_from_blobs, snapshot_to_blobs
 from auditor.history.schema import SCHEMA_VERSION, migrate, schema_version
 from auditor.na import na_to_none
-from auditor.results import VIOLATION_COLUMNS
 from auditor.secrets import redact
 from auditor.snapshot import Snapshot
 
@@ -54,9 +71,6 @@ try:  # the PostgreSQL backend's driver errors are reported like SQLite's
 except ImportError:  # pragma: no cover - psycopg is a dependency
     DB_ERRORS = (sqlite3.Error,)
 
-#: violation columns kept per run (the engine's VIOLATION_COLUMNS, stored as plain text/real)
-#: the violations table's columns, fingerprint first (it is half the primary key)
-STORED_VIOLATION_COLUMNS = ["fingerprint", *(c for c in VIOLATION_COLUMNS if c != "fingerprint")]
 RUN_COLUMNS = [
     "id",
     "source",
@@ -75,6 +89,10 @@ RUN_COLUMNS = [
     "counts",
     "error",
 ]
+#: snapshot files live in ``<store file><SNAPSHOT_DIR_SUFFIX>/``
+SNAPSHOT_DIR_SUFFIX = ".snapshots"
+SNAPSHOT_FILE_SUFFIX = ".parquet-frames"
+_FRAMES = ("opportunities", "stage_history", "owners")
 #: a ``running`` row from another host older than this is taken for dead
 STALE_AFTER = timedelta(hours=24)
 
@@ -177,6 +195,18 @@ def _sqlite_errors(what: str) -> Callable[[F], F]:
         return inner  # type: ignore[return-value]
 
     return wrap
+
+
+@dataclass
+class Prepared:
+    """A run's findings and snapshot encoded for :meth:`HistoryStore.commit_run`."""
+
+    run_id: int
+    source: str
+    findings: bytes  # Parquet
+    fingerprints: pa.ChunkedArray  # sorted
+    snapshot_blobs: dict[str, Any] | None
+    staged: tuple[str, str] | None  # the snapshot file written for it: (name, layout JSON)
 
 
 @dataclass
@@ -433,6 +463,9 @@ class HistoryStore:
                 "UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE id = ?",
                 (status, _now(), redact(error)[:2000], run_id),
             )
+            row = self.conn.execute("SELECT source FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is not None:  # a snapshot file prepared for it is of no use now
+                self._drop_snapshot_files(row[0], only=run_id)
         finally:
             with _active_lock:
                 _active_runs.discard(self._key(run_id))
@@ -449,11 +482,14 @@ class HistoryStore:
         pull_started_at: datetime | None = None,
         derived_rows: pd.DataFrame | None = None,
         snapshot_blobs: dict[str, Any] | None = None,
+        prepared: Prepared | None = None,
     ) -> None:
         """Write everything a run produced and mark it ``success``, in one transaction.
 
-        ``snapshot_blobs`` is ``snapshot`` already encoded (``snapshot_to_blobs``), so a caller
-        can encode it on another thread while it renders reports.
+        ``prepared`` is :meth:`prepare`'s result for this run (findings and snapshot already
+        encoded, the snapshot file written), so a caller can do that on another thread while it
+        renders reports; ``snapshot_blobs`` is ``snapshot`` already encoded
+        (``snapshot_to_blobs``).
 
         ``summary`` holds the run row's columns (finished_at, records, violations, score, ...).
         ``snapshot`` replaces the source's stored snapshot; ``derived_rows`` are appended to the
@@ -463,27 +499,39 @@ class HistoryStore:
         if source is None:
             raise HistoryError(f"history store {self.path}: run {run_id} does not exist")
         source = source[0]
-        blobs = snapshot_blobs
-        if blobs is None and snapshot is not None:
-            blobs = snapshot_to_blobs(snapshot)
-        vrows = _violation_rows(run_id, violations)
+        if prepared is None or (prepared.run_id, prepared.source) != (run_id, source):
+            prepared = self.prepare(
+                run_id, source, findings_table(violations), snapshot,
+                snapshot_blobs=snapshot_blobs,
+            )
+        blobs, staged = prepared.snapshot_blobs, prepared.staged
+        findings, fingerprints = prepared.findings, prepared.fingerprints
+        if staged:
+            # the old snapshot file is deleted right after this commit, so the commit itself
+            # must survive a power cut (NORMAL would only guarantee it against a crash)
+            self._synchronous("FULL")
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            self._insert_violations(vrows)
+            self.conn.execute(
+                "INSERT INTO run_findings (run_id, format, row_count, data) VALUES (?, ?, ?, ?)",
+                (run_id, FINDINGS_FORMAT, len(fingerprints), findings),
+            )
+            self._insert_fingerprints(run_id, fingerprints)
             self._insert_metrics(run_id, metrics)
             if blobs is not None:
+                inline = [None] * 3 if staged else [blobs[k] for k in _FRAMES]
                 self.conn.execute(
                     "INSERT OR REPLACE INTO snapshots (source, run_id, pull_started_at, format, "
-                    "meta, opportunities, stage_history, owners) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "meta, file, file_layout, opportunities, stage_history, owners) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         source,
                         run_id,
                         (pull_started_at or datetime.now(UTC)).isoformat(),
                         blobs["format"],
                         blobs["meta"],
-                        blobs["opportunities"],
-                        blobs["stage_history"],
-                        blobs["owners"],
+                        *(staged or (None, None)),
+                        *inline,
                     ),
                 )
             if derived_rows is not None and len(derived_rows):
@@ -501,14 +549,156 @@ class HistoryStore:
         except BaseException:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
+            if staged:
+                self._snapshot_dir().joinpath(staged[0]).unlink(missing_ok=True)
             raise
+        finally:
+            if staged:
+                self._synchronous("NORMAL")
         with _active_lock:
             _active_runs.discard(self._key(run_id))
+        if staged:
+            self._drop_snapshot_files(source, keep=staged[0])
 
-    def _insert_violations(self, rows: list[tuple[Any, ...]]) -> None:
-        cols = ", ".join(["run_id", *STORED_VIOLATION_COLUMNS])
-        marks = ", ".join("?" * (len(STORED_VIOLATION_COLUMNS) + 1))
-        self.conn.executemany(f"INSERT INTO violations ({cols}) VALUES ({marks})", rows)
+    # -- snapshot files (SQLite) ---------------------------------------------------------------
+    #
+    # A snapshot is most of a run's bytes (95 MB at a million opportunities). In the database
+    # it would be written twice, to the write-ahead log and again at the checkpoint; in its own
+    # file it is written once. The row in ``snapshots`` names the file; the file is written and
+    # fsync'ed before the transaction that names it commits, and the file it replaces is deleted
+    # only after. So a crash at any point leaves the stored snapshot readable: at worst an
+    # unreferenced file stays behind, which the next commit of that source deletes.
+
+    def _synchronous(self, level: str) -> None:
+        self.conn.execute(f"PRAGMA synchronous = {level}")
+
+    def _snapshot_dir(self) -> Path:
+        return self.path.with_name(self.path.name + SNAPSHOT_DIR_SUFFIX)
+
+    def _snapshot_file_name(self, source: str, run_id: int) -> str:
+        return f"{_source_key(source)}-{run_id}{SNAPSHOT_FILE_SUFFIX}"
+
+    def prepare(
+        self,
+        run_id: int,
+        source: str,
+        findings: pa.Table,
+        snapshot: Snapshot | None = None,
+        *,
+        snapshot_blobs: dict[str, Any] | None = None,
+    ) -> Prepared:
+        """The slow part of :meth:`commit_run`, without the database: the findings
+        (:func:`~auditor.history.findings.findings_table`) as Parquet and their sorted
+        fingerprints, the snapshot encoded and, on SQLite, already written to its file.
+        Another thread may call this while the reports render (Arrow, zstd and file writes
+        release the GIL). Until a commit names it the file is not part of the store; a failed
+        run's file is deleted by :meth:`fail_run`, a killed run's by the source's next commit.
+        """
+        blobs = snapshot_blobs
+        if blobs is None and snapshot is not None:
+            blobs = snapshot_to_blobs(snapshot)
+        fps = findings["fingerprint"]
+        # sorted, the fingerprints append to the (run_id, fingerprint) index page after page
+        # (in the engine's order they land all over it: six times slower at 1M)
+        return Prepared(
+            run_id=run_id,
+            source=source,
+            findings=to_parquet(findings),
+            fingerprints=fps.take(pc.array_sort_indices(fps)),
+            snapshot_blobs=blobs,
+            # written and fsync'ed before the commit that names it (SQLite only)
+            staged=self._stage_snapshot(source, run_id, blobs) if blobs is not None else None,
+        )
+
+    def _stage_snapshot(
+        self, source: str, run_id: int, blobs: dict[str, Any]
+    ) -> tuple[str, str] | None:
+        """Write the frames one after the other to a new file; (its name, its layout JSON)."""
+        folder = self._snapshot_dir()
+        name = self._snapshot_file_name(source, run_id)
+        frames = [memoryview(blobs[k]) for k in _FRAMES]
+        crc = 0
+        for f in frames:
+            crc = zlib.crc32(f, crc)
+        layout = json.dumps({"sizes": [len(f) for f in frames], "crc32": crc})
+        try:
+            mkdir_private(folder)
+            target = folder / name
+            target.unlink(missing_ok=True)  # a leftover of this very run id (rolled back)
+            write_private(target, frames, sync=True)
+            dfd = os.open(folder, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fsync(dfd)  # the new name itself survives a power cut
+            finally:
+                os.close(dfd)
+        except OSError as exc:
+            (folder / name).unlink(missing_ok=True)
+            if is_disk_full(exc):
+                raise HistoryDiskFullError(
+                    f"history store {self.path}: storing the run failed: the disk is full "
+                    f"({folder}); the store keeps its previous runs and the previous reports "
+                    "are unchanged. Free some space and run again"
+                ) from None
+            raise HistoryError(
+                f"history store {self.path}: cannot write the snapshot file {folder / name}: "
+                f"{exc.strerror or exc}"
+            ) from None
+        return name, layout
+
+    def _drop_snapshot_files(
+        self, source: str, keep: str | None = None, only: int | None = None
+    ) -> None:
+        """Delete the source's snapshot files but ``keep`` and those of runs in progress (or
+        only the file of run ``only``)."""
+        folder = self._snapshot_dir()
+        prefix = f"{_source_key(source)}-"
+        if only is not None:
+            with contextlib.suppress(OSError):
+                (folder / self._snapshot_file_name(source, only)).unlink()
+            return
+        try:
+            names = [n for n in os.listdir(folder) if n.startswith(prefix) and n != keep]
+        except OSError:
+            return
+        running = {r[0] for r in self.conn.execute(
+            "SELECT id FROM runs WHERE source = ? AND status = 'running'", (source,))}
+        for n in names:
+            rid = n[len(prefix):].split(".", 1)[0]
+            if rid.isdigit() and int(rid) in running:
+                continue  # another process is about to commit it
+            with contextlib.suppress(OSError):
+                (folder / n).unlink()
+
+    def _read_snapshot_file(self, source: str, name: str, layout: str) -> list[bytes]:
+        path = self._snapshot_dir() / name
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise HistoryError(
+                f"history store {self.path}: the stored snapshot of {source!r} is missing "
+                f"({path}: {exc.strerror or exc}); run with --full"
+            ) from None
+        spec = json.loads(layout)
+        if len(data) != sum(spec["sizes"]) or zlib.crc32(data) != spec["crc32"]:
+            raise HistoryError(
+                f"history store {self.path}: the stored snapshot of {source!r} is damaged "
+                f"({path} does not match its size and checksum); run with --full"
+            )
+        out, at = [], 0
+        for size in spec["sizes"]:
+            out.append(data[at : at + size])
+            at += size
+        return out
+
+    def _insert_fingerprints(self, run_id: int, fingerprints: pa.ChunkedArray) -> None:
+        """All of a run's fingerprints in one statement: SQLite splits one JSON array (built
+        by Arrow) with ``json_each``, so no Python object is made per finding."""
+        if not len(fingerprints):
+            return
+        self.conn.execute(
+            "INSERT INTO findings (run_id, fingerprint) SELECT ?, value FROM json_each(?)",
+            (run_id, _json_array(fingerprints)),
+        )
 
     def _insert_metrics(self, run_id: int, metrics: dict[str, Any]) -> None:
         self.conn.executemany(
@@ -581,33 +771,36 @@ class HistoryStore:
             for i, f, s, v, a in reversed(rows)
         ]
 
+    def _findings_blob(self, run_id: int) -> bytes | None:
+        row = self.conn.execute(
+            "SELECT format, data FROM run_findings WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        if row[0] != FINDINGS_FORMAT:
+            raise HistoryError(
+                f"history store {self.path}: the findings of run {run_id} have format "
+                f"{row[0]!r}, which this version cannot read; upgrade crm-audit"
+            )
+        return bytes(row[1])
+
     @_sqlite_errors("reading findings")
     def violations(self, run_id: int, fingerprints: list[str] | None = None) -> pd.DataFrame:
-        """A run's stored findings; only those with the given fingerprints when given."""
-        cols = ", ".join(STORED_VIOLATION_COLUMNS)
-        sql = f"SELECT {cols} FROM violations WHERE run_id = ?"
-        if fingerprints is None:
-            rows = self.conn.execute(sql + " ORDER BY rule_code, opportunity_id", (run_id,))
-            data = rows.fetchall()
-        else:
-            data = []
-            for i in range(0, len(fingerprints), 500):  # under SQLite's bound-variable limit
-                chunk = fingerprints[i : i + 500]
-                marks = ", ".join("?" * len(chunk))
-                q = f"{sql} AND fingerprint IN ({marks})"
-                data += self.conn.execute(q, (run_id, *chunk)).fetchall()
-        df = pd.DataFrame(data, columns=STORED_VIOLATION_COLUMNS)
-        df["amount"] = pd.to_numeric(df["amount"]).astype("Float64")
-        for c in STORED_VIOLATION_COLUMNS:
-            if c != "amount":
-                df[c] = df[c].astype("string[pyarrow]")
-        return df
+        """A run's stored findings, sorted by rule code and record id; only those with the
+        given fingerprints when given (in stored order)."""
+        data = self._findings_blob(run_id)
+        if data is None:  # no such run, or not a successful one: nothing stored
+            return frame(SCHEMA.empty_table())
+        return read_findings(data, fingerprints)
 
     @_sqlite_errors("reading fingerprints")
     def fingerprints(self, run_id: int) -> pd.Series:
         """The fingerprints of a run's stored findings (all a diff needs to count)."""
-        cur = self.conn.execute("SELECT fingerprint FROM violations WHERE run_id = ?", (run_id,))
-        return pd.Series([r[0] for r in cur.fetchall()], dtype="string[pyarrow]")
+        data = self._findings_blob(run_id)
+        if data is None:
+            return pd.Series([], dtype="string[pyarrow]")
+        return pd.Series(pd.arrays.ArrowStringArray(read_fingerprints(data)),
+                         dtype="string[pyarrow]")
 
     def metrics(self, run_id: int) -> dict[str, Any]:
         cur = self.conn.execute("SELECT name, value FROM metrics WHERE run_id = ?", (run_id,))
@@ -616,18 +809,20 @@ class HistoryStore:
     @_sqlite_errors("reading the stored snapshot")
     def last_snapshot(self, source: str) -> StoredSnapshot | None:
         r = self.conn.execute(
-            "SELECT run_id, pull_started_at, format, meta, opportunities, stage_history, owners "
-            "FROM snapshots WHERE source = ?",
+            "SELECT run_id, pull_started_at, format, meta, file, file_layout, opportunities, "
+            "stage_history, owners FROM snapshots WHERE source = ?",
             (source,),
         ).fetchone()
         if r is None:
             return None
-        run_id, started, fmt, meta, opp, hist, owners = r
+        run_id, started, fmt, meta, file, layout, opp, hist, owners = r
         if fmt != "parquet-zstd/1":
             raise HistoryError(
                 f"history store {self.path}: stored snapshot of {source!r} has format {fmt!r}, "
                 "which this version cannot read; run with --full"
             )
+        if file is not None:
+            opp, hist, owners = self._read_snapshot_file(source, file, layout)
         snap = snapshot_from_blobs(meta, opp, hist, owners)
         return StoredSnapshot(snap, run_id, datetime.fromisoformat(started))
 
@@ -663,20 +858,24 @@ class HistoryStore:
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
+        self._drop_snapshot_files(source)
         return n
 
 
-def _violation_rows(run_id: int, v: pd.DataFrame) -> list[tuple[Any, ...]]:
-    """Plain tuples for executemany (column-wise conversion, no per-cell pandas access)."""
-    cols = []
-    for c in STORED_VIOLATION_COLUMNS:
-        # through Arrow: to_pylist gives Python values with None for NA in one C++ pass
-        if c == "amount":
-            amount = pd.to_numeric(v[c], errors="coerce").astype("Float64")
-            cols.append(pa.array(amount).to_pylist())
-        else:
-            cols.append(pa.array(v[c].astype("string").array).to_pylist())
-    return [(run_id, *row) for row in zip(*cols, strict=True)]
+def _source_key(source: str) -> str:
+    """File-name-safe key of a source name (names may hold any character)."""
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
+
+
+def _json_array(strings: pa.ChunkedArray) -> str:
+    """'["a","b"]' from Arrow strings, joined by Arrow (no Python object per string)."""
+    flat = strings.combine_chunks()
+    if pc.any(pc.match_substring_regex(flat, r"[\x00-\x1f]")).as_py():
+        return json.dumps(flat.to_pylist())  # control characters: JSON's own escapes
+    escaped = pc.replace_substring(pc.replace_substring(flat, "\\", "\\\\"), '"', '\\"')
+    quoted = pc.binary_join_element_wise('"', escaped, '"', "")
+    one = pa.ListArray.from_arrays(pa.array([0, len(quoted)], pa.int32()), quoted)
+    return "[" + pc.binary_join(one, ",")[0].as_py() + "]"
 
 
 def open_for_reading(path: Path | str) -> HistoryStore:

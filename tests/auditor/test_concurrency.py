@@ -127,4 +127,5 @@ def test_two_runs_started_together_run_one_after_the_other(tmp_path):
     manifest = verify(tmp_path / "out")
     assert manifest["run_id"] == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "audit.toml", "deals.csv", "history.sqlite", "history.sqlite.lock", "out"]
+        "audit.toml", "deals.csv", "history.sqlite", "history.sqlite.lock",
+        "history.sqlite.snapshots", "out"]

@@ -142,6 +142,7 @@ def test_demo_run_without_config_keeps_history_beside_the_output_folder(tmp_path
         "audit-report",
         "audit-report.history.sqlite",
         "audit-report.history.sqlite.lock",
+        "audit-report.history.sqlite.snapshots",
     ]
     with HistoryStore(tmp_path / "audit-report.history.sqlite") as store:
         assert store.runs()[0]["id"] == run.run_id
@@ -168,12 +169,13 @@ def test_config_history_path_is_relative_to_the_config_file(tmp_path):
 
 def test_new_store_is_migrated_to_the_current_version_in_wal_mode(tmp_path):
     with HistoryStore(tmp_path / "h.sqlite") as store:
-        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 1
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {
             r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
         }
-        assert {"runs", "violations", "metrics", "snapshots", "derived_history"} <= tables
+        assert tables == {"runs", "run_findings", "findings", "metrics", "snapshots",
+                          "derived_history", "sqlite_sequence"}
 
 
 def test_store_from_a_newer_version_is_refused(tmp_path):
@@ -181,7 +183,7 @@ def test_store_from_a_newer_version_is_refused(tmp_path):
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA user_version = 99")
     conn.close()
-    with pytest.raises(HistoryError, match=r"schema version 99, newer than .* \(1\)"):
+    with pytest.raises(HistoryError, match=r"schema version 99, newer than .* \(2\)"):
         HistoryStore(path)
 
 
@@ -235,7 +237,8 @@ def test_forget_source_deletes_everything_of_that_source(tmp_path, scripted, org
         assert store.forget_source("demo") == 1
         assert store.runs() == []
         assert store.last_snapshot("demo") is None
-        assert store.conn.execute("SELECT COUNT(*) FROM violations").fetchone()[0] == 0
+        for table in ("run_findings", "findings", "metrics"):
+            assert store.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0
 
 
 def _no_violations() -> pd.DataFrame:

@@ -96,4 +96,8 @@ def test_sigkill_at_random_points_always_leaves_one_whole_run(tmp_path):
         assert sum(r["status"] == "interrupted" for r in store.runs(limit=1000)) >= 1
     # killed runs' staging folders were cleaned up by the later runs
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "audit.toml", "history.sqlite", "history.sqlite.lock", "out"]
+        "audit.toml", "history.sqlite", "history.sqlite.lock", "history.sqlite.snapshots", "out"]
+    # and of the snapshot files only the stored one (killed runs' files were deleted)
+    with HistoryStore(tmp_path / "history.sqlite") as store:
+        (name,) = store.conn.execute("SELECT file FROM snapshots").fetchone()
+    assert [p.name for p in (tmp_path / "history.sqlite.snapshots").iterdir()] == [name]

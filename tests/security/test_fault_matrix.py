@@ -63,8 +63,9 @@ def _stopped(exc: ConnectorError) -> str:
     return f"stops: ConnectorError: {exc}"
 
 
-#: the history file after one successful run, per connector type (made once, copied per test)
-_SEEDED: dict[str, tuple[bytes, int]] = {}
+#: the history file (and its snapshot files) after one successful run, per connector type (made
+#: once, copied per test)
+_SEEDED: dict[str, tuple[bytes, dict[str, bytes], int]] = {}
 
 
 def _config(tmp: Path, source: dict[str, Any]) -> Any:
@@ -78,13 +79,18 @@ def through_execute(tmp: Path, kind: str, source: dict[str, Any], inject: Any,
     """The same fault through execute() with a history store holding one successful run:
     the run stops, is recorded as failed, the earlier run stays intact, no report is written."""
     hist = tmp / "history.sqlite"
+    snapshots = tmp / "history.sqlite.snapshots"
     if kind not in _SEEDED:
         run = execute(_config(tmp, source), out_dir=tmp / "seed", deliver=False)
-        _SEEDED[kind] = (hist.read_bytes(), len(run.result.violations))
+        files = {f.name: f.read_bytes() for f in snapshots.iterdir()}
+        _SEEDED[kind] = (hist.read_bytes(), files, len(run.result.violations))
         for p in tmp.glob("history.sqlite-*"):
             p.unlink()
-    data, findings = _SEEDED[kind]
+    data, files, findings = _SEEDED[kind]
     hist.write_bytes(data)
+    snapshots.mkdir(exist_ok=True)
+    for name, content in files.items():
+        (snapshots / name).write_bytes(content)
     inject()
     out = tmp / "failed-run"
     with pytest.raises(ConnectorError) as err:
