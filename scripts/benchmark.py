@@ -151,6 +151,12 @@ def rules_vs_reference(snap: Snapshot, config: Any, repeats: int) -> dict[str, A
             "duckdb_runs_s": [round(x, 3) for x in ref]}
 
 
+def _history_bytes(hist: Path) -> int:
+    snapshots = hist.with_name(hist.name + ".snapshots")
+    files = [f for f in snapshots.glob("*") if f.is_file()] if snapshots.is_dir() else []
+    return hist.stat().st_size + sum(f.stat().st_size for f in files)
+
+
 def one_size(n: int, workdir: Path, repeats: int) -> dict[str, Any]:
     from auditor.app.run import execute
     from auditor.config import parse_config
@@ -194,7 +200,8 @@ def one_size(n: int, workdir: Path, repeats: int) -> dict[str, Any]:
         "fingerprints_sha256": digest,
         "fingerprints_match_baseline": None if base is None else digest == base["sha256"],
         "report_html_bytes": (workdir / f"out-{n}" / "report.html").stat().st_size,
-        "history_file_mib": round(hist.stat().st_size / 2**20, 1),
+        # the database plus its snapshot folder (<history>.snapshots/, schema 2)
+        "history_file_mib": round(_history_bytes(hist) / 2**20, 1),
         "slowest_rules_s": dict(
             sorted(((k, round(v, 3)) for k, v in run.result.timings.items()),
                    key=lambda kv: -kv[1])[:3]
