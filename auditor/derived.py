@@ -36,6 +36,26 @@ def release(snap: Snapshot) -> None:
     trim_memory()
 
 
+#: derived values the metrics read (directly or to build theirs); the rest only serve rules
+_METRICS_READ = ("history_positions", "visited", "has_history", "stage_spans", "paths.")
+
+
+def release_rule_caches(snap: Snapshot) -> None:
+    """Free what only the rules read (their own caches, stage moves, day counts, the history
+    join's raw positions) before the metrics run: about 0.15 GiB at a million deals that would
+    otherwise sit under the metrics' peak. Caches: anything asked for again is rebuilt."""
+
+    def rule_only(key: object) -> bool:
+        if not isinstance(key, tuple) or not key:
+            return False
+        if key[0] == "rule":
+            return True
+        return key[0] == "derived" and not str(key[1]).startswith(_METRICS_READ)
+
+    snap.memo.discard(rule_only)
+    trim_memory()
+
+
 def trim_memory() -> None:
     """Hand memory freed by the allocators back to the system (Arrow's pool, glibc's heap).
 
