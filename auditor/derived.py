@@ -37,7 +37,7 @@ def release(snap: Snapshot) -> None:
 
 
 #: derived values the metrics read (directly or to build theirs); the rest only serve rules
-_METRICS_READ = ("history_positions", "visited", "has_history", "stage_spans", "paths.")
+_METRICS_READ = ("history_positions", "visited", "has_history", "paths.")
 
 
 def release_rule_caches(snap: Snapshot) -> None:
@@ -302,6 +302,9 @@ def stage_spans(snap: Snapshot) -> pd.DataFrame:
     opportunity's last stay: it is still there, or that is its final closed stage). ``first``
     is True for the opportunity's first stay in that stage (re-entries after a regression are
     later stays).
+
+    Not cached: its one reader (the metrics) keeps the day numbers it needs, and the two
+    timestamp columns (64 MiB at a million deals) are freed once those are taken.
     """
 
     def build() -> pd.DataFrame:
@@ -331,4 +334,4 @@ def stage_spans(snap: Snapshot) -> pd.DataFrame:
         out["first"] = first
         return out
 
-    return _cached(snap, "stage_spans", build)
+    return build()
