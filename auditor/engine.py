@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from auditor.config import AuditConfig
 from auditor.context import AuditContext
-from auditor.derived import has_history, id_index, trim_memory
+from auditor.derived import has_history, id_index, release_rule_caches, trim_memory
 from auditor.errors import AuditorError, ConfigError
 from auditor.paths import import_artefacts, newest_change
 from auditor.plugins import rule_classes
@@ -410,12 +410,14 @@ def run_audit(
         proc_counts = process["rule_code"].value_counts()
         coverage["process"] = coverage["rule_code"].map(proc_counts).fillna(0).astype(int)
         coverage["to_do"] = coverage["flagged"] - coverage["process"]
+    notes = _notes(snap, ctx)
+    release_rule_caches(snap)
     return AuditResult(
         process=process,
         checks=checks,
         todo_scope=todo_scope,
         closeout_scope=closeout_scope,
-        notes=_notes(snap, ctx),
+        notes=notes,
         violations=todo,
         suppressed=suppressed.reset_index(drop=True),
         coverage=coverage,

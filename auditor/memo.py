@@ -50,5 +50,12 @@ class Memo:
             self._values.clear()
             self._building.clear()
 
+    def discard(self, drop: Callable[[Hashable], bool]) -> None:
+        """Forget the values whose key ``drop`` selects (asked for again, they are rebuilt)."""
+        with self._lock:
+            for key in [k for k in self._values if drop(k)]:
+                del self._values[key]
+                self._building.pop(key, None)
+
     def __repr__(self) -> str:
         return f"Memo({len(self._values)} values)"

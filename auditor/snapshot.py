@@ -6,7 +6,8 @@ schema (missing optional columns become NA, dtypes are cast), and :meth:`Snapsho
 the result. Test fixtures go through the same path.
 
 Conventions:
-- strings: ``string[pyarrow]`` (missing = ``pd.NA``, never ``""``);
+- strings: ``string[pyarrow]`` (missing = ``pd.NA``, never ``""``); low-cardinality text of
+  many rows (history ``source_stage``) as a categorical over such strings;
 - timestamps: tz-aware UTC (``datetime64[us, UTC]``);
 - calendar dates (close date, next-step due date): tz-naive ``datetime64[us]`` at midnight;
 - money: ``Float64`` amount plus a ``currency`` code; probability: ``Float64`` in 0..1;
@@ -34,6 +35,9 @@ DATE = "datetime64[us]"
 FLOAT = "Float64"
 INT = "Int64"
 BOOL = "boolean"
+#: low-cardinality text kept dictionary-encoded: a categorical whose categories are STR text
+#: (any categories; the dtype check compares with the string "category")
+CAT = "category"
 
 #: Opportunity columns, their dtypes and meaning. ``id`` is the CRM record id.
 OPPORTUNITY_SCHEMA: dict[str, Any] = {
@@ -72,7 +76,9 @@ OPPORTUNITY_SCHEMA: dict[str, Any] = {
 STAGE_HISTORY_SCHEMA: dict[str, Any] = {
     "opportunity_id": STR,
     "stage": STAGE_DTYPE,
-    "source_stage": STR,
+    # a dozen source stages over ~5 history rows per deal: 80 MiB as text at a million deals,
+    # a few as one-byte codes
+    "source_stage": CAT,
     "entered_at": TS,
 }
 OWNER_SCHEMA: dict[str, Any] = {
@@ -239,6 +245,13 @@ def _conform(df: pd.DataFrame, schema: dict[str, Any], what: str) -> pd.DataFram
     return out
 
 
+def as_category(s: pd.Series) -> pd.Series:
+    """A conformed STR column dictionary-encoded (categories as plain text, as a Parquet round
+    trip gives them back)."""
+    cat = s.astype(CAT)
+    return cat.cat.rename_categories(cat.cat.categories.astype(str))
+
+
 def _cast(s: pd.Series, dtype: Any) -> pd.Series:
     if isinstance(dtype, pd.DatetimeTZDtype):
         if isinstance(s.dtype, pd.DatetimeTZDtype):
@@ -255,6 +268,10 @@ def _cast(s: pd.Series, dtype: Any) -> pd.Series:
         if isinstance(s.dtype, pd.DatetimeTZDtype):  # a UTC timestamp given for a date
             s = s.dt.tz_convert("UTC").dt.tz_localize(None)
         return s.dt.normalize().astype(DATE)
+    if isinstance(dtype, str) and dtype == CAT:
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            s = s.astype(object)
+        return as_category(_cast(s, STR))
     if dtype is STR or dtype == STR:
         # empty / whitespace-only strings are missing values, never ""; one Arrow pass over
         # the offsets and one over the text (strip + len built two new string arrays)

@@ -252,3 +252,20 @@ def test_a_copied_snapshot_does_not_share_derived_values() -> None:
     assert ("derived", "visited") in snap.memo
     copy = replace(snap, opportunities=snap.opportunities.copy())
     assert ("derived", "visited") not in copy.memo
+
+
+def test_rule_only_caches_are_freed_before_the_metrics_and_rebuilt_when_asked_again() -> None:
+    from auditor.derived import transitions
+
+    snap = generate_demo_org(500, seed=3, as_of=AS_OF).snapshot
+    first = run_audit(snap, cfg(), as_of=AS_OF)
+    keys = list(snap.memo._values)
+    assert not [k for k in keys if k[0] == "rule"]
+    for gone in ("transitions", "regressions", "jumped_over", "history_rows"):
+        assert ("derived", gone) not in snap.memo
+    for kept in ("history_positions", "visited", "has_history"):
+        assert ("derived", kept) in snap.memo  # the metrics read these
+    assert len(transitions(snap)) > 0  # a freed value is rebuilt on demand
+    again = run_audit(snap, cfg(), as_of=AS_OF)
+    assert sorted(again.violations["fingerprint"]) == sorted(first.violations["fingerprint"])
+    assert sorted(again.process["fingerprint"]) == sorted(first.process["fingerprint"])

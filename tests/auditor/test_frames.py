@@ -87,3 +87,22 @@ def test_duplicate_ids_in_frames_of_another_shape_are_still_refused() -> None:
     old = pd.DataFrame({"id": ["A", "A"], "stage": ["proposal", "lead"]})
     with pytest.raises(SnapshotSchemaError, match="duplicate ids"):
         _load({**blobs, "opportunities": _parquet(old)})
+
+
+def test_history_stored_as_text_by_an_older_version_loads_dictionary_encoded() -> None:
+    snap = _snap()
+    blobs = snapshot_to_blobs(snap)
+    old = snap.stage_history.copy()
+    old["source_stage"] = old["source_stage"].astype(object).astype(pd.StringDtype("pyarrow"))
+    back = _load({**blobs, "stage_history": _parquet(old)})
+    assert isinstance(back.stage_history["source_stage"].dtype, pd.CategoricalDtype)
+    pd.testing.assert_frame_equal(back.stage_history, snap.stage_history)
+    assert back.stage_history["source_stage"].tolist() == ["Lead", "Proposal", "Won"]
+
+
+def test_dictionary_encoded_history_reads_back_as_text_where_text_is_expected() -> None:
+    # a reader of a store this version wrote, that expects text (an older version re-conforms
+    # any frame whose dtypes differ, which casts the categorical back to string[pyarrow])
+    stored = io.BytesIO(snapshot_to_blobs(_snap())["stage_history"])
+    text = pd.read_parquet(stored)["source_stage"].astype(pd.StringDtype("pyarrow"))
+    assert text.tolist() == ["Lead", "Proposal", "Won"]
