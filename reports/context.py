@@ -575,42 +575,13 @@ def rows_by_owner(run: AuditRun) -> dict[str, pd.DataFrame]:
 
 
 def digest_context(
-    run: AuditRun, owner_id: str, rows: pd.DataFrame | None = None, limit: int | None = None
+    run: AuditRun, owner_id: str, rows: pd.DataFrame | None = None
 ) -> dict[str, Any]:
-    """One owner's digest: only that owner's flagged deals, worst first.
+    """One owner's digest: only that owner's flagged deals, worst first. The same bulk path
+    as every digest (reports.digests); ``rows`` is accepted for older callers and unused."""
+    from reports.digests import digest_contexts
 
-    ``rows`` (that owner's violation rows, same index as the run's) saves a scan per owner.
-    """
-    v = run.result.violations
-    if rows is not None:
-        mine = rows
-    else:
-        mine = v[v["owner_id"].astype(str) == str(owner_id)] if len(v) else v
-    limit = limit or run.config.report.max_deals
-    deals, n_deals = worst_deals(run, mine, limit)
-    owners = owner_table(run)
-    known = owner_id in owners.index
-    detail = run.metrics.hygiene_score.owners.get(owner_id)
-    score = detail.score if detail else None
-    return {
-        "title": run.config.report.title,
-        "facts": listed_facts(run),
-        "score_basis": detail.basis if detail else None,
-        "notes": list(run.result.notes),
-        "owner_id": owner_id,
-        "owner": oneline(owners.at[owner_id, "name"] if known else None) or owner_id,
-        "email": owners.at[owner_id, "email"] if known else None,
-        "score": score,
-        "band": score_band(score),
-        "total": int(len(mine)),
-        "flagged_deals": n_deals,
-        # None without history: "0 new" would claim a comparison that was not made
-        "new": sum(1 for d in deals for f in d["findings"] if f["new"])
-        if run.history is not None
-        else None,
-        "deals": deals,
-        "deals_shown": len(deals),
-    }
+    return next(digest_contexts(run, [str(owner_id)]))
 
 
 def manager_groups(run: AuditRun) -> list[dict[str, Any]]:

@@ -33,15 +33,14 @@ from auditor.files import mkdir_private, write_private
 from auditor.results import AuditRun
 from auditor.secrets import read_secret, redact
 from reports.context import (
-    digest_context,
     manager_groups,
     owner_table,
-    owners_with_findings,
     report_context,
     rows_by_owner,
     team_context,
     team_group,
 )
+from reports.digests import digest_contexts
 from reports.format import number, oneline, plural
 from reports.machine import violations_csv_bytes
 from reports.render import render, run_environment, safe_name
@@ -219,9 +218,9 @@ def plan(run: AuditRun, config: AuditConfig) -> tuple[list[Outgoing], list[dict]
 
     owners = owner_table(run)
     if d.owner_digests:
-        split = rows_by_owner(run)
-        for oid in owners_with_findings(run):
-            ctx = digest_context(run, oid, split.get(oid))
+        split = rows_by_owner(run) if d.attach_csv else {}
+        for ctx in digest_contexts(run):  # the bulk path, as digests/ on disk
+            oid = ctx["owner_id"]
             subject = format_subject(
                 d.digest_subject,
                 {
@@ -235,7 +234,6 @@ def plan(run: AuditRun, config: AuditConfig) -> tuple[list[Outgoing], list[dict]
             )
             email = ctx["email"]
             active = owners.at[oid, "active"] if oid in owners.index else None
-            mine = split[oid]
             item = Outgoing(
                 "owner",
                 oid,
@@ -248,7 +246,7 @@ def plan(run: AuditRun, config: AuditConfig) -> tuple[list[Outgoing], list[dict]
             )
             if d.attach_csv:
                 item.attachment, why = _attachment(
-                    f"violations-{safe_name(oid)}.csv", violations_csv_bytes(mine)
+                    f"violations-{safe_name(oid)}.csv", violations_csv_bytes(split[oid])
                 )
                 item.sizes = {"attachment_skipped": why} if why else None
             if not email:
