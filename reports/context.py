@@ -87,15 +87,16 @@ def worst_deals(run: AuditRun, v: pd.DataFrame, limit: int) -> tuple[list[dict],
     docs = rule_docs(run)
     new_fps = _new_fingerprints(run)
     keys = _deal_keys(run).loc[v.index]
-    order = keys.drop_duplicates("deal").sort_values(
-        ["deal_rank", "deal_n", "deal_amount", "deal"],
-        ascending=[True, False, False, True],
-        kind="stable",
-    )
-    top = order["deal"].head(limit).tolist()
-    chosen = keys["deal"].isin(set(top))
-    sub = v[chosen.to_numpy()]
-    sub = sub.iloc[np.argsort(keys.loc[chosen, "rank"].to_numpy(), kind="stable")]
+    code = keys["code"].to_numpy()
+    first = ~keys["code"].duplicated().to_numpy()  # integer codes: no text hashing
+    heads = keys[first]
+    order = np.lexsort((heads["code"].to_numpy(), -heads["deal_amount"].to_numpy(),
+                        -heads["deal_n"].to_numpy(), heads["deal_rank"].to_numpy()))
+    top_codes = heads["code"].to_numpy()[order[:limit]]
+    top = heads["deal"].to_numpy()[order[:limit]].tolist()
+    chosen = np.isin(code, top_codes)
+    sub = v[chosen]
+    sub = sub.iloc[np.argsort(keys["rank"].to_numpy()[chosen], kind="stable")]
     owners = owner_table(run)
     currency = currency_by_id(run, set(top))
     deals: dict[str, dict[str, Any]] = {}
@@ -129,7 +130,7 @@ def worst_deals(run: AuditRun, v: pd.DataFrame, limit: int) -> tuple[list[dict],
                 "new": row["fingerprint"] in new_fps,
             }
         )
-    return [deals[d] for d in top if d in deals], int(len(order))
+    return [deals[d] for d in top if d in deals], int(len(heads))
 
 
 def _deal_keys(run: AuditRun) -> pd.DataFrame:
@@ -140,10 +141,13 @@ def _deal_keys(run: AuditRun) -> pd.DataFrame:
         deal = v["opportunity_id"].astype(str)
         rank = _severity_rank(v)
         amount = v["amount"].astype("Float64").fillna(0.0).astype(float)
-        g = pd.DataFrame({"deal": deal, "rank": rank, "amount": amount}).groupby("deal")
+        # deals as integer codes in text order (the tie-break): grouping and sorting on ints
+        code, _ = pd.factorize(deal, sort=True)
+        g = pd.DataFrame({"code": code, "rank": rank, "amount": amount}).groupby("code")
         return pd.DataFrame(
             {
                 "deal": deal,
+                "code": code,
                 "rank": rank,
                 "deal_rank": g["rank"].transform("min"),
                 "deal_n": g["rank"].transform("size"),
