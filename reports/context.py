@@ -98,7 +98,8 @@ def worst_deals(run: AuditRun, v: pd.DataFrame, limit: int) -> tuple[list[dict],
     sub = v[chosen]
     sub = sub.iloc[np.argsort(keys["rank"].to_numpy()[chosen], kind="stable")]
     owners = owner_table(run)
-    currency = currency_by_id(run, set(top))
+    cur = row_currency(run).loc[sub.index]
+    currency = dict(zip(sub["opportunity_id"].astype(str), cur, strict=True))
     deals: dict[str, dict[str, Any]] = {}
     for row in _records(sub):
         did = str(row["opportunity_id"])
@@ -180,6 +181,26 @@ def violation_rows(run: AuditRun) -> np.ndarray:
             run.snapshot.opportunities["id"], run.result.violations["opportunity_id"]
         ),
     )
+
+
+def row_currency(run: AuditRun) -> pd.Series:
+    """Per violation row: its opportunity's currency code (None when unknown), found through
+    the positions of :func:`violation_rows` (no lookup of ids per deal list)."""
+
+    def build() -> pd.Series:
+        pos = violation_rows(run)
+        cur = run.snapshot.opportunities["currency"].astype(object)
+        vals = cur.where(cur.notna(), None).to_numpy()[np.maximum(pos, 0)] if len(pos) else []
+        out = pd.Series(vals, index=run.result.violations.index, dtype=object)
+        return out.where(pos >= 0, None) if len(pos) else out
+
+    return _cached(run, "row_currency", build)
+
+
+def metrics_dict(run: AuditRun) -> dict[str, Any]:
+    """metrics.json's content, built once per run (the report, the score basis and
+    metrics.json all read it; converting the typed metrics took seconds at 1M)."""
+    return _cached(run, "metrics_dict", lambda: run.metrics.to_dict())
 
 
 def fix_now_mask(run: AuditRun) -> pd.Series:
@@ -466,7 +487,7 @@ def report_context(run: AuditRun) -> dict[str, Any]:
     score = run.score
     metrics = run.metrics
     hygiene = metrics.hygiene_score
-    as_json = metrics.to_dict()
+    as_json = metrics_dict(run)
     owners_rows = by_owner(run, MAX_OWNERS)
     return {
         "title": run.config.report.title,
@@ -504,7 +525,7 @@ def hygiene_dict(run: AuditRun) -> dict[str, Any]:
 
     def build() -> dict[str, Any]:
         m = run.metrics
-        data = m.to_dict() if hasattr(m, "to_dict") else m
+        data = metrics_dict(run) if hasattr(m, "to_dict") else m
         return data.get("hygiene_score") or {}
 
     return _cached(run, "hygiene_dict", build)

@@ -23,23 +23,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 from markupsafe import Markup, escape
 
 from auditor.results import SEVERITY_RANK, AuditRun
-from reports.context import listed_facts, owner_table, score_band, violation_rows
-from reports.format import human, money, oneline, safe_url, sentence, stage_label
-
-# Values that every formatter leaves as they are: one-line text without control characters,
-# words separated by single spaces (str.split()'s whitespace excluded), and plain http(s) URLs.
-_WS = r"\x00-\x20\x7f\x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}"
-_PLAIN_LINE = rf"^[^{_WS}]+(?: [^{_WS}]+)*$"
-# human() changes only snake_case keys, `code` marks and stage keys: text without "_" or "`"
-# that is already one plain line comes out as it went in
-_PLAIN_HUMAN = rf"^[^{_WS}_`]+(?: [^{_WS}_`]+)*$"
-_NO_HTML_SPECIAL = "^[^&<>\"']*$"
-_PLAIN_URL = r"^https?://[A-Za-z0-9.-]+(?::[0-9]+)?(?:/[A-Za-z0-9._~/?#=&%+:@!$,;*-]*)?$"
+from reports.context import listed_facts, owner_table, row_currency, score_band
+from reports.format import human, money, oneline, sentence, stage_label
+from reports.vector import (
+    NO_HTML_SPECIAL,
+    PLAIN_HUMAN,
+    PLAIN_LINE,
+    escape_text,
+    map_text,
+    safe_urls,
+)
 
 _TABLE_HEAD = (
     '<table class="data cards" width="100%" cellpadding="0" cellspacing="0">\n'
@@ -47,40 +43,6 @@ _TABLE_HEAD = (
     "<th>What is wrong, and how to fix it</th></tr>\n"
 )
 _TABLE_TAIL = "</table>\n"
-
-
-def _arrow_text(s: pd.Series) -> pa.Array:
-    """Text values as an Arrow array; anything that is not text becomes null (slow path)."""
-    if isinstance(s.dtype, pd.StringDtype):
-        return pa.array(s.array, type=pa.large_string())
-    return pa.array([x if isinstance(x, str) else None for x in s.tolist()], pa.large_string())
-
-
-def _map_text(
-    values: pd.Series, fn: Callable[[Any], str], plain: str, convert: Callable[[pa.Array], Any]
-) -> np.ndarray:
-    """``fn`` applied to each value, as an object array. Values matching the regex ``plain``
-    (for which ``fn`` is known to return ``convert(value)``) skip the Python call."""
-    arr = _arrow_text(values)
-    out = np.empty(len(arr), dtype=object)
-    if not len(arr):
-        return out
-    ok = pc.fill_null(pc.match_substring_regex(arr, plain), False)
-    fast = np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool)
-    out[fast] = np.asarray(convert(arr.filter(ok)).to_pylist(), dtype=object)
-    slow = np.flatnonzero(~fast)
-    raw = values.to_numpy(dtype=object, na_value=None)
-    for i in slow:
-        out[i] = fn(raw[i])
-    return out
-
-
-def _same(arr: pa.Array) -> pa.Array:
-    return arr
-
-
-def _escape(value: Any) -> str:
-    return str(escape(value))
 
 
 def _per_code(values: pd.Series, fn: Callable[[Any], str]) -> np.ndarray:
@@ -189,10 +151,10 @@ def _finding_pieces(run: AuditRun, rows: pd.DataFrame, new: np.ndarray) -> tuple
 
     sev = rows["severity"]
     code = rows["rule_code"]
-    msg = pd.Series(_map_text(rows["message"], human, _PLAIN_HUMAN, _same), dtype=object)
+    msg = pd.Series(map_text(rows["message"], human, PLAIN_HUMAN), dtype=object)
     fix = _per_code(code, fix_of)
     sev_html = _per_code(sev, lambda s: f'<p><span class="sev sev-{escape(s)}">{escape(s)}</span> ')
-    msg_html = _map_text(msg, _escape, _NO_HTML_SPECIAL, _same)
+    msg_html = map_text(msg, escape_text, NO_HTML_SPECIAL)
     fix_html = _per_code(
         code,
         lambda c: f'<br><span class="fix">Fix: {escape(f)}</span>' if (f := fix_of(c)) else "",
@@ -201,7 +163,7 @@ def _finding_pieces(run: AuditRun, rows: pd.DataFrame, new: np.ndarray) -> tuple
     html = sev_html + msg_html + new_html + fix_html + "</p>"
     sev_text = _per_code(sev, lambda s: f"   - [{s}] ")
     code_text = _per_code(code, lambda c: f"{c} ")
-    msg_text = _map_text(msg, oneline, _PLAIN_LINE, _same)
+    msg_text = map_text(msg, oneline, PLAIN_LINE)
     fix_text = np.where(fix != "", "     Fix: " + fix + "\n", "").astype(object)
     new_text = np.where(new, " (NEW)\n", "\n").astype(object)
     text = sev_text + code_text + msg_text + new_text + fix_text
@@ -220,14 +182,10 @@ def _deal_pieces(
     account = heads["account_name"]
     has_account = (account.notna() & (account.astype(object) != "")).to_numpy()
     url = heads["url"]
-    pos = violation_rows(run)[vpos]  # the deal's row in the snapshot (-1: not there)
-    opp_cur = run.snapshot.opportunities["currency"]
-    cur = pd.Series(opp_cur.to_numpy(dtype=object, na_value=None)[np.maximum(pos, 0)],
-                    index=heads.index, dtype=object)
-    cur = cur.where(pos >= 0, None) if len(heads) else cur
+    cur = row_currency(run).to_numpy()[vpos]  # the deal's currency (None: unknown)
     amount = heads["amount"].astype("Float64")
     money_in = pd.Series(
-        list(zip(amount.to_numpy(dtype=object, na_value=None), cur.to_numpy(), strict=True)),
+        list(zip(amount.to_numpy(dtype=object, na_value=None), cur, strict=True)),
         index=heads.index, dtype=object,
     )
 
@@ -238,12 +196,12 @@ def _deal_pieces(
     stage = heads["stage"].astype(object).where(heads["stage"].notna(), None)
     stage_t = _per_code(stage.map(lambda s: None if s is None else str(s)), stage_label)
 
-    name_html = _map_text(name, _escape, _NO_HTML_SPECIAL, _same)
-    safe = _map_text(url, lambda u: safe_url(u) or "", _PLAIN_URL, _same)
+    name_html = map_text(name, escape_text, NO_HTML_SPECIAL)
+    safe = safe_urls(url)
     href = pd.Series(safe, dtype=object)
-    href_html = _map_text(href, _escape, _NO_HTML_SPECIAL, _same)
+    href_html = map_text(href, escape_text, NO_HTML_SPECIAL)
     link = np.where(safe != "", '<a href="' + href_html + '">' + name_html + "</a>", name_html)
-    acct_html = _map_text(account, _escape, _NO_HTML_SPECIAL, _same)
+    acct_html = map_text(account, escape_text, NO_HTML_SPECIAL)
     acct_html = np.where(has_account, '<br><span class="muted">' + acct_html + "</span>", "")
     money_html = _per_code(pd.Series(money_t, dtype=object), lambda t: str(escape(t)))
     stage_html = _per_code(pd.Series(stage_t, dtype=object), lambda t: str(escape(t)))
@@ -254,8 +212,8 @@ def _deal_pieces(
         + '</td>\n<td class="fixcol">'
     )
 
-    name_t = _map_text(name, oneline, _PLAIN_LINE, _same)
-    acct_t = _map_text(account, oneline, _PLAIN_LINE, _same)
+    name_t = map_text(name, oneline, PLAIN_LINE)
+    acct_t = map_text(account, oneline, PLAIN_LINE)
     acct_t = np.where(has_account, " (" + acct_t + ")", "").astype(object)
     url_t = np.where(safe != "", "   " + safe + "\n", "").astype(object)
     num = np.array([f"{i + 1}. " for i in range(int(index.max()) + 1 if len(index) else 0)],

@@ -27,7 +27,7 @@ import jinja2
 from auditor.config import AuditConfig
 from auditor.files import mkdir_private, write_private
 from auditor.results import AuditRun
-from reports.context import manager_groups, report_context, team_context
+from reports.context import manager_groups, metrics_dict, report_context, team_context
 from reports.digests import digest_contexts
 from reports.format import FILTERS
 from reports.htmlmail import compact_html
@@ -165,7 +165,7 @@ def write_reports(run: AuditRun, out_dir: Path, *, run_json: bool = True) -> lis
     if "json" in formats:
         written.append(write_violations_json(run.result.violations, out_dir / "violations.json"))
         written.append(write_violations_json(process, out_dir / "process_findings.json"))
-        metrics = run.metrics.to_dict()
+        metrics = metrics_dict(run)
         written.append(write_json(metrics, out_dir / "metrics.json", schema="metrics"))
     if run_json and wants_run_json(run.config):
         written.append(out_dir / "run.json")
