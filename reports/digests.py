@@ -80,6 +80,11 @@ class DigestRows:
         a, b = self.text_bounds[i], self.text_bounds[i + 1]
         return "".join(self.text[a:b])
 
+    def release(self, i: int) -> None:
+        """Drop owner ``i``'s pieces once its page is built (frees memory as owners go by)."""
+        self.html[self.html_bounds[i] : self.html_bounds[i + 1]] = None
+        self.text[self.text_bounds[i] : self.text_bounds[i + 1]] = None
+
 
 def digest_rows(run: AuditRun, owners: Iterable[str] | None = None) -> DigestRows:
     """The digest rows of ``owners`` (default: every owner with findings), in one pass."""
@@ -90,23 +95,22 @@ def digest_rows(run: AuditRun, owners: Iterable[str] | None = None) -> DigestRow
     if owners is not None:
         wanted = pd.Index([str(o) for o in owners])
         keep_rows = keep_rows & owner_key.astype(str).isin(wanted).to_numpy()
-    vpos = np.flatnonzero(keep_rows)
-    sub = v.iloc[vpos]
-    n = len(sub)
-    ocodes, ouniq = pd.factorize(sub["owner_id"].astype(str), sort=True)
+    vpos = np.flatnonzero(keep_rows)  # only the columns needed are taken, never whole rows
+    n = len(vpos)
+    ocodes, ouniq = pd.factorize(_take(v, "owner_id", vpos).astype(str), sort=True)
     owner_ids = [str(o) for o in ouniq]
     n_owners = len(owner_ids)
-    deal = sub["opportunity_id"].astype(str)
-    dcodes, _ = pd.factorize(deal, sort=True)
-    rank = sub["severity"].astype(str).map(SEVERITY_RANK).fillna(1).astype(int).to_numpy()
-    amount = sub["amount"].astype("Float64").fillna(0.0).astype(float).to_numpy()
+    dcodes, _ = pd.factorize(_take(v, "opportunity_id", vpos).astype(str), sort=True)
+    scodes, suniq = pd.factorize(_take(v, "severity", vpos).astype(str))
+    rank = np.array([SEVERITY_RANK.get(s, 1) for s in suniq], dtype=np.int64)[scodes]
+    amount = _take(v, "amount", vpos).astype("Float64").fillna(0.0).to_numpy(dtype=float)
     # per deal: worst severity, number of findings, largest amount (over all its findings)
     g = pd.DataFrame({"d": dcodes, "r": rank, "a": amount}).groupby("d", sort=False)
     deal_rank = g["r"].transform("min").to_numpy()
     deal_n = g["r"].transform("size").to_numpy()
     deal_amount = g["a"].transform("max").to_numpy()
-    pos = np.arange(n)
-    order = np.lexsort((pos, rank, dcodes, -deal_amount, -deal_n, deal_rank, ocodes))
+    order = np.lexsort((np.arange(n), rank, dcodes, -deal_amount, -deal_n, deal_rank, ocodes))
+    del g, deal_rank, deal_n, deal_amount, rank, amount, scodes
     o = ocodes[order]
     d = dcodes[order]
     deal_start = np.ones(n, dtype=bool)
@@ -122,19 +126,17 @@ def digest_rows(run: AuditRun, owners: Iterable[str] | None = None) -> DigestRow
     flagged = np.bincount(o[deal_start], minlength=n_owners)
     shown = np.minimum(flagged, limit)
 
-    rows = sub.iloc[order[kept]]
-    rows_pos = vpos[order[kept]]
+    rows_pos = vpos[order[kept]]  # the listed findings, in order, as positions in v
     ko, kd_start, k_index = o[kept], deal_start[kept], deal_in_owner[kept]
-    new_mask = np.zeros(len(rows), dtype=bool)
+    new_mask = np.zeros(len(rows_pos), dtype=bool)
     new_count = None
     if run.history is not None:
         fps = {str(i.get("fingerprint")) for i in run.history.new_items}
-        new_mask = rows["fingerprint"].astype(str).isin(fps).to_numpy()
+        new_mask = _take(v, "fingerprint", rows_pos).astype(str).isin(fps).to_numpy()
         new_count = np.bincount(ko, weights=new_mask, minlength=n_owners).astype(int)
 
-    html_f, text_f = _finding_pieces(run, rows, new_mask)
-    heads = rows[kd_start]
-    html_h, text_h = _deal_pieces(run, heads, rows_pos[kd_start], k_index[kd_start])
+    html_f, text_f = _finding_pieces(run, v, rows_pos, new_mask)
+    html_h, text_h = _deal_pieces(run, v, rows_pos[kd_start], k_index[kd_start])
     html, html_bounds = _interleave(html_h, html_f, "</td>\n</tr>\n", kd_start, ko, n_owners)
     text, text_bounds = _interleave(text_h, text_f, "\n", kd_start, ko, n_owners)
     return DigestRows(
@@ -142,90 +144,114 @@ def digest_rows(run: AuditRun, owners: Iterable[str] | None = None) -> DigestRow
     )
 
 
-def _finding_pieces(run: AuditRun, rows: pd.DataFrame, new: np.ndarray) -> tuple[Any, Any]:
-    """Per finding: its HTML paragraph and its text lines."""
+def _take(v: pd.DataFrame, column: str, pos: np.ndarray) -> pd.Series:
+    return v[column].iloc[pos].reset_index(drop=True)
+
+
+def _finding_pieces(
+    run: AuditRun, v: pd.DataFrame, pos: np.ndarray, new: np.ndarray
+) -> tuple[list[str], list[str]]:
+    """Per listed finding (at ``pos`` in the violations): its HTML paragraph and text lines."""
     docs = {r.code: r.describe() for r in run.result.rules}
 
     def fix_of(code: Any) -> str:
         return sentence(human(docs.get(code, {}).get("fix", ""))) if code is not None else ""
 
-    sev = rows["severity"]
-    code = rows["rule_code"]
-    msg = pd.Series(map_text(rows["message"], human, PLAIN_HUMAN), dtype=object)
-    fix = _per_code(code, fix_of)
+    sev = _take(v, "severity", pos)
+    code = _take(v, "rule_code", pos)
+    msg = pd.Series(map_text(_take(v, "message", pos), human, PLAIN_HUMAN), dtype=object)
     sev_html = _per_code(sev, lambda s: f'<p><span class="sev sev-{escape(s)}">{escape(s)}</span> ')
-    msg_html = map_text(msg, escape_text, NO_HTML_SPECIAL)
     fix_html = _per_code(
         code,
         lambda c: f'<br><span class="fix">Fix: {escape(f)}</span>' if (f := fix_of(c)) else "",
     )
-    new_html = np.where(new, ' <span class="new">NEW</span>', "").astype(object)
-    html = sev_html + msg_html + new_html + fix_html + "</p>"
+    new_html = (" <span class=\"new\">NEW</span>", "")
+    html = [
+        f"{s}{m}{new_html[0] if nw else ''}{f}</p>"
+        for s, m, nw, f in zip(
+            sev_html.tolist(), map_text(msg, escape_text, NO_HTML_SPECIAL).tolist(),
+            new.tolist(), fix_html.tolist(), strict=True,
+        )
+    ]
     sev_text = _per_code(sev, lambda s: f"   - [{s}] ")
     code_text = _per_code(code, lambda c: f"{c} ")
-    msg_text = map_text(msg, oneline, PLAIN_LINE)
-    fix_text = np.where(fix != "", "     Fix: " + fix + "\n", "").astype(object)
-    new_text = np.where(new, " (NEW)\n", "\n").astype(object)
-    text = sev_text + code_text + msg_text + new_text + fix_text
+    fix_text = _per_code(code, lambda c: f"     Fix: {f}\n" if (f := fix_of(c)) else "")
+    text = [
+        f"{s}{c}{m}{' (NEW)' if nw else ''}\n{f}"
+        for s, c, m, nw, f in zip(
+            sev_text.tolist(), code_text.tolist(), map_text(msg, oneline, PLAIN_LINE).tolist(),
+            new.tolist(), fix_text.tolist(), strict=True,
+        )
+    ]
     return html, text
 
 
+def _money_texts(amount: pd.Series, currency: np.ndarray) -> np.ndarray:
+    """money(amount, currency) per row, called once per distinct (amount, currency) pair."""
+    acodes, auniq = pd.factorize(amount.astype("Float64"), use_na_sentinel=True)
+    ccodes, cuniq = pd.factorize(pd.Series(currency, dtype=object), use_na_sentinel=True)
+    pair = (acodes + 1).astype(np.int64) * (len(cuniq) + 1) + (ccodes + 1)
+    uniq, inverse = np.unique(pair, return_inverse=True)
+    amounts = [None, *auniq.to_numpy(dtype=object, na_value=None).tolist()]
+    currencies = [None, *cuniq.tolist()]
+    width = len(cuniq) + 1
+    table = np.array(
+        [money(amounts[p // width], currencies[p % width]) for p in uniq.tolist()], dtype=object
+    )
+    return table[inverse.reshape(-1)] if len(pair) else np.array([], dtype=object)
+
+
 def _deal_pieces(
-    run: AuditRun, heads: pd.DataFrame, vpos: np.ndarray, index: np.ndarray
-) -> tuple[Any, Any]:
-    """Per listed deal (its first finding's row, at ``vpos`` in the violations): the HTML row
-    up to the findings cell, and the text header lines (``index``: the deal's place in its
-    owner's list)."""
-    did = heads["opportunity_id"].astype(str)
-    name = heads["opportunity_name"].astype(object)
-    name = name.where(name.notna() & (name != ""), did.astype(object))  # ``name or id``
-    account = heads["account_name"]
-    has_account = (account.notna() & (account.astype(object) != "")).to_numpy()
-    url = heads["url"]
-    cur = row_currency(run).to_numpy()[vpos]  # the deal's currency (None: unknown)
-    amount = heads["amount"].astype("Float64")
-    money_in = pd.Series(
-        list(zip(amount.to_numpy(dtype=object, na_value=None), cur, strict=True)),
-        index=heads.index, dtype=object,
-    )
-
-    def money_of(pair: Any) -> str:
-        return money(*(pair if pair is not None else (None, None)))
-
-    money_t = _per_code(money_in, money_of)
-    stage = heads["stage"].astype(object).where(heads["stage"].notna(), None)
-    stage_t = _per_code(stage.map(lambda s: None if s is None else str(s)), stage_label)
-
-    name_html = map_text(name, escape_text, NO_HTML_SPECIAL)
-    safe = safe_urls(url)
-    href = pd.Series(safe, dtype=object)
-    href_html = map_text(href, escape_text, NO_HTML_SPECIAL)
-    link = np.where(safe != "", '<a href="' + href_html + '">' + name_html + "</a>", name_html)
-    acct_html = map_text(account, escape_text, NO_HTML_SPECIAL)
-    acct_html = np.where(has_account, '<br><span class="muted">' + acct_html + "</span>", "")
-    money_html = _per_code(pd.Series(money_t, dtype=object), lambda t: str(escape(t)))
-    stage_html = _per_code(pd.Series(stage_t, dtype=object), lambda t: str(escape(t)))
-    html = (
-        "<tr>\n<td><strong>" + link.astype(object) + "</strong>" + acct_html.astype(object)
-        + '</td>\n<td><span class="lbl">Stage: </span>' + stage_html
-        + '</td>\n<td class="num"><span class="lbl">Amount: </span>' + money_html
-        + '</td>\n<td class="fixcol">'
-    )
-
-    name_t = map_text(name, oneline, PLAIN_LINE)
-    acct_t = map_text(account, oneline, PLAIN_LINE)
-    acct_t = np.where(has_account, " (" + acct_t + ")", "").astype(object)
-    url_t = np.where(safe != "", "   " + safe + "\n", "").astype(object)
-    num = np.array([f"{i + 1}. " for i in range(int(index.max()) + 1 if len(index) else 0)],
-                   dtype=object)
-    text = (
-        num[index] + name_t + acct_t + " | " + stage_t + " | " + money_t + "\n" + url_t
-    )
+    run: AuditRun, v: pd.DataFrame, pos: np.ndarray, index: np.ndarray
+) -> tuple[list[str], list[str]]:
+    """Per listed deal (its first finding, at ``pos`` in the violations): the HTML row up to
+    the findings cell, and the text header lines (``index``: its place in its owner's list)."""
+    did = _take(v, "opportunity_id", pos).astype(str).astype(object)
+    name = _take(v, "opportunity_name", pos).astype(object)
+    name = name.where(name.notna() & (name != ""), did)  # ``name or id``
+    account = _take(v, "account_name", pos)
+    has_account = (account.notna() & (account.astype(object) != "")).to_numpy().tolist()
+    money_t = _money_texts(_take(v, "amount", pos), row_currency(run).to_numpy()[pos])
+    stage = _take(v, "stage", pos).astype(object)
+    stage = stage.where(stage.notna(), None).map(lambda s: None if s is None else str(s))
+    stage_t = _per_code(stage, stage_label)
+    safe = safe_urls(_take(v, "url", pos))
+    href_html = map_text(pd.Series(safe, dtype=object), escape_text, NO_HTML_SPECIAL)
+    money_html = _per_code(pd.Series(money_t, dtype=object), escape_text)
+    stage_html = _per_code(pd.Series(stage_t, dtype=object), escape_text)
+    names = map_text(name, escape_text, NO_HTML_SPECIAL).tolist()
+    links = [
+        f'<a href="{h}">{n}</a>' if u else n
+        for n, u, h in zip(names, safe.tolist(), href_html.tolist(), strict=True)
+    ]
+    accounts = [
+        f'<br><span class="muted">{a}</span>' if ha else ""
+        for a, ha in zip(
+            map_text(account, escape_text, NO_HTML_SPECIAL).tolist(), has_account, strict=True
+        )
+    ]
+    html = [
+        f"<tr>\n<td><strong>{lk}</strong>{ac}</td>\n"
+        f'<td><span class="lbl">Stage: </span>{st}</td>\n'
+        f'<td class="num"><span class="lbl">Amount: </span>{mo}</td>\n<td class="fixcol">'
+        for lk, ac, st, mo in zip(
+            links, accounts, stage_html.tolist(), money_html.tolist(), strict=True
+        )
+    ]
+    url_lines = [f"   {u}\n" if u else "" for u in safe.tolist()]
+    text = [
+        f"{i + 1}. {n}{f' ({a})' if ha else ''} | {st} | {mo}\n{ul}"
+        for i, n, a, ha, st, mo, ul in zip(
+            index.tolist(), map_text(name, oneline, PLAIN_LINE).tolist(),
+            map_text(account, oneline, PLAIN_LINE).tolist(), has_account, stage_t.tolist(),
+            money_t.tolist(), url_lines, strict=True,
+        )
+    ]
     return html, text
 
 
 def _interleave(
-    heads: np.ndarray, findings: np.ndarray, tail: str, deal_start: np.ndarray,
+    heads: list[str], findings: list[str], tail: str, deal_start: np.ndarray,
     owner: np.ndarray, n_owners: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """[head, finding, finding, tail, head, ...] in row order, and each owner's bounds."""
@@ -245,12 +271,18 @@ def _interleave(
 
 # -- per owner ----------------------------------------------------------------------------
 def digest_contexts(
-    run: AuditRun, owners: Iterable[str] | None = None
+    run: AuditRun, owners: Iterable[str] | None = None, rows: DigestRows | None = None
 ) -> Iterator[dict[str, Any]]:
     """The template context of each owner's digest: every owner with findings (sorted by id),
-    or those of ``owners`` (an owner without findings gets the "nothing to fix" digest)."""
-    rows = digest_rows(run, owners)
-    keys = list(dict.fromkeys(str(o) for o in owners)) if owners is not None else rows.owners
+    or those of ``owners`` (an owner without findings gets the "nothing to fix" digest).
+
+    One owner at a time: each owner's rows are joined when its turn comes and then released
+    from ``rows`` (pass the :func:`digest_rows` of the same owners, or None to build them), so
+    at most one owner's page text exists beyond the rows themselves."""
+    if owners is not None:
+        owners = [str(o) for o in owners]
+    rows = rows if rows is not None else digest_rows(run, owners)
+    keys = list(dict.fromkeys(owners)) if owners is not None else rows.owners
     at = rows.index()
     table = owner_table(run).reindex(keys)
     names = table["name"].tolist()
@@ -282,3 +314,5 @@ def digest_contexts(
             "deal_rows": Markup("") if i is None else rows.deal_rows(i),
             "deal_list": "" if i is None else rows.deal_list(i),
         }
+        if i is not None:
+            rows.release(i)

@@ -28,7 +28,7 @@ from auditor.config import AuditConfig
 from auditor.files import mkdir_private, write_private
 from auditor.results import AuditRun
 from reports.context import manager_groups, metrics_dict, report_context, team_context
-from reports.digests import digest_contexts
+from reports.digests import digest_contexts, digest_rows
 from reports.format import FILTERS
 from reports.htmlmail import compact_html
 from reports.machine import write_json, write_run_json, write_violations_csv, write_violations_json
@@ -182,17 +182,15 @@ def write_digests(run: AuditRun, env: jinja2.Environment, folder: Path) -> list[
     written on a second thread while the next owners render.
     """
     mkdir_private(folder)
-    contexts = list(digest_contexts(run))
+    rows = digest_rows(run)  # every owner with findings, in one bulk pass
     groups = manager_groups(run)
-    stems = file_stems(
-        [f"owner-{c['owner_id']}" for c in contexts] + [str(g["key"]) for g in groups]
-    )
+    stems = file_stems([f"owner-{o}" for o in rows.owners] + [str(g["key"]) for g in groups])
     html_t, text_t = env.get_template("digest.html.j2"), env.get_template("digest.txt.j2")
     written: list[Path] = []
     batch: list[tuple[Path, str]] = []
     with ThreadPoolExecutor(max_workers=1) as pool:
         futures = []
-        for ctx in contexts:
+        for ctx in digest_contexts(run, rows=rows):
             stem = stems[f"owner-{ctx['owner_id']}"]  # "owner-O1"; unsafe ids get a hash
             batch.append((folder / f"{stem}.html", finish(".html.j2", html_t.render(ctx))))
             batch.append((folder / f"{stem}.txt", finish(".txt.j2", text_t.render(ctx))))

@@ -30,7 +30,10 @@ def arrow_text(s: pd.Series) -> pa.Array:
     """Text values as an Arrow array; anything that is not text becomes null (slow path)."""
     if isinstance(s.dtype, pd.StringDtype):
         return pa.array(s.array, type=pa.large_string())
-    return pa.array([x if isinstance(x, str) else None for x in s.tolist()], pa.large_string())
+    try:  # text and missing values only (the usual case): converted in C
+        return pa.array(s.to_numpy(dtype=object), type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return pa.array([x if isinstance(x, str) else None for x in s.tolist()], pa.large_string())
 
 
 def map_text(values: pd.Series, fn: Callable[[Any], str], plain: str) -> np.ndarray:
@@ -44,9 +47,9 @@ def map_text(values: pd.Series, fn: Callable[[Any], str], plain: str) -> np.ndar
     fast = np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool)
     out[fast] = np.asarray(arr.filter(ok).to_pylist(), dtype=object)
     slow = np.flatnonzero(~fast)
-    raw = values.to_numpy(dtype=object, na_value=None)
-    for i in slow:
-        out[i] = fn(raw[i])
+    if len(slow):
+        raw = values.iloc[slow].to_numpy(dtype=object, na_value=None)
+        out[slow] = np.array([fn(x) for x in raw] + [None], dtype=object)[:-1]
     return out
 
 
