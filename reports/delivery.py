@@ -40,7 +40,7 @@ from reports.context import (
     team_context,
     team_group,
 )
-from reports.digests import digest_contexts
+from reports.digests import digest_contexts, render_digest
 from reports.format import number, oneline, plural
 from reports.machine import violations_csv_bytes
 from reports.render import render, run_environment, safe_name
@@ -219,6 +219,7 @@ def plan(run: AuditRun, config: AuditConfig) -> tuple[list[Outgoing], list[dict]
     owners = owner_table(run)
     if d.owner_digests:
         split = rows_by_owner(run) if d.attach_csv else {}
+        html_t, text_t = env.get_template("digest.html.j2"), env.get_template("digest.txt.j2")
         for ctx in digest_contexts(run):  # the bulk path, as digests/ on disk
             oid = ctx["owner_id"]
             subject = format_subject(
@@ -240,8 +241,8 @@ def plan(run: AuditRun, config: AuditConfig) -> tuple[list[Outgoing], list[dict]
                 email or "",
                 ctx["owner"],
                 subject,
-                render(env, "digest.txt.j2", ctx),
-                render(env, "digest.html.j2", ctx),
+                render_digest(text_t, ctx, html=False),
+                render_digest(html_t, ctx, html=True),
                 None,
             )
             if d.attach_csv:

@@ -17,10 +17,12 @@ The rows are byte for byte what ``_macros.html.j2`` ``deal_rows(deals, show_owne
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import jinja2
 import numpy as np
 import pandas as pd
 from markupsafe import Markup, escape
@@ -28,6 +30,7 @@ from markupsafe import Markup, escape
 from auditor.results import SEVERITY_RANK, AuditRun
 from reports.context import listed_facts, owner_table, row_currency, score_band
 from reports.format import human, money, oneline, sentence, stage_label
+from reports.htmlmail import compact_html
 from reports.vector import (
     NO_HTML_SPECIAL,
     PLAIN_HUMAN,
@@ -144,6 +147,22 @@ def digest_rows(run: AuditRun, owners: Iterable[str] | None = None) -> DigestRow
     )
 
 
+#: HTML text that escaping and compaction leave as it is (no special character, no line break)
+HTML_PLAIN = "^[^&<>\"'\n]*$"
+_INDENT = re.compile(r"\n[ \t]+")
+
+
+def _html_value(value: Any) -> str:
+    """Escaped, and compacted as reports.htmlmail.compact_html would compact it inside the page
+    (a CRM name may hold line breaks and indentation), so the rows need no compaction pass."""
+    text = str(escape(value))
+    if "\n" in text:
+        text = _INDENT.sub("\n", text)
+        while "\n\n" in text:
+            text = text.replace("\n\n", "\n")
+    return text
+
+
 def _take(v: pd.DataFrame, column: str, pos: np.ndarray) -> pd.Series:
     return v[column].iloc[pos].reset_index(drop=True)
 
@@ -219,7 +238,7 @@ def _deal_pieces(
     href_html = map_text(pd.Series(safe, dtype=object), escape_text, NO_HTML_SPECIAL)
     money_html = _per_code(pd.Series(money_t, dtype=object), escape_text)
     stage_html = _per_code(pd.Series(stage_t, dtype=object), escape_text)
-    names = map_text(name, escape_text, NO_HTML_SPECIAL).tolist()
+    names = map_text(name, _html_value, HTML_PLAIN).tolist()
     links = [
         f'<a href="{h}">{n}</a>' if u else n
         for n, u, h in zip(names, safe.tolist(), href_html.tolist(), strict=True)
@@ -227,7 +246,7 @@ def _deal_pieces(
     accounts = [
         f'<br><span class="muted">{a}</span>' if ha else ""
         for a, ha in zip(
-            map_text(account, escape_text, NO_HTML_SPECIAL).tolist(), has_account, strict=True
+            map_text(account, _html_value, HTML_PLAIN).tolist(), has_account, strict=True
         )
     ]
     html = [
@@ -316,3 +335,41 @@ def digest_contexts(
         }
         if i is not None:
             rows.release(i)
+
+
+# -- pages --------------------------------------------------------------------------------
+#: where the deal list goes while the page around it renders (private-use characters)
+SLOT = "\ue000deal-list\ue000"
+
+
+def render_digest(template: jinja2.Template, ctx: dict[str, Any], html: bool) -> str:
+    """One owner's digest page, tidied as reports.render.render tidies it.
+
+    The page around the list is rendered and tidied with the list left out (a slot), then the
+    list is put in: tidying a page scans all of it, and the list (already compact from the
+    bulk pass) is most of it. Same bytes as rendering the whole page and tidying it; when the
+    slot is not where the shipped templates put it (a template of one's own), the page is
+    rendered whole."""
+    key = "deal_rows" if html else "deal_list"
+    fragment = str(ctx[key])
+    if fragment:
+        page = _tidy(template.render({**ctx, key: Markup(SLOT) if html else SLOT}), html)
+        if page.count(SLOT) == 1:
+            before, after = page.split(SLOT)
+            if html and after.startswith("\n") and fragment.endswith("\n"):
+                return before + fragment + after[1:]
+            if not html and after.startswith("\n") and fragment.endswith("\n\n"):
+                rest = after.lstrip("\n")  # \n{3,} → \n\n, and a page ends stripped
+                return before + (fragment + rest if rest else fragment.rstrip() + "\n")
+    return _tidy(template.render(ctx), html)
+
+
+def _tidy(out: str, html: bool) -> str:
+    if html:
+        return compact_html(out)
+    if "\n\n\n" in out:
+        out = _BLANK_LINES.sub("\n\n", out)
+    return out.strip() + "\n"
+
+
+_BLANK_LINES = re.compile(r"\n{3,}")

@@ -28,7 +28,7 @@ from auditor.config import AuditConfig
 from auditor.files import mkdir_private, write_private
 from auditor.results import AuditRun
 from reports.context import manager_groups, metrics_dict, report_context, team_context
-from reports.digests import digest_contexts, digest_rows
+from reports.digests import digest_contexts, digest_rows, render_digest
 from reports.format import FILTERS
 from reports.htmlmail import compact_html
 from reports.machine import write_json, write_run_json, write_violations_csv, write_violations_json
@@ -192,8 +192,8 @@ def write_digests(run: AuditRun, env: jinja2.Environment, folder: Path) -> list[
         futures = []
         for ctx in digest_contexts(run, rows=rows):
             stem = stems[f"owner-{ctx['owner_id']}"]  # "owner-O1"; unsafe ids get a hash
-            batch.append((folder / f"{stem}.html", finish(".html.j2", html_t.render(ctx))))
-            batch.append((folder / f"{stem}.txt", finish(".txt.j2", text_t.render(ctx))))
+            batch.append((folder / f"{stem}.html", render_digest(html_t, ctx, html=True)))
+            batch.append((folder / f"{stem}.txt", render_digest(text_t, ctx, html=False)))
             if len(batch) >= 256:
                 futures.append(pool.submit(_write_all, batch))
                 batch = []
