@@ -694,16 +694,20 @@ def team_context(run: AuditRun, group: dict[str, Any]) -> dict[str, Any]:
         else pd.Series(dtype=int)
     )
     top = int(counts.max()) if len(counts) else 0
+    # looked up for all members at once (a manager of a large org has thousands)
+    names = owners["name"].reindex(members).tolist()
+    found = counts.reindex(members, fill_value=0).astype(int).tolist()
+    dealt = deal_counts.reindex(members, fill_value=0).astype(int).tolist()
     rows = [
         {
             "owner_id": m,
-            "owner": oneline(owners.at[m, "name"] if m in owners.index else None) or m,
-            "findings": int(counts.get(m, 0)),
-            "deals": int(deal_counts.get(m, 0)),
+            "owner": oneline(name) or m,
+            "findings": n,
+            "deals": d,
             "score": scores.get(m),
-            "width": round(100.0 * counts.get(m, 0) / top, 1) if top else 0.0,
+            "width": round(100.0 * n / top, 1) if top else 0.0,
         }
-        for m in members
+        for m, name, n, d in zip(members, names, found, dealt, strict=True)
     ]
     rows.sort(key=lambda r: (-r["findings"], r["owner"]))
     deals, n_deals = worst_deals(run, mine, run.config.report.max_deals)

@@ -33,10 +33,10 @@ from reports.format import human, money, oneline, sentence, stage_label
 from reports.htmlmail import compact_html
 from reports.vector import (
     NO_HTML_SPECIAL,
-    PLAIN_HUMAN,
-    PLAIN_LINE,
     escape_text,
     map_text,
+    map_texts,
+    plain_words,
     safe_urls,
 )
 
@@ -147,8 +147,10 @@ def digest_rows(run: AuditRun, owners: Iterable[str] | None = None) -> DigestRow
     )
 
 
-#: HTML text that escaping and compaction leave as it is (no special character, no line break)
-HTML_PLAIN = "^[^&<>\"'\n]*$"
+#: names every formatter leaves as they are: one plain line without HTML's special characters
+_PLAIN_NAME = plain_words("&<>\"'")
+#: messages too, without what human() rewrites ("_" of keys, "`" of code marks)
+_PLAIN_MESSAGE = plain_words("&<>\"'_`")
 _INDENT = re.compile(r"\n[ \t]+")
 
 
@@ -178,7 +180,11 @@ def _finding_pieces(
 
     sev = _take(v, "severity", pos)
     code = _take(v, "rule_code", pos)
-    msg = pd.Series(map_text(_take(v, "message", pos), human, PLAIN_HUMAN), dtype=object)
+    msg = map_texts(
+        _take(v, "message", pos),
+        {"html": lambda m: escape_text(human(m)), "text": lambda m: oneline(human(m))},
+        _PLAIN_MESSAGE,
+    )
     sev_html = _per_code(sev, lambda s: f'<p><span class="sev sev-{escape(s)}">{escape(s)}</span> ')
     fix_html = _per_code(
         code,
@@ -188,7 +194,7 @@ def _finding_pieces(
     html = [
         f"{s}{m}{new_html[0] if nw else ''}{f}</p>"
         for s, m, nw, f in zip(
-            sev_html.tolist(), map_text(msg, escape_text, NO_HTML_SPECIAL).tolist(),
+            sev_html.tolist(), msg["html"],
             new.tolist(), fix_html.tolist(), strict=True,
         )
     ]
@@ -198,7 +204,7 @@ def _finding_pieces(
     text = [
         f"{s}{c}{m}{' (NEW)' if nw else ''}\n{f}"
         for s, c, m, nw, f in zip(
-            sev_text.tolist(), code_text.tolist(), map_text(msg, oneline, PLAIN_LINE).tolist(),
+            sev_text.tolist(), code_text.tolist(), msg["text"],
             new.tolist(), fix_text.tolist(), strict=True,
         )
     ]
@@ -238,15 +244,17 @@ def _deal_pieces(
     href_html = map_text(pd.Series(safe, dtype=object), escape_text, NO_HTML_SPECIAL)
     money_html = _per_code(pd.Series(money_t, dtype=object), escape_text)
     stage_html = _per_code(pd.Series(stage_t, dtype=object), escape_text)
-    names = map_text(name, _html_value, HTML_PLAIN).tolist()
+    fns = {"html": _html_value, "text": oneline}
+    names = map_texts(name, fns, _PLAIN_NAME)
+    accts = map_texts(account, fns, _PLAIN_NAME)
     links = [
         f'<a href="{h}">{n}</a>' if u else n
-        for n, u, h in zip(names, safe.tolist(), href_html.tolist(), strict=True)
+        for n, u, h in zip(names["html"], safe.tolist(), href_html.tolist(), strict=True)
     ]
     accounts = [
         f'<br><span class="muted">{a}</span>' if ha else ""
         for a, ha in zip(
-            map_text(account, _html_value, HTML_PLAIN).tolist(), has_account, strict=True
+            accts["html"], has_account, strict=True
         )
     ]
     html = [
@@ -261,8 +269,7 @@ def _deal_pieces(
     text = [
         f"{i + 1}. {n}{f' ({a})' if ha else ''} | {st} | {mo}\n{ul}"
         for i, n, a, ha, st, mo, ul in zip(
-            index.tolist(), map_text(name, oneline, PLAIN_LINE).tolist(),
-            map_text(account, oneline, PLAIN_LINE).tolist(), has_account, stage_t.tolist(),
+            index.tolist(), names["text"], accts["text"], has_account, stage_t.tolist(),
             money_t.tolist(), url_lines, strict=True,
         )
     ]

@@ -57,6 +57,39 @@ def escape_text(value: Any) -> str:
     return str(escape(value))
 
 
+def plain_words(exclude: str = "") -> str:
+    """Regex of one plain line (words split by single spaces) without the characters
+    ``exclude`` (a regex character-class body)."""
+    return rf"^[^{WS}{exclude}]+(?: [^{WS}{exclude}]+)*$"
+
+
+def map_texts(
+    values: pd.Series, fns: dict[str, Callable[[Any], str]], plain: str
+) -> dict[str, list[Any]]:
+    """Several formatters of the same column at once (HTML and text forms of a name): one
+    regex pass finds the values every formatter leaves unchanged; the others are formatted in
+    Python, once per formatter. Returns a list per formatter name."""
+    arr = arrow_text(values)
+    n = len(arr)
+    if not n:
+        return {k: [] for k in fns}
+    ok = pc.fill_null(pc.match_substring_regex(arr, plain), False)
+    fast = np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool)
+    if fast.all():
+        shared = arr.to_pylist()
+        return {k: shared for k in fns}
+    base = np.empty(n, dtype=object)
+    base[fast] = np.asarray(arr.filter(ok).to_pylist() + [None], dtype=object)[:-1]
+    slow = np.flatnonzero(~fast)
+    raw = values.iloc[slow].to_numpy(dtype=object, na_value=None).tolist()
+    out = {}
+    for k, fn in fns.items():
+        col = base.copy()
+        col[slow] = np.asarray([fn(x) for x in raw] + [None], dtype=object)[:-1]
+        out[k] = col.tolist()
+    return out
+
+
 def safe_urls(values: pd.Series) -> np.ndarray:
     """:func:`reports.format.safe_url` of each value, "" where it gives None."""
     return map_text(values, lambda u: safe_url(u) or "", PLAIN_URL)
