@@ -599,16 +599,6 @@ def rows_by_owner(run: AuditRun) -> dict[str, pd.DataFrame]:
     return {str(k): g for k, g in v.groupby(v["owner_id"].astype(str), sort=True)}
 
 
-def digest_context(
-    run: AuditRun, owner_id: str, rows: pd.DataFrame | None = None
-) -> dict[str, Any]:
-    """One owner's digest: only that owner's flagged deals, worst first. The same bulk path
-    as every digest (reports.digests); ``rows`` is accepted for older callers and unused."""
-    from reports.digests import digest_contexts
-
-    return next(digest_contexts(run, [str(owner_id)]))
-
-
 def manager_groups(run: AuditRun) -> list[dict[str, Any]]:
     """Team roll-up groups: one per owner who manages others (their direct reports).
 

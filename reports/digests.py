@@ -344,6 +344,12 @@ def digest_contexts(
             rows.release(i)
 
 
+def digest_context(run: AuditRun, owner_id: str, rows: Any = None) -> dict[str, Any]:
+    """One owner's digest context, by the same bulk path as every digest (``rows`` is accepted
+    for older callers and unused)."""
+    return next(digest_contexts(run, [str(owner_id)]))
+
+
 # -- pages --------------------------------------------------------------------------------
 #: where the deal list goes while the page around it renders (private-use characters)
 SLOT = "\ue000deal-list\ue000"

@@ -15,13 +15,9 @@ from markupsafe import escape
 
 from reports.format import safe_url
 
-# Values that every formatter leaves as they are: one-line text without control characters,
-# words separated by single spaces (str.split()'s whitespace excluded), and plain http(s) URLs.
+# What formatters leave as they are: one-line text without control characters, words split by
+# single spaces (str.split()'s whitespace excluded, see plain_words), and plain http(s) URLs.
 WS = r"\x00-\x20\x7f\x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}"
-PLAIN_LINE = rf"^[^{WS}]+(?: [^{WS}]+)*$"
-# human() changes only snake_case keys, `code` marks and stage keys: text without "_" or "`"
-# that is already one plain line comes out as it went in
-PLAIN_HUMAN = rf"^[^{WS}_`]+(?: [^{WS}_`]+)*$"
 NO_HTML_SPECIAL = "^[^&<>\"']*$"
 PLAIN_URL = r"^https?://[A-Za-z0-9.-]+(?::[0-9]+)?(?:/[A-Za-z0-9._~/?#=&%+:@!$,;*-]*)?$"
 
