@@ -57,36 +57,59 @@ def _per_code(values: pd.Series, fn: Callable[[Any], str]) -> np.ndarray:
 
 @dataclass
 class DigestRows:
-    """Every owner's digest rows, in owner order (sorted owner ids)."""
+    """Every owner's digest rows, in owner order (sorted owner ids).
+
+    The rows are formatted a chunk of owners at a time (about ``CHUNK_ROWS`` findings), when
+    the first owner of a chunk is asked for: the formatted text of a million-opportunity org
+    is never in memory all at once. Ask for owners in order (as digest_contexts does)."""
 
     owners: list[str]
     total: np.ndarray  #: findings per owner
     flagged: np.ndarray  #: flagged deals per owner
     shown: np.ndarray  #: deals listed per owner (at most the limit)
     new: np.ndarray | None  #: new findings among the listed deals (None without history)
-    html: np.ndarray  #: pieces of the HTML deal rows, owners one after another
-    text: np.ndarray  #: pieces of the text deal list
-    html_bounds: np.ndarray  #: owner i's HTML pieces are html[bounds[i]:bounds[i + 1]]
-    text_bounds: np.ndarray
+    chunk_first: np.ndarray  #: first owner of each chunk, and the number of owners last
+    build: Callable[[int, int], tuple[Any, Any, np.ndarray, np.ndarray]]
+    _loaded: tuple[int, Any, Any, np.ndarray, np.ndarray] | None = None
 
     def index(self) -> dict[str, int]:
         return {o: i for i, o in enumerate(self.owners)}
+
+    def _pieces(self, i: int) -> tuple[int, Any, Any, np.ndarray, np.ndarray]:
+        c = int(np.searchsorted(self.chunk_first, i, side="right")) - 1
+        if self._loaded is None or self._loaded[0] != c:
+            self._loaded = None  # the previous chunk goes before the next one is built
+            first, end = int(self.chunk_first[c]), int(self.chunk_first[c + 1])
+            self._loaded = (c, *self.build(first, end))
+        return self._loaded
 
     def deal_rows(self, i: int) -> Markup:
         """Owner ``i``'s HTML deal table (every value already escaped)."""
         if not self.shown[i]:
             return Markup("")
-        a, b = self.html_bounds[i], self.html_bounds[i + 1]
-        return Markup(_TABLE_HEAD + "".join(self.html[a:b]) + _TABLE_TAIL)
+        c, html, _, hb, _ = self._pieces(i)
+        j = i - int(self.chunk_first[c])
+        return Markup(_TABLE_HEAD + "".join(html[hb[j] : hb[j + 1]]) + _TABLE_TAIL)
 
     def deal_list(self, i: int) -> str:
-        a, b = self.text_bounds[i], self.text_bounds[i + 1]
-        return "".join(self.text[a:b])
+        if not self.shown[i]:
+            return ""
+        c, _, text, _, tb = self._pieces(i)
+        j = i - int(self.chunk_first[c])
+        return "".join(text[tb[j] : tb[j + 1]])
 
     def release(self, i: int) -> None:
         """Drop owner ``i``'s pieces once its page is built (frees memory as owners go by)."""
-        self.html[self.html_bounds[i] : self.html_bounds[i + 1]] = None
-        self.text[self.text_bounds[i] : self.text_bounds[i + 1]] = None
+        if self._loaded is None or not self.shown[i]:
+            return
+        c, html, text, hb, tb = self._pieces(i)
+        j = i - int(self.chunk_first[c])
+        html[hb[j] : hb[j + 1]] = None
+        text[tb[j] : tb[j + 1]] = None
+
+
+#: findings formatted at a time (a chunk of owners); bounds the memory of the bulk pass
+CHUNK_ROWS = 40_000
 
 
 def digest_rows(run: AuditRun, owners: Iterable[str] | None = None) -> DigestRows:
@@ -138,13 +161,22 @@ def digest_rows(run: AuditRun, owners: Iterable[str] | None = None) -> DigestRow
         new_mask = _take(v, "fingerprint", rows_pos).astype(str).isin(fps).to_numpy()
         new_count = np.bincount(ko, weights=new_mask, minlength=n_owners).astype(int)
 
-    html_f, text_f = _finding_pieces(run, v, rows_pos, new_mask)
-    html_h, text_h = _deal_pieces(run, v, rows_pos[kd_start], k_index[kd_start])
-    html, html_bounds = _interleave(html_h, html_f, "</td>\n</tr>\n", kd_start, ko, n_owners)
-    text, text_bounds = _interleave(text_h, text_f, "\n", kd_start, ko, n_owners)
-    return DigestRows(
-        owner_ids, total, flagged, shown, new_count, html, text, html_bounds, text_bounds
-    )
+    # owner i's listed findings are rows starts[i]:starts[i + 1] of the arrays above
+    starts = np.searchsorted(ko, np.arange(n_owners + 1), side="left")
+    n_kept = len(rows_pos)
+    cuts = np.searchsorted(starts, np.arange(0, max(n_kept, 1), CHUNK_ROWS), side="right") - 1
+    chunk_first = np.unique(np.r_[0, np.clip(cuts, 0, max(n_owners - 1, 0)), n_owners])
+
+    def build(first: int, end: int) -> tuple[Any, Any, np.ndarray, np.ndarray]:
+        ra, rb = starts[first], starts[end]
+        pos, kd, owner = rows_pos[ra:rb], kd_start[ra:rb], ko[ra:rb] - first
+        html_f, text_f = _finding_pieces(run, v, pos, new_mask[ra:rb])
+        html_h, text_h = _deal_pieces(run, v, pos[kd], k_index[ra:rb][kd])
+        html, hb = _interleave(html_h, html_f, "</td>\n</tr>\n", kd, owner, end - first)
+        text, tb = _interleave(text_h, text_f, "\n", kd, owner, end - first)
+        return html, text, hb, tb
+
+    return DigestRows(owner_ids, total, flagged, shown, new_count, chunk_first, build)
 
 
 #: names every formatter leaves as they are: one plain line without HTML's special characters

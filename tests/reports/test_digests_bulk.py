@@ -129,3 +129,16 @@ def test_hostile_crm_text_matches_the_macros_and_is_escaped(tmp_path: Path) -> N
             assert raw not in html, (ctx["owner_id"], raw)
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html or ctx["owner_id"] != "O1"
         assert "Bcc: evil@example.com" not in text.replace("Eve Bcc:", "")  # one line
+
+
+def test_rows_formatted_in_small_chunks_are_the_same(
+    demo_run: AuditRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks of owners (bounded memory at 1M) give the same rows as one chunk."""
+    import reports.digests
+
+    monkeypatch.setattr(reports.digests, "CHUNK_ROWS", 7)
+    rows = digest_rows(demo_run)
+    assert len(rows.chunk_first) > 10
+    assert_same_as_macros(demo_run)
+    assert_pages_whole(demo_run)
