@@ -87,17 +87,19 @@ def worst_deals(run: AuditRun, v: pd.DataFrame, limit: int) -> tuple[list[dict],
     docs = rule_docs(run)
     new_fps = _new_fingerprints(run)
     keys = _deal_keys(run).loc[v.index]
-    order = keys.drop_duplicates("deal").sort_values(
-        ["deal_rank", "deal_n", "deal_amount", "deal"],
-        ascending=[True, False, False, True],
-        kind="stable",
-    )
-    top = order["deal"].head(limit).tolist()
-    chosen = keys["deal"].isin(set(top))
-    sub = v[chosen.to_numpy()]
-    sub = sub.iloc[np.argsort(keys.loc[chosen, "rank"].to_numpy(), kind="stable")]
+    code = keys["code"].to_numpy()
+    first = ~keys["code"].duplicated().to_numpy()  # integer codes: no text hashing
+    heads = keys[first]
+    order = np.lexsort((heads["code"].to_numpy(), -heads["deal_amount"].to_numpy(),
+                        -heads["deal_n"].to_numpy(), heads["deal_rank"].to_numpy()))
+    top_codes = heads["code"].to_numpy()[order[:limit]]
+    top = heads["deal"].to_numpy()[order[:limit]].tolist()
+    chosen = np.isin(code, top_codes)
+    sub = v[chosen]
+    sub = sub.iloc[np.argsort(keys["rank"].to_numpy()[chosen], kind="stable")]
     owners = owner_table(run)
-    currency = currency_by_id(run, set(top))
+    cur = row_currency(run).loc[sub.index]
+    currency = dict(zip(sub["opportunity_id"].astype(str), cur, strict=True))
     deals: dict[str, dict[str, Any]] = {}
     for row in _records(sub):
         did = str(row["opportunity_id"])
@@ -129,7 +131,7 @@ def worst_deals(run: AuditRun, v: pd.DataFrame, limit: int) -> tuple[list[dict],
                 "new": row["fingerprint"] in new_fps,
             }
         )
-    return [deals[d] for d in top if d in deals], int(len(order))
+    return [deals[d] for d in top if d in deals], int(len(heads))
 
 
 def _deal_keys(run: AuditRun) -> pd.DataFrame:
@@ -140,10 +142,13 @@ def _deal_keys(run: AuditRun) -> pd.DataFrame:
         deal = v["opportunity_id"].astype(str)
         rank = _severity_rank(v)
         amount = v["amount"].astype("Float64").fillna(0.0).astype(float)
-        g = pd.DataFrame({"deal": deal, "rank": rank, "amount": amount}).groupby("deal")
+        # deals as integer codes in text order (the tie-break): grouping and sorting on ints
+        code, _ = pd.factorize(deal, sort=True)
+        g = pd.DataFrame({"code": code, "rank": rank, "amount": amount}).groupby("code")
         return pd.DataFrame(
             {
                 "deal": deal,
+                "code": code,
                 "rank": rank,
                 "deal_rank": g["rank"].transform("min"),
                 "deal_n": g["rank"].transform("size"),
@@ -176,6 +181,26 @@ def violation_rows(run: AuditRun) -> np.ndarray:
             run.snapshot.opportunities["id"], run.result.violations["opportunity_id"]
         ),
     )
+
+
+def row_currency(run: AuditRun) -> pd.Series:
+    """Per violation row: its opportunity's currency code (None when unknown), found through
+    the positions of :func:`violation_rows` (no lookup of ids per deal list)."""
+
+    def build() -> pd.Series:
+        pos = violation_rows(run)
+        cur = run.snapshot.opportunities["currency"].astype(object)
+        vals = cur.where(cur.notna(), None).to_numpy()[np.maximum(pos, 0)] if len(pos) else []
+        out = pd.Series(vals, index=run.result.violations.index, dtype=object)
+        return out.where(pos >= 0, None) if len(pos) else out
+
+    return _cached(run, "row_currency", build)
+
+
+def metrics_dict(run: AuditRun) -> dict[str, Any]:
+    """metrics.json's content, built once per run (the report, the score basis and
+    metrics.json all read it; converting the typed metrics took seconds at 1M)."""
+    return _cached(run, "metrics_dict", lambda: run.metrics.to_dict())
 
 
 def fix_now_mask(run: AuditRun) -> pd.Series:
@@ -462,7 +487,7 @@ def report_context(run: AuditRun) -> dict[str, Any]:
     score = run.score
     metrics = run.metrics
     hygiene = metrics.hygiene_score
-    as_json = metrics.to_dict()
+    as_json = metrics_dict(run)
     owners_rows = by_owner(run, MAX_OWNERS)
     return {
         "title": run.config.report.title,
@@ -500,7 +525,7 @@ def hygiene_dict(run: AuditRun) -> dict[str, Any]:
 
     def build() -> dict[str, Any]:
         m = run.metrics
-        data = m.to_dict() if hasattr(m, "to_dict") else m
+        data = metrics_dict(run) if hasattr(m, "to_dict") else m
         return data.get("hygiene_score") or {}
 
     return _cached(run, "hygiene_dict", build)
@@ -572,45 +597,6 @@ def rows_by_owner(run: AuditRun) -> dict[str, pd.DataFrame]:
     if not len(v):
         return {}
     return {str(k): g for k, g in v.groupby(v["owner_id"].astype(str), sort=True)}
-
-
-def digest_context(
-    run: AuditRun, owner_id: str, rows: pd.DataFrame | None = None, limit: int | None = None
-) -> dict[str, Any]:
-    """One owner's digest: only that owner's flagged deals, worst first.
-
-    ``rows`` (that owner's violation rows, same index as the run's) saves a scan per owner.
-    """
-    v = run.result.violations
-    if rows is not None:
-        mine = rows
-    else:
-        mine = v[v["owner_id"].astype(str) == str(owner_id)] if len(v) else v
-    limit = limit or run.config.report.max_deals
-    deals, n_deals = worst_deals(run, mine, limit)
-    owners = owner_table(run)
-    known = owner_id in owners.index
-    detail = run.metrics.hygiene_score.owners.get(owner_id)
-    score = detail.score if detail else None
-    return {
-        "title": run.config.report.title,
-        "facts": listed_facts(run),
-        "score_basis": detail.basis if detail else None,
-        "notes": list(run.result.notes),
-        "owner_id": owner_id,
-        "owner": oneline(owners.at[owner_id, "name"] if known else None) or owner_id,
-        "email": owners.at[owner_id, "email"] if known else None,
-        "score": score,
-        "band": score_band(score),
-        "total": int(len(mine)),
-        "flagged_deals": n_deals,
-        # None without history: "0 new" would claim a comparison that was not made
-        "new": sum(1 for d in deals for f in d["findings"] if f["new"])
-        if run.history is not None
-        else None,
-        "deals": deals,
-        "deals_shown": len(deals),
-    }
 
 
 def manager_groups(run: AuditRun) -> list[dict[str, Any]]:
@@ -698,16 +684,20 @@ def team_context(run: AuditRun, group: dict[str, Any]) -> dict[str, Any]:
         else pd.Series(dtype=int)
     )
     top = int(counts.max()) if len(counts) else 0
+    # looked up for all members at once (a manager of a large org has thousands)
+    names = owners["name"].reindex(members).tolist()
+    found = counts.reindex(members, fill_value=0).astype(int).tolist()
+    dealt = deal_counts.reindex(members, fill_value=0).astype(int).tolist()
     rows = [
         {
             "owner_id": m,
-            "owner": oneline(owners.at[m, "name"] if m in owners.index else None) or m,
-            "findings": int(counts.get(m, 0)),
-            "deals": int(deal_counts.get(m, 0)),
+            "owner": oneline(name) or m,
+            "findings": n,
+            "deals": d,
             "score": scores.get(m),
-            "width": round(100.0 * counts.get(m, 0) / top, 1) if top else 0.0,
+            "width": round(100.0 * n / top, 1) if top else 0.0,
         }
-        for m in members
+        for m, name, n, d in zip(members, names, found, dealt, strict=True)
     ]
     rows.sort(key=lambda r: (-r["findings"], r["owner"]))
     deals, n_deals = worst_deals(run, mine, run.config.report.max_deals)

@@ -33,15 +33,14 @@ from auditor.files import mkdir_private, write_private
 from auditor.results import AuditRun
 from auditor.secrets import read_secret, redact
 from reports.context import (
-    digest_context,
     manager_groups,
     owner_table,
-    owners_with_findings,
     report_context,
     rows_by_owner,
     team_context,
     team_group,
 )
+from reports.digests import digest_contexts, render_digest
 from reports.format import number, oneline, plural
 from reports.machine import violations_csv_bytes
 from reports.render import render, run_environment, safe_name
@@ -219,9 +218,10 @@ def plan(run: AuditRun, config: AuditConfig) -> tuple[list[Outgoing], list[dict]
 
     owners = owner_table(run)
     if d.owner_digests:
-        split = rows_by_owner(run)
-        for oid in owners_with_findings(run):
-            ctx = digest_context(run, oid, split.get(oid))
+        split = rows_by_owner(run) if d.attach_csv else {}
+        html_t, text_t = env.get_template("digest.html.j2"), env.get_template("digest.txt.j2")
+        for ctx in digest_contexts(run):  # the bulk path, as digests/ on disk
+            oid = ctx["owner_id"]
             subject = format_subject(
                 d.digest_subject,
                 {
@@ -235,20 +235,19 @@ def plan(run: AuditRun, config: AuditConfig) -> tuple[list[Outgoing], list[dict]
             )
             email = ctx["email"]
             active = owners.at[oid, "active"] if oid in owners.index else None
-            mine = split[oid]
             item = Outgoing(
                 "owner",
                 oid,
                 email or "",
                 ctx["owner"],
                 subject,
-                render(env, "digest.txt.j2", ctx),
-                render(env, "digest.html.j2", ctx),
+                render_digest(text_t, ctx, html=False),
+                render_digest(html_t, ctx, html=True),
                 None,
             )
             if d.attach_csv:
                 item.attachment, why = _attachment(
-                    f"violations-{safe_name(oid)}.csv", violations_csv_bytes(mine)
+                    f"violations-{safe_name(oid)}.csv", violations_csv_bytes(split[oid])
                 )
                 item.sizes = {"attachment_skipped": why} if why else None
             if not email:

@@ -19,7 +19,8 @@ from auditor.derived import positions
 from auditor.results import SEVERITY_RANK, AuditRun
 from auditor.stages import STAGE_LABELS
 from reports.context import fix_now_mask, owner_table, process_findings, rule_docs
-from reports.format import human, oneline, rule_label, safe_url, sentence
+from reports.format import human, oneline, rule_label, sentence
+from reports.vector import safe_urls
 
 _ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026",
             0x2028: "\\u2028", 0x2029: "\\u2029"}  # fmt: skip
@@ -61,7 +62,7 @@ def explorer_data(run: AuditRun, max_rows: int) -> dict[str, Any]:
     sub = v.iloc[take]
     fix = fix[take]
     opp = run.snapshot.opportunities
-    pos = positions(run.snapshot.opportunities["id"], v["opportunity_id"])[take]
+    pos = positions(opp["id"], sub["opportunity_id"])
     ok = pos >= 0
     safe_pos = np.where(ok, pos, 0)
     currency = pd.Series(opp["currency"].astype(object).to_numpy()[safe_pos]).where(ok, None)
@@ -78,7 +79,7 @@ def explorer_data(run: AuditRun, max_rows: int) -> dict[str, Any]:
     for name, series in (("owner", owner_name), ("team", team), ("stage", stage),
                          ("currency", currency), ("severity", sub["severity"])):  # fmt: skip
         cols[name], cols[name + "_values"] = _dictionary(series)
-    urls = sub["url"].astype(object).map(lambda u: safe_url(u) or "")
+    urls = safe_urls(sub["url"])
     amount = sub["amount"].astype("Float64").astype(object)
     return {
         "total": int(len(v)),
@@ -95,7 +96,7 @@ def explorer_data(run: AuditRun, max_rows: int) -> dict[str, Any]:
         "deal": sub["opportunity_name"].astype(object).fillna(sub["opportunity_id"]).tolist(),
         "deal_id": sub["opportunity_id"].astype(str).tolist(),
         "account": sub["account_name"].astype(object).fillna("").tolist(),
-        "url": urls.tolist(),
+        "url": urls.tolist(),  # http(s) links only
         "amount": [None if pd.isna(a) else float(a) for a in amount],
         "message": _human_texts(sub["message"]),
         "fix_now": fix.astype(int).tolist(),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +27,14 @@ import jinja2
 from auditor.config import AuditConfig
 from auditor.files import mkdir_private, write_private
 from auditor.results import AuditRun
-from reports.context import (
-    digest_context,
-    manager_groups,
-    owners_with_findings,
-    report_context,
-    rows_by_owner,
-    team_context,
-)
+from reports.context import manager_groups, metrics_dict, report_context, team_context
+from reports.digests import digest_contexts, digest_rows, render_digest
 from reports.format import FILTERS
 from reports.htmlmail import compact_html
 from reports.machine import write_json, write_run_json, write_violations_csv, write_violations_json
 
 TEMPLATES = Path(__file__).parent / "templates"
+_BLANK_LINES = re.compile(r"\n{3,}")
 
 __all__ = ["environment", "report_context", "write_reports", "render", "run_environment"]
 
@@ -86,6 +82,8 @@ def environment(template_dir: Path | None = None) -> jinja2.Environment:
         ),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
+        # templates do not change during a run: no stat() of every template file per render
+        auto_reload=False,
         lstrip_blocks=True,
         keep_trailing_newline=True,
         bytecode_cache=_COMPILED,
@@ -101,10 +99,16 @@ def run_environment(run: AuditRun) -> jinja2.Environment:
 
 def render(env: jinja2.Environment, name: str, ctx: dict[str, Any]) -> str:
     """Render one template; HTML loses indentation and blank lines, text gets tidy blank lines."""
-    out = env.get_template(name).render(**ctx)
+    return finish(name, env.get_template(name).render(**ctx))
+
+
+def finish(name: str, out: str) -> str:
+    """The rendered text of template ``name`` made tidy for its format (see :func:`render`)."""
     if name.endswith(".html.j2"):
         return compact_html(out)
-    return re.sub(r"\n{3,}", "\n\n", out).strip() + "\n"
+    if "\n\n\n" in out:
+        out = _BLANK_LINES.sub("\n\n", out)
+    return out.strip() + "\n"
 
 
 def safe_name(key: str) -> str:
@@ -186,7 +190,7 @@ def write_reports(run: AuditRun, out_dir: Path, *, run_json: bool = True) -> lis
     if "json" in formats:
         written.append(write_violations_json(run.result.violations, out_dir / "violations.json"))
         written.append(write_violations_json(process, out_dir / "process_findings.json"))
-        metrics = run.metrics.to_dict()
+        metrics = metrics_dict(run)
         written.append(write_json(metrics, out_dir / "metrics.json", schema="metrics"))
     if run_json and wants_run_json(run.config):
         written.append(out_dir / "run.json")
@@ -196,21 +200,38 @@ def write_reports(run: AuditRun, out_dir: Path, *, run_json: bool = True) -> lis
 
 
 def write_digests(run: AuditRun, env: jinja2.Environment, folder: Path) -> list[Path]:
-    """One digest per owner with findings and one roll-up per manager, as HTML and text."""
+    """One digest per owner with findings and one roll-up per manager, as HTML and text.
+
+    The owners' deal lists come from one bulk pass (reports.digests); each owner's page is then
+    a small template render. Creating thousands of files is kernel time, so the files are
+    written on a second thread while the next owners render.
+    """
     mkdir_private(folder)
-    written = []
-    split = rows_by_owner(run)
-    owners = list(owners_with_findings(run))
+    rows = digest_rows(run)  # every owner with findings, in one bulk pass
     groups = manager_groups(run)
-    stems = file_stems([f"owner-{o}" for o in owners] + [str(g["key"]) for g in groups])
-    for oid in owners:
-        ctx = digest_context(run, oid, split.get(oid))
-        stem = stems[f"owner-{oid}"]  # "owner-O1"; unsafe ids get a hash (file_stems)
-        written.append(_write(folder / f"{stem}.html", render(env, "digest.html.j2", ctx)))
-        written.append(_write(folder / f"{stem}.txt", render(env, "digest.txt.j2", ctx)))
-    for group in groups:
-        ctx = team_context(run, group)
-        stem = stems[str(group["key"])]
-        written.append(_write(folder / f"{stem}.html", render(env, "team.html.j2", ctx)))
-        written.append(_write(folder / f"{stem}.txt", render(env, "team.txt.j2", ctx)))
+    stems = file_stems([f"owner-{o}" for o in rows.owners] + [str(g["key"]) for g in groups])
+    html_t, text_t = env.get_template("digest.html.j2"), env.get_template("digest.txt.j2")
+    written: list[Path] = []
+    batch: list[tuple[Path, str]] = []
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        futures = []
+        for ctx in digest_contexts(run, rows=rows):
+            stem = stems[f"owner-{ctx['owner_id']}"]  # "owner-O1"; unsafe ids get a hash
+            batch.append((folder / f"{stem}.html", render_digest(html_t, ctx, html=True)))
+            batch.append((folder / f"{stem}.txt", render_digest(text_t, ctx, html=False)))
+            if len(batch) >= 256:
+                futures.append(pool.submit(_write_all, batch))
+                batch = []
+        for group in groups:
+            ctx = team_context(run, group)
+            stem = stems[str(group["key"])]
+            batch.append((folder / f"{stem}.html", render(env, "team.html.j2", ctx)))
+            batch.append((folder / f"{stem}.txt", render(env, "team.txt.j2", ctx)))
+        futures.append(pool.submit(_write_all, batch))
+        for f in futures:
+            written += f.result()
     return written
+
+
+def _write_all(files: list[tuple[Path, str]]) -> list[Path]:
+    return [_write(path, text) for path, text in files]

@@ -231,7 +231,8 @@ def test_v01_output_folder_is_replaced_and_a_missing_parent_created(tmp_path, sc
     (old / "digests" / "owner-X.txt").write_text("stale")
     scripted.script = [_org(1), _org(1)]
     execute(make_config(tmp_path), out_dir=old)
-    assert not (old / "report.html").exists() and not (old / "digests").exists()
+    # the v0.1 files are gone (digests/ now holds this run's own digests, on by default)
+    assert not (old / "report.html").exists() and not (old / "digests" / "owner-X.txt").exists()
     verify(old)
     execute(make_config(tmp_path), out_dir=tmp_path / "new" / "x" / "out")
     verify(tmp_path / "new" / "x" / "out")

@@ -312,7 +312,7 @@ def make_run(
     history: dict | None = None,
     owner_names: dict[str, str] | None = None,
 ) -> AuditRun:
-    # digests on: these tests look at them (the default is off for large orgs)
+    # digests on (the default) unless a test's config turns them off
     config = dict(config or {})
     data = {
         "source": {"type": "demo"},

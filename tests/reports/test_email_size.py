@@ -15,13 +15,13 @@ import pytest
 from auditor.config import parse_config
 from auditor.results import AuditRun
 from reports.context import (
-    digest_context,
     manager_groups,
     rows_by_owner,
     team_context,
     team_group,
 )
 from reports.delivery import Outgoing, build_message, measure, parse_address, plan
+from reports.digests import digest_context
 from reports.render import render, run_environment
 from tests.reports.big_run import N, big_run
 

@@ -10,7 +10,7 @@ import jsonschema
 import lxml.html
 import pytest
 
-from reports.machine import load_schema
+from reports.machine import load_schema, violations_records, write_violations_json
 from reports.render import write_reports
 from tests.reports.reports_fixture import EVIL_NAME, make_run
 
@@ -294,3 +294,19 @@ def test_demo_run_outputs_validate_and_render_every_metric(tmp_path: Path) -> No
         title = name.replace("_", " ").capitalize()
         assert title in headings, title
     assert "{" not in " ".join(html.xpath("//td/text()"))  # no raw JSON left in cells
+
+
+def test_violations_json_streamed_in_chunks_is_the_same_list(audit_run, tmp_path: Path) -> None:
+    """Streamed two rows at a time (chunk edges, the last one short), the file parses to the
+    same objects as one serialization of the whole frame, is valid against its schema, and is
+    unindented."""
+    v = audit_run.result.violations
+    assert len(v) == 5
+    whole = json.loads(json.dumps(violations_records(v)))
+    for chunk in (2, 5, 100):
+        path = write_violations_json(v, tmp_path / f"v{chunk}.json", chunk_rows=chunk)
+        text = path.read_text(encoding="utf-8")
+        assert json.loads(text) == whole and "\n" not in text, chunk
+        jsonschema.validate(json.loads(text), load_schema("violations"))
+    empty = write_violations_json(v.iloc[:0], tmp_path / "empty.json", chunk_rows=2)
+    assert json.loads(empty.read_text()) == []

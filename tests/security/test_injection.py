@@ -155,3 +155,25 @@ def test_a_filter_cannot_turn_a_query_into_a_write(org, rsps, make_sf) -> None:
     # ... and it was only ever a read: SOQL has no write statements and every request was GET
     assert {c.request.method for c in rsps.calls} == {"GET"}
     assert any(evil in q for q in org.soql)
+
+
+def test_bulk_rendered_digest_escapes_hostile_owner_and_deal_names(tmp_path: Path) -> None:
+    """Digests are rendered in bulk (reports/digests.py builds every owner's rows at once and
+    hands them to the template already escaped): a hostile owner name and deal name arrive as
+    text in the HTML digest and on one line in the text digest."""
+    owner = '</h1><img src=x onerror=alert(1)>\r\nBcc: evil@example.com'
+    deal = '<script>alert("deal")</script>\n   <a href="javascript:alert(2)">x</a>'
+    run = make_run(tmp_path, owner_names={"O1": owner})
+    v = run.result.violations
+    v["opportunity_name"] = v["opportunity_name"].astype(object).where(v["owner_id"] != "O1", deal)
+    write_reports(run, tmp_path / "out")
+    html = (tmp_path / "out" / "digests" / "owner-O1.html").read_text()
+    text = (tmp_path / "out" / "digests" / "owner-O1.txt").read_text()
+    for raw in ("<img src=x", "<script>alert", '<a href="javascript', "</h1><img"):
+        assert raw not in html, raw
+    assert "&lt;/h1&gt;&lt;img src=x onerror=alert(1)&gt;" in html  # shown, escaped
+    assert "&lt;script&gt;alert(&#34;deal&#34;)&lt;/script&gt;" in html
+    assert not re.search(r"""href=["']?\s*javascript:""", html, re.IGNORECASE)
+    # text: names on one line (no header-like line can start inside a digest)
+    assert not any(line.startswith("Bcc:") for line in text.splitlines())
+    assert '<script>alert("deal")</script> <a href="javascript:alert(2)">x</a>' in text
