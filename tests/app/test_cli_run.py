@@ -53,10 +53,9 @@ def test_fail_on_exit_codes_subprocess(tmp_path: Path) -> None:
     proc = run_cli("run", "--config", str(cfg), "--fail-on", "error", cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr
     assert proc.stdout.splitlines()[-1] == "--fail-on error: 2 findings at or above error: FAIL"
-    proc = run_cli("run", "--config", str(cfg), "--select", "FU01", "--fail-on", "error",
-                   cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[-1] == "--fail-on error: 0 findings at or above error: pass"
+    res = invoke("run", "--config", str(cfg), "--select", "FU01", "--fail-on", "error")
+    assert res.exit_code == 0, res.stderr  # the passing gate's line, in this process
+    assert res.stdout.splitlines()[-1] == "--fail-on error: 0 findings at or above error: pass"
 
 
 def test_usage_errors_exit_2(sf_report: Path) -> None:
@@ -70,9 +69,9 @@ def test_usage_errors_exit_2(sf_report: Path) -> None:
 
 def test_new_only_without_history_is_refused(tmp_path: Path) -> None:
     cfg = write_config(tmp_path, history_extra="enabled = false")
-    proc = run_cli("run", "--config", str(cfg), "--fail-on", "error", "--new-only", cwd=tmp_path)
-    assert proc.returncode == 2
-    assert proc.stderr.strip() == (
+    res = invoke("run", "--config", str(cfg), "--fail-on", "error", "--new-only")
+    assert res.exit_code == 2  # refused before the audit: the message is the point
+    assert res.stderr.strip() == (
         f"error: --new-only needs the run history, which {cfg} disables "
         "(`history.enabled = false`)"
     )
@@ -135,12 +134,12 @@ def test_ignore_is_added_to_the_config_ignore(tmp_path: Path) -> None:
     assert json.loads(res.stdout)["rules_run"] == 0
 
 
-def test_select_and_ignore_subprocess(tmp_path: Path) -> None:
+def test_select_and_ignore_together(tmp_path: Path) -> None:
     cfg = write_config(tmp_path)
-    proc = run_cli("run", "--config", str(cfg), "--select", "CD,FU", "--ignore", "FU01",
-                   "--format", "json", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["by_rule"] == {"CD01": 2}
+    res = invoke("run", "--config", str(cfg), "--select", "CD,FU", "--ignore", "FU01",
+                 "--format", "json")
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["by_rule"] == {"CD01": 2}
     assert flagged(cfg) == {"CD01": CD01}
 
 

@@ -69,6 +69,15 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=600)
 
 
+def _invoke(*args: str):  # noqa: ANN202 - click's Result
+    """``crm-audit run`` in this process, for what is refused before any worker starts."""
+    from click.testing import CliRunner
+
+    from auditor.app.cli import main
+
+    return CliRunner().invoke(main, ["run", *args])
+
+
 def _money(text: str) -> float:
     return float(text.replace(",", ""))
 
@@ -143,8 +152,9 @@ def test_source_option_runs_one_source(tmp_path: Path) -> None:
     res = _run("-c", str(cfg), "-o", str(tmp_path / "out"), "--source", "csv-client")
     assert res.returncode == 0, res.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["csv-client"]
-    res = _run("-c", str(cfg), "-o", str(tmp_path / "out"), "--source", "nope")
-    assert res.returncode == 2
+    # refused before any worker starts: in this process
+    res = _invoke("-c", str(cfg), "-o", str(tmp_path / "out"), "--source", "nope")
+    assert res.exit_code == 2
     assert "no source named 'nope' in [[sources]] (there are: demo-co, csv-client, sf-export)" \
         in res.stderr
 
@@ -158,7 +168,7 @@ def test_source_and_sources_together_or_a_bad_name_are_refused(tmp_path: Path) -
     with pytest.raises(ConfigError, match=r"both \[source\] and \[\[sources\]\] are set"):
         parse_config({"source": {"type": "demo"}, "sources": [{"name": "a", "type": "demo"}]})
     cfg = _config(tmp_path, extra='[[sources]]\nname = "a/b"\ntype = "demo"\n')
-    res = _run("-c", str(cfg), "-o", str(tmp_path / "out"))
-    assert res.returncode == 2
+    res = _invoke("-c", str(cfg), "-o", str(tmp_path / "out"))  # refused before any worker
+    assert res.exit_code == 2
     assert "[[sources]] entry 4: `name` is required: letters, digits, '.', '_' or '-'" in res.stderr
     assert not (tmp_path / "out").exists()  # refused before anything ran

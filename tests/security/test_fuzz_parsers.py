@@ -2,7 +2,7 @@
 missing columns. Each example either succeeds (every rejected row carries where and why) or
 raises an AuditorError whose message names the file; any other exception fails the test.
 
-A short budget per parser in the default test run (FUZZ_EXAMPLES, default 50) keeps the suite
+A short budget per parser in the default test run (FUZZ_EXAMPLES, default 25) keeps the suite
 fast; the long fuzzing keeps its 500 examples per parser in a separate command (README):
 
     FUZZ_EXAMPLES=500 CI=true pytest -q -p no:cacheprovider -n 2 --dist loadfile -m "slow or fuzz"
@@ -40,7 +40,7 @@ from tests.security.matrix import record
 
 #: examples per parser in this run; the long run (and docs/fault-matrix.md) uses LONG_EXAMPLES
 LONG_EXAMPLES = 500
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "50"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 # In CI (CI=true) the examples are derandomized, so a submission is not blocked by a newly
 # drawn input; locally each run explores new inputs (and any find becomes an @example).
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
