@@ -34,8 +34,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from pandas.api.types import union_categoricals
 
-from auditor.snapshot import Snapshot, make_opportunities, make_owners, make_stage_history
+from auditor.snapshot import (
+    Snapshot,
+    as_category,
+    make_opportunities,
+    make_owners,
+    make_stage_history,
+)
 
 
 def _lookup(keys: pd.Series, values: pd.Series) -> pd.Series:
@@ -91,7 +98,7 @@ def merge_incremental(base: Snapshot, delta: Snapshot) -> Snapshot:
         if delta.meta.has_stage_history and (len(small) or len(untouched)):
             added = _rederive(added, small, hist[h_touched], delta.stage_history, b_opp,
                               b_changed)
-        hist = pd.concat([untouched, small], ignore_index=True)
+        hist = _concat_history(untouched, small)
     else:  # nothing pulled to merge: only drop the history of removed records
         hist = hist[~_in(_ids(hist["opportunity_id"]), gone)].reset_index(drop=True)
     opp = _concat(kept, added)
@@ -119,6 +126,18 @@ def merge_incremental(base: Snapshot, delta: Snapshot) -> Snapshot:
         extra=extra,
     )
     return Snapshot(opp, hist, owners, meta).validate()
+
+
+def _concat_history(stored: pd.DataFrame, merged: pd.DataFrame) -> pd.DataFrame:
+    """Stored + merged history rows, keeping ``source_stage`` dictionary-encoded (a plain
+    concat of two categoricals over different stage sets falls back to text)."""
+    out = pd.concat([stored, merged], ignore_index=True)
+    parts = [
+        s if isinstance(s.dtype, pd.CategoricalDtype) else as_category(s)
+        for s in (stored["source_stage"], merged["source_stage"])
+    ]
+    out["source_stage"] = union_categoricals(parts, ignore_order=True)
+    return out
 
 
 def _like(rows: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
