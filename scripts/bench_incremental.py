@@ -307,7 +307,11 @@ def measure(n: int, workdir: Path, as_of: date) -> dict[str, Any]:
     info = json.loads((folder / "setup.json").read_text())
     expect = info["expect"]
     store = folder / "history-run.sqlite"
-    shutil.copyfile(folder / "history.sqlite", store)  # each measured run starts from the seed
+    # each measured run starts from the seed: the database and its snapshot folder (schema 2)
+    shutil.copyfile(folder / "history.sqlite", store)
+    snaps = store.with_name(store.name + ".snapshots")
+    shutil.rmtree(snaps, ignore_errors=True)
+    shutil.copytree(folder / "history.sqlite.snapshots", snaps)
     server = subprocess.Popen(
         [sys.executable, "-m", "tests.support.salesforce_server", str(folder / "org.json")],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
