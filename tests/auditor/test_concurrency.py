@@ -85,12 +85,24 @@ def test_second_run_exits_5_or_waits_and_the_change_is_stored_once(tmp_path):
                               f"store {tmp_path / 'history.sqlite'} (run 2, pid {holder.pid} on ")
         assert "waited 0 s (`history.lock_wait_s`)" in err and "Traceback" not in err
 
-        waiting = _crm_audit("run", "-c", str(waits))
-        time.sleep(2)
+        # its stderr goes to a file, read while it runs: it is at the lock once it says it
+        # waits (a fixed 2 s sleep stood here before, long or short depending on the load)
+        err_file = tmp_path / "waiting.stderr"
+        with err_file.open("w") as err_fh:
+            waiting = subprocess.Popen([sys.executable, "-m", "auditor.app.cli", "run", "-c",
+                                        str(waits)], cwd=ROOT, stdout=subprocess.PIPE,
+                                       stderr=err_fh, text=True)
+        deadline = time.monotonic() + 60
+        while "waiting up to" not in err_file.read_text():
+            assert waiting.poll() is None, err_file.read_text()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.3)  # it keeps waiting (polls the lock every 0.2 s)
         assert waiting.poll() is None  # still waiting for the lock
         (tmp_path / "go").touch()
         assert holder.wait(120) == 0, holder.communicate()
-        w_out, w_err = waiting.communicate(timeout=120)
+        w_out, _ = waiting.communicate(timeout=120)
+        w_err = err_file.read_text()
         assert waiting.returncode == 0, w_err
         assert "waiting up to 60 s for the run of 'export' in progress" in w_err
     finally:

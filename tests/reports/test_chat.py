@@ -54,7 +54,9 @@ class Hook:
 def hook() -> Iterator[tuple[Hook, str]]:
     h = Hook()
     server = ThreadingHTTPServer(("127.0.0.1", 0), h.handler())
-    t = threading.Thread(target=server.serve_forever, daemon=True)
+    # a short poll: shutdown() waits up to one poll interval (0.5 s by default)
+    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
+                         daemon=True)
     t.start()
     try:
         yield h, f"http://127.0.0.1:{server.server_address[1]}{SECRET_PATH}"
