@@ -6,7 +6,7 @@ recompute a rule. Grouping is vectorized; only the capped lists become Python di
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict
 from datetime import date
 from typing import Any, TypeVar
@@ -591,12 +591,35 @@ def owners_with_findings(run: AuditRun) -> list[str]:
     return sorted(v["owner_id"].dropna().astype(str).unique().tolist())
 
 
-def rows_by_owner(run: AuditRun) -> dict[str, pd.DataFrame]:
-    """Violation rows split by owner id, in one pass."""
-    v = run.result.violations
-    if not len(v):
-        return {}
-    return {str(k): g for k, g in v.groupby(v["owner_id"].astype(str), sort=True)}
+class OwnerRows(Mapping[str, pd.DataFrame]):
+    """Violation rows by owner id: one stable sort, then each owner's rows are a slice taken
+    when asked for (a frame per owner built up front cost ~0.2 ms each: 4 s for 20,000)."""
+
+    def __init__(self, v: pd.DataFrame) -> None:
+        keys = v["owner_id"].astype(str)
+        known = keys.notna().to_numpy()
+        keys = keys.to_numpy(dtype=object)[known]
+        order = np.argsort(keys, kind="stable")  # rows keep their order within an owner
+        self._rows = v.iloc[np.flatnonzero(known)[order]]
+        ids, starts = np.unique(keys[order], return_index=True)
+        ends = np.append(starts[1:], len(order)) if len(starts) else starts
+        self._span = {k: (int(a), int(b)) for k, a, b in zip(ids.tolist(), starts, ends,
+                                                              strict=True)}
+
+    def __getitem__(self, owner_id: str) -> pd.DataFrame:
+        start, end = self._span[owner_id]
+        return self._rows.iloc[start:end]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._span)
+
+    def __len__(self) -> int:
+        return len(self._span)
+
+
+def rows_by_owner(run: AuditRun) -> Mapping[str, pd.DataFrame]:
+    """Violation rows split by owner id (sorted ids; rows in their order)."""
+    return OwnerRows(run.result.violations)
 
 
 def manager_groups(run: AuditRun) -> list[dict[str, Any]]:
