@@ -84,14 +84,19 @@ def _check(store: HistoryStore) -> None:
         pd.testing.assert_frame_equal(getattr(stored.snapshot, name), getattr(SNAP, name))
 
 
-def test_a_version_1_sqlite_history_is_migrated_and_reads_the_same(tmp_path: Path) -> None:
-    path = tmp_path / "h.sqlite"
+def _v1_sqlite(path: Path) -> Path:
+    """A history file as version 1 wrote it, with the hand-written contents of ``_fill_v1``."""
     conn = sqlite3.connect(path, isolation_level=None)
     for statement in _statements(MIGRATIONS[0]):
         conn.execute(statement)
     conn.execute("PRAGMA user_version = 1")
     _fill_v1(conn.execute)
     conn.close()
+    return path
+
+
+def test_a_version_1_sqlite_history_is_migrated_and_reads_the_same(tmp_path: Path) -> None:
+    path = _v1_sqlite(tmp_path / "h.sqlite")
     with HistoryStore(path) as store:
         assert store.conn.execute("PRAGMA user_version").fetchone()[0] == 2
         tables = {r[0] for r in store.conn.execute(
@@ -130,13 +135,7 @@ def test_a_failing_migration_leaves_the_version_1_file_as_it_was(tmp_path, monke
     Parquet writer) rolls everything back; the next open migrates from version 1 again."""
     import auditor.history.schema as schema
 
-    path = tmp_path / "h.sqlite"
-    conn = sqlite3.connect(path, isolation_level=None)
-    for statement in _statements(MIGRATIONS[0]):
-        conn.execute(statement)
-    conn.execute("PRAGMA user_version = 1")
-    _fill_v1(conn.execute)
-    conn.close()
+    path = _v1_sqlite(tmp_path / "h.sqlite")
 
     def broken(table: Any) -> bytes:
         raise OSError("simulated failure while converting")
