@@ -25,6 +25,7 @@ from auditor.errors import DiskFullError
 from auditor.history import HistoryStore
 from connectors.demo import generate_demo_org
 from tests.auditor.conftest import AS_OF, make_config
+from tests.support.disk_full import FullOs
 
 DAY = date.fromisoformat(AS_OF)
 
@@ -129,21 +130,6 @@ def test_history_opens_read_only_on_a_completely_full_disk(tmp_path, scripted, s
         assert [(r["id"], r["status"]) for r in store.runs()] == [(run.run_id, "success")]
 
 
-class _FullOs:
-    """``os`` for auditor.files whose write fails with ENOSPC after ``budget`` bytes."""
-
-    def __init__(self, budget: int) -> None:
-        self.budget = budget
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(os, name)
-
-    def write(self, fd: int, data: Any) -> int:
-        if self.budget <= 0:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        n = os.write(fd, bytes(data[: self.budget]))
-        self.budget -= n
-        return n
 
 
 @pytest.mark.parametrize("budget", [0, 5_000, 60_000])
@@ -154,7 +140,7 @@ def test_injected_enospc_is_a_disk_full_error_and_publishes_nothing(tmp_path, sc
     out = tmp_path / "out"
     first = execute(cfg, out_dir=out)
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    monkeypatch.setattr(files_module, "os", _FullOs(budget))
+    monkeypatch.setattr(files_module, "os", FullOs(budget))
     with pytest.raises(DiskFullError) as err:
         execute(cfg, out_dir=out)
     monkeypatch.undo()

@@ -7,7 +7,6 @@ OUTPUT_FAULTS is the table (docs/fault-matrix.md lists every row, see test_fault
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import signal
@@ -27,6 +26,7 @@ from auditor.history import HistoryStore
 from connectors import registry
 from tests.auditor.fakes import ScriptedConnector
 from tests.security.matrix import record
+from tests.support.disk_full import FullOs
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTION = "7. Output folder, disk and run lock"
@@ -148,25 +148,12 @@ def test_killed_run_leaves_the_previous_set(tmp_path, scripted, point):
           "and published run 3")
 
 
-class _FullOs:
-    def __init__(self, budget: int) -> None:
-        self.budget = budget
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(os, name)
-
-    def write(self, fd: int, data: Any) -> int:
-        if self.budget <= 0:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        n = os.write(fd, bytes(data[: self.budget]))
-        self.budget -= n
-        return n
 
 
 def test_disk_full(tmp_path, scripted, monkeypatch):
     cfg, manifest, before = _seeded(tmp_path, scripted)
     scripted.script = [_org()]
-    monkeypatch.setattr(files_module, "os", _FullOs(5000))
+    monkeypatch.setattr(files_module, "os", FullOs(5000))
     code, out = _cli("run", "-c", str(cfg), "-q")  # -q: no progress lines before the error
     monkeypatch.undo()
     assert code == 3 and out.startswith("error: the disk is full: "), out
